@@ -1,0 +1,204 @@
+//! The config: YAML in, a validated, typed [`Config`] out.
+//!
+//! Owns parsing, cross-field validation and the resolution of secret references. A
+//! `Config` that exists is valid: the request path never re-checks or re-parses it. This
+//! module reads the environment only through the [`LoadContext`] it is given, and never
+//! logs the raw config.
+
+pub mod model;
+pub mod policy;
+mod validate;
+pub mod yaml;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+pub use model::*;
+pub use policy::{Policy, Validation};
+
+use crate::sensitive::Secret;
+
+/// Everything a config load may consult besides the YAML text.
+#[derive(Clone, Debug, Default)]
+pub struct LoadContext {
+    /// Environment variables visible to `{env: NAME}`.
+    pub vars: HashMap<String, String>,
+    /// Directory that relative `{file: PATH}` and certificate paths are relative to.
+    pub base_dir: PathBuf,
+}
+
+impl LoadContext {
+    /// The process environment and the config file's directory.
+    pub fn from_env(config_path: &Path) -> Self {
+        LoadContext {
+            vars: std::env::vars().collect(),
+            base_dir: config_path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn resolve_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// Read a secret reference; the error names what is missing, never a value.
+    pub fn resolve(&self, r: &SecretRef) -> Result<Secret, String> {
+        match r {
+            SecretRef::Env(name) => match self.vars.get(name) {
+                Some(v) if !v.is_empty() => Ok(Secret::new(v.as_bytes().to_vec())),
+                Some(_) => Err(format!("environment variable {name} is empty")),
+                None => Err(format!("environment variable {name} is not set")),
+            },
+            SecretRef::File(path) => {
+                let full = self.resolve_path(path);
+                std::fs::read(&full)
+                    .map(|mut bytes| {
+                        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                            bytes.pop();
+                        }
+                        Secret::new(bytes)
+                    })
+                    .map_err(|e| format!("cannot read {}: {e}", full.display()))
+            }
+            SecretRef::Value(v) => Ok(Secret::new(v.as_bytes().to_vec())),
+        }
+    }
+}
+
+/// One problem in a config, with the YAML path it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("cannot read config {path}: {message}")]
+    Read { path: String, message: String },
+}
+
+impl ConfigError {
+    pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+        let path = path.into();
+        ConfigError::Invalid {
+            path: if path.is_empty() { "(root)".into() } else { path },
+            message: message.into(),
+        }
+    }
+}
+
+/// Every problem found in one load, in document order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A published port of a service, with its policies decided.
+#[derive(Debug)]
+pub struct PortSpec {
+    pub room: String,
+    pub service: String,
+    pub num: u16,
+    /// `host:num` of the service.
+    pub authority: String,
+    pub published: bool,
+    pub public: bool,
+    pub liveness: Option<String>,
+    pub h2c: bool,
+    /// Policy of requests matching no endpoint.
+    pub policy: Arc<Policy>,
+    /// Endpoint paths and their policies, longest path first.
+    pub endpoints: Vec<(String, Arc<Policy>)>,
+}
+
+impl PortSpec {
+    /// The policy for a (normalised) request path: longest endpoint that is a
+    /// segment-prefix of it, else the port's.
+    pub fn policy_for(&self, path: &str) -> (&str, &Arc<Policy>) {
+        self.endpoints
+            .iter()
+            .find(|(p, _)| segment_prefix(p, path))
+            .map(|(p, pol)| (p.as_str(), pol))
+            .unwrap_or(("", &self.policy))
+    }
+}
+
+/// True when `prefix` equals `path` or is followed in it by a `/`.
+pub fn segment_prefix(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return path.starts_with('/');
+    }
+    let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
+    path == prefix
+        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+}
+
+/// A validated config with its secrets resolved.
+#[derive(Debug)]
+pub struct Config {
+    pub file: FileConfig,
+    /// Participant-token keys by kid, in config order (the first mints).
+    pub token_keys: Vec<(String, Secret)>,
+    pub redis_url: Option<Secret>,
+    pub secrets_key: Option<Secret>,
+    pub cookie_keys: Vec<Secret>,
+    pub oidc_client_secret: Option<Secret>,
+    /// Every port of every room's services.
+    pub ports: Vec<Arc<PortSpec>>,
+    /// SHA-256 of the source text, hex (reported by the admin listener; not a secret).
+    pub hash: String,
+    pub base_dir: PathBuf,
+}
+
+impl Config {
+    /// Parse and validate a config; returns every problem at once.
+    pub fn from_yaml_str(src: &str, ctx: &LoadContext) -> Result<Config, ConfigErrors> {
+        let file = validate::parse(src)?;
+        let mut config = validate::check(file, ctx)?;
+        config.hash = hex::encode(Sha256::digest(src.as_bytes()));
+        config.base_dir = ctx.base_dir.clone();
+        Ok(config)
+    }
+
+    /// Read and validate the config at `path` with the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let src = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError::Read {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }])
+        })?;
+        Config::from_yaml_str(&src, &LoadContext::from_env(path))
+    }
+
+    pub fn room(&self, name: &str) -> Option<&Room> {
+        self.file.rooms.iter().find(|r| r.name == name)
+    }
+
+    pub fn port(&self, room: &str, num: u16) -> Option<&Arc<PortSpec>> {
+        self.ports.iter().find(|p| p.room == room && p.num == num)
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.file.limits
+    }
+}

@@ -1,0 +1,207 @@
+//! What an endpoint's annotations mean, decided once at load.
+//!
+//! Annotations are strings in the YAML; the request path never re-reads them. Each port and
+//! endpoint gets a [`Policy`]: how callers are authenticated, where the body goes, and the
+//! limits that apply.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::webhook::Provider;
+
+/// `bearer`/`jwt`, `cookie`, or a provider name.
+pub const METHOD: &str = "meshagent.request.validation.method";
+/// Id of the room secret used to verify a webhook signature.
+pub const SECRET: &str = "meshagent.request.validation.secret";
+/// Id of the room secret compared with a subscription handshake token (WhatsApp/Meta).
+pub const CHALLENGE_SECRET: &str = "meshagent.request.validation.challenge_secret";
+/// Queue (Redis stream) that receives verified bodies.
+pub const QUEUE: &str = "meshagent.request.queue";
+/// Identity whose secrets verify this endpoint and who consumes its queue.
+pub const PROCESSOR: &str = "meshagent.request.processor";
+/// Signature timestamp window, overriding the provider's default (e.g. `300s`).
+pub const TOLERANCE: &str = "roomgate.validation.tolerance";
+/// Largest body accepted on this endpoint, in bytes.
+pub const MAX_BODY_BYTES: &str = "roomgate.request.max_body_bytes";
+
+/// How callers of an endpoint are authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Validation {
+    /// Public port, no method: forwarded as is.
+    Public,
+    /// Participant token in `Authorization: Bearer`.
+    Bearer,
+    /// Browser session through IAP (a participant token also passes).
+    Cookie,
+    /// Provider signature verified with a room secret.
+    Webhook(Provider),
+}
+
+/// The effective rules of one port or endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub validation: Validation,
+    /// Room secret id for webhook verification.
+    pub secret_id: Option<String>,
+    /// Room secret id for subscription handshakes.
+    pub challenge_secret_id: Option<String>,
+    /// Identity owning the secrets and the queue.
+    pub processor: String,
+    pub queue: Option<String>,
+    pub tolerance: Option<Duration>,
+    pub max_body_bytes: u64,
+}
+
+/// Merge endpoint annotations over the port's, key by key.
+pub fn effective_annotations(
+    port: &BTreeMap<String, String>,
+    endpoint: Option<&BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let mut merged = port.clone();
+    if let Some(ep) = endpoint {
+        for (k, v) in ep {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    merged
+}
+
+/// Decide the policy for merged annotations; every problem is returned as a message.
+pub fn decide(
+    annotations: &BTreeMap<String, String>,
+    public_port: bool,
+    service_name: &str,
+    default_max_body: u64,
+) -> Result<Policy, Vec<String>> {
+    let mut errors = Vec::new();
+    let get = |k: &str| {
+        annotations
+            .get(k)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    let validation = match get(METHOD) {
+        None if public_port => Validation::Public,
+        None => Validation::Bearer,
+        Some(m) => match m.to_ascii_lowercase().as_str() {
+            "bearer" | "jwt" => Validation::Bearer,
+            "cookie" => Validation::Cookie,
+            other => match Provider::from_str(other) {
+                Ok(p) => Validation::Webhook(p),
+                Err(()) => {
+                    errors.push(format!("unknown validation method {m:?} in {METHOD}"));
+                    Validation::Bearer
+                }
+            },
+        },
+    };
+    let queue = get(QUEUE).map(str::to_owned);
+    if let Some(q) = &queue {
+        if get(METHOD).is_none() {
+            errors.push(format!(
+                "queue {q:?} has no {METHOD}: queue routes never run unauthenticated"
+            ));
+        }
+        if !valid_name(q) {
+            errors.push(format!("queue name {q:?} may hold only letters, digits, '-', '_', '.'"));
+        }
+    }
+    let secret_id = get(SECRET).map(str::to_owned);
+    if matches!(validation, Validation::Webhook(_)) && secret_id.is_none() {
+        errors.push(format!("a webhook validation method needs {SECRET}"));
+    }
+    let tolerance = match get(TOLERANCE) {
+        None => None,
+        Some(t) => match super::model::parse_duration(t) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                errors.push(format!("{TOLERANCE}: {e}"));
+                None
+            }
+        },
+    };
+    let max_body_bytes = match get(MAX_BODY_BYTES) {
+        None => default_max_body,
+        Some(v) => v.parse().unwrap_or_else(|_| {
+            errors.push(format!("{MAX_BODY_BYTES}: {v:?} is not a byte count"));
+            default_max_body
+        }),
+    };
+    let processor = get(PROCESSOR).unwrap_or(service_name).to_owned();
+    if errors.is_empty() {
+        Ok(Policy {
+            validation,
+            secret_id,
+            challenge_secret_id: get(CHALLENGE_SECRET).map(str::to_owned),
+            processor,
+            queue,
+            tolerance,
+            max_body_bytes,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Names that end up in Redis keys: no braces, colons or spaces.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn private_port_without_method_requires_a_token() {
+        let p = decide(&ann(&[]), false, "web", 10).unwrap();
+        assert_eq!(p.validation, Validation::Bearer);
+    }
+
+    #[test]
+    fn public_port_without_method_is_public() {
+        let p = decide(&ann(&[]), true, "web", 10).unwrap();
+        assert_eq!(p.validation, Validation::Public);
+    }
+
+    #[test]
+    fn queue_without_method_is_rejected_even_on_a_public_port() {
+        let e = decide(&ann(&[(QUEUE, "q")]), true, "web", 10).unwrap_err();
+        assert!(e[0].contains("never run unauthenticated"), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_method_is_rejected() {
+        let e = decide(&ann(&[(METHOD, "carrier-pigeon")]), false, "web", 10).unwrap_err();
+        assert!(e[0].contains("unknown validation method"));
+    }
+
+    #[test]
+    fn endpoint_annotations_override_port_annotations_key_by_key() {
+        let port = ann(&[(METHOD, "cookie"), (PROCESSOR, "worker")]);
+        let ep = ann(&[(METHOD, "github"), (SECRET, "gh")]);
+        let merged = effective_annotations(&port, Some(&ep));
+        let p = decide(&merged, false, "web", 10).unwrap();
+        assert_eq!(p.validation, Validation::Webhook(Provider::Github));
+        assert_eq!(p.processor, "worker");
+        assert_eq!(p.secret_id.as_deref(), Some("gh"));
+    }
+
+    #[test]
+    fn processor_defaults_to_the_service_name() {
+        let p = decide(&ann(&[(METHOD, "stripe"), (SECRET, "s")]), false, "web", 10).unwrap();
+        assert_eq!(p.processor, "web");
+    }
+}

@@ -1,0 +1,329 @@
+//! Routing: a request's host and path to a room's published port and the policy that
+//! applies.
+//!
+//! Owns the one canonical view of the host (lowercased, port and trailing dot stripped) and
+//! of the path (dot-segments and repeated slashes resolved once; ambiguous encodings
+//! rejected). Routing, endpoint matching, authorization and forwarding all use the values
+//! produced here; nothing downstream re-parses the raw request target.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::config::{segment_prefix, Config, PathMatch, Policy, PortSpec};
+
+/// A route's domain: an exact name or a one-label wildcard (`*.apps.example.test`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DomainPattern {
+    Exact(String),
+    /// The suffix after `*.`.
+    Wildcard(String),
+}
+
+impl DomainPattern {
+    pub fn parse(raw: &str) -> Result<DomainPattern, String> {
+        let lower = raw.trim().to_ascii_lowercase();
+        let lower = lower.strip_suffix('.').unwrap_or(&lower);
+        let (wild, name) = match lower.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, lower),
+        };
+        let valid_label = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if name.is_empty() || !name.split('.').all(valid_label) {
+            return Err(format!(
+                "{raw:?} is not a domain name (letters, digits, '-', dots; wildcard only as a leading '*.')"
+            ));
+        }
+        Ok(if wild {
+            DomainPattern::Wildcard(name.to_owned())
+        } else {
+            DomainPattern::Exact(name.to_owned())
+        })
+    }
+}
+
+impl fmt::Display for DomainPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DomainPattern::Exact(d) => f.write_str(d),
+            DomainPattern::Wildcard(d) => write!(f, "*.{d}"),
+        }
+    }
+}
+
+/// The canonical host of a request: lowercased, without port or trailing dot.
+/// `None` when the value is not a plausible host name or IP literal.
+pub fn canonical_host(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let host = if let Some(rest) = raw.strip_prefix('[') {
+        // IPv6 literal, optionally with a port.
+        let end = rest.find(']')?;
+        let after = &rest[end + 1..];
+        if !(after.is_empty() || after.strip_prefix(':').is_some_and(valid_port)) {
+            return None;
+        }
+        return Some(format!("[{}]", rest[..end].to_ascii_lowercase()));
+    } else {
+        match raw.rsplit_once(':') {
+            Some((h, p)) if valid_port(p) => h,
+            Some(_) => return None,
+            None => raw,
+        }
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return None;
+    }
+    Some(host.to_ascii_lowercase())
+}
+
+fn valid_port(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Why a request path was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the path must start with /")]
+    NotAbsolute,
+    #[error("the path holds a fragment, NUL, backslash or encoded slash")]
+    Ambiguous,
+    #[error("the path has an invalid percent-encoding")]
+    BadEncoding,
+}
+
+/// Normalise a request path once: reject what different parsers read differently
+/// (`#`, `%23`, NUL, `\`, `%2F`, `%5C`, invalid escapes), decode `%2E` to `.`, collapse
+/// repeated slashes and resolve `.` and `..` segments (never above the root).
+pub fn canonical_path(raw: &str) -> Result<String, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let bytes = raw.as_bytes();
+    let mut decoded = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'#' | 0 | b'\\' => return Err(PathError::Ambiguous),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).ok_or(PathError::BadEncoding)?;
+                let hex = std::str::from_utf8(hex).map_err(|_| PathError::BadEncoding)?;
+                let v = u8::from_str_radix(hex, 16).map_err(|_| PathError::BadEncoding)?;
+                match v {
+                    b'/' | b'\\' | b'#' | 0 => return Err(PathError::Ambiguous),
+                    b'.' => decoded.push('.'),
+                    // Keep every other escape as written (uppercased hex).
+                    _ => {
+                        decoded.push('%');
+                        decoded.push_str(&hex.to_ascii_uppercase());
+                    }
+                }
+                i += 3;
+                continue;
+            }
+            _ if b < 0x20 || b == 0x7f => return Err(PathError::Ambiguous),
+            _ => decoded.push(b as char),
+        }
+        i += 1;
+    }
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = decoded.split('/').collect();
+    let last = segments.len() - 1;
+    let mut trailing_slash = false;
+    for (idx, seg) in segments.iter().enumerate().skip(1) {
+        match *seg {
+            "" => trailing_slash = idx == last,
+            "." => trailing_slash = idx == last,
+            ".." => {
+                out.pop();
+                trailing_slash = idx == last;
+            }
+            s => {
+                out.push(s);
+                trailing_slash = false;
+            }
+        }
+    }
+    let mut path = String::with_capacity(decoded.len());
+    for s in &out {
+        path.push('/');
+        path.push_str(s);
+    }
+    if path.is_empty() || trailing_slash {
+        path.push('/');
+    }
+    Ok(path)
+}
+
+#[derive(Debug)]
+struct PathRoute {
+    path: String,
+    exact: bool,
+    port: Arc<PortSpec>,
+}
+
+#[derive(Debug, Default)]
+struct DomainRoutes {
+    /// Longest path first.
+    paths: Vec<PathRoute>,
+    default: Option<Arc<PortSpec>>,
+}
+
+impl DomainRoutes {
+    fn resolve(&self, path: &str) -> Option<&Arc<PortSpec>> {
+        self.paths
+            .iter()
+            .find(|r| {
+                if r.exact {
+                    r.path == path
+                } else {
+                    segment_prefix(&r.path, path)
+                }
+            })
+            .map(|r| &r.port)
+            .or(self.default.as_ref())
+    }
+}
+
+/// The result of routing a request.
+#[derive(Debug, Clone)]
+pub struct Resolved<'a> {
+    /// The domain pattern that matched (for metrics and logs).
+    pub domain: &'a str,
+    pub port: &'a Arc<PortSpec>,
+    /// The endpoint path that matched, `""` for the port's own policy.
+    pub endpoint: &'a str,
+    pub policy: &'a Arc<Policy>,
+}
+
+/// Domains to ports, built once per config: O(1) in the number of domains.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    exact: HashMap<String, (String, DomainRoutes)>,
+    wildcard: HashMap<String, (String, DomainRoutes)>,
+}
+
+impl RouteTable {
+    /// Build from a validated config (which guarantees every route's port exists).
+    pub fn build(config: &Config) -> RouteTable {
+        let mut table = RouteTable::default();
+        for route in &config.file.routes {
+            let Ok(pattern) = DomainPattern::parse(&route.domain) else {
+                continue;
+            };
+            let port_of = |num: u16| config.port(&route.room, num).cloned();
+            let mut routes = DomainRoutes {
+                default: route.port.and_then(port_of),
+                paths: route
+                    .paths
+                    .iter()
+                    .filter_map(|p| {
+                        Some(PathRoute {
+                            path: p.path.clone(),
+                            exact: p.match_ == PathMatch::Exact,
+                            port: port_of(p.port)?,
+                        })
+                    })
+                    .collect(),
+            };
+            // Longest first; at equal length an exact match wins over a prefix.
+            routes
+                .paths
+                .sort_by_key(|r| (std::cmp::Reverse(r.path.len()), !r.exact));
+            let name = pattern.to_string();
+            match pattern {
+                DomainPattern::Exact(d) => table.exact.insert(d, (name, routes)),
+                DomainPattern::Wildcard(d) => table.wildcard.insert(d, (name, routes)),
+            };
+        }
+        table
+    }
+
+    /// Route a canonical host and path. Exact domains beat wildcards.
+    pub fn resolve(&self, host: &str, path: &str) -> Option<Resolved<'_>> {
+        let (domain, routes) = self.exact.get(host).or_else(|| {
+            let (_, parent) = host.split_once('.')?;
+            self.wildcard.get(parent)
+        })?;
+        let port = routes.resolve(path)?;
+        let (endpoint, policy) = port.policy_for(path);
+        Some(Resolved {
+            domain,
+            port,
+            endpoint,
+            policy,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.exact.len() + self.wildcard.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_is_lowercased_and_loses_port_and_trailing_dot() {
+        assert_eq!(canonical_host("App.Acme.LOCALHOST.:8080").as_deref(), Some("app.acme.localhost"));
+        assert_eq!(canonical_host("[::1]:80").as_deref(), Some("[::1]"));
+        assert_eq!(canonical_host("a b"), None);
+        assert_eq!(canonical_host("evil.com:80:80"), None);
+        assert_eq!(canonical_host("user@evil.com"), None);
+    }
+
+    #[test]
+    fn wildcard_domains_cover_exactly_one_label() {
+        assert_eq!(
+            DomainPattern::parse("*.Apps.Example.test").unwrap(),
+            DomainPattern::Wildcard("apps.example.test".into())
+        );
+        assert!(DomainPattern::parse("a.*.example.test").is_err());
+        assert!(DomainPattern::parse("**.example.test").is_err());
+        assert!(DomainPattern::parse("exa_mple.test").is_err());
+    }
+
+    /// The path-normalisation table: what routing, authorization and the upstream see.
+    #[test]
+    fn paths_are_normalised_once_and_ambiguous_forms_rejected() {
+        let ok = [
+            ("/", "/"),
+            ("/a/b", "/a/b"),
+            ("//a///b", "/a/b"),
+            ("/a/./b", "/a/b"),
+            ("/a/../b", "/b"),
+            ("/../../etc/passwd", "/etc/passwd"),
+            ("/a/%2e%2e/b", "/b"),
+            ("/a/%2E/b/", "/a/b/"),
+            ("/a/b/", "/a/b/"),
+            ("/a/b/..", "/a/"),
+            ("/a%20b", "/a%20b"),
+            ("/a%7eb", "/a%7Eb"),
+        ];
+        for (raw, want) in ok {
+            assert_eq!(canonical_path(raw).as_deref(), Ok(want), "{raw}");
+        }
+        let bad = [
+            "/a%2fb", "/a%2Fb", "/a%5cb", "/a\\b", "/a%23b", "/a%00b", "/a%zz", "/a%2", "a/b",
+        ];
+        for raw in bad {
+            assert!(canonical_path(raw).is_err(), "{raw} should be rejected");
+        }
+    }
+}
