@@ -281,7 +281,10 @@ mod tests {
 
     #[test]
     fn host_is_lowercased_and_loses_port_and_trailing_dot() {
-        assert_eq!(canonical_host("App.Acme.LOCALHOST.:8080").as_deref(), Some("app.acme.localhost"));
+        assert_eq!(
+            canonical_host("App.Acme.LOCALHOST.:8080").as_deref(),
+            Some("app.acme.localhost")
+        );
         assert_eq!(canonical_host("[::1]:80").as_deref(), Some("[::1]"));
         assert_eq!(canonical_host("a b"), None);
         assert_eq!(canonical_host("evil.com:80:80"), None);

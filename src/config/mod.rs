@@ -88,7 +88,11 @@ impl ConfigError {
     pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
         let path = path.into();
         ConfigError::Invalid {
-            path: if path.is_empty() { "(root)".into() } else { path },
+            path: if path.is_empty() {
+                "(root)".into()
+            } else {
+                path
+            },
             message: message.into(),
         }
     }
@@ -148,8 +152,7 @@ pub fn segment_prefix(prefix: &str, path: &str) -> bool {
         return path.starts_with('/');
     }
     let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
-    path == prefix
-        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+    path == prefix || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
 /// A validated config with its secrets resolved.

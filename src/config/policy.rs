@@ -104,7 +104,9 @@ pub fn decide(
             ));
         }
         if !valid_name(q) {
-            errors.push(format!("queue name {q:?} may hold only letters, digits, '-', '_', '.'"));
+            errors.push(format!(
+                "queue name {q:?} may hold only letters, digits, '-', '_', '.'"
+            ));
         }
     }
     let secret_id = get(SECRET).map(str::to_owned);
@@ -148,8 +150,7 @@ pub fn decide(
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 

@@ -154,7 +154,10 @@ pub(super) fn check(file: FileConfig, ctx: &LoadContext) -> Result<Config, Confi
         errors: Vec::new(),
     };
     if file.version != "v1" {
-        c.err("version", format!("unsupported version {:?}; expected v1", file.version));
+        c.err(
+            "version",
+            format!("unsupported version {:?}; expected v1", file.version),
+        );
     }
     if file.listen.http.is_none() && file.listen.https.is_none() {
         c.err("listen", "give at least one of http or https");
@@ -207,7 +210,10 @@ pub(super) fn check(file: FileConfig, ctx: &LoadContext) -> Result<Config, Confi
         }
     }
 
-    let redis_url = file.redis.as_ref().and_then(|r| c.secret("redis.url", &r.url));
+    let redis_url = file
+        .redis
+        .as_ref()
+        .and_then(|r| c.secret("redis.url", &r.url));
     let mut secrets_key = None;
     if file.secrets.backend == SecretsBackend::Redis {
         if file.redis.is_none() {
@@ -225,7 +231,10 @@ pub(super) fn check(file: FileConfig, ctx: &LoadContext) -> Result<Config, Confi
         if !(iap.auth_url.starts_with("https://") || iap.auth_url.starts_with("http://"))
             || iap.auth_url.contains(['?', '#'])
         {
-            c.err("iap.auth_url", "must be an absolute http(s) URL without query");
+            c.err(
+                "iap.auth_url",
+                "must be an absolute http(s) URL without query",
+            );
         }
         if iap.cookie_keys.is_empty() {
             c.err("iap.cookie_keys", "at least one key is required");
@@ -296,7 +305,10 @@ fn check_rooms(c: &mut Checker<'_>, file: &FileConfig) -> Vec<Arc<PortSpec>> {
             );
         }
         if !room_names.insert(room.name.as_str()) {
-            c.err(format!("{rpath}.name"), format!("duplicate room {:?}", room.name));
+            c.err(
+                format!("{rpath}.name"),
+                format!("duplicate room {:?}", room.name),
+            );
         }
         for (pi, rule) in room.participants.iter().enumerate() {
             let ppath = format!("{rpath}.participants[{pi}]");
@@ -305,11 +317,18 @@ fn check_rooms(c: &mut Checker<'_>, file: &FileConfig) -> Vec<Arc<PortSpec>> {
             }
             for (ei, e) in rule.emails.iter().enumerate() {
                 if e.matches('@').count() != 1 || e.starts_with('@') || e.ends_with('@') {
-                    c.err(format!("{ppath}.emails[{ei}]"), format!("{e:?} is not an email"));
+                    c.err(
+                        format!("{ppath}.emails[{ei}]"),
+                        format!("{e:?} is not an email"),
+                    );
                 }
             }
             for (di, d) in rule.email_domains.iter().enumerate() {
-                if d.is_empty() || d.contains('@') || d.starts_with('.') || d.contains(char::is_whitespace) {
+                if d.is_empty()
+                    || d.contains('@')
+                    || d.starts_with('.')
+                    || d.contains(char::is_whitespace)
+                {
                     c.err(
                         format!("{ppath}.email_domains[{di}]"),
                         format!("{d:?} is not a domain (write acme.test, not @acme.test)"),
@@ -327,7 +346,10 @@ fn check_rooms(c: &mut Checker<'_>, file: &FileConfig) -> Vec<Arc<PortSpec>> {
         for (si, svc) in room.services.iter().enumerate() {
             let spath = format!("{rpath}.services[{si}]");
             if !service_names.insert(svc.name.as_str()) {
-                c.err(format!("{spath}.name"), format!("duplicate service {:?}", svc.name));
+                c.err(
+                    format!("{spath}.name"),
+                    format!("duplicate service {:?}", svc.name),
+                );
             }
             let host = svc.host.as_deref().unwrap_or(&room.host);
             for (pi, port) in svc.ports.iter().enumerate() {
@@ -346,7 +368,10 @@ fn check_rooms(c: &mut Checker<'_>, file: &FileConfig) -> Vec<Arc<PortSpec>> {
                 }
                 if let Some(l) = &port.liveness {
                     if !l.starts_with('/') {
-                        c.err(format!("{ppath}.liveness"), "must be a path starting with /");
+                        c.err(
+                            format!("{ppath}.liveness"),
+                            "must be a path starting with /",
+                        );
                     }
                 }
                 let port_policy = decide_at(
@@ -367,7 +392,10 @@ fn check_rooms(c: &mut Checker<'_>, file: &FileConfig) -> Vec<Arc<PortSpec>> {
                         c.err(format!("{epath}.path"), "must start with /");
                     }
                     if !seen.insert(ep.path.trim_end_matches('/')) {
-                        c.err(format!("{epath}.path"), format!("duplicate endpoint {:?}", ep.path));
+                        c.err(
+                            format!("{epath}.path"),
+                            format!("duplicate endpoint {:?}", ep.path),
+                        );
                     }
                     if let Some(p) = decide_at(
                         c,
@@ -429,7 +457,10 @@ fn decide_at(
                 c.err(path, "validation method cookie needs an iap block");
             }
             if p.queue.is_some() && !policy::valid_name(service) {
-                c.err(path, "service names used as processors must be simple names");
+                c.err(
+                    path,
+                    "service names used as processors must be simple names",
+                );
             }
             Some(p)
         }
@@ -458,24 +489,25 @@ fn check_routes(c: &mut Checker<'_>, file: &FileConfig, ports: &[Arc<PortSpec>])
             Err(m) => c.err(format!("{rpath}.domain"), m),
         }
         if !file.rooms.iter().any(|r| r.name == route.room) {
-            c.err(format!("{rpath}.room"), format!("unknown room {:?}", route.room));
+            c.err(
+                format!("{rpath}.room"),
+                format!("unknown room {:?}", route.room),
+            );
             continue;
         }
         if route.port.is_none() && route.paths.is_empty() {
             c.err(&rpath, "a route needs a port or paths");
         }
-        let check_port = |c: &mut Checker<'_>, path: String, num: u16| {
-            match ports.iter().find(|p| p.room == route.room && p.num == num) {
-                None => c.err(
-                    path,
-                    format!("room {:?} has no port {num}", route.room),
-                ),
-                Some(p) if !p.published => c.err(
-                    path,
-                    format!("port {num} of room {:?} is not published", route.room),
-                ),
-                Some(_) => {}
-            }
+        let check_port = |c: &mut Checker<'_>, path: String, num: u16| match ports
+            .iter()
+            .find(|p| p.room == route.room && p.num == num)
+        {
+            None => c.err(path, format!("room {:?} has no port {num}", route.room)),
+            Some(p) if !p.published => c.err(
+                path,
+                format!("port {num} of room {:?} is not published", route.room),
+            ),
+            Some(_) => {}
         };
         if let Some(num) = route.port {
             check_port(c, format!("{rpath}.port"), num);
@@ -487,7 +519,10 @@ fn check_routes(c: &mut Checker<'_>, file: &FileConfig, ports: &[Arc<PortSpec>])
                 c.err(format!("{ppath}.path"), "must start with /");
             }
             if !seen.insert((p.path.trim_end_matches('/').to_owned(), p.match_)) {
-                c.err(format!("{ppath}.path"), format!("duplicate path {:?}", p.path));
+                c.err(
+                    format!("{ppath}.path"),
+                    format!("duplicate path {:?}", p.path),
+                );
             }
             check_port(c, format!("{ppath}.port"), p.port);
         }
