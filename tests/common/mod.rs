@@ -2,3 +2,128 @@
 #![allow(dead_code)]
 
 pub mod redis;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+
+use roomgate::config::{Config, LoadContext};
+use roomgate::server::{self, Running};
+
+pub const TOKEN_SECRET: &str = "integration-test-token-secret-0123456789abcdef";
+
+/// Parse a config from YAML with the given variables (no process environment).
+pub fn config(yaml: &str, vars: &[(&str, &str)]) -> Config {
+    let ctx = LoadContext {
+        vars: vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<HashMap<_, _>>(),
+        base_dir: std::env::temp_dir(),
+    };
+    match Config::from_yaml_str(yaml, &ctx) {
+        Ok(c) => c,
+        Err(e) => panic!("test config invalid:\n{e}"),
+    }
+}
+
+/// Start roomgate in-process on 127.0.0.1:0.
+pub async fn start(yaml: &str) -> Running {
+    server::start(config(yaml, &[]))
+        .await
+        .expect("roomgate starts")
+}
+
+/// A participant token minted with the test key.
+pub fn token(room: &str, name: &str, api: Option<serde_json::Value>) -> String {
+    roomgate::auth::token::mint(
+        "test",
+        &roomgate::sensitive::Secret::new(TOKEN_SECRET),
+        room,
+        name,
+        api,
+        None,
+        roomgate::state::system_clock(),
+    )
+    .expect("mint")
+}
+
+/// The `tokens` block matching [`token`].
+pub fn tokens_block() -> String {
+    format!("tokens:\n  keys:\n    - kid: test\n      secret: {{value: \"{TOKEN_SECRET}\"}}\n")
+}
+
+pub type TestClient = Client<HttpConnector, Full<Bytes>>;
+
+pub fn client() -> TestClient {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// A response read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The upstream echo's view of a request header (lowercase name).
+    pub fn echoed_header(&self, name: &str) -> Option<String> {
+        self.json()["headers"][name].as_str().map(str::to_owned)
+    }
+
+    pub fn error_code(&self) -> String {
+        self.json()["error"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// Send a request to `addr` with the given Host and headers.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("host", host);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .expect("request");
+    read(client().request(req).await.expect("response")).await
+}
+
+pub async fn read(resp: Response<hyper::body::Incoming>) -> Reply {
+    let (parts, body) = resp.into_parts();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.expect("body").to_bytes(),
+    }
+}
+
+pub async fn get(addr: SocketAddr, host: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    send(addr, "GET", host, path, headers, b"").await
+}
+
+/// Path of the built `roomgate` binary (cargo builds it for integration tests).
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_roomgate")
+}

@@ -108,7 +108,11 @@ impl RedisServer {
     /// Start again on the same port (empty: there is no persistence).
     pub fn restart(&mut self) {
         self.stop();
-        assert!(self.spawn(), "redis-server did not restart on port {}", self.port);
+        assert!(
+            self.spawn(),
+            "redis-server did not restart on port {}",
+            self.port
+        );
     }
 }
 

@@ -1,0 +1,279 @@
+//! Participant tokens: HS256 JWTs with room grants.
+//!
+//! Owns verifying and minting tokens. The key is chosen by the `kid` in the payload (as
+//! MeshAgent issues them), falling back to the header's `kid`; `exp` is checked against
+//! the injected `now`. It must not read tokens from anywhere but the value it is given.
+
+use std::time::Duration;
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{AuthError, Identity};
+use crate::sensitive::Secret;
+
+/// One grant in a participant token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Grant {
+    pub name: String,
+    #[serde(default)]
+    pub scope: Value,
+}
+
+/// The claims roomgate reads from a participant token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    pub name: String,
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+impl Claims {
+    /// True when a `room` or `site` grant names this room.
+    pub fn grants_room(&self, room: &str) -> bool {
+        self.grants
+            .iter()
+            .any(|g| (g.name == "room" || g.name == "site") && g.scope.as_str() == Some(room))
+    }
+
+    /// The `api` grant's scope, `{}` without one.
+    pub fn api_scope(&self) -> Value {
+        self.grants
+            .iter()
+            .find(|g| g.name == "api")
+            .map(|g| g.scope.clone())
+            .unwrap_or_else(|| Value::Object(Default::default()))
+    }
+}
+
+/// Verify a token for `room` at `now` (unix seconds).
+pub fn verify(
+    token: &str,
+    keys: &[(String, Secret)],
+    room: &str,
+    now: i64,
+) -> Result<Identity, AuthError> {
+    let token = token.trim();
+    if token.len() > 16 * 1024 || token.split('.').count() != 3 {
+        return Err(AuthError::InvalidToken);
+    }
+    let kid = unverified_kid(token).ok_or(AuthError::InvalidToken)?;
+    let key = match kid {
+        Some(kid) => keys.iter().find(|(k, _)| *k == kid),
+        None if keys.len() == 1 => keys.first(),
+        None => None,
+    }
+    .ok_or(AuthError::InvalidToken)?;
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    let data = jsonwebtoken::decode::<Claims>(
+        token,
+        &DecodingKey::from_secret(key.1.expose()),
+        &validation,
+    )
+    .map_err(|_| AuthError::InvalidToken)?;
+    let claims = data.claims;
+    if claims.exp.is_some_and(|exp| exp <= now) {
+        return Err(AuthError::InvalidToken);
+    }
+    if claims.name.is_empty() {
+        return Err(AuthError::InvalidToken);
+    }
+    if !claims.grants_room(room) {
+        return Err(AuthError::Forbidden);
+    }
+    Ok(Identity {
+        user: claims.name.clone(),
+        api_scope: claims.api_scope(),
+    })
+}
+
+/// The `kid` of a token before its signature is checked: payload first, then header.
+/// `None` inside `Some` means the token names no key; the outer `None` means it is not a
+/// JWT at all.
+fn unverified_kid(token: &str) -> Option<Option<String>> {
+    let mut parts = token.split('.');
+    let header = parts.next()?;
+    let payload = parts.next()?;
+    let decode = |s: &str| -> Option<Value> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s.trim_end_matches('='))
+            .ok()?;
+        serde_json::from_slice(&bytes).ok()
+    };
+    let payload = decode(payload)?;
+    let header = decode(header)?;
+    let kid = payload
+        .get("kid")
+        .or_else(|| header.get("kid"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Some(kid)
+}
+
+/// Mint a participant token for `room` with the given key.
+pub fn mint(
+    kid: &str,
+    key: &Secret,
+    room: &str,
+    name: &str,
+    api: Option<Value>,
+    ttl: Option<Duration>,
+    now: i64,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let mut grants = vec![Grant {
+        name: "room".into(),
+        scope: Value::String(room.into()),
+    }];
+    if let Some(api) = api {
+        grants.push(Grant {
+            name: "api".into(),
+            scope: api,
+        });
+    }
+    let claims = Claims {
+        name: name.into(),
+        grants,
+        kid: Some(kid.into()),
+        exp: ttl.map(|t| now + t.as_secs() as i64),
+        iat: Some(now),
+        sub: None,
+        version: Some("1.0".into()),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(key.expose()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn keys() -> Vec<(String, Secret)> {
+        vec![
+            ("dev".into(), Secret::new([7u8; 32].to_vec())),
+            ("old".into(), Secret::new([9u8; 32].to_vec())),
+        ]
+    }
+
+    const NOW: i64 = 1_700_000_000;
+
+    #[test]
+    fn minted_token_verifies_for_its_room_with_api_scope() {
+        let k = keys();
+        let t = mint(
+            "dev",
+            &k[0].1,
+            "acme",
+            "bob",
+            Some(json!({"queues": {}})),
+            None,
+            NOW,
+        )
+        .unwrap();
+        let id = verify(&t, &k, "acme", NOW).unwrap();
+        assert_eq!(id.user, "bob");
+        assert_eq!(id.api_scope, json!({"queues": {}}));
+    }
+
+    #[test]
+    fn key_is_chosen_by_kid() {
+        let k = keys();
+        let t = mint("old", &k[1].1, "acme", "bob", None, None, NOW).unwrap();
+        assert!(verify(&t, &k, "acme", NOW).is_ok());
+        let lying = mint("dev", &k[1].1, "acme", "bob", None, None, NOW).unwrap();
+        assert_eq!(
+            verify(&lying, &k, "acme", NOW),
+            Err(AuthError::InvalidToken)
+        );
+    }
+
+    #[test]
+    fn token_for_another_room_is_forbidden() {
+        let k = keys();
+        let t = mint("dev", &k[0].1, "other", "bob", None, None, NOW).unwrap();
+        assert_eq!(verify(&t, &k, "acme", NOW), Err(AuthError::Forbidden));
+    }
+
+    #[test]
+    fn expired_token_is_invalid() {
+        let k = keys();
+        let t = mint(
+            "dev",
+            &k[0].1,
+            "acme",
+            "bob",
+            None,
+            Some(Duration::from_secs(60)),
+            NOW,
+        )
+        .unwrap();
+        assert!(verify(&t, &k, "acme", NOW + 59).is_ok());
+        assert_eq!(
+            verify(&t, &k, "acme", NOW + 60),
+            Err(AuthError::InvalidToken)
+        );
+    }
+
+    #[test]
+    fn unknown_kid_and_garbage_are_invalid() {
+        let k = keys();
+        let t = mint("nope", &k[0].1, "acme", "bob", None, None, NOW).unwrap();
+        assert_eq!(verify(&t, &k, "acme", NOW), Err(AuthError::InvalidToken));
+        assert_eq!(
+            verify("a.b.c", &k, "acme", NOW),
+            Err(AuthError::InvalidToken)
+        );
+        assert_eq!(verify("", &k, "acme", NOW), Err(AuthError::InvalidToken));
+    }
+
+    #[test]
+    fn alg_none_token_is_invalid() {
+        let b = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let t = format!(
+            "{}.{}.",
+            b(&json!({"alg": "none", "typ": "JWT"})),
+            b(&json!({"name": "x", "kid": "dev", "grants": [{"name": "room", "scope": "acme"}]}))
+        );
+        assert_eq!(
+            verify(&t, &keys(), "acme", NOW),
+            Err(AuthError::InvalidToken)
+        );
+    }
+
+    #[test]
+    fn site_grant_also_admits() {
+        let claims = Claims {
+            name: "n".into(),
+            grants: vec![Grant {
+                name: "site".into(),
+                scope: json!("acme"),
+            }],
+            kid: None,
+            exp: None,
+            iat: None,
+            sub: None,
+            version: None,
+        };
+        assert!(claims.grants_room("acme"));
+        assert!(!claims.grants_room("acme2"));
+    }
+}

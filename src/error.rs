@@ -1,0 +1,177 @@
+//! The proxy's error type and its one mapping to HTTP status and stable error code.
+//!
+//! Every rejection a client can see is a [`ProxyError`]; [`ProxyError::status_code`] is
+//! the exhaustive table of what each becomes. Bodies carry the code and a fixed message,
+//! never internals: details go to the log, once, in the outer handler.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::BodyExt;
+
+use crate::auth::AuthError;
+use crate::route::PathError;
+use crate::webhook::SignatureError;
+
+/// The body type roomgate sends and forwards.
+pub type Body = http_body_util::combinators::BoxBody<Bytes, BodyError>;
+
+/// An error while streaming a body. A concrete type (rather than a boxed trait object)
+/// so that hyper's `Into<Box<dyn Error>>` bounds hold for every lifetime.
+#[derive(Debug)]
+pub struct BodyError(Box<dyn std::error::Error + Send + Sync>);
+
+impl BodyError {
+    pub fn new(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        BodyError(e.into())
+    }
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
+/// A body made of bytes in memory.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    http_body_util::Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// Every way a request can be refused or fail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyError {
+    #[error("no route for this host and path")]
+    NoRoute,
+    #[error("invalid header: {0}")]
+    InvalidHeader(&'static str),
+    #[error("invalid path: {0}")]
+    InvalidPath(PathError),
+    #[error("host does not match the TLS server name")]
+    Misdirected,
+    #[error(transparent)]
+    Auth(AuthError),
+    #[error(transparent)]
+    Signature(SignatureError),
+    #[error("the body exceeds the limit")]
+    PayloadTooLarge,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the body could not be read")]
+    BadRequestBody,
+    #[error("the room secret is unavailable")]
+    SecretUnavailable,
+    #[error("the queue is unavailable")]
+    QueueUnavailable,
+    #[error("the upstream could not be reached")]
+    BadGateway,
+    #[error("the upstream did not become ready")]
+    UpstreamNotReady,
+    #[error("the upstream did not answer in time")]
+    UpstreamTimeout,
+}
+
+impl ProxyError {
+    /// Status, stable code, and the message shown to clients. No `_` arm: a new variant
+    /// must be mapped here.
+    pub fn status_code(&self) -> (StatusCode, &'static str, &'static str) {
+        use StatusCode as S;
+        match self {
+            ProxyError::NoRoute => (S::NOT_FOUND, "no_route", "No route for this host and path."),
+            ProxyError::InvalidHeader(_) => (S::BAD_REQUEST, "invalid_header", "The request carries an invalid header."),
+            ProxyError::InvalidPath(_) => (S::BAD_REQUEST, "invalid_path", "The request path is not accepted."),
+            ProxyError::Misdirected => (S::MISDIRECTED_REQUEST, "misdirected_request", "The Host does not match the TLS server name."),
+            ProxyError::Auth(AuthError::MissingAuth) => (S::UNAUTHORIZED, "missing_auth", "Authentication is required: send Authorization: Bearer <participant token>."),
+            ProxyError::Auth(AuthError::CredentialsInUrl) => (S::UNAUTHORIZED, "missing_auth", "Credentials in the URL are never read: send the token in the Authorization: Bearer header."),
+            ProxyError::Auth(AuthError::InvalidToken) => (S::UNAUTHORIZED, "invalid_token", "The token is not valid."),
+            ProxyError::Auth(AuthError::Forbidden) => (S::FORBIDDEN, "forbidden", "The token does not grant access to this room."),
+            ProxyError::Auth(AuthError::NotAParticipant) => (S::FORBIDDEN, "not_a_participant", "You are not a participant of this room."),
+            ProxyError::Signature(SignatureError::Missing) => (S::UNAUTHORIZED, "missing_signature", "The webhook signature is missing."),
+            ProxyError::Signature(SignatureError::Invalid) => (S::UNAUTHORIZED, "invalid_signature", "The webhook signature is not valid."),
+            ProxyError::Signature(SignatureError::Stale) => (S::UNAUTHORIZED, "stale_timestamp", "The webhook timestamp is outside the accepted window."),
+            ProxyError::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload_too_large", "The request body is too large."),
+            ProxyError::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed", "This method is not allowed here."),
+            ProxyError::BadRequestBody => (S::BAD_REQUEST, "invalid_body", "The request body could not be read."),
+            ProxyError::SecretUnavailable => (S::SERVICE_UNAVAILABLE, "secret_unavailable", "The verification secret is unavailable; retry later."),
+            ProxyError::QueueUnavailable => (S::SERVICE_UNAVAILABLE, "queue_unavailable", "The queue is unavailable; retry later."),
+            ProxyError::BadGateway => (S::BAD_GATEWAY, "bad_gateway", "The service could not be reached."),
+            ProxyError::UpstreamNotReady => (S::SERVICE_UNAVAILABLE, "upstream_not_ready", "The service is starting; retry later."),
+            ProxyError::UpstreamTimeout => (S::GATEWAY_TIMEOUT, "upstream_timeout", "The service did not answer in time."),
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for retryable errors.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            ProxyError::SecretUnavailable | ProxyError::QueueUnavailable => Some(5),
+            ProxyError::UpstreamNotReady => Some(5),
+            _ => None,
+        }
+    }
+
+    /// The JSON error response.
+    pub fn to_response(&self) -> Response<Body> {
+        let (status, code, message) = self.status_code();
+        let body = serde_json::json!({ "error": code, "message": message }).to_string();
+        let mut resp = Response::new(full(body));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(secs) = self.retry_after() {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(
+            self,
+            ProxyError::Auth(AuthError::MissingAuth | AuthError::CredentialsInUrl)
+        ) {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if matches!(self, ProxyError::Auth(AuthError::InvalidToken)) {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_errors_carry_retry_after() {
+        for e in [
+            ProxyError::QueueUnavailable,
+            ProxyError::SecretUnavailable,
+            ProxyError::UpstreamNotReady,
+        ] {
+            let r = e.to_response();
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(r.headers().contains_key(header::RETRY_AFTER));
+        }
+    }
+
+    #[test]
+    fn missing_auth_challenges_for_a_bearer_token() {
+        let r = ProxyError::Auth(AuthError::MissingAuth).to_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+}

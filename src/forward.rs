@@ -1,0 +1,437 @@
+//! Forwarding to services, and waiting for them through a cold start.
+//!
+//! Owns the pooled upstream clients, response timeouts, WebSocket tunnels and the
+//! liveness poller. It receives requests that the pipeline has already authorized and
+//! cleaned; it must not make security decisions or look at credentials.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::sync::watch;
+
+use crate::config::PortSpec;
+use crate::error::{empty, full, Body, ProxyError};
+use crate::telemetry::{LivenessLabels, Metrics};
+
+/// Timeouts the forwarder applies.
+#[derive(Clone, Copy, Debug)]
+pub struct ForwardLimits {
+    pub upstream_timeout: Duration,
+    pub liveness_interval: Duration,
+    pub liveness_wait: Duration,
+    pub max_body_bytes: u64,
+}
+
+/// What the admin listener says of a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortState {
+    /// The last contact succeeded (or none failed yet).
+    Ready,
+    /// A cold-start wait is in progress, or the last one timed out.
+    NotReady,
+    /// The port declares no liveness path.
+    NotConfigured,
+}
+
+impl PortState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortState::Ready => "ready",
+            PortState::NotReady => "not_ready",
+            PortState::NotConfigured => "not_configured",
+        }
+    }
+}
+
+/// The upstream side of roomgate: one pooled client per protocol, and the liveness hub.
+pub struct Upstreams {
+    http1: Client<HttpConnector, Body>,
+    h2c: Client<HttpConnector, Body>,
+    probe: Client<HttpConnector, Body>,
+    /// One in-flight liveness poll per upstream authority; waiters share it.
+    waits: Arc<Mutex<HashMap<String, watch::Receiver<Option<bool>>>>>,
+    /// Authorities currently waiting or whose last wait failed.
+    not_ready: Arc<RwLock<HashSet<String>>>,
+}
+
+fn connector(connect_timeout: Duration) -> HttpConnector {
+    let mut c = HttpConnector::new();
+    c.set_connect_timeout(Some(connect_timeout));
+    c.set_nodelay(true);
+    c.enforce_http(true);
+    c
+}
+
+/// Why one upstream exchange failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SendError {
+    /// Nothing accepted the connection: the service is not listening (yet).
+    Connect,
+    Timeout,
+    Other,
+}
+
+impl SendError {
+    fn kind(self) -> &'static str {
+        match self {
+            SendError::Connect => "connect",
+            SendError::Timeout => "timeout",
+            SendError::Other => "protocol",
+        }
+    }
+
+    fn into_proxy_error(self) -> ProxyError {
+        match self {
+            SendError::Connect | SendError::Other => ProxyError::BadGateway,
+            SendError::Timeout => ProxyError::UpstreamTimeout,
+        }
+    }
+}
+
+/// A request head kept to be sent again, with its buffered body.
+struct Replayable {
+    method: http::Method,
+    uri: Uri,
+    version: http::Version,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Replayable {
+    fn request(&self) -> Request<Body> {
+        let mut req = Request::new(full(self.body.clone()));
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+fn lock_poisoned<T>(e: std::sync::PoisonError<T>) -> T {
+    e.into_inner()
+}
+
+impl Upstreams {
+    pub fn new(connect_timeout: Duration) -> Upstreams {
+        let mut b = Client::builder(TokioExecutor::new());
+        b.pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new());
+        let http1 = b.build(connector(connect_timeout));
+        let h2c = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .build(connector(connect_timeout));
+        let probe = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(connector(connect_timeout));
+        Upstreams {
+            http1,
+            h2c,
+            probe,
+            waits: Arc::default(),
+            not_ready: Arc::default(),
+        }
+    }
+
+    /// The state of a port, for the admin listener.
+    pub fn port_state(&self, port: &PortSpec) -> PortState {
+        if port.liveness.is_none() {
+            return PortState::NotConfigured;
+        }
+        let not_ready = self
+            .not_ready
+            .read()
+            .unwrap_or_else(lock_poisoned)
+            .contains(&port.authority);
+        if not_ready {
+            PortState::NotReady
+        } else {
+            PortState::Ready
+        }
+    }
+
+    /// Forward an authorized, cleaned request to `port`, waiting through a cold start
+    /// when the port declares `liveness`.
+    pub async fn forward(
+        &self,
+        port: &PortSpec,
+        mut req: Request<Body>,
+        limits: ForwardLimits,
+        metrics: &Metrics,
+        route: &str,
+    ) -> Result<Response<Body>, ProxyError> {
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".into());
+        *req.uri_mut() = Uri::builder()
+            .scheme("http")
+            .authority(port.authority.as_str())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| ProxyError::BadGateway)?;
+        *req.version_mut() = if port.h2c {
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        };
+        let fail = |e: SendError| {
+            metrics
+                .upstream_errors
+                .get_or_create(&crate::telemetry::UpstreamErrorLabels {
+                    route: route.to_owned(),
+                    kind: e.kind(),
+                })
+                .inc();
+            e.into_proxy_error()
+        };
+
+        if is_upgrade(&req) {
+            return self.tunnel(port, req, limits).await.map_err(fail);
+        }
+        let Some(liveness) = &port.liveness else {
+            return self.send(port, req, limits).await.map_err(fail);
+        };
+        let replayable = replayable_size(&req, limits.max_body_bytes);
+        if !replayable {
+            // Too large (or unbounded) to keep a copy: a refused connection starts the
+            // poller for the next request, and this one is told to retry.
+            return match self.send(port, req, limits).await {
+                Err(SendError::Connect) => {
+                    drop(self.watch_ready(port, liveness, limits));
+                    fail(SendError::Connect);
+                    Err(ProxyError::UpstreamNotReady)
+                }
+                other => other.map_err(fail),
+            };
+        }
+        let (parts, body) = req.into_parts();
+        let body = Limited::new(body, limits.max_body_bytes as usize)
+            .collect()
+            .await
+            .map_err(|_| ProxyError::BadRequestBody)?
+            .to_bytes();
+        let copy = Replayable {
+            method: parts.method,
+            uri: parts.uri,
+            version: parts.version,
+            headers: parts.headers,
+            body,
+        };
+        match self.send(port, copy.request(), limits).await {
+            Err(SendError::Connect) => {
+                fail(SendError::Connect);
+                let started = Instant::now();
+                let mut rx = self.watch_ready(port, liveness, limits);
+                let ready = rx
+                    .wait_for(Option::is_some)
+                    .await
+                    .map(|v| *v == Some(true))
+                    .unwrap_or(false);
+                metrics
+                    .liveness_waits
+                    .get_or_create(&LivenessLabels {
+                        upstream: port.authority.clone(),
+                        result: if ready { "ready" } else { "timeout" },
+                    })
+                    .inc();
+                tracing::info!(
+                    upstream.authority = %port.authority,
+                    liveness.ready = ready,
+                    liveness.waited_ms = started.elapsed().as_millis() as u64,
+                    "cold start wait finished"
+                );
+                if !ready {
+                    return Err(ProxyError::UpstreamNotReady);
+                }
+                self.send(port, copy.request(), limits)
+                    .await
+                    .map_err(|e| match e {
+                        SendError::Connect => {
+                            fail(e);
+                            ProxyError::UpstreamNotReady
+                        }
+                        other => fail(other),
+                    })
+            }
+            other => other.map_err(fail),
+        }
+    }
+
+    async fn send(
+        &self,
+        port: &PortSpec,
+        req: Request<Body>,
+        limits: ForwardLimits,
+    ) -> Result<Response<Body>, SendError> {
+        let fut = if port.h2c {
+            self.h2c.request(req)
+        } else {
+            self.http1.request(req)
+        };
+        match tokio::time::timeout(limits.upstream_timeout, fut).await {
+            Err(_) => Err(SendError::Timeout),
+            Ok(Err(e)) if e.is_connect() => Err(SendError::Connect),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "upstream exchange failed");
+                Err(SendError::Other)
+            }
+            Ok(Ok(resp)) => Ok(clean_response(resp)),
+        }
+    }
+
+    /// Forward a WebSocket (or other `Upgrade`) handshake; once the service answers 101,
+    /// tunnel bytes both ways until either side closes.
+    async fn tunnel(
+        &self,
+        port: &PortSpec,
+        mut req: Request<Body>,
+        limits: ForwardLimits,
+    ) -> Result<Response<Body>, SendError> {
+        let client_side = hyper::upgrade::on(&mut req);
+        let fut = self.http1.request(req);
+        let mut resp = match tokio::time::timeout(limits.upstream_timeout, fut).await {
+            Err(_) => return Err(SendError::Timeout),
+            Ok(Err(e)) if e.is_connect() => return Err(SendError::Connect),
+            Ok(Err(_)) => return Err(SendError::Other),
+            Ok(Ok(r)) => r,
+        };
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(clean_response(resp));
+        }
+        let upstream_side = hyper::upgrade::on(&mut resp);
+        let authority = port.authority.clone();
+        tokio::spawn(async move {
+            match tokio::try_join!(client_side, upstream_side) {
+                Ok((client, upstream)) => {
+                    let mut client = TokioIo::new(client);
+                    let mut upstream = TokioIo::new(upstream);
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await
+                    {
+                        tracing::debug!(upstream.authority = %authority, error = %e, "tunnel closed with an error");
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(upstream.authority = %authority, error = %e, "upgrade failed")
+                }
+            }
+        });
+        let (parts, _) = resp.into_parts();
+        Ok(Response::from_parts(parts, empty()))
+    }
+
+    /// Join (or start) the one liveness poll for this port's upstream.
+    fn watch_ready(
+        &self,
+        port: &PortSpec,
+        path: &str,
+        limits: ForwardLimits,
+    ) -> watch::Receiver<Option<bool>> {
+        let mut waits = self.waits.lock().unwrap_or_else(lock_poisoned);
+        if let Some(rx) = waits.get(&port.authority) {
+            return rx.clone();
+        }
+        let (tx, rx) = watch::channel(None);
+        waits.insert(port.authority.clone(), rx.clone());
+        drop(waits);
+        self.not_ready
+            .write()
+            .unwrap_or_else(lock_poisoned)
+            .insert(port.authority.clone());
+        let authority = port.authority.clone();
+        let uri = format!("http://{}{}", port.authority, path);
+        let probe = self.probe.clone();
+        let waits = Arc::clone(&self.waits);
+        let not_ready = Arc::clone(&self.not_ready);
+        tokio::spawn(async move {
+            let ready = poll_until_live(&probe, &uri, limits).await;
+            if ready {
+                not_ready
+                    .write()
+                    .unwrap_or_else(lock_poisoned)
+                    .remove(&authority);
+            }
+            waits
+                .lock()
+                .unwrap_or_else(lock_poisoned)
+                .remove(&authority);
+            let _ = tx.send(Some(ready));
+        });
+        rx
+    }
+}
+
+/// `GET uri` every `interval` until a 2xx or `liveness_wait` has passed.
+async fn poll_until_live(
+    probe: &Client<HttpConnector, Body>,
+    uri: &str,
+    limits: ForwardLimits,
+) -> bool {
+    let Ok(uri) = uri.parse::<Uri>() else {
+        return false;
+    };
+    let deadline = Instant::now() + limits.liveness_wait;
+    loop {
+        let mut req = Request::new(empty());
+        *req.uri_mut() = uri.clone();
+        req.headers_mut().insert(
+            header::USER_AGENT,
+            HeaderValue::from_static("roomgate-liveness"),
+        );
+        let per_try = deadline
+            .saturating_duration_since(Instant::now())
+            .min(limits.liveness_interval.max(Duration::from_secs(1)));
+        if let Ok(Ok(resp)) = tokio::time::timeout(per_try, probe.request(req)).await {
+            if resp.status().is_success() {
+                return true;
+            }
+        }
+        if Instant::now() + limits.liveness_interval >= deadline {
+            return false;
+        }
+        tokio::time::sleep(limits.liveness_interval).await;
+    }
+}
+
+/// True when the body has a known length within the buffer limit.
+fn replayable_size(req: &Request<Body>, max: u64) -> bool {
+    use http_body::Body as _;
+    req.body().size_hint().upper().is_some_and(|n| n <= max)
+}
+
+/// True for a request asking to switch protocols (WebSocket handshake).
+pub fn is_upgrade(req: &Request<Body>) -> bool {
+    req.headers().contains_key(header::UPGRADE)
+        && req
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// The service's response with its hop-by-hop headers removed.
+fn clean_response(resp: Response<Incoming>) -> Response<Body> {
+    let upgrade = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let mut resp = resp.map(|b| b.map_err(crate::error::BodyError::new).boxed());
+    crate::headers::strip_hop_by_hop(resp.headers_mut(), upgrade);
+    if upgrade {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    resp
+}

@@ -1,0 +1,319 @@
+//! Header hygiene, applied to every request before any routing decision is acted on.
+//!
+//! Owns what may cross the proxy in either direction: header names with `_` are refused
+//! (nginx and others fold `_` and `-`, which lets `X_MESHAGENT_USER` impersonate), every
+//! client copy of `X-MESHAGENT-*` is dropped, hop-by-hop headers are removed, and the
+//! `X-Forwarded-*` set is rewritten from what roomgate itself saw. Pure functions over a
+//! `HeaderMap`; it must not decide authorization.
+
+use std::net::IpAddr;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
+
+pub const X_MESHAGENT_USER: HeaderName = HeaderName::from_static("x-meshagent-user");
+pub const X_MESHAGENT_API_SCOPE: HeaderName = HeaderName::from_static("x-meshagent-api-scope");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+const IDENTITY_PREFIX: &str = "x-meshagent-";
+
+/// Headers that describe one hop and never travel further (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// A header the request may not carry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("header names may not contain '_'")]
+pub struct InvalidHeader;
+
+/// Refuse header names containing `_` (they alias `-` names in other proxies and CGI).
+pub fn check_header_names(headers: &HeaderMap) -> Result<(), InvalidHeader> {
+    if headers.keys().any(|k| k.as_str().contains('_')) {
+        return Err(InvalidHeader);
+    }
+    Ok(())
+}
+
+/// Remove every `X-MESHAGENT-*` header, whatever its case (names are lowercased by `http`).
+pub fn strip_identity_headers(headers: &mut HeaderMap) {
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with(IDENTITY_PREFIX))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+}
+
+/// Remove hop-by-hop headers and every header named in `Connection`. `Upgrade` is kept
+/// only when `keep_upgrade` (a WebSocket handshake being forwarded).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| !(keep_upgrade && n == http::header::UPGRADE))
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if !keep_upgrade {
+        headers.remove(http::header::UPGRADE);
+    } else if headers.contains_key(http::header::UPGRADE) {
+        headers.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("upgrade"),
+        );
+    }
+}
+
+/// True when `peer` is inside one of the trusted proxy networks.
+pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
+    let peer = match peer {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    trusted.iter().any(|n| n.contains(&peer))
+}
+
+/// What roomgate saw of the connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct Hop<'a> {
+    pub peer: IpAddr,
+    pub tls: bool,
+    /// The canonical host of the request.
+    pub host: &'a str,
+    /// Whether `peer` is a trusted proxy whose `X-Forwarded-*` are believed.
+    pub trusted: bool,
+}
+
+/// Rewrite `X-Forwarded-For`, `-Proto` and `-Host`. From an untrusted peer inbound values
+/// are discarded; from a trusted proxy they are kept and the peer is appended.
+pub fn set_forwarded(headers: &mut HeaderMap, hop: Hop<'_>) {
+    let proto = if hop.tls { "https" } else { "http" };
+    if hop.trusted {
+        let prior: Vec<String> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect();
+        let mut chain = prior.join(", ");
+        if !chain.is_empty() {
+            chain.push_str(", ");
+        }
+        chain.push_str(&hop.peer.to_string());
+        set(headers, X_FORWARDED_FOR, &chain);
+        if !headers.contains_key(&X_FORWARDED_PROTO) {
+            set(headers, X_FORWARDED_PROTO, proto);
+        }
+        if !headers.contains_key(&X_FORWARDED_HOST) {
+            set(headers, X_FORWARDED_HOST, hop.host);
+        }
+    } else {
+        set(headers, X_FORWARDED_FOR, &hop.peer.to_string());
+        set(headers, X_FORWARDED_PROTO, proto);
+        set(headers, X_FORWARDED_HOST, hop.host);
+    }
+}
+
+/// The client address: the peer, or for a trusted proxy the right-most untrusted entry of
+/// `X-Forwarded-For`.
+pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr {
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let mut chain: Vec<IpAddr> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    while let Some(ip) = chain.pop() {
+        if !is_trusted(ip, trusted) {
+            return ip;
+        }
+    }
+    peer
+}
+
+/// Keep a well-formed inbound `X-Request-Id`, else generate one; returns the id.
+pub fn ensure_request_id(headers: &mut HeaderMap) -> String {
+    if let Some(v) = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()) {
+        if !v.is_empty()
+            && v.len() <= 128
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        {
+            return v.to_owned();
+        }
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    set(headers, X_REQUEST_ID, &id);
+    id
+}
+
+fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}
+
+/// Remove the IAP cookie from `Cookie`, keeping every other cookie.
+pub fn strip_cookie(headers: &mut HeaderMap, name: &str) {
+    let values: Vec<String> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .filter(|c| c.split('=').next().map(str::trim) != Some(name))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(http::header::COOKIE);
+    if !values.is_empty() {
+        set(headers, http::header::COOKIE, &values.join("; "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn underscore_header_names_are_refused() {
+        assert_eq!(
+            check_header_names(&map(&[("X_MESHAGENT_USER", "mallory")])),
+            Err(InvalidHeader)
+        );
+        assert_eq!(check_header_names(&map(&[("x-ok", "1")])), Ok(()));
+    }
+
+    #[test]
+    fn identity_headers_are_stripped_whatever_their_case() {
+        let mut h = map(&[
+            ("X-MeshAgent-User", "mallory"),
+            ("x-meshagent-api-scope", "{}"),
+            ("X-MESHAGENT-ANYTHING", "1"),
+            ("x-other", "kept"),
+        ]);
+        strip_identity_headers(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-other"));
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_are_removed() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("x-secret-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("upgrade", "websocket"),
+            ("x-end-to-end", "kept"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-end-to-end"));
+    }
+
+    #[test]
+    fn forwarded_headers_from_untrusted_peers_are_replaced() {
+        let mut h = map(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "bank.test"),
+        ]);
+        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        set_forwarded(
+            &mut h,
+            Hop {
+                peer,
+                tls: false,
+                host: "app.test",
+                trusted: false,
+            },
+        );
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "app.test");
+    }
+
+    #[test]
+    fn forwarded_chain_from_a_trusted_proxy_is_extended() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        assert_eq!(
+            client_ip(&h, peer, &trusted),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
+        set_forwarded(
+            &mut h,
+            Hop {
+                peer,
+                tls: false,
+                host: "app.test",
+                trusted: true,
+            },
+        );
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn iap_cookie_is_removed_and_others_kept() {
+        let mut h = map(&[("cookie", "a=1; __meshagent_iap=secret; b=2")]);
+        strip_cookie(&mut h, "__meshagent_iap");
+        assert_eq!(h["cookie"], "a=1; b=2");
+        let mut only = map(&[("cookie", "__meshagent_iap=secret")]);
+        strip_cookie(&mut only, "__meshagent_iap");
+        assert!(!only.contains_key("cookie"));
+    }
+
+    #[test]
+    fn malformed_request_ids_are_replaced() {
+        let mut h = map(&[("x-request-id", "abc-123")]);
+        assert_eq!(ensure_request_id(&mut h), "abc-123");
+        let mut bad = map(&[("x-request-id", "a b <script>")]);
+        let id = ensure_request_id(&mut bad);
+        assert_ne!(id, "a b <script>");
+        assert_eq!(bad["x-request-id"], id.as_str());
+    }
+}

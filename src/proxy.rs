@@ -1,0 +1,276 @@
+//! The request pipeline: hygiene, routing, authorization, then forward.
+//!
+//! [`handle`] is the one place that composes the pure decisions with the I/O modules, and
+//! the one place that logs an error and renders it. Every request loads the state once,
+//! computes one canonical host and path, and uses those for routing, endpoint matching,
+//! authorization and forwarding.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{header, HeaderValue, Request, Response, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::auth::{self, Decision, Identity};
+use crate::config::Validation;
+use crate::error::{Body, ProxyError};
+use crate::headers::{self, Hop};
+use crate::route::{canonical_host, canonical_path, Resolved};
+use crate::state::{Shared, State};
+use crate::telemetry::{status_class, RequestLabels, RouteLabel};
+
+/// The IAP session cookie; never forwarded upstream.
+pub const IAP_COOKIE: &str = "__meshagent_iap";
+/// Paths under this prefix are roomgate's own.
+pub const RESERVED_PREFIX: &str = "/.roomgate/";
+
+/// What the listener knows of the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+    /// The TLS server name the client asked for.
+    pub sni: Option<String>,
+    /// The acceptor of a TLS connection, to check that Host fits its certificate.
+    pub tls_acceptor: Option<Arc<crate::tls::TlsAcceptor>>,
+}
+
+/// What one request's access-log line reports.
+#[derive(Debug, Default)]
+struct Outcome {
+    host: String,
+    path: String,
+    route: String,
+    room: String,
+    auth: &'static str,
+}
+
+/// Serve one request. Never fails: errors become JSON responses here.
+pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let state = shared.state.load_full();
+    let method = req.method().clone();
+    let mut outcome = Outcome {
+        auth: "none",
+        ..Default::default()
+    };
+    let req = req.map(|b| b.map_err(crate::error::BodyError::new).boxed());
+    let (mut resp, request_id, err) =
+        match pipeline(&shared, &state, &conn, req, &mut outcome).await {
+            Ok((resp, id)) => (resp, id, None),
+            Err((e, id)) => (e.to_response(), id, Some(e)),
+        };
+    if let Some(id) = request_id
+        .as_deref()
+        .and_then(|i| HeaderValue::from_str(i).ok())
+    {
+        resp.headers_mut().insert(headers::X_REQUEST_ID, id);
+    }
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    let route_label = if outcome.route.is_empty() {
+        "none".to_owned()
+    } else {
+        outcome.route.clone()
+    };
+    shared
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route: route_label.clone(),
+            status_class: status_class(status),
+            outcome: match &err {
+                None => "forwarded",
+                Some(e) => e.status_code().1,
+            },
+        })
+        .inc();
+    shared
+        .metrics
+        .latency
+        .get_or_create(&RouteLabel { route: route_label })
+        .observe(elapsed.as_secs_f64());
+    tracing::event!(
+        target: "roomgate::access",
+        tracing::Level::INFO,
+        request.id = request_id.as_deref().unwrap_or(""),
+        http.method = %method,
+        http.host = %outcome.host,
+        http.path = %outcome.path,
+        http.status = status,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        route.domain = %outcome.route,
+        route.room = %outcome.room,
+        auth.result = outcome.auth,
+        client.ip = %conn.peer.ip(),
+        error.code = err.as_ref().map(|e| e.status_code().1).unwrap_or(""),
+        error.detail = err.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+        "request"
+    );
+    resp
+}
+
+type PipelineResult = Result<(Response<Body>, Option<String>), (ProxyError, Option<String>)>;
+
+async fn pipeline(
+    shared: &Shared,
+    state: &State,
+    conn: &ConnInfo,
+    req: Request<Body>,
+    outcome: &mut Outcome,
+) -> PipelineResult {
+    let (mut parts, body) = req.into_parts();
+    let request_id = headers::ensure_request_id(&mut parts.headers);
+    let id = Some(request_id);
+    let fail = |e: ProxyError, id: &Option<String>| Err((e, id.clone()));
+
+    if headers::check_header_names(&parts.headers).is_err() {
+        return fail(
+            ProxyError::InvalidHeader("underscore in a header name"),
+            &id,
+        );
+    }
+    let raw_host = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        });
+    let Some(host) = raw_host.as_deref().and_then(canonical_host) else {
+        return fail(ProxyError::InvalidHeader("missing or malformed Host"), &id);
+    };
+    outcome.host = host.clone();
+    let path = match canonical_path(parts.uri.path()) {
+        Ok(p) => p,
+        Err(e) => return fail(ProxyError::InvalidPath(e), &id),
+    };
+    outcome.path = path.clone();
+    if let Some(tls) = &conn.tls_acceptor {
+        if !tls.host_fits(&host, conn.sni.as_deref()) {
+            return fail(ProxyError::Misdirected, &id);
+        }
+    }
+    if path.starts_with(RESERVED_PREFIX) {
+        return fail(ProxyError::NoRoute, &id);
+    }
+    let Some(resolved) = state.routes.resolve(&host, &path) else {
+        return fail(ProxyError::NoRoute, &id);
+    };
+    outcome.route = resolved.domain.to_owned();
+    outcome.room = resolved.port.room.clone();
+
+    let config = &state.config;
+    let upgrade = parts.headers.contains_key(header::UPGRADE);
+    headers::strip_identity_headers(&mut parts.headers);
+    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    let trusted = headers::is_trusted(conn.peer.ip(), &config.file.trusted_proxies);
+    headers::set_forwarded(
+        &mut parts.headers,
+        Hop {
+            peer: conn.peer.ip(),
+            tls: conn.tls,
+            host: &host,
+            trusted,
+        },
+    );
+
+    let decision = authorize(shared, state, &parts, &resolved);
+    let identity = match decision {
+        Decision::Public => {
+            outcome.auth = "public";
+            None
+        }
+        Decision::Allow(identity) => {
+            outcome.auth = "allowed";
+            Some(identity)
+        }
+        Decision::Deny(e) => {
+            outcome.auth = "denied";
+            return fail(ProxyError::Auth(e), &id);
+        }
+    };
+    set_identity(&mut parts.headers, identity.as_ref());
+    headers::strip_cookie(&mut parts.headers, IAP_COOKIE);
+    if !parts.headers.contains_key(header::HOST) {
+        if let Some(h) = raw_host
+            .as_deref()
+            .and_then(|h| HeaderValue::from_str(h).ok())
+        {
+            parts.headers.insert(header::HOST, h);
+        }
+    }
+    parts.uri = match rebuild_uri(&path, parts.uri.query()) {
+        Some(u) => u,
+        None => {
+            return fail(
+                ProxyError::InvalidPath(crate::route::PathError::BadEncoding),
+                &id,
+            )
+        }
+    };
+    let req = Request::from_parts(parts, body);
+    match shared
+        .upstreams
+        .forward(
+            resolved.port,
+            req,
+            state.forward_limits,
+            &shared.metrics,
+            resolved.domain,
+        )
+        .await
+    {
+        Ok(resp) => Ok((resp, id)),
+        Err(e) => Err((e, id)),
+    }
+}
+
+/// Decide whether the caller may use this port.
+fn authorize(
+    shared: &Shared,
+    state: &State,
+    parts: &http::request::Parts,
+    resolved: &Resolved<'_>,
+) -> Decision {
+    let now = (shared.clock)();
+    let keys = &state.config.token_keys;
+    let room = &resolved.port.room;
+    match resolved.policy.validation {
+        Validation::Public => Decision::Public,
+        Validation::Bearer => {
+            auth::authorize_bearer(&parts.headers, parts.uri.query(), keys, room, now)
+        }
+        // Until IAP sign-in is served, a cookie port admits participant tokens only.
+        Validation::Cookie => {
+            auth::authorize_bearer(&parts.headers, parts.uri.query(), keys, room, now)
+        }
+        Validation::Webhook(_) => Decision::Deny(auth::AuthError::MissingAuth),
+    }
+}
+
+/// Set the trusted identity headers (after client copies were stripped).
+fn set_identity(headers: &mut http::HeaderMap, identity: Option<&Identity>) {
+    let Some(identity) = identity else { return };
+    if let Ok(v) = HeaderValue::from_str(&identity.user) {
+        headers.insert(headers::X_MESHAGENT_USER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&identity.api_scope.to_string()) {
+        headers.insert(headers::X_MESHAGENT_API_SCOPE, v);
+    }
+}
+
+/// The canonical path with the original query, as the upstream will receive it.
+fn rebuild_uri(path: &str, query: Option<&str>) -> Option<Uri> {
+    let pq = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    pq.parse().ok()
+}

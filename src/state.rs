@@ -1,0 +1,78 @@
+//! The state a request runs against, and the parts that outlive a config reload.
+//!
+//! A [`State`] is built whole from a validated config and swapped in atomically on
+//! reload; a request loads it once at entry. [`Shared`] holds what survives reloads
+//! (upstream pools, metrics). Nothing here performs a request.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+
+use crate::config::Config;
+use crate::forward::{ForwardLimits, Upstreams};
+use crate::route::RouteTable;
+use crate::telemetry::Metrics;
+
+/// Everything derived from one config.
+pub struct State {
+    pub config: Arc<Config>,
+    pub routes: RouteTable,
+    pub forward_limits: ForwardLimits,
+}
+
+impl State {
+    pub fn build(config: Config) -> State {
+        let routes = RouteTable::build(&config);
+        let l = config.limits();
+        let forward_limits = ForwardLimits {
+            upstream_timeout: l.upstream_timeout.0,
+            liveness_interval: l.liveness_interval.0,
+            liveness_wait: l.liveness_wait.0,
+            max_body_bytes: l.max_body_bytes,
+        };
+        State {
+            config: Arc::new(config),
+            routes,
+            forward_limits,
+        }
+    }
+}
+
+/// The wall clock as unix seconds; injected so tests can move time.
+pub type Clock = fn() -> i64;
+
+pub fn system_clock() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// What outlives a reload.
+pub struct Shared {
+    pub state: ArcSwap<State>,
+    pub upstreams: Upstreams,
+    pub metrics: Metrics,
+    pub clock: Clock,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Arc<Shared> {
+        let upstreams = Upstreams::new(config.limits().upstream_connect_timeout.0);
+        let metrics = Metrics::new();
+        metrics.config_loaded(&config.hash, system_clock());
+        Arc::new(Shared {
+            state: ArcSwap::from_pointee(State::build(config)),
+            upstreams,
+            metrics,
+            clock: system_clock,
+        })
+    }
+
+    /// Swap in a new config; in-flight requests keep the state they loaded.
+    pub fn replace(&self, config: Config) {
+        self.metrics.config_loaded(&config.hash, system_clock());
+        self.state.store(Arc::new(State::build(config)));
+    }
+}

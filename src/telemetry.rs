@@ -1,0 +1,201 @@
+//! Logs and metrics.
+//!
+//! Owns the tracing subscriber set-up (`ROOMGATE_LOG`, `ROOMGATE_LOG_FORMAT`) and the
+//! Prometheus registry served by the admin listener. Labels are bounded by the config
+//! (route domains, rooms, providers), never taken from request data. Nothing here may log
+//! query strings, cookies, tokens, signatures, secrets or bodies.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Set up logging from the environment: `ROOMGATE_LOG` filter (default `info`) and
+/// `ROOMGATE_LOG_FORMAT=json|pretty`.
+pub fn init_logging(filter: Option<&str>, format: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("info"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == Some("json") {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub status_class: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamErrorLabels {
+    pub route: String,
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LivenessLabels {
+    pub upstream: String,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    pub provider: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConfigLabel {
+    pub hash: String,
+}
+
+/// Every metric roomgate exports.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<RouteLabel, Histogram>,
+    pub upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    pub liveness_waits: Family<LivenessLabels, Counter>,
+    pub reloads: Family<ResultLabel, Counter>,
+    pub config_info: Family<ConfigLabel, Gauge>,
+    pub config_loaded_at: Gauge,
+    pub webhooks: Family<WebhookLabels, Counter>,
+    pub connections: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("roomgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests by route, status class and outcome",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(
+                [
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ]
+                .into_iter(),
+            )
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Time to response head",
+            latency.clone(),
+        );
+        let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Upstream failures by kind",
+            upstream_errors.clone(),
+        );
+        let liveness_waits = Family::<LivenessLabels, Counter>::default();
+        registry.register(
+            "liveness_waits",
+            "Cold-start waits by upstream and result",
+            liveness_waits.clone(),
+        );
+        let reloads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Config reloads by result",
+            reloads.clone(),
+        );
+        let config_info = Family::<ConfigLabel, Gauge>::default();
+        registry.register(
+            "config_info",
+            "The loaded config's SHA-256",
+            config_info.clone(),
+        );
+        let config_loaded_at = Gauge::default();
+        registry.register(
+            "config_loaded_timestamp_seconds",
+            "When the config was loaded",
+            config_loaded_at.clone(),
+        );
+        let webhooks = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhooks",
+            "Webhook verifications by provider and result",
+            webhooks.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register(
+            "open_connections",
+            "Open client connections",
+            connections.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            upstream_errors,
+            liveness_waits,
+            reloads,
+            config_info,
+            config_loaded_at,
+            webhooks,
+            connections,
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Record a config (re)load.
+    pub fn config_loaded(&self, hash: &str, at_unix: i64) {
+        self.config_info.clear();
+        self.config_info
+            .get_or_create(&ConfigLabel {
+                hash: hash.to_owned(),
+            })
+            .set(1);
+        self.config_loaded_at.set(at_unix);
+    }
+}
+
+/// `2xx`, `4xx`... for a status code.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
