@@ -1,1 +1,90 @@
-fn main() {}
+//! Route resolution at 10, 1k and 100k domains, and header hygiene on a realistic set.
+//!
+//! `cargo bench --bench route`
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use roomgate::config::{Config, LoadContext};
+use roomgate::headers;
+use roomgate::route::{canonical_host, canonical_path, RouteTable};
+
+fn config_with(domains: usize) -> Config {
+    let mut yaml = String::from(
+        "version: v1\nlisten: {http: 127.0.0.1:0}\nrooms:\n  - name: acme\n    services:\n      - name: web\n        ports:\n          - {num: 5002, published: true, public: true}\n          - {num: 5003, published: true}\nroutes:\n",
+    );
+    for i in 0..domains {
+        yaml.push_str(&format!(
+            "  - domain: app{i}.tenant{}.example.test\n    room: acme\n    port: 5002\n    paths: [{{path: /api, port: 5003}}]\n",
+            i % 97
+        ));
+    }
+    Config::from_yaml_str(&yaml, &LoadContext::default()).expect("bench config")
+}
+
+fn resolution(c: &mut Criterion) {
+    let mut group = c.benchmark_group("route_resolve");
+    for n in [10usize, 1_000, 100_000] {
+        let table = RouteTable::build(&config_with(n));
+        let host = format!("App{}.Tenant{}.example.test:443", n / 2, (n / 2) % 97);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                let h = canonical_host(black_box(&host)).expect("host");
+                let p = canonical_path(black_box("/api/v1/items")).expect("path");
+                black_box(table.resolve(&h, &p).map(|r| r.port.num))
+            })
+        });
+    }
+    group.finish();
+}
+
+fn realistic_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("host", "app.acme.example.test"),
+        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"),
+        ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        ("accept-language", "en-US,en;q=0.9"),
+        ("accept-encoding", "gzip, deflate, br"),
+        ("cookie", "theme=dark; __meshagent_iap=abcdefabcdefabcdefabcdef; lang=en"),
+        ("connection", "keep-alive"),
+        ("x-meshagent-user", "mallory"),
+        ("x-forwarded-for", "203.0.113.9"),
+        ("sec-fetch-mode", "navigate"),
+        ("sec-fetch-site", "none"),
+        ("upgrade-insecure-requests", "1"),
+    ] {
+        h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+    }
+    h
+}
+
+fn hygiene(c: &mut Criterion) {
+    let base = realistic_headers();
+    let peer = "198.51.100.7".parse().expect("ip");
+    c.bench_function("header_hygiene", |b| {
+        b.iter_batched_ref(
+            || base.clone(),
+            |h| {
+                headers::check_header_names(h).expect("clean names");
+                headers::strip_identity_headers(h);
+                headers::strip_hop_by_hop(h, false);
+                headers::set_forwarded(
+                    h,
+                    headers::Hop {
+                        peer,
+                        tls: true,
+                        host: "app.acme.example.test",
+                        trusted: false,
+                    },
+                );
+                headers::strip_cookie(h, "__meshagent_iap");
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, resolution, hygiene);
+criterion_main!(benches);
