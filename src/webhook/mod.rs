@@ -3,7 +3,35 @@
 //! Owns the list of providers roomgate can verify and the decision "is this body what the
 //! provider signed". It must not do I/O: secrets arrive as arguments, the clock as `now`.
 
+pub mod calendly;
+pub mod discord;
 pub mod github;
+pub mod gitlab;
+pub mod handshake;
+pub mod hubspot;
+pub mod intercom;
+pub mod linear;
+pub mod mailgun;
+pub mod okta;
+pub mod paddle;
+pub mod pagerduty;
+pub mod salesforce;
+pub mod sentry;
+pub mod shopify;
+mod sig;
+pub mod slack;
+pub mod square;
+pub mod standard_webhooks;
+pub mod stripe;
+pub mod telegram;
+#[cfg(test)]
+mod testkit;
+pub mod twilio;
+pub mod twitch;
+pub mod typeform;
+pub mod whatsapp;
+pub mod zendesk;
+pub mod zoom;
 
 use std::fmt;
 use std::str::FromStr;
@@ -106,25 +134,104 @@ fn verify_one(
     now: i64,
     window: Duration,
 ) -> Result<(), SignatureError> {
-    let _ = (now, window);
     match provider {
         Provider::Github => github::verify(req, secret),
-        _ => Err(SignatureError::Invalid),
+        Provider::Stripe => stripe::verify(req, secret, now, window),
+        Provider::Slack => slack::verify(req, secret, now, window),
+        Provider::Shopify => shopify::verify(req, secret),
+        Provider::Twilio => twilio::verify(req, secret),
+        Provider::Zendesk => zendesk::verify(req, secret, now, window),
+        Provider::Sentry => sentry::verify(req, secret),
+        Provider::Salesforce => salesforce::verify(req, secret),
+        Provider::Telegram => telegram::verify(req, secret),
+        Provider::Whatsapp => whatsapp::verify(req, secret),
+        Provider::StandardWebhooks => standard_webhooks::verify(req, secret, now, window),
+        Provider::Gitlab => gitlab::verify(req, secret, now, window),
+        Provider::Linear => linear::verify(req, secret, now, window),
+        Provider::Discord => discord::verify(req, secret, now, window),
+        Provider::Intercom => intercom::verify(req, secret),
+        Provider::Hubspot => hubspot::verify(req, secret, now, window),
+        Provider::Square => square::verify(req, secret),
+        Provider::Paddle => paddle::verify(req, secret, now, window),
+        Provider::Mailgun => mailgun::verify(req, secret, now, window),
+        Provider::Twitch => twitch::verify(req, secret, now, window),
+        Provider::Calendly => calendly::verify(req, secret, now, window),
+        Provider::Typeform => typeform::verify(req, secret),
+        Provider::Pagerduty => pagerduty::verify(req, secret),
+        Provider::Okta => okta::verify(req, secret),
+        Provider::Zoom => zoom::verify(req, secret, now, window),
     }
 }
 
-/// The provider's delivery id, stable across its retries.
+/// The longest delivery id we keep; longer values are treated as absent.
+const MAX_DELIVERY_ID: usize = 200;
+
+/// The provider's delivery id, stable across its retries: a header or a body field,
+/// at most 200 printable characters, `None` when absent.
 pub fn delivery_id(provider: Provider, req: &WebhookRequest<'_>) -> Option<String> {
-    let header = |name: &str| {
-        req.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty() && v.len() <= 200)
-            .map(str::to_owned)
+    let header = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|name| req.headers.get(*name).and_then(|v| v.to_str().ok()))
+            .and_then(bounded_id)
     };
+    let body = |paths: &[&[&str]]| body_id(req.body, paths);
     match provider {
-        Provider::Github => header("x-github-delivery"),
+        Provider::Github => header(&["x-github-delivery"]),
+        Provider::Stripe | Provider::Discord | Provider::Intercom => body(&[&["id"]]),
+        Provider::Slack => body(&[&["event_id"]]),
+        Provider::Shopify => header(&["x-shopify-webhook-id", "shopify-webhook-id"]),
+        Provider::Twilio => header(&["i-twilio-idempotency-token"]),
+        Provider::Zendesk => header(&["x-zendesk-webhook-invocation-id"]),
+        Provider::Sentry => header(&["request-id"]),
+        Provider::Telegram => body(&[&["update_id"]]),
+        Provider::StandardWebhooks => header(&["webhook-id", "svix-id"]),
+        Provider::Gitlab => header(&["idempotency-key", "webhook-id", "x-gitlab-event-uuid"]),
+        Provider::Linear => header(&["linear-delivery"]),
+        Provider::Hubspot => hubspot_event_id(req.body),
+        Provider::Square | Provider::Typeform => body(&[&["event_id"]]),
+        // A retry keeps its notification id; one event sent to several destinations
+        // does not, so the notification id is the per-endpoint key.
+        Provider::Paddle => body(&[&["notification_id"], &["event_id"]]),
+        Provider::Mailgun => body(&[&["signature", "token"]]),
+        Provider::Twitch => header(&["twitch-eventsub-message-id"]),
+        Provider::Pagerduty => body(&[&["event", "id"]]),
+        Provider::Okta => body(&[&["eventId"]]),
+        // No documented per-delivery id: the queue generates one.
+        Provider::Salesforce | Provider::Whatsapp | Provider::Calendly | Provider::Zoom => None,
+    }
+}
+
+/// A trimmed, non-empty id of at most [`MAX_DELIVERY_ID`] printable characters.
+fn bounded_id(value: &str) -> Option<String> {
+    let value = value.trim();
+    let printable = value.chars().all(|c| !c.is_control());
+    (!value.is_empty() && value.chars().count() <= MAX_DELIVERY_ID && printable)
+        .then(|| value.to_owned())
+}
+
+/// The first of `paths` that names a string or integer in the JSON body.
+fn body_id(body: &[u8], paths: &[&[&str]]) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    paths.iter().find_map(|path| {
+        let value = path.iter().try_fold(&json, |node, key| node.get(key))?;
+        json_id(value)
+    })
+}
+
+fn json_id(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => bounded_id(s),
+        serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => bounded_id(&n.to_string()),
+        _ => None,
+    }
+}
+
+/// HubSpot batches events in a JSON array; only a single-event batch has one id.
+fn hubspot_event_id(body: &[u8]) -> Option<String> {
+    match serde_json::from_slice(body).ok()? {
+        serde_json::Value::Array(events) if events.len() == 1 => json_id(events[0].get("eventId")?),
+        serde_json::Value::Object(event) => json_id(event.get("eventId")?),
         _ => None,
     }
 }
@@ -161,9 +268,43 @@ pub enum Provider {
 }
 
 impl Provider {
-    /// The timestamp window the provider's own SDK enforces.
+    /// The timestamp window the provider's own SDK enforces (or, where the provider
+    /// sets none, the one we chose). Providers that sign no timestamp never use it.
     pub fn default_tolerance(self) -> Duration {
-        Duration::from_secs(300)
+        let seconds = match self {
+            // stripe-python/-node, past only.
+            Provider::Stripe => 300,
+            // slack_sdk, both directions.
+            Provider::Slack => 300,
+            // Standard Webhooks reference libraries; GitLab signing tokens use them.
+            Provider::StandardWebhooks | Provider::Gitlab => 300,
+            // @linear/sdk, on `webhookTimestamp` (ms) in the body.
+            Provider::Linear => 60,
+            // paddle-python-sdk / paddle-node-sdk.
+            Provider::Paddle => 5,
+            // Twitch docs: "older than 10 minutes".
+            Provider::Twitch => 600,
+            // Calendly's sample code.
+            Provider::Calendly => 180,
+            // hubspot-api-python/-nodejs, past only, in milliseconds.
+            Provider::Hubspot => 300,
+            // No window prescribed by the provider: five minutes.
+            Provider::Zendesk | Provider::Zoom | Provider::Mailgun | Provider::Discord => 300,
+            // No signed timestamp: the window is never consulted.
+            Provider::Github
+            | Provider::Shopify
+            | Provider::Twilio
+            | Provider::Sentry
+            | Provider::Salesforce
+            | Provider::Telegram
+            | Provider::Whatsapp
+            | Provider::Intercom
+            | Provider::Square
+            | Provider::Typeform
+            | Provider::Pagerduty
+            | Provider::Okta => 300,
+        };
+        Duration::from_secs(seconds)
     }
 
     pub const ALL: [Provider; 25] = [
