@@ -391,3 +391,240 @@ impl FromStr for Provider {
             .ok_or(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use testkit::{headers, post, secs, T, URL};
+
+    const GITHUB_SIG: &str =
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    const GITHUB_SECRET: &str = "It's a Secret to Everybody";
+
+    fn run(
+        provider: Provider,
+        pairs: &[(&str, &str)],
+        body: &'static [u8],
+        secrets: &[&str],
+        now: i64,
+        tolerance: Option<Duration>,
+    ) -> Result<Verified, SignatureError> {
+        let h = headers(pairs);
+        let secrets: Vec<Secret> = secrets.iter().map(|s| Secret::new(*s)).collect();
+        verify(
+            provider,
+            &post(&h, URL, body),
+            Bytes::from_static(body),
+            &secrets,
+            now,
+            tolerance,
+        )
+    }
+
+    #[test]
+    fn any_active_secret_may_match_during_rotation() {
+        let pairs = [
+            ("x-hub-signature-256", GITHUB_SIG),
+            ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+        ];
+        let verified = run(
+            Provider::Github,
+            &pairs,
+            b"Hello, World!",
+            &["old", GITHUB_SECRET],
+            T,
+            None,
+        )
+        .unwrap();
+        assert_eq!(verified.provider(), Provider::Github);
+        assert_eq!(verified.body().as_ref(), b"Hello, World!");
+        assert_eq!(
+            verified.delivery_id(),
+            Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
+        );
+    }
+
+    #[test]
+    fn no_secret_at_all_is_invalid() {
+        let pairs = [("x-hub-signature-256", GITHUB_SIG)];
+        assert_eq!(
+            run(Provider::Github, &pairs, b"Hello, World!", &[], T, None).unwrap_err(),
+            SignatureError::Invalid
+        );
+    }
+
+    // Paddle, testdata/make_vectors.py: h1 = hex HMAC-SHA256("pdl_ntfset_secret",
+    // "1700000000:" + PADDLE_BODY).
+    const PADDLE_BODY: &[u8] = br#"{"event_id":"evt_01h","notification_id":"ntf_01h"}"#;
+    const PADDLE_SIG: &str =
+        "ts=1700000000;h1=db76db946b2aedd4aa5e35affca6dd5bb4b71cdd23e9720b6550bb440dc40f26";
+
+    #[test]
+    fn default_window_applies_without_an_override() {
+        let pairs = [("paddle-signature", PADDLE_SIG)];
+        let secrets = ["pdl_ntfset_secret"];
+        assert!(run(Provider::Paddle, &pairs, PADDLE_BODY, &secrets, T + 5, None).is_ok());
+        assert_eq!(
+            run(Provider::Paddle, &pairs, PADDLE_BODY, &secrets, T + 6, None).unwrap_err(),
+            SignatureError::Stale
+        );
+    }
+
+    #[test]
+    fn endpoint_tolerance_overrides_the_provider_default() {
+        let pairs = [("paddle-signature", PADDLE_SIG)];
+        let secrets = ["pdl_ntfset_secret"];
+        let wide = Some(secs(120));
+        let verified = run(
+            Provider::Paddle,
+            &pairs,
+            PADDLE_BODY,
+            &secrets,
+            T + 60,
+            wide,
+        );
+        assert_eq!(verified.unwrap().delivery_id(), Some("ntf_01h"));
+        assert_eq!(
+            run(
+                Provider::Paddle,
+                &pairs,
+                PADDLE_BODY,
+                &secrets,
+                T + 121,
+                wide
+            )
+            .unwrap_err(),
+            SignatureError::Stale
+        );
+    }
+
+    #[test]
+    fn default_windows_follow_the_provider_sdks() {
+        let expect = [
+            (Provider::Stripe, 300),
+            (Provider::Slack, 300),
+            (Provider::StandardWebhooks, 300),
+            (Provider::Gitlab, 300),
+            (Provider::Linear, 60),
+            (Provider::Paddle, 5),
+            (Provider::Twitch, 600),
+            (Provider::Calendly, 180),
+            (Provider::Hubspot, 300),
+            (Provider::Zendesk, 300),
+            (Provider::Zoom, 300),
+            (Provider::Mailgun, 300),
+            (Provider::Discord, 300),
+        ];
+        for (provider, seconds) in expect {
+            assert_eq!(provider.default_tolerance(), secs(seconds), "{provider}");
+        }
+    }
+
+    // Security property: a request with no signature is refused by every provider.
+    #[test]
+    fn every_provider_refuses_an_unsigned_request() {
+        for provider in Provider::ALL {
+            assert_eq!(
+                run(provider, &[], b"{}", &["secret"], T, None).unwrap_err(),
+                SignatureError::Missing,
+                "{provider}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_provider_name_round_trips() {
+        for provider in Provider::ALL {
+            assert_eq!(provider.as_str().parse::<Provider>(), Ok(provider));
+        }
+        assert_eq!("Svix".parse::<Provider>(), Ok(Provider::StandardWebhooks));
+        assert!("github2".parse::<Provider>().is_err());
+    }
+
+    fn id(provider: Provider, pairs: &[(&str, &str)], body: &[u8]) -> Option<String> {
+        let h = headers(pairs);
+        delivery_id(provider, &post(&h, URL, body))
+    }
+
+    #[test]
+    fn delivery_ids_come_from_the_provider_header() {
+        let cases = [
+            (Provider::Github, "x-github-delivery"),
+            (Provider::Shopify, "x-shopify-webhook-id"),
+            (Provider::Twilio, "i-twilio-idempotency-token"),
+            (Provider::Zendesk, "x-zendesk-webhook-invocation-id"),
+            (Provider::Sentry, "request-id"),
+            (Provider::StandardWebhooks, "webhook-id"),
+            (Provider::StandardWebhooks, "svix-id"),
+            (Provider::Gitlab, "idempotency-key"),
+            (Provider::Linear, "linear-delivery"),
+            (Provider::Twitch, "twitch-eventsub-message-id"),
+        ];
+        for (provider, name) in cases {
+            assert_eq!(
+                id(provider, &[(name, " d-1 ")], b"{}").as_deref(),
+                Some("d-1"),
+                "{provider} {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn delivery_ids_come_from_the_body_when_the_provider_puts_them_there() {
+        let cases: [(Provider, &[u8], &str); 11] = [
+            (
+                Provider::Stripe,
+                br#"{"id":"evt_1","object":"event"}"#,
+                "evt_1",
+            ),
+            (Provider::Slack, br#"{"event_id":"Ev1"}"#, "Ev1"),
+            (Provider::Telegram, br#"{"update_id":10000}"#, "10000"),
+            (Provider::Discord, br#"{"id":"123","type":2}"#, "123"),
+            (Provider::Intercom, br#"{"id":"notif_1"}"#, "notif_1"),
+            (Provider::Square, br#"{"event_id":"sq-1"}"#, "sq-1"),
+            (Provider::Typeform, br#"{"event_id":"tf-1"}"#, "tf-1"),
+            (Provider::Paddle, br#"{"event_id":"evt_2"}"#, "evt_2"),
+            (
+                Provider::Mailgun,
+                br#"{"signature":{"token":"tok"}}"#,
+                "tok",
+            ),
+            (Provider::Pagerduty, br#"{"event":{"id":"pd-1"}}"#, "pd-1"),
+            (Provider::Okta, br#"{"eventId":"ok-1"}"#, "ok-1"),
+        ];
+        for (provider, body, expected) in cases {
+            assert_eq!(
+                id(provider, &[], body).as_deref(),
+                Some(expected),
+                "{provider}"
+            );
+        }
+    }
+
+    #[test]
+    fn hubspot_delivery_id_exists_only_for_a_single_event() {
+        let one = br#"[{"eventId":100}]"#;
+        let two = br#"[{"eventId":100},{"eventId":101}]"#;
+        assert_eq!(id(Provider::Hubspot, &[], one).as_deref(), Some("100"));
+        assert_eq!(id(Provider::Hubspot, &[], two), None);
+    }
+
+    #[test]
+    fn delivery_id_is_none_when_absent_or_unusable() {
+        assert_eq!(id(Provider::Github, &[], b"{}"), None);
+        assert_eq!(id(Provider::Stripe, &[], b"not json"), None);
+        assert_eq!(id(Provider::Stripe, &[], br#"{"id":{"nested":1}}"#), None);
+        assert_eq!(id(Provider::Stripe, &[], br#"{"id":"a\nb"}"#), None);
+        assert_eq!(id(Provider::Zoom, &[("x-zm-trackingid", "z")], b"{}"), None);
+        let long = "x".repeat(201);
+        assert_eq!(
+            id(Provider::Github, &[("x-github-delivery", &long)], b""),
+            None
+        );
+        let max = "x".repeat(200);
+        assert_eq!(
+            id(Provider::Github, &[("x-github-delivery", &max)], b"").as_deref(),
+            Some(max.as_str())
+        );
+    }
+}
