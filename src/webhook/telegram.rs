@@ -46,4 +46,14 @@ mod tests {
     fn absent_header_is_missing() {
         assert_eq!(check(&[], "tg_Secret-1"), Err(SignatureError::Missing));
     }
+
+    // The shared token authenticates the sender only; body integrity relies on TLS.
+    #[test]
+    fn token_does_not_cover_the_body() {
+        let h = headers(&[("x-telegram-bot-api-secret-token", "tg_Secret-1")]);
+        assert_eq!(
+            verify(&post(&h, URL, b"anything"), &Secret::new("tg_Secret-1")),
+            Ok(())
+        );
+    }
 }
