@@ -1,14 +1,13 @@
 //! Discord interactions: `X-Signature-Ed25519` = hex Ed25519 signature over
 //! `{X-Signature-Timestamp}{raw body}`; the "secret" is the application's hex public key.
 //!
-//! Verification is strict (`verify_strict`: no small-order keys, canonical signatures).
+//! Verification is strict ([`sig::ed25519_matches`]: no small-order keys, canonical
+//! signatures).
 //! Discord probes endpoints with deliberately bad signatures and expects them rejected.
 //! The Discord SDKs check no timestamp window; we still bound the signed timestamp
 //! (±5 minutes by default) as a replay guard. Must not accept a key that is not 32 bytes.
 
 use std::time::Duration;
-
-use ed25519_dalek::{Signature, VerifyingKey};
 
 use super::sig::{self, Window};
 use super::{SignatureError, WebhookRequest};
@@ -23,22 +22,20 @@ pub fn verify(
     let signature = sig::header(req, "x-signature-ed25519")?;
     let ts = sig::header(req, "x-signature-timestamp")?;
     sig::check_window(sig::parse_unix(ts)?, 1, now, window, Window::Both)?;
-    let signature: [u8; 64] = sig::decode_hex(signature)?
-        .try_into()
-        .map_err(|_| SignatureError::Invalid)?;
-    let key: [u8; 32] = public_key
+    let signature = sig::decode_hex(signature)?;
+    let key = public_key
         .expose_str()
         .map(str::trim)
         .ok_or(SignatureError::Invalid)
-        .and_then(sig::decode_hex)?
-        .try_into()
-        .map_err(|_| SignatureError::Invalid)?;
-    let key = VerifyingKey::from_bytes(&key).map_err(|_| SignatureError::Invalid)?;
-    let mut message = Vec::with_capacity(ts.len() + req.body.len());
-    message.extend_from_slice(ts.as_bytes());
-    message.extend_from_slice(req.body);
-    key.verify_strict(&message, &Signature::from_bytes(&signature))
-        .map_err(|_| SignatureError::Invalid)
+        .and_then(sig::decode_hex)?;
+    if key.len() != 32 {
+        return Err(SignatureError::Invalid);
+    }
+    sig::verdict(sig::ed25519_matches(
+        &key,
+        &[ts.as_bytes(), req.body],
+        &signature,
+    ))
 }
 
 #[cfg(test)]

@@ -77,6 +77,23 @@ pub fn sha1_matches(key: &[u8], parts: &[&[u8]], expected: &[u8]) -> bool {
     mac_over::<Hmac<Sha1>>(key, parts).is_some_and(|mac| mac.verify_slice(expected).is_ok())
 }
 
+/// Strict Ed25519 check (`verify_strict`: canonical signatures, no small-order keys) of
+/// `signature` over the concatenated `parts` with a 32-byte public key.
+pub fn ed25519_matches(public_key: &[u8], parts: &[&[u8]], signature: &[u8]) -> bool {
+    let (Ok(key), Ok(signature)) = (
+        <[u8; 32]>::try_from(public_key),
+        <[u8; 64]>::try_from(signature),
+    ) else {
+        return false;
+    };
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&key) else {
+        return false;
+    };
+    let message = parts.concat();
+    key.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature))
+        .is_ok()
+}
+
 /// `Ok` when any candidate signature matches; every decoded candidate is checked with
 /// `check` (a constant-time MAC comparison). No candidate at all is `Invalid`.
 pub fn any_matches<'s>(
@@ -290,5 +307,18 @@ mod tests {
             &expected
         ));
         assert!(!sha1_matches(b"Jefe", &[b"what do ya want?"], &expected));
+    }
+
+    #[test]
+    fn ed25519_matches_the_rfc_8032_test_1_vector() {
+        // RFC 8032 §7.1 TEST 1 (empty message), re-checked with python `cryptography`.
+        let public =
+            hex::decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+                .unwrap();
+        let signature = hex::decode("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b").unwrap();
+        assert!(ed25519_matches(&public, &[], &signature));
+        assert!(!ed25519_matches(&public, &[b"x"], &signature));
+        assert!(!ed25519_matches(&public[..31], &[], &signature));
+        assert!(!ed25519_matches(&public, &[], &signature[..63]));
     }
 }

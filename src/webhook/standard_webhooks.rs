@@ -4,7 +4,9 @@
 //!
 //! The key is base64-decode(secret after an optional `whsec_`) — never the literal string
 //! (that is Stripe). Like the reference libraries, `|now - ts|` beyond the window is
-//! `Stale`. Asymmetric `v1a` signatures are not accepted. The decoded key is zeroized.
+//! `Stale`. A `whpk_` secret is an Ed25519 public key: then only asymmetric `v1a`
+//! signatures are checked, never `v1` (and an HMAC secret never accepts `v1a`). The
+//! decoded HMAC key is zeroized.
 
 use std::time::Duration;
 
@@ -34,24 +36,38 @@ pub fn verify(
     let id = sig::header(req, id_name)?;
     let ts = sig::header(req, ts_name)?;
     sig::check_window(sig::parse_unix(ts)?, 1, now, window, Window::Both)?;
-    let key = signing_key(secret)?;
-    let v1 = signatures
-        .split(' ')
-        .filter_map(|item| item.strip_prefix("v1,"));
-    sig::any_matches(v1, sig::decode_base64, |expected| {
-        sig::sha256_matches(
-            &key,
-            &[id.as_bytes(), b".", ts.as_bytes(), b".", req.body],
-            expected,
-        )
-    })
+    let signed: [&[u8]; 5] = [id.as_bytes(), b".", ts.as_bytes(), b".", req.body];
+    let entries = signatures.split(' ');
+    match signing_key(secret)? {
+        Key::Hmac(key) => {
+            let v1 = entries.filter_map(|item| item.strip_prefix("v1,"));
+            sig::any_matches(v1, sig::decode_base64, |expected| {
+                sig::sha256_matches(&key, &signed, expected)
+            })
+        }
+        Key::Ed25519(public) => {
+            let v1a = entries.filter_map(|item| item.strip_prefix("v1a,"));
+            sig::any_matches(v1a, sig::decode_base64, |expected| {
+                sig::ed25519_matches(&public, &signed, expected)
+            })
+        }
+    }
 }
 
-/// The HMAC key: base64-decode of the secret after its optional `whsec_` prefix.
-fn signing_key(secret: &Secret) -> Result<Zeroizing<Vec<u8>>, SignatureError> {
+enum Key {
+    /// base64-decode of the secret after an optional `whsec_` prefix.
+    Hmac(Zeroizing<Vec<u8>>),
+    /// base64-decode of the public key after `whpk_`.
+    Ed25519(Vec<u8>),
+}
+
+fn signing_key(secret: &Secret) -> Result<Key, SignatureError> {
     let text = secret.expose_str().ok_or(SignatureError::Invalid)?;
+    if let Some(public) = text.strip_prefix("whpk_") {
+        return sig::decode_base64(public).map(Key::Ed25519);
+    }
     let encoded = text.strip_prefix("whsec_").unwrap_or(text);
-    sig::decode_base64(encoded).map(Zeroizing::new)
+    sig::decode_base64(encoded).map(|key| Key::Hmac(Zeroizing::new(key)))
 }
 
 #[cfg(test)]
@@ -122,6 +138,41 @@ mod tests {
     fn any_signature_in_the_list_may_match() {
         let list = format!("v1a,AAAA v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= {SIG}");
         assert_eq!(constructed("webhook", &list, BODY, KAT_SECRET, T), Ok(()));
+    }
+
+    // testdata/make_vectors.py: Ed25519 seed 32×0x05; v1a signs "msg_2Lz.1700000000." + BODY.
+    const WHPK: &str = "whpk_bnoc3Smwt4/ROvTFWY/v9O8qlxZuPKby5Pv8zYBQW/E=";
+    const V1A: &str = "v1a,f7lyRA8cZJierguQIDRagyPGAe+Lc+kx3ULobFWGSkaeJHoW86el1zn+ZvpTgxNf+cfTjByad+ERv9AmQtO4Ag==";
+
+    #[test]
+    fn asymmetric_v1a_signature_verifies_with_a_whpk_key() {
+        let list = format!("{SIG} {V1A}");
+        assert_eq!(constructed("webhook", &list, BODY, WHPK, T), Ok(()));
+    }
+
+    #[test]
+    fn v1a_over_a_tampered_body_is_invalid() {
+        assert_eq!(
+            constructed("webhook", V1A, b"{}", WHPK, T),
+            Err(SignatureError::Invalid)
+        );
+    }
+
+    // Security property: a public key never validates an HMAC `v1` (anyone could make one).
+    #[test]
+    fn whpk_key_does_not_accept_v1_hmac_signatures() {
+        assert_eq!(
+            constructed("webhook", SIG, BODY, WHPK, T),
+            Err(SignatureError::Invalid)
+        );
+    }
+
+    #[test]
+    fn hmac_secret_does_not_accept_v1a_signatures() {
+        assert_eq!(
+            constructed("webhook", V1A, BODY, KAT_SECRET, T),
+            Err(SignatureError::Invalid)
+        );
     }
 
     #[test]

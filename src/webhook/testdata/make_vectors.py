@@ -161,3 +161,13 @@ for name, body in [
     ("slack.oversized", '{"type":"url_verification","challenge":"' + "a" * 2000 + '"}'),
 ]:
     out(name, hs256("slack_signing_secret", f"v0:{T}:{body}").hexdigest())
+
+# Standard Webhooks asymmetric v1a: secret "whpk_" + base64(public key); signature
+# "v1a," + base64(Ed25519 over "{id}.{ts}.{body}"). Seed = 32 bytes of 0x05.
+try:
+    sk = Ed25519PrivateKey.from_private_bytes(bytes([5]) * 32)
+    pk = sk.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    out("stdwh.v1a.whpk", "whpk_" + b64(pk))
+    out("stdwh.v1a.sig", b64(sk.sign(f'msg_2Lz.{T}.{{"type":"user.created"}}'.encode())))
+except NameError:
+    pass
