@@ -44,6 +44,11 @@ impl HandshakeReply {
 }
 
 /// The reply a verified body calls for, when it is a handshake rather than an event.
+///
+/// `secret` must be the value the body verified with: Zoom keys `encryptedToken` with
+/// it. Slack `url_verification` → the challenge as text; Zoom `endpoint.url_validation`
+/// → `{plainToken, encryptedToken}`; Discord PING → PONG; Twitch EventSub callback
+/// verification → the challenge as text. `None` for ordinary events.
 pub fn after_verification(verified: &Verified, secret: &Secret) -> Option<HandshakeReply> {
     let provider = verified.provider();
     if !matches!(
@@ -299,6 +304,25 @@ mod tests {
         let reply = after_verification(&v, &Secret::new(key)).unwrap();
         assert_eq!(reply.body, br#"{"type":1}"#);
         assert_eq!(reply.content_type, "application/json");
+    }
+
+    #[test]
+    fn twitch_callback_verification_echoes_the_challenge() {
+        // testdata/make_vectors.py: hex HMAC-SHA256("twitch_secret_10",
+        // "msg-2" + "2023-11-14T22:13:20Z" + BODY).
+        let body = br#"{"challenge":"pogchamp-kappa-360noscope-vohiyo","subscription":{"id":"f1c2","status":"webhook_callback_verification_pending","type":"channel.follow"}}"#;
+        let pairs = [
+            (
+                "twitch-eventsub-message-signature",
+                "sha256=7699540514ecf84099fb0007f0180ca008f11d94b8ab243bf8203b865cd714f1",
+            ),
+            ("twitch-eventsub-message-id", "msg-2"),
+            ("twitch-eventsub-message-timestamp", "2023-11-14T22:13:20Z"),
+        ];
+        let v = verified(Provider::Twitch, &pairs, body, "twitch_secret_10");
+        let reply = after_verification(&v, &Secret::new("twitch_secret_10")).unwrap();
+        assert_eq!(reply.body, b"pogchamp-kappa-360noscope-vohiyo");
+        assert!(reply.content_type.starts_with("text/plain"));
     }
 
     #[test]

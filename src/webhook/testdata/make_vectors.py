@@ -171,3 +171,7 @@ try:
     out("stdwh.v1a.sig", b64(sk.sign(f'msg_2Lz.{T}.{{"type":"user.created"}}'.encode())))
 except NameError:
     pass
+
+# Twitch callback verification (handshake.rs), signed like any EventSub message.
+body = '{"challenge":"pogchamp-kappa-360noscope-vohiyo","subscription":{"id":"f1c2","status":"webhook_callback_verification_pending","type":"channel.follow"}}'
+out("twitch.verification", hs256("twitch_secret_10", "msg-2" + "2023-11-14T22:13:20Z" + body).hexdigest())
