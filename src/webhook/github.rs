@@ -1,86 +1,117 @@
-//! GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`.
+//! GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`, with the legacy
+//! `X-Hub-Signature: sha1=<hex HMAC-SHA1>` accepted only when the SHA-256 header is absent.
 //!
-//! No timestamp is signed; replays are caught by delivery-id deduplication downstream.
+//! The same "hub signature" shape is used by Meta (WhatsApp, SHA-256) and Intercom (SHA-1),
+//! whose modules call [`verify_sha256`] and [`verify_sha1`] rather than copying them. No
+//! timestamp is signed; replays are caught by delivery-id deduplication downstream. This
+//! module must not look at anything but the header and the raw body.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-use super::{SignatureError, WebhookRequest};
+use super::{sig, SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
+const SHA256_HEADER: &str = "x-hub-signature-256";
+const SHA1_HEADER: &str = "x-hub-signature";
+
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let header = req
-        .headers
-        .get("x-hub-signature-256")
-        .ok_or(SignatureError::Missing)?;
-    let hex_sig = header
-        .to_str()
-        .ok()
-        .and_then(|v| v.trim().strip_prefix("sha256="))
-        .ok_or(SignatureError::Invalid)?;
-    let sig = hex::decode(hex_sig).map_err(|_| SignatureError::Invalid)?;
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.expose()).map_err(|_| SignatureError::Invalid)?;
-    mac.update(req.body);
-    mac.verify_slice(&sig).map_err(|_| SignatureError::Invalid)
+    if req.headers.contains_key(SHA256_HEADER) || !req.headers.contains_key(SHA1_HEADER) {
+        verify_sha256(req, secret)
+    } else {
+        verify_sha1(req, secret)
+    }
+}
+
+/// `X-Hub-Signature-256: sha256=<hex>` over the raw body.
+pub fn verify_sha256(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
+    let value = sig::strip(sig::header(req, SHA256_HEADER)?, "sha256=")?;
+    let expected = sig::decode_hex(value)?;
+    sig::verdict(sig::sha256_matches(secret.expose(), &[req.body], &expected))
+}
+
+/// `X-Hub-Signature: sha1=<hex>` over the raw body.
+pub fn verify_sha1(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
+    let value = sig::strip(sig::header(req, SHA1_HEADER)?, "sha1=")?;
+    let expected = sig::decode_hex(value)?;
+    sig::verdict(sig::sha1_matches(secret.expose(), &[req.body], &expected))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::{HeaderMap, Method};
+    use crate::webhook::testkit::{headers, post, URL};
 
-    fn req<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> WebhookRequest<'a> {
-        WebhookRequest {
-            method: &Method::POST,
-            headers,
-            url: "https://example.test/hook",
-            body,
-        }
-    }
-
-    fn headers(sig: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert("x-hub-signature-256", sig.parse().unwrap());
-        h
-    }
-
+    // GitHub's documentation example (validating-webhook-deliveries).
     const DOC_SIG: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
     const DOC_SECRET: &str = "It's a Secret to Everybody";
+    // python3: hmac.new(b"It's a Secret to Everybody", b"Hello, World!", hashlib.sha1).hexdigest()
+    const DOC_SHA1: &str = "sha1=01dc10d0c83e72ed246219cdd91669667fe2ca59";
+
+    fn check(pairs: &[(&str, &str)], body: &[u8], secret: &str) -> Result<(), SignatureError> {
+        let h = headers(pairs);
+        verify(&post(&h, URL, body), &Secret::new(secret))
+    }
 
     #[test]
     fn github_doc_vector_verifies() {
-        let h = headers(DOC_SIG);
-        assert_eq!(
-            verify(&req(&h, b"Hello, World!"), &Secret::new(DOC_SECRET)),
-            Ok(())
-        );
+        let h = [("x-hub-signature-256", DOC_SIG)];
+        assert_eq!(check(&h, b"Hello, World!", DOC_SECRET), Ok(()));
     }
 
     #[test]
     fn tampered_body_is_invalid() {
-        let h = headers(DOC_SIG);
+        let h = [("x-hub-signature-256", DOC_SIG)];
         assert_eq!(
-            verify(&req(&h, b"Hello, World?"), &Secret::new(DOC_SECRET)),
+            check(&h, b"Hello, World?", DOC_SECRET),
             Err(SignatureError::Invalid)
         );
     }
 
     #[test]
     fn wrong_secret_is_invalid() {
-        let h = headers(DOC_SIG);
+        let h = [("x-hub-signature-256", DOC_SIG)];
         assert_eq!(
-            verify(&req(&h, b"Hello, World!"), &Secret::new("not it")),
+            check(&h, b"Hello, World!", "not it"),
             Err(SignatureError::Invalid)
         );
     }
 
     #[test]
     fn absent_header_is_missing() {
-        let h = HeaderMap::new();
         assert_eq!(
-            verify(&req(&h, b"Hello, World!"), &Secret::new(DOC_SECRET)),
+            check(&[], b"Hello, World!", DOC_SECRET),
             Err(SignatureError::Missing)
+        );
+    }
+
+    #[test]
+    fn signature_without_the_sha256_prefix_is_invalid() {
+        let h = [("x-hub-signature-256", &DOC_SIG[7..])];
+        assert_eq!(
+            check(&h, b"Hello, World!", DOC_SECRET),
+            Err(SignatureError::Invalid)
+        );
+    }
+
+    #[test]
+    fn legacy_sha1_header_verifies_when_sha256_is_absent() {
+        let h = [("x-hub-signature", DOC_SHA1)];
+        assert_eq!(check(&h, b"Hello, World!", DOC_SECRET), Ok(()));
+        assert_eq!(
+            check(&h, b"Hello, World?", DOC_SECRET),
+            Err(SignatureError::Invalid)
+        );
+    }
+
+    // Security property: a valid legacy SHA-1 signature cannot rescue a bad SHA-256 one.
+    #[test]
+    fn sha256_header_takes_precedence_over_legacy_sha1() {
+        let bad256 = "sha256=0000000000000000000000000000000000000000000000000000000000000000";
+        let h = [
+            ("x-hub-signature-256", bad256),
+            ("x-hub-signature", DOC_SHA1),
+        ];
+        assert_eq!(
+            check(&h, b"Hello, World!", DOC_SECRET),
+            Err(SignatureError::Invalid)
         );
     }
 }

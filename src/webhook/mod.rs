@@ -3,7 +3,35 @@
 //! Owns the list of providers roomgate can verify and the decision "is this body what the
 //! provider signed". It must not do I/O: secrets arrive as arguments, the clock as `now`.
 
+pub mod calendly;
+pub mod discord;
 pub mod github;
+pub mod gitlab;
+pub mod handshake;
+pub mod hubspot;
+pub mod intercom;
+pub mod linear;
+pub mod mailgun;
+pub mod okta;
+pub mod paddle;
+pub mod pagerduty;
+pub mod salesforce;
+pub mod sentry;
+pub mod shopify;
+mod sig;
+pub mod slack;
+pub mod square;
+pub mod standard_webhooks;
+pub mod stripe;
+pub mod telegram;
+#[cfg(test)]
+mod testkit;
+pub mod twilio;
+pub mod twitch;
+pub mod typeform;
+pub mod whatsapp;
+pub mod zendesk;
+pub mod zoom;
 
 use std::fmt;
 use std::str::FromStr;
@@ -106,25 +134,104 @@ fn verify_one(
     now: i64,
     window: Duration,
 ) -> Result<(), SignatureError> {
-    let _ = (now, window);
     match provider {
         Provider::Github => github::verify(req, secret),
-        _ => Err(SignatureError::Invalid),
+        Provider::Stripe => stripe::verify(req, secret, now, window),
+        Provider::Slack => slack::verify(req, secret, now, window),
+        Provider::Shopify => shopify::verify(req, secret),
+        Provider::Twilio => twilio::verify(req, secret),
+        Provider::Zendesk => zendesk::verify(req, secret, now, window),
+        Provider::Sentry => sentry::verify(req, secret),
+        Provider::Salesforce => salesforce::verify(req, secret),
+        Provider::Telegram => telegram::verify(req, secret),
+        Provider::Whatsapp => whatsapp::verify(req, secret),
+        Provider::StandardWebhooks => standard_webhooks::verify(req, secret, now, window),
+        Provider::Gitlab => gitlab::verify(req, secret, now, window),
+        Provider::Linear => linear::verify(req, secret, now, window),
+        Provider::Discord => discord::verify(req, secret, now, window),
+        Provider::Intercom => intercom::verify(req, secret),
+        Provider::Hubspot => hubspot::verify(req, secret, now, window),
+        Provider::Square => square::verify(req, secret),
+        Provider::Paddle => paddle::verify(req, secret, now, window),
+        Provider::Mailgun => mailgun::verify(req, secret, now, window),
+        Provider::Twitch => twitch::verify(req, secret, now, window),
+        Provider::Calendly => calendly::verify(req, secret, now, window),
+        Provider::Typeform => typeform::verify(req, secret),
+        Provider::Pagerduty => pagerduty::verify(req, secret),
+        Provider::Okta => okta::verify(req, secret),
+        Provider::Zoom => zoom::verify(req, secret, now, window),
     }
 }
 
-/// The provider's delivery id, stable across its retries.
+/// The longest delivery id we keep; longer values are treated as absent.
+const MAX_DELIVERY_ID: usize = 200;
+
+/// The provider's delivery id, stable across its retries: a header or a body field,
+/// at most 200 printable characters, `None` when absent.
 pub fn delivery_id(provider: Provider, req: &WebhookRequest<'_>) -> Option<String> {
-    let header = |name: &str| {
-        req.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty() && v.len() <= 200)
-            .map(str::to_owned)
+    let header = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|name| req.headers.get(*name).and_then(|v| v.to_str().ok()))
+            .and_then(bounded_id)
     };
+    let body = |paths: &[&[&str]]| body_id(req.body, paths);
     match provider {
-        Provider::Github => header("x-github-delivery"),
+        Provider::Github => header(&["x-github-delivery"]),
+        Provider::Stripe | Provider::Discord | Provider::Intercom => body(&[&["id"]]),
+        Provider::Slack => body(&[&["event_id"]]),
+        Provider::Shopify => header(&["x-shopify-webhook-id", "shopify-webhook-id"]),
+        Provider::Twilio => header(&["i-twilio-idempotency-token"]),
+        Provider::Zendesk => header(&["x-zendesk-webhook-invocation-id"]),
+        Provider::Sentry => header(&["request-id"]),
+        Provider::Telegram => body(&[&["update_id"]]),
+        Provider::StandardWebhooks => header(&["webhook-id", "svix-id"]),
+        Provider::Gitlab => header(&["idempotency-key", "webhook-id", "x-gitlab-event-uuid"]),
+        Provider::Linear => header(&["linear-delivery"]),
+        Provider::Hubspot => hubspot_event_id(req.body),
+        Provider::Square | Provider::Typeform => body(&[&["event_id"]]),
+        // A retry keeps its notification id; one event sent to several destinations
+        // does not, so the notification id is the per-endpoint key.
+        Provider::Paddle => body(&[&["notification_id"], &["event_id"]]),
+        Provider::Mailgun => body(&[&["signature", "token"]]),
+        Provider::Twitch => header(&["twitch-eventsub-message-id"]),
+        Provider::Pagerduty => body(&[&["event", "id"]]),
+        Provider::Okta => body(&[&["eventId"]]),
+        // No documented per-delivery id: the queue generates one.
+        Provider::Salesforce | Provider::Whatsapp | Provider::Calendly | Provider::Zoom => None,
+    }
+}
+
+/// A trimmed, non-empty id of at most [`MAX_DELIVERY_ID`] printable characters.
+fn bounded_id(value: &str) -> Option<String> {
+    let value = value.trim();
+    let printable = value.chars().all(|c| !c.is_control());
+    (!value.is_empty() && value.chars().count() <= MAX_DELIVERY_ID && printable)
+        .then(|| value.to_owned())
+}
+
+/// The first of `paths` that names a string or integer in the JSON body.
+fn body_id(body: &[u8], paths: &[&[&str]]) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    paths.iter().find_map(|path| {
+        let value = path.iter().try_fold(&json, |node, key| node.get(key))?;
+        json_id(value)
+    })
+}
+
+fn json_id(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => bounded_id(s),
+        serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => bounded_id(&n.to_string()),
+        _ => None,
+    }
+}
+
+/// HubSpot batches events in a JSON array; only a single-event batch has one id.
+fn hubspot_event_id(body: &[u8]) -> Option<String> {
+    match serde_json::from_slice(body).ok()? {
+        serde_json::Value::Array(events) if events.len() == 1 => json_id(events[0].get("eventId")?),
+        serde_json::Value::Object(event) => json_id(event.get("eventId")?),
         _ => None,
     }
 }
@@ -161,9 +268,43 @@ pub enum Provider {
 }
 
 impl Provider {
-    /// The timestamp window the provider's own SDK enforces.
+    /// The timestamp window the provider's own SDK enforces (or, where the provider
+    /// sets none, the one we chose). Providers that sign no timestamp never use it.
     pub fn default_tolerance(self) -> Duration {
-        Duration::from_secs(300)
+        let seconds = match self {
+            // stripe-python/-node, past only.
+            Provider::Stripe => 300,
+            // slack_sdk, both directions.
+            Provider::Slack => 300,
+            // Standard Webhooks reference libraries; GitLab signing tokens use them.
+            Provider::StandardWebhooks | Provider::Gitlab => 300,
+            // @linear/sdk, on `webhookTimestamp` (ms) in the body.
+            Provider::Linear => 60,
+            // paddle-python-sdk / paddle-node-sdk.
+            Provider::Paddle => 5,
+            // Twitch docs: "older than 10 minutes".
+            Provider::Twitch => 600,
+            // Calendly's sample code.
+            Provider::Calendly => 180,
+            // hubspot-api-python/-nodejs, past only, in milliseconds.
+            Provider::Hubspot => 300,
+            // No window prescribed by the provider: five minutes.
+            Provider::Zendesk | Provider::Zoom | Provider::Mailgun | Provider::Discord => 300,
+            // No signed timestamp: the window is never consulted.
+            Provider::Github
+            | Provider::Shopify
+            | Provider::Twilio
+            | Provider::Sentry
+            | Provider::Salesforce
+            | Provider::Telegram
+            | Provider::Whatsapp
+            | Provider::Intercom
+            | Provider::Square
+            | Provider::Typeform
+            | Provider::Pagerduty
+            | Provider::Okta => 300,
+        };
+        Duration::from_secs(seconds)
     }
 
     pub const ALL: [Provider; 25] = [
@@ -248,5 +389,242 @@ impl FromStr for Provider {
             .into_iter()
             .find(|p| p.as_str() == s)
             .ok_or(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use testkit::{headers, post, secs, T, URL};
+
+    const GITHUB_SIG: &str =
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    const GITHUB_SECRET: &str = "It's a Secret to Everybody";
+
+    fn run(
+        provider: Provider,
+        pairs: &[(&str, &str)],
+        body: &'static [u8],
+        secrets: &[&str],
+        now: i64,
+        tolerance: Option<Duration>,
+    ) -> Result<Verified, SignatureError> {
+        let h = headers(pairs);
+        let secrets: Vec<Secret> = secrets.iter().map(|s| Secret::new(*s)).collect();
+        verify(
+            provider,
+            &post(&h, URL, body),
+            Bytes::from_static(body),
+            &secrets,
+            now,
+            tolerance,
+        )
+    }
+
+    #[test]
+    fn any_active_secret_may_match_during_rotation() {
+        let pairs = [
+            ("x-hub-signature-256", GITHUB_SIG),
+            ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+        ];
+        let verified = run(
+            Provider::Github,
+            &pairs,
+            b"Hello, World!",
+            &["old", GITHUB_SECRET],
+            T,
+            None,
+        )
+        .unwrap();
+        assert_eq!(verified.provider(), Provider::Github);
+        assert_eq!(verified.body().as_ref(), b"Hello, World!");
+        assert_eq!(
+            verified.delivery_id(),
+            Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
+        );
+    }
+
+    #[test]
+    fn no_secret_at_all_is_invalid() {
+        let pairs = [("x-hub-signature-256", GITHUB_SIG)];
+        assert_eq!(
+            run(Provider::Github, &pairs, b"Hello, World!", &[], T, None).unwrap_err(),
+            SignatureError::Invalid
+        );
+    }
+
+    // Paddle, testdata/make_vectors.py: h1 = hex HMAC-SHA256("pdl_ntfset_secret",
+    // "1700000000:" + PADDLE_BODY).
+    const PADDLE_BODY: &[u8] = br#"{"event_id":"evt_01h","notification_id":"ntf_01h"}"#;
+    const PADDLE_SIG: &str =
+        "ts=1700000000;h1=db76db946b2aedd4aa5e35affca6dd5bb4b71cdd23e9720b6550bb440dc40f26";
+
+    #[test]
+    fn default_window_applies_without_an_override() {
+        let pairs = [("paddle-signature", PADDLE_SIG)];
+        let secrets = ["pdl_ntfset_secret"];
+        assert!(run(Provider::Paddle, &pairs, PADDLE_BODY, &secrets, T + 5, None).is_ok());
+        assert_eq!(
+            run(Provider::Paddle, &pairs, PADDLE_BODY, &secrets, T + 6, None).unwrap_err(),
+            SignatureError::Stale
+        );
+    }
+
+    #[test]
+    fn endpoint_tolerance_overrides_the_provider_default() {
+        let pairs = [("paddle-signature", PADDLE_SIG)];
+        let secrets = ["pdl_ntfset_secret"];
+        let wide = Some(secs(120));
+        let verified = run(
+            Provider::Paddle,
+            &pairs,
+            PADDLE_BODY,
+            &secrets,
+            T + 60,
+            wide,
+        );
+        assert_eq!(verified.unwrap().delivery_id(), Some("ntf_01h"));
+        assert_eq!(
+            run(
+                Provider::Paddle,
+                &pairs,
+                PADDLE_BODY,
+                &secrets,
+                T + 121,
+                wide
+            )
+            .unwrap_err(),
+            SignatureError::Stale
+        );
+    }
+
+    #[test]
+    fn default_windows_follow_the_provider_sdks() {
+        let expect = [
+            (Provider::Stripe, 300),
+            (Provider::Slack, 300),
+            (Provider::StandardWebhooks, 300),
+            (Provider::Gitlab, 300),
+            (Provider::Linear, 60),
+            (Provider::Paddle, 5),
+            (Provider::Twitch, 600),
+            (Provider::Calendly, 180),
+            (Provider::Hubspot, 300),
+            (Provider::Zendesk, 300),
+            (Provider::Zoom, 300),
+            (Provider::Mailgun, 300),
+            (Provider::Discord, 300),
+        ];
+        for (provider, seconds) in expect {
+            assert_eq!(provider.default_tolerance(), secs(seconds), "{provider}");
+        }
+    }
+
+    // Security property: a request with no signature is refused by every provider.
+    #[test]
+    fn every_provider_refuses_an_unsigned_request() {
+        for provider in Provider::ALL {
+            assert_eq!(
+                run(provider, &[], b"{}", &["secret"], T, None).unwrap_err(),
+                SignatureError::Missing,
+                "{provider}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_provider_name_round_trips() {
+        for provider in Provider::ALL {
+            assert_eq!(provider.as_str().parse::<Provider>(), Ok(provider));
+        }
+        assert_eq!("Svix".parse::<Provider>(), Ok(Provider::StandardWebhooks));
+        assert!("github2".parse::<Provider>().is_err());
+    }
+
+    fn id(provider: Provider, pairs: &[(&str, &str)], body: &[u8]) -> Option<String> {
+        let h = headers(pairs);
+        delivery_id(provider, &post(&h, URL, body))
+    }
+
+    #[test]
+    fn delivery_ids_come_from_the_provider_header() {
+        let cases = [
+            (Provider::Github, "x-github-delivery"),
+            (Provider::Shopify, "x-shopify-webhook-id"),
+            (Provider::Twilio, "i-twilio-idempotency-token"),
+            (Provider::Zendesk, "x-zendesk-webhook-invocation-id"),
+            (Provider::Sentry, "request-id"),
+            (Provider::StandardWebhooks, "webhook-id"),
+            (Provider::StandardWebhooks, "svix-id"),
+            (Provider::Gitlab, "idempotency-key"),
+            (Provider::Linear, "linear-delivery"),
+            (Provider::Twitch, "twitch-eventsub-message-id"),
+        ];
+        for (provider, name) in cases {
+            assert_eq!(
+                id(provider, &[(name, " d-1 ")], b"{}").as_deref(),
+                Some("d-1"),
+                "{provider} {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn delivery_ids_come_from_the_body_when_the_provider_puts_them_there() {
+        let cases: [(Provider, &[u8], &str); 11] = [
+            (
+                Provider::Stripe,
+                br#"{"id":"evt_1","object":"event"}"#,
+                "evt_1",
+            ),
+            (Provider::Slack, br#"{"event_id":"Ev1"}"#, "Ev1"),
+            (Provider::Telegram, br#"{"update_id":10000}"#, "10000"),
+            (Provider::Discord, br#"{"id":"123","type":2}"#, "123"),
+            (Provider::Intercom, br#"{"id":"notif_1"}"#, "notif_1"),
+            (Provider::Square, br#"{"event_id":"sq-1"}"#, "sq-1"),
+            (Provider::Typeform, br#"{"event_id":"tf-1"}"#, "tf-1"),
+            (Provider::Paddle, br#"{"event_id":"evt_2"}"#, "evt_2"),
+            (
+                Provider::Mailgun,
+                br#"{"signature":{"token":"tok"}}"#,
+                "tok",
+            ),
+            (Provider::Pagerduty, br#"{"event":{"id":"pd-1"}}"#, "pd-1"),
+            (Provider::Okta, br#"{"eventId":"ok-1"}"#, "ok-1"),
+        ];
+        for (provider, body, expected) in cases {
+            assert_eq!(
+                id(provider, &[], body).as_deref(),
+                Some(expected),
+                "{provider}"
+            );
+        }
+    }
+
+    #[test]
+    fn hubspot_delivery_id_exists_only_for_a_single_event() {
+        let one = br#"[{"eventId":100}]"#;
+        let two = br#"[{"eventId":100},{"eventId":101}]"#;
+        assert_eq!(id(Provider::Hubspot, &[], one).as_deref(), Some("100"));
+        assert_eq!(id(Provider::Hubspot, &[], two), None);
+    }
+
+    #[test]
+    fn delivery_id_is_none_when_absent_or_unusable() {
+        assert_eq!(id(Provider::Github, &[], b"{}"), None);
+        assert_eq!(id(Provider::Stripe, &[], b"not json"), None);
+        assert_eq!(id(Provider::Stripe, &[], br#"{"id":{"nested":1}}"#), None);
+        assert_eq!(id(Provider::Stripe, &[], br#"{"id":"a\nb"}"#), None);
+        assert_eq!(id(Provider::Zoom, &[("x-zm-trackingid", "z")], b"{}"), None);
+        let long = "x".repeat(201);
+        assert_eq!(
+            id(Provider::Github, &[("x-github-delivery", &long)], b""),
+            None
+        );
+        let max = "x".repeat(200);
+        assert_eq!(
+            id(Provider::Github, &[("x-github-delivery", &max)], b"").as_deref(),
+            Some(max.as_str())
+        );
     }
 }

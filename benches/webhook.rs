@@ -1,0 +1,195 @@
+//! Cost of `webhook::verify` per provider at 1 KiB and 256 KiB bodies.
+//!
+//! Signatures are produced here with the RustCrypto primitives directly (not roomgate
+//! code) so each iteration measures one successful verification.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ed25519_dalek::{Signer, SigningKey};
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use roomgate::sensitive::Secret;
+use roomgate::webhook::{verify, Provider, WebhookRequest};
+use sha1::Sha1;
+use sha2::Sha256;
+
+const NOW: i64 = 1_700_000_000;
+const URL: &str = "https://hooks.example.test/hook";
+
+struct Case {
+    provider: Provider,
+    headers: HeaderMap,
+    url: &'static str,
+    body: Bytes,
+    secret: Secret,
+}
+
+fn sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("hmac key");
+    parts.iter().for_each(|p| mac.update(p));
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn sha1(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha1>::new_from_slice(key).expect("hmac key");
+    parts.iter().for_each(|p| mac.update(p));
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn headers(pairs: &[(&str, String)]) -> HeaderMap {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            (
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            )
+        })
+        .collect()
+}
+
+fn json_body(size: usize) -> Vec<u8> {
+    let mut body = br#"{"id":"evt_1","data":""#.to_vec();
+    body.resize(size - 2, b'x');
+    body.extend_from_slice(b"\"}");
+    body
+}
+
+fn cases(size: usize) -> Vec<Case> {
+    let ts = NOW.to_string();
+    let json = json_body(size);
+    let mut out = Vec::new();
+
+    let key = b"github-secret";
+    out.push(Case {
+        provider: Provider::Github,
+        headers: headers(&[(
+            "x-hub-signature-256",
+            format!("sha256={}", hex::encode(sha256(key, &[&json]))),
+        )]),
+        url: URL,
+        body: Bytes::from(json.clone()),
+        secret: Secret::new(key.to_vec()),
+    });
+
+    let key = b"whsec_stripe_secret";
+    let v1 = hex::encode(sha256(key, &[ts.as_bytes(), b".", &json]));
+    out.push(Case {
+        provider: Provider::Stripe,
+        headers: headers(&[("stripe-signature", format!("t={ts},v1={v1}"))]),
+        url: URL,
+        body: Bytes::from(json.clone()),
+        secret: Secret::new(key.to_vec()),
+    });
+
+    let key = b"slack_signing_secret";
+    let v0 = hex::encode(sha256(key, &[b"v0:", ts.as_bytes(), b":", &json]));
+    out.push(Case {
+        provider: Provider::Slack,
+        headers: headers(&[
+            ("x-slack-signature", format!("v0={v0}")),
+            ("x-slack-request-timestamp", ts.clone()),
+        ]),
+        url: URL,
+        body: Bytes::from(json.clone()),
+        secret: Secret::new(key.to_vec()),
+    });
+
+    let raw_key = [7u8; 32];
+    let mac = sha256(&raw_key, &[b"msg_1.", ts.as_bytes(), b".", &json]);
+    out.push(Case {
+        provider: Provider::StandardWebhooks,
+        headers: headers(&[
+            ("webhook-id", "msg_1".to_owned()),
+            ("webhook-timestamp", ts.clone()),
+            ("webhook-signature", format!("v1,{}", STANDARD.encode(mac))),
+        ]),
+        url: URL,
+        body: Bytes::from(json.clone()),
+        secret: Secret::new(format!("whsec_{}", STANDARD.encode(raw_key))),
+    });
+
+    let mut form = b"From=%2B15005550006&Body=".to_vec();
+    form.resize(size, b'x');
+    let value = &form[b"From=%2B15005550006&Body=".len()..];
+    let token = b"twilio_auth_token";
+    let mac = sha1(
+        token,
+        &[URL.as_bytes(), b"Body", value, b"From+15005550006"],
+    );
+    out.push(Case {
+        provider: Provider::Twilio,
+        headers: headers(&[
+            ("x-twilio-signature", STANDARD.encode(mac)),
+            (
+                "content-type",
+                "application/x-www-form-urlencoded".to_owned(),
+            ),
+        ]),
+        url: URL,
+        body: Bytes::from(form),
+        secret: Secret::new(token.to_vec()),
+    });
+
+    let signing = SigningKey::from_bytes(&[9u8; 32]);
+    let mut message = ts.as_bytes().to_vec();
+    message.extend_from_slice(&json);
+    let signature = signing.sign(&message);
+    out.push(Case {
+        provider: Provider::Discord,
+        headers: headers(&[
+            ("x-signature-ed25519", hex::encode(signature.to_bytes())),
+            ("x-signature-timestamp", ts.clone()),
+        ]),
+        url: URL,
+        body: Bytes::from(json),
+        secret: Secret::new(hex::encode(signing.verifying_key().to_bytes())),
+    });
+
+    out
+}
+
+fn bench_verify(c: &mut Criterion) {
+    let mut group = c.benchmark_group("webhook_verify");
+    for (label, size) in [("1KiB", 1024), ("256KiB", 256 * 1024)] {
+        group.throughput(Throughput::Bytes(size as u64));
+        for case in cases(size) {
+            let req = WebhookRequest {
+                method: &Method::POST,
+                headers: &case.headers,
+                url: case.url,
+                body: &case.body,
+            };
+            let secrets = [case.secret.clone()];
+            assert!(
+                verify(case.provider, &req, case.body.clone(), &secrets, NOW, None).is_ok(),
+                "{} bench case must verify",
+                case.provider
+            );
+            group.bench_with_input(
+                BenchmarkId::new(case.provider.as_str(), label),
+                &req,
+                |b, req| {
+                    b.iter(|| {
+                        verify(
+                            case.provider,
+                            black_box(req),
+                            case.body.clone(),
+                            &secrets,
+                            NOW,
+                            Some(Duration::from_secs(300)),
+                        )
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_verify);
+criterion_main!(benches);

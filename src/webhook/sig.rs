@@ -1,0 +1,324 @@
+//! Shared pieces of signature checking: header lookup, HMAC over several parts,
+//! hex/base64 decoding, `k=v` list parsing and the timestamp window.
+//!
+//! Every provider module builds on these so that the constant-time comparison and the
+//! window rule are written once. Nothing here knows a provider's header names or policy,
+//! and nothing here compares MACs with `==`: verification goes through
+//! [`Mac::verify_slice`].
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+use sha2::Sha256;
+
+use super::{SignatureError, WebhookRequest};
+
+/// A required header as trimmed text: absent → `Missing`, not visible ASCII → `Invalid`.
+pub fn header<'a>(req: &WebhookRequest<'a>, name: &str) -> Result<&'a str, SignatureError> {
+    let value = req.headers.get(name).ok_or(SignatureError::Missing)?;
+    value
+        .to_str()
+        .map(str::trim)
+        .map_err(|_| SignatureError::Invalid)
+}
+
+/// The first of several header names that is present (providers that renamed a header).
+pub fn first_header<'a>(
+    req: &WebhookRequest<'a>,
+    names: &[&str],
+) -> Result<&'a str, SignatureError> {
+    names
+        .iter()
+        .find(|name| req.headers.contains_key(**name))
+        .map_or(Err(SignatureError::Missing), |name| header(req, name))
+}
+
+/// Lowercase or uppercase hex → bytes; anything else is `Invalid`.
+pub fn decode_hex(text: &str) -> Result<Vec<u8>, SignatureError> {
+    hex::decode(text).map_err(|_| SignatureError::Invalid)
+}
+
+/// Standard (padded) base64 → bytes; anything else is `Invalid`.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, SignatureError> {
+    STANDARD.decode(text).map_err(|_| SignatureError::Invalid)
+}
+
+/// Text after a required prefix (`sha256=`, `v0=`), else `Invalid`.
+pub fn strip<'a>(text: &'a str, prefix: &str) -> Result<&'a str, SignatureError> {
+    text.strip_prefix(prefix).ok_or(SignatureError::Invalid)
+}
+
+fn mac_over<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Option<M> {
+    // HMAC accepts keys of any length; `None` is unreachable in practice.
+    let mut mac = <M as KeyInit>::new_from_slice(key).ok()?;
+    for part in parts {
+        mac.update(part);
+    }
+    Some(mac)
+}
+
+/// HMAC-SHA256 of the concatenated `parts`, for values a provider expects us to send back
+/// (Zoom's `encryptedToken`). To check a signature use [`sha256_matches`].
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Option<[u8; 32]> {
+    mac_over::<Hmac<Sha256>>(key, parts).map(|mac| mac.finalize().into_bytes().into())
+}
+
+/// Constant-time check of `expected` against HMAC-SHA256(key, parts…).
+pub fn sha256_matches(key: &[u8], parts: &[&[u8]], expected: &[u8]) -> bool {
+    mac_over::<Hmac<Sha256>>(key, parts).is_some_and(|mac| mac.verify_slice(expected).is_ok())
+}
+
+/// Constant-time check of `expected` against HMAC-SHA1(key, parts…).
+pub fn sha1_matches(key: &[u8], parts: &[&[u8]], expected: &[u8]) -> bool {
+    mac_over::<Hmac<Sha1>>(key, parts).is_some_and(|mac| mac.verify_slice(expected).is_ok())
+}
+
+/// Strict Ed25519 check (`verify_strict`: canonical signatures, no small-order keys) of
+/// `signature` over the concatenated `parts` with a 32-byte public key.
+pub fn ed25519_matches(public_key: &[u8], parts: &[&[u8]], signature: &[u8]) -> bool {
+    let (Ok(key), Ok(signature)) = (
+        <[u8; 32]>::try_from(public_key),
+        <[u8; 64]>::try_from(signature),
+    ) else {
+        return false;
+    };
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&key) else {
+        return false;
+    };
+    let message = parts.concat();
+    key.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature))
+        .is_ok()
+}
+
+/// `Ok` when any candidate signature matches; every decoded candidate is checked with
+/// `check` (a constant-time MAC comparison). No candidate at all is `Invalid`.
+pub fn any_matches<'s>(
+    candidates: impl IntoIterator<Item = &'s str>,
+    decode: fn(&str) -> Result<Vec<u8>, SignatureError>,
+    check: impl Fn(&[u8]) -> bool,
+) -> Result<(), SignatureError> {
+    let mut matched = false;
+    for candidate in candidates {
+        if let Ok(sig) = decode(candidate) {
+            matched |= check(&sig);
+        }
+    }
+    verdict(matched)
+}
+
+/// `Ok` when a signature matched, else `Invalid`.
+pub fn verdict(matched: bool) -> Result<(), SignatureError> {
+    if matched {
+        Ok(())
+    } else {
+        Err(SignatureError::Invalid)
+    }
+}
+
+/// `k=v` items of a structured header (`t=1,v1=ab,v1=cd` with `,`; Paddle's `ts=1;h1=ab`
+/// with `;`). Items without `=` are skipped.
+pub fn pairs(text: &str, separator: char) -> impl Iterator<Item = (&str, &str)> {
+    text.split(separator)
+        .filter_map(|item| item.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+}
+
+/// The single value of `key` in a `k=v` header, `Invalid` when absent.
+pub fn pair<'a>(text: &'a str, separator: char, key: &str) -> Result<&'a str, SignatureError> {
+    pairs(text, separator)
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+        .ok_or(SignatureError::Invalid)
+}
+
+/// Decimal unix seconds (or milliseconds) as sent in a header; `Invalid` otherwise.
+pub fn parse_unix(text: &str) -> Result<i64, SignatureError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(SignatureError::Invalid);
+    }
+    text.parse().map_err(|_| SignatureError::Invalid)
+}
+
+/// An RFC 3339 timestamp (Zendesk, Twitch) as unix seconds; `Invalid` otherwise.
+pub fn parse_rfc3339(text: &str) -> Result<i64, SignatureError> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| SignatureError::Invalid)
+}
+
+/// Which side of `now` a provider's SDK bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// Reject only timestamps older than `now - window` (Stripe, HubSpot).
+    PastOnly,
+    /// Reject `|now - ts| > window` (Slack's slack_sdk, Standard Webhooks, Paddle…).
+    Both,
+}
+
+/// The timestamp rule: `Stale` when `signed` (in `unit_per_second` units: 1 for seconds,
+/// 1000 for milliseconds) lies outside `window` around `now` (unix seconds).
+pub fn check_window(
+    signed: i64,
+    unit_per_second: i64,
+    now: i64,
+    window: Duration,
+    side: Window,
+) -> Result<(), SignatureError> {
+    let now = i128::from(now) * i128::from(unit_per_second);
+    let window = i128::try_from(window.as_millis())
+        .unwrap_or(i128::MAX / 2)
+        .saturating_mul(i128::from(unit_per_second))
+        / 1000;
+    let age = now - i128::from(signed);
+    let too_old = age > window;
+    let too_new = side == Window::Both && -age > window;
+    if too_old || too_new {
+        Err(SignatureError::Stale)
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIVE_MIN: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn a_timestamp_exactly_at_the_window_edge_is_accepted() {
+        assert_eq!(check_window(700, 1, 1000, FIVE_MIN, Window::Both), Ok(()));
+        assert_eq!(check_window(1300, 1, 1000, FIVE_MIN, Window::Both), Ok(()));
+    }
+
+    #[test]
+    fn a_timestamp_one_second_past_the_window_is_stale() {
+        assert_eq!(
+            check_window(699, 1, 1000, FIVE_MIN, Window::Both),
+            Err(SignatureError::Stale)
+        );
+        assert_eq!(
+            check_window(1301, 1, 1000, FIVE_MIN, Window::Both),
+            Err(SignatureError::Stale)
+        );
+    }
+
+    #[test]
+    fn past_only_windows_accept_future_timestamps() {
+        assert_eq!(
+            check_window(1_000_000, 1, 1000, FIVE_MIN, Window::PastOnly),
+            Ok(())
+        );
+        assert_eq!(
+            check_window(699, 1, 1000, FIVE_MIN, Window::PastOnly),
+            Err(SignatureError::Stale)
+        );
+    }
+
+    #[test]
+    fn millisecond_timestamps_are_compared_in_milliseconds() {
+        assert_eq!(
+            check_window(700_000, 1000, 1000, FIVE_MIN, Window::Both),
+            Ok(())
+        );
+        assert_eq!(
+            check_window(699_999, 1000, 1000, FIVE_MIN, Window::Both),
+            Err(SignatureError::Stale)
+        );
+    }
+
+    #[test]
+    fn sub_second_windows_are_not_rounded_up() {
+        let window = Duration::from_millis(500);
+        assert_eq!(
+            check_window(999_500, 1000, 1000, window, Window::Both),
+            Ok(())
+        );
+        assert_eq!(
+            check_window(999_499, 1000, 1000, window, Window::Both),
+            Err(SignatureError::Stale)
+        );
+    }
+
+    #[test]
+    fn extreme_timestamps_do_not_overflow() {
+        assert_eq!(
+            check_window(i64::MIN, 1000, i64::MAX, Duration::MAX, Window::Both),
+            Ok(())
+        );
+        assert_eq!(
+            check_window(i64::MIN, 1000, i64::MAX, FIVE_MIN, Window::Both),
+            Err(SignatureError::Stale)
+        );
+    }
+
+    #[test]
+    fn unix_timestamps_must_be_plain_digits() {
+        assert_eq!(parse_unix("1700000000"), Ok(1_700_000_000));
+        for bad in ["", "-1", "+1", "1e9", " 1", "99999999999999999999"] {
+            assert_eq!(parse_unix(bad), Err(SignatureError::Invalid), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_timestamps_with_nanoseconds_parse() {
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.123456789Z"),
+            Ok(1_700_000_000)
+        );
+        assert_eq!(parse_rfc3339("yesterday"), Err(SignatureError::Invalid));
+    }
+
+    #[test]
+    fn structured_headers_split_into_pairs() {
+        let items: Vec<_> = pairs("t=1, v1=ab,v1=cd,junk,v0=ef", ',').collect();
+        assert_eq!(
+            items,
+            [("t", "1"), ("v1", "ab"), ("v1", "cd"), ("v0", "ef")]
+        );
+        assert_eq!(pair("ts=5;h1=x", ';', "ts"), Ok("5"));
+        assert_eq!(pair("h1=x", ';', "ts"), Err(SignatureError::Invalid));
+    }
+
+    #[test]
+    fn hmac_sha256_matches_the_rfc_4231_test_case_2() {
+        // RFC 4231 §4.3: key "Jefe", data "what do ya want for nothing?".
+        let expected = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+        let mac = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
+        assert_eq!(hex::encode(mac.unwrap()), expected);
+        assert!(sha256_matches(
+            b"Jefe",
+            &[b"what do ya want for nothing?"],
+            &hex::decode(expected).unwrap()
+        ));
+    }
+
+    #[test]
+    fn hmac_sha1_matches_the_rfc_2202_test_case_2() {
+        // RFC 2202 §3: key "Jefe", data "what do ya want for nothing?".
+        let expected = hex::decode("effcdf6ae5eb2fa2d27416d5f184df9c259a7c79").unwrap();
+        assert!(sha1_matches(
+            b"Jefe",
+            &[b"what do ya want for nothing?"],
+            &expected
+        ));
+        assert!(!sha1_matches(b"Jefe", &[b"what do ya want?"], &expected));
+    }
+
+    #[test]
+    fn ed25519_matches_the_rfc_8032_test_1_vector() {
+        // RFC 8032 §7.1 TEST 1 (empty message), re-checked with python `cryptography`.
+        let public =
+            hex::decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+                .unwrap();
+        let signature = hex::decode("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b").unwrap();
+        assert!(ed25519_matches(&public, &[], &signature));
+        assert!(!ed25519_matches(&public, &[b"x"], &signature));
+        assert!(!ed25519_matches(&public[..31], &[], &signature));
+        assert!(!ed25519_matches(&public, &[], &signature[..63]));
+    }
+}
