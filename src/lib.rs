@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod queue;
 pub mod route;
 pub mod sensitive;
 pub mod webhook;
