@@ -6,5 +6,6 @@
 pub mod config;
 pub mod queue;
 pub mod route;
+pub mod secret;
 pub mod sensitive;
 pub mod webhook;

@@ -310,9 +310,7 @@ async fn stats_report_length_and_pending_after_a_group_read() {
     assert_eq!(stats.length, 3);
     assert_eq!(stats.pending, 2);
     assert_eq!(stats.oldest_id.as_deref(), Some(first.id.as_str()));
-    let age = stats
-        .oldest_age(OffsetDateTime::now_utc())
-        .expect("an age");
+    let age = stats.oldest_age(OffsetDateTime::now_utc()).expect("an age");
     assert!(age < Duration::from_secs(60));
 }
 

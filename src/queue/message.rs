@@ -15,9 +15,8 @@ use time::{OffsetDateTime, UtcOffset};
 use crate::webhook::Verified;
 
 /// `2024-05-01T12:34:56.789Z`: RFC 3339, UTC, milliseconds.
-const RECEIVED_AT: &[FormatItem<'static>] = format_description!(
-    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-);
+const RECEIVED_AT: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
 /// Headers that never reach a queue: credentials and hop-by-hop headers.
 const DROPPED_HEADERS: [&str; 11] = [

@@ -8,7 +8,7 @@
 
 mod memory;
 mod message;
-mod redis;
+pub(crate) mod redis;
 
 use std::time::Duration;
 
