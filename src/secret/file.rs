@@ -1,9 +1,10 @@
 //! The file backend: room secrets as references in a YAML file.
 //!
-//! Owns the secrets file's format (see `docs/secrets.md`) and its atomic rewrite (temp file
-//! + rename, mode 0600). Values are `{env}`, `{file}` or `{value}` references resolved at
-//! read time, so rotating an environment variable or a file needs no edit here. It must
-//! never echo a value in an error: parser messages are reduced to a line and column.
+//! Owns the secrets file's format (see `docs/secrets.md`) and its atomic rewrite (a temp
+//! file renamed over it, mode 0600). Values are `{env}`, `{file}` or `{value}` references
+//! resolved at read time, so rotating an environment variable or a file needs no edit
+//! here. It must never echo a value in an error: parser messages are reduced to a line
+//! and column.
 //!
 //! ```yaml
 //! rooms:

@@ -78,7 +78,8 @@ impl ActiveValue {
 #[derive(Debug)]
 enum Backend {
     File(FileSecrets),
-    Redis(RedisSecrets),
+    /// Boxed: the cipher's key schedule is large.
+    Redis(Box<RedisSecrets>),
 }
 
 type Key = (String, String, String);
@@ -157,7 +158,7 @@ impl SecretStore {
     ) -> Result<SecretStore, SecretError> {
         let backend = RedisSecrets::connect(url, key, timeout)?;
         Ok(SecretStore::with_backend(
-            Backend::Redis(backend),
+            Backend::Redis(Box::new(backend)),
             cache_ttl,
         ))
     }
