@@ -139,6 +139,20 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
+    /// The request path holds the queue in shared state and awaits it inside spawned tasks.
+    #[test]
+    fn the_queue_and_its_futures_can_cross_threads() {
+        fn shared<T: Send + Sync + Clone>(_: &T) {}
+        fn sendable<T: Send>(_: T) {}
+        let q = Queue::memory();
+        shared(&q);
+        let (v, h) = message::tests::verified(b"x", Some("d"));
+        let msg = QueueMessage::new(v, message::tests::meta(), &h, OffsetDateTime::UNIX_EPOCH);
+        sendable(q.enqueue(&msg));
+        sendable(q.stats("acme", "q"));
+        sendable(q.ready());
+    }
+
     #[test]
     fn stream_and_dedup_keys_share_a_hash_tag() {
         assert_eq!(stream_key("acme", "q"), "roomgate:queue:{acme:q}");

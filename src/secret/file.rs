@@ -103,7 +103,7 @@ fn unavailable(path: &Path, what: impl std::fmt::Display) -> SecretError {
 
 /// Keep only the location of a parser message: it may quote the offending text.
 fn location(message: &str) -> String {
-    match message.find(" at line ") {
+    match message.rfind(" at line ") {
         Some(at) => format!("not valid{}", &message[at..]),
         None => "not valid".into(),
     }

@@ -427,6 +427,20 @@ mod tests {
         assert!(s.get("acme", "w", "k").await.is_err());
     }
 
+    /// The request path holds the store in shared state and awaits it inside spawned tasks.
+    #[test]
+    fn the_store_and_its_futures_can_cross_threads() {
+        fn shared<T: Send + Sync>(_: &T) {}
+        fn sendable<T: Send>(_: T) {}
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Duration::ZERO);
+        shared(&s);
+        sendable(s.get("acme", "w", "k"));
+        sendable(s.set("acme", "w", "k", Secret::new("v"), None));
+        sendable(s.list("acme", None));
+        sendable(s.rm("acme", "w", "k"));
+    }
+
     #[tokio::test]
     async fn names_with_a_nul_or_empty_are_refused() {
         let dir = tempfile::tempdir().unwrap();
