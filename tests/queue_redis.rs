@@ -266,6 +266,38 @@ async fn when_redis_stops_enqueue_fails_promptly_and_recovers_after_a_restart() 
     assert_eq!(xlen(&server).await, ok_after);
 }
 
+/// A Redis that does not answer in time is reported unavailable within the deadline; if the
+/// write did land late, the provider's retry is recognised and adds no second entry.
+#[tokio::test]
+async fn when_redis_is_slow_enqueue_times_out_and_the_retry_is_not_doubled() {
+    let server = RedisServer::start();
+    let q = queue(&server);
+    assert!(q.ready().await, "connected");
+    assert_eq!(
+        server.cli(&["CLIENT", "PAUSE", "3000", "WRITE"]).trim(),
+        "OK"
+    );
+    let started = Instant::now();
+    let outcome = q.enqueue(&message(b"slow", Some("slow-1"))).await;
+    assert!(
+        matches!(outcome, Err(QueueError::Unavailable(_))),
+        "{outcome:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // The provider retries until Redis answers again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let retried = loop {
+        assert!(Instant::now() < deadline, "enqueue did not recover");
+        match q.enqueue(&message(b"slow", Some("slow-1"))).await {
+            Ok(done) => break done,
+            Err(QueueError::Unavailable(_)) => tokio::task::yield_now().await,
+        }
+    };
+    assert_eq!(retried.delivery_id, "slow-1");
+    assert_eq!(xlen(&server).await, 1);
+}
+
 #[tokio::test]
 async fn stats_report_length_and_pending_after_a_group_read() {
     let server = RedisServer::start();
