@@ -1,6 +1,8 @@
 //! roomgate: an identity-aware edge proxy with webhook-to-queue ingestion.
 //!
-//! The library holds everything; `main.rs` is only the command line.
+//! The library holds everything; `main.rs` is only the command line. Pure decisions live
+//! in `route`, `headers`, `auth`, `webhook` and `config`; I/O lives in `server`, `forward`,
+//! `queue`, `secret` and `admin`; `proxy` composes them for one request.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -10,8 +12,10 @@ pub mod error;
 pub mod forward;
 pub mod headers;
 pub mod proxy;
+pub mod queue;
 pub mod route;
 pub mod run;
+pub mod secret;
 pub mod sensitive;
 pub mod server;
 pub mod state;

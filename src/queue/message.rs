@@ -1,0 +1,320 @@
+//! The queue message: what a verified webhook becomes on its way to a stream.
+//!
+//! Owns the shape of a stream entry (the fields DESIGN.md lists, in that order) and the
+//! rule that only a [`Verified`] body can become one. It must not do I/O, read the clock or
+//! keep a header that carries a credential (`cookie`, `authorization`, hop-by-hop).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, Method};
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::webhook::Verified;
+
+/// `2024-05-01T12:34:56.789Z`: RFC 3339, UTC, milliseconds.
+const RECEIVED_AT: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// Headers that never reach a queue: credentials and hop-by-hop headers.
+const DROPPED_HEADERS: [&str; 11] = [
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// What the request pipeline knows about a webhook besides its verified body.
+#[derive(Clone, Debug)]
+pub struct MessageMeta {
+    pub method: Method,
+    /// The request's host, normalised (lowercase, no port, no trailing dot).
+    pub host: String,
+    /// The request path, without the query string.
+    pub path: String,
+    pub room: String,
+    /// `meshagent.request.queue`.
+    pub queue: String,
+    /// `meshagent.request.processor`: the identity that consumes the queue.
+    pub processor: String,
+}
+
+/// One webhook delivery, ready to be enqueued. Only [`QueueMessage::new`] makes one, and
+/// it needs a [`Verified`] body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueMessage {
+    body: Bytes,
+    content_type: String,
+    method: String,
+    host: String,
+    path: String,
+    room: String,
+    queue: String,
+    processor: String,
+    provider: String,
+    delivery_id: String,
+    received_at: String,
+    headers: String,
+    received: OffsetDateTime,
+}
+
+impl QueueMessage {
+    /// Build the message for a verified body. The delivery id is the provider's when it
+    /// sends one (stable across its retries), else a fresh UUIDv7 stamped with `now`.
+    pub fn new(
+        verified: Verified,
+        meta: MessageMeta,
+        headers: &HeaderMap,
+        now: OffsetDateTime,
+    ) -> QueueMessage {
+        let now = now.to_offset(UtcOffset::UTC);
+        let provider = verified.provider().as_str().to_owned();
+        let delivery_id = match verified.delivery_id() {
+            Some(id) => id.to_owned(),
+            None => new_delivery_id(now),
+        };
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        QueueMessage {
+            body: verified.into_body(),
+            content_type,
+            method: meta.method.as_str().to_owned(),
+            host: meta.host,
+            path: meta.path,
+            room: meta.room,
+            queue: meta.queue,
+            processor: meta.processor,
+            provider,
+            delivery_id,
+            received_at: format_received_at(now),
+            headers: headers_json(headers),
+            received: now,
+        }
+    }
+
+    /// The stream entry's fields, in DESIGN.md's order. The body is the exact bytes.
+    pub fn fields(&self) -> [(&'static str, &[u8]); 12] {
+        [
+            ("body", &self.body[..]),
+            ("content_type", self.content_type.as_bytes()),
+            ("method", self.method.as_bytes()),
+            ("host", self.host.as_bytes()),
+            ("path", self.path.as_bytes()),
+            ("room", self.room.as_bytes()),
+            ("queue", self.queue.as_bytes()),
+            ("processor", self.processor.as_bytes()),
+            ("provider", self.provider.as_bytes()),
+            ("delivery_id", self.delivery_id.as_bytes()),
+            ("received_at", self.received_at.as_bytes()),
+            ("headers", self.headers.as_bytes()),
+        ]
+    }
+
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    pub fn room(&self) -> &str {
+        &self.room
+    }
+
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    pub fn delivery_id(&self) -> &str {
+        &self.delivery_id
+    }
+
+    /// RFC 3339 UTC with milliseconds.
+    pub fn received_at(&self) -> &str {
+        &self.received_at
+    }
+
+    /// The `received_at` instant, for clocks that follow the message (the in-memory queue).
+    pub fn received(&self) -> OffsetDateTime {
+        self.received
+    }
+
+    /// The kept request headers as a compact JSON object.
+    pub fn headers_json(&self) -> &str {
+        &self.headers
+    }
+}
+
+fn new_delivery_id(now: OffsetDateTime) -> String {
+    let nanos = now.unix_timestamp_nanos();
+    let secs = u64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(0);
+    let subsec = u32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0);
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, secs, subsec);
+    uuid::Uuid::new_v7(ts).to_string()
+}
+
+/// Format an instant as `received_at` (RFC 3339, UTC, milliseconds).
+pub fn format_received_at(now: OffsetDateTime) -> String {
+    now.to_offset(UtcOffset::UTC)
+        .format(RECEIVED_AT)
+        .unwrap_or_else(|_| String::from("1970-01-01T00:00:00.000Z"))
+}
+
+/// The request headers as a JSON object: names lowercase (as `http` keeps them), repeated
+/// headers joined with `, `, credentials and hop-by-hop headers (including any the
+/// `Connection` header names) left out.
+pub fn headers_json(headers: &HeaderMap) -> String {
+    let named_by_connection: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let dropped = |name: &HeaderName| {
+        let name = name.as_str();
+        DROPPED_HEADERS.contains(&name) || named_by_connection.iter().any(|n| n == name)
+    };
+    let mut kept: BTreeMap<&str, String> = BTreeMap::new();
+    for name in headers.keys().filter(|name| !dropped(name)) {
+        let joined = headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        kept.insert(name.as_str(), joined);
+    }
+    serde_json::to_string(&kept).unwrap_or_else(|_| String::from("{}"))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::sensitive::Secret;
+    use crate::webhook::{self, Provider, WebhookRequest};
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+    use time::macros::datetime;
+
+    pub(crate) const SECRET: &str = "test-secret";
+
+    /// A GitHub-signed request and its `Verified` body.
+    pub(crate) fn verified(body: &'static [u8], delivery: Option<&str>) -> (Verified, HeaderMap) {
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(body);
+        let sig = hex::encode(mac.finalize().into_bytes());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-hub-signature-256",
+            format!("sha256={sig}").parse().unwrap(),
+        );
+        headers.insert("content-type", "application/json".parse().unwrap());
+        if let Some(d) = delivery {
+            headers.insert("x-github-delivery", d.parse().unwrap());
+        }
+        let req = WebhookRequest {
+            method: &Method::POST,
+            headers: &headers,
+            url: "https://hooks.acme.test/webhooks/github",
+            body,
+        };
+        let v = webhook::verify(
+            Provider::Github,
+            &req,
+            Bytes::from_static(body),
+            &[Secret::new(SECRET)],
+            0,
+            None,
+        )
+        .unwrap();
+        (v, headers)
+    }
+
+    pub(crate) fn meta() -> MessageMeta {
+        MessageMeta {
+            method: Method::POST,
+            host: "hooks.acme.test".into(),
+            path: "/webhooks/github".into(),
+            room: "acme".into(),
+            queue: "github-events".into(),
+            processor: "webhook-worker".into(),
+        }
+    }
+
+    #[test]
+    fn a_message_keeps_the_exact_body_and_the_providers_delivery_id() {
+        let (v, h) = verified(b"{\"a\":1}\n", Some("d-123"));
+        let m = QueueMessage::new(v, meta(), &h, datetime!(2024-05-01 12:34:56.789 UTC));
+        assert_eq!(&m.body()[..], b"{\"a\":1}\n");
+        assert_eq!(m.delivery_id(), "d-123");
+        assert_eq!(m.provider(), "github");
+        assert_eq!(m.received_at(), "2024-05-01T12:34:56.789Z");
+        let names: Vec<_> = m.fields().iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "body",
+                "content_type",
+                "method",
+                "host",
+                "path",
+                "room",
+                "queue",
+                "processor",
+                "provider",
+                "delivery_id",
+                "received_at",
+                "headers"
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_provider_delivery_id_a_uuid_v7_is_generated() {
+        let (v, h) = verified(b"x", None);
+        let m = QueueMessage::new(v, meta(), &h, datetime!(2024-05-01 12:00 UTC));
+        let id = uuid::Uuid::parse_str(m.delivery_id()).unwrap();
+        assert_eq!(id.get_version_num(), 7);
+    }
+
+    #[test]
+    fn received_at_is_converted_to_utc() {
+        let t = datetime!(2024-05-01 14:00:00.5 +02:00);
+        assert_eq!(format_received_at(t), "2024-05-01T12:00:00.500Z");
+    }
+
+    /// Credentials never reach a queue: cookie, authorization and hop-by-hop headers are
+    /// dropped, including the ones `Connection` names.
+    #[test]
+    fn credentials_and_hop_by_hop_headers_are_not_enqueued() {
+        let mut h = HeaderMap::new();
+        h.insert("cookie", "sid=1".parse().unwrap());
+        h.insert("authorization", "Bearer t".parse().unwrap());
+        h.insert("proxy-authorization", "Basic x".parse().unwrap());
+        h.insert("connection", "keep-alive, x-private".parse().unwrap());
+        h.insert("x-private", "1".parse().unwrap());
+        h.insert("transfer-encoding", "chunked".parse().unwrap());
+        h.insert("X-GitHub-Event", "push".parse().unwrap());
+        h.append("accept", "a".parse().unwrap());
+        h.append("accept", "b".parse().unwrap());
+        let json: serde_json::Value = serde_json::from_str(&headers_json(&h)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"x-github-event": "push", "accept": "a, b"})
+        );
+    }
+}

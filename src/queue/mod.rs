@@ -1,0 +1,173 @@
+//! Webhook queues: verified deliveries appended to per-(room, queue) streams.
+//!
+//! Owns the stream layout (`roomgate:queue:{<room>:<queue>}`), delivery-id deduplication
+//! and the two places a queue can live: Redis Streams (shared, durable) and memory (the
+//! embedded single-instance mode, and unit tests). It must never report a message as
+//! enqueued before the store acknowledged it, never wait on Redis without a deadline, and
+//! never put a body, a header value or a Redis URL in an error or a log line.
+
+mod memory;
+mod message;
+pub(crate) mod redis;
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::config::Config;
+
+pub use memory::MemoryQueue;
+pub use message::{format_received_at, headers_json, MessageMeta, QueueMessage};
+pub use redis::RedisQueue;
+
+/// How long a delivery id is remembered: a redelivery within this window is acknowledged
+/// with the original stream id and adds nothing.
+pub const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Longest wait for any one Redis round trip (connect included) before the queue reports
+/// itself unavailable.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The stream a (room, queue) pair writes to. The braces are a Redis Cluster hash tag, so
+/// the stream and its dedup keys share a slot.
+pub fn stream_key(room: &str, queue: &str) -> String {
+    format!("roomgate:queue:{{{room}:{queue}}}")
+}
+
+/// The key that remembers a delivery id for one (room, queue).
+pub fn dedup_key(room: &str, queue: &str, delivery_id: &str) -> String {
+    format!("roomgate:dedup:{{{room}:{queue}}}:{delivery_id}")
+}
+
+/// Why a message could not be enqueued (or stats read). Maps to 503 `queue_unavailable`
+/// with `Retry-After`: the provider retries and, thanks to dedup, nothing is lost or
+/// doubled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// The store is unreachable, erroring, full or too slow. The detail is for the log.
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The outcome of an enqueue that the store acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The stream entry id (`<ms>-<seq>`): the original one for a redelivery.
+    pub id: String,
+    pub delivery_id: String,
+    /// True when this delivery id was already enqueued and nothing was added.
+    pub duplicate: bool,
+}
+
+/// What `roomgate queue stats` shows for one stream.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// Entries in the stream.
+    pub length: u64,
+    /// Entries delivered to a consumer and not yet acknowledged, summed over groups.
+    pub pending: u64,
+    /// The oldest entry still in the stream.
+    pub oldest_id: Option<String>,
+}
+
+impl QueueStats {
+    /// Age of the oldest entry at `now`, from the milliseconds in its stream id.
+    pub fn oldest_age(&self, now: OffsetDateTime) -> Option<Duration> {
+        let id = self.oldest_id.as_deref()?;
+        let ms: i128 = id.split('-').next()?.parse().ok()?;
+        let now_ms = now.unix_timestamp_nanos() / 1_000_000;
+        let age = u64::try_from(now_ms - ms).unwrap_or(0);
+        Some(Duration::from_millis(age))
+    }
+}
+
+/// A queue: Redis Streams when a Redis URL is configured, else memory.
+#[derive(Clone, Debug)]
+pub enum Queue {
+    Memory(MemoryQueue),
+    Redis(RedisQueue),
+}
+
+impl Queue {
+    /// The configured queue: Redis Streams at `redis.url`, else the in-memory queue.
+    /// The Redis connection is made lazily, so a Redis outage at start-up surfaces as
+    /// `Unavailable` per request rather than as a failed start.
+    pub async fn from_config(config: &Config) -> Result<Queue, QueueError> {
+        match &config.redis_url {
+            Some(url) => Ok(Queue::Redis(RedisQueue::connect(
+                url,
+                DEFAULT_DEDUP_TTL,
+                DEFAULT_REDIS_TIMEOUT,
+            )?)),
+            None => Ok(Queue::memory()),
+        }
+    }
+
+    /// The in-memory queue of the embedded mode. Not durable: logs a warning saying so.
+    pub fn memory() -> Queue {
+        Queue::Memory(MemoryQueue::new(DEFAULT_DEDUP_TTL))
+    }
+
+    /// Append a message to its stream unless its delivery id was already enqueued within
+    /// the dedup window, in which case the original entry id is returned.
+    pub async fn enqueue(&self, msg: &QueueMessage) -> Result<Enqueued, QueueError> {
+        match self {
+            Queue::Memory(q) => q.enqueue(msg),
+            Queue::Redis(q) => q.enqueue(msg).await,
+        }
+    }
+
+    /// Length, pending count and oldest entry of one stream.
+    pub async fn stats(&self, room: &str, queue: &str) -> Result<QueueStats, QueueError> {
+        match self {
+            Queue::Memory(q) => Ok(q.stats(room, queue)),
+            Queue::Redis(q) => q.stats(room, queue).await,
+        }
+    }
+
+    /// True when the store answers (for `/readyz`).
+    pub async fn ready(&self) -> bool {
+        match self {
+            Queue::Memory(_) => true,
+            Queue::Redis(q) => q.ping().await.is_ok(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    /// The request path holds the queue in shared state and awaits it inside spawned tasks.
+    #[test]
+    fn the_queue_and_its_futures_can_cross_threads() {
+        fn shared<T: Send + Sync + Clone>(_: &T) {}
+        fn sendable<T: Send>(_: T) {}
+        let q = Queue::memory();
+        shared(&q);
+        let (v, h) = message::tests::verified(b"x", Some("d"));
+        let msg = QueueMessage::new(v, message::tests::meta(), &h, OffsetDateTime::UNIX_EPOCH);
+        sendable(q.enqueue(&msg));
+        sendable(q.stats("acme", "q"));
+        sendable(q.ready());
+    }
+
+    #[test]
+    fn stream_and_dedup_keys_share_a_hash_tag() {
+        assert_eq!(stream_key("acme", "q"), "roomgate:queue:{acme:q}");
+        assert_eq!(dedup_key("acme", "q", "d1"), "roomgate:dedup:{acme:q}:d1");
+    }
+
+    #[test]
+    fn oldest_age_comes_from_the_stream_id() {
+        let stats = QueueStats {
+            length: 1,
+            pending: 0,
+            oldest_id: Some("1714566896000-0".into()),
+        };
+        let now = datetime!(2024-05-01 12:35:06 UTC);
+        assert_eq!(stats.oldest_age(now), Some(Duration::from_secs(10)));
+        assert_eq!(QueueStats::default().oldest_age(now), None);
+    }
+}

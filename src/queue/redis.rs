@@ -1,0 +1,180 @@
+//! The Redis Streams queue: one stream per (room, queue), shared by every instance.
+//!
+//! Owns the enqueue script (dedup and XADD in one atomic step) and the deadlines around
+//! every round trip. It must report success only after Redis answered the script, and
+//! answer `Unavailable` promptly when Redis is down or slow; it never logs or returns the
+//! Redis URL (it may hold a password).
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script};
+
+use super::{dedup_key, stream_key, Enqueued, QueueError, QueueMessage, QueueStats};
+use crate::sensitive::Secret;
+
+/// Dedup and append in one step. KEYS: stream, dedup key. ARGV: dedup TTL in ms, then the
+/// entry's field/value pairs. Returns `{stream id, 1 if duplicate else 0}`.
+const ENQUEUE_SCRIPT: &str = r#"
+local seen = redis.call('GET', KEYS[2])
+if seen then
+  return {seen, 1}
+end
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+redis.call('SET', KEYS[2], id, 'PX', ARGV[1])
+return {id, 0}
+"#;
+
+/// A queue in Redis Streams. Clones share one multiplexed connection.
+#[derive(Clone)]
+pub struct RedisQueue {
+    conn: ConnectionManager,
+    script: Script,
+    dedup_ttl: Duration,
+    timeout: Duration,
+}
+
+impl fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("dedup_ttl", &self.dedup_ttl)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A `ConnectionManager` whose connects and replies are bounded by `timeout`, with few,
+/// short reconnect retries so that an outage is reported instead of waited out.
+pub(crate) fn connection_manager(
+    url: &Secret,
+    timeout: Duration,
+) -> Result<ConnectionManager, RedisError> {
+    let url = url.expose_str().ok_or_else(|| {
+        RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "the Redis URL is not UTF-8",
+        ))
+    })?;
+    let client = redis::Client::open(url.trim())?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout / 2))
+        .set_response_timeout(Some(timeout * 3 / 4))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(250));
+    ConnectionManager::new_lazy_with_config(client, config)
+}
+
+/// Describe a Redis error without echoing anything it might carry from the URL.
+pub(crate) fn describe(e: &RedisError) -> String {
+    if e.is_timeout() {
+        "redis timed out".into()
+    } else if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
+        format!("redis connection failed ({:?})", e.kind())
+    } else {
+        format!("redis error ({:?}): {}", e.kind(), e.detail().unwrap_or(""))
+    }
+}
+
+/// Run one Redis operation under a hard deadline.
+pub(crate) async fn bounded<T>(
+    timeout: Duration,
+    op: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(timeout, op).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(describe(&e)),
+        Err(_) => Err(format!("redis did not answer within {timeout:?}")),
+    }
+}
+
+impl RedisQueue {
+    /// A queue at `url`. Connects lazily: the first operation opens the connection.
+    pub fn connect(
+        url: &Secret,
+        dedup_ttl: Duration,
+        timeout: Duration,
+    ) -> Result<RedisQueue, QueueError> {
+        let conn = connection_manager(url, timeout)
+            .map_err(|_| QueueError::Unavailable("the Redis URL is not valid".into()))?;
+        Ok(RedisQueue {
+            conn,
+            script: Script::new(ENQUEUE_SCRIPT),
+            dedup_ttl,
+            timeout,
+        })
+    }
+
+    /// Dedup and XADD in one script; `Ok` only once Redis has answered it.
+    pub async fn enqueue(&self, msg: &QueueMessage) -> Result<Enqueued, QueueError> {
+        let mut invocation = self.script.prepare_invoke();
+        invocation
+            .key(stream_key(msg.room(), msg.queue()))
+            .key(dedup_key(msg.room(), msg.queue(), msg.delivery_id()))
+            .arg(u64::try_from(self.dedup_ttl.as_millis()).unwrap_or(u64::MAX));
+        for (name, value) in msg.fields() {
+            invocation.arg(name).arg(value);
+        }
+        let mut conn = self.conn.clone();
+        let (id, duplicate): (String, i64) =
+            bounded(self.timeout, invocation.invoke_async(&mut conn))
+                .await
+                .map_err(QueueError::Unavailable)?;
+        Ok(Enqueued {
+            id,
+            delivery_id: msg.delivery_id().to_owned(),
+            duplicate: duplicate == 1,
+        })
+    }
+
+    /// XLEN, the oldest entry, and pending entries summed over consumer groups.
+    pub async fn stats(&self, room: &str, queue: &str) -> Result<QueueStats, QueueError> {
+        let key = stream_key(room, queue);
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.cmd("XLEN")
+            .arg(&key)
+            .cmd("XRANGE")
+            .arg(&key)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .cmd("EXISTS")
+            .arg(&key);
+        type Oldest = Vec<(String, redis::Value)>;
+        let (length, oldest, exists): (u64, Oldest, bool) =
+            bounded(self.timeout, pipe.query_async(&mut conn))
+                .await
+                .map_err(QueueError::Unavailable)?;
+        let mut pending = 0;
+        if exists {
+            let groups: redis::streams::StreamInfoGroupsReply = bounded(
+                self.timeout,
+                redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(&key)
+                    .query_async(&mut conn),
+            )
+            .await
+            .map_err(QueueError::Unavailable)?;
+            pending = groups.groups.iter().map(|g| g.pending as u64).sum();
+        }
+        Ok(QueueStats {
+            length,
+            pending,
+            oldest_id: oldest.into_iter().next().map(|(id, _)| id),
+        })
+    }
+
+    /// PING under the deadline.
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let _: String = bounded(self.timeout, redis::cmd("PING").query_async(&mut conn))
+            .await
+            .map_err(QueueError::Unavailable)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,453 @@
+//! Room secrets: the values webhook signatures are checked with, keyed by
+//! (room, identity, id).
+//!
+//! Owns the two places secrets live — a YAML file of `{env}`/`{file}`/`{value}` references
+//! (the default) and Redis, encrypted at rest (shared by every instance) — plus rotation
+//! windows and a short read cache, so a change is picked up within seconds without a
+//! restart. It must never log, display or return in an error a secret value, and `list`
+//! never returns values.
+
+mod file;
+mod redis;
+pub mod sealed;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use crate::config::{Config, LoadContext, SecretsBackend};
+use crate::sensitive::Secret;
+
+pub use file::FileSecrets;
+pub use redis::{secrets_field, secrets_key, RedisSecrets};
+
+/// Longest wait for one Redis round trip before secrets are reported unavailable.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why secrets could not be read or written. `NotFound` and `Unavailable` both map to 503
+/// `secret_unavailable` on the request path. No variant ever carries a secret value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// No such secret (or every value of it is past its rotation window).
+    #[error("no secret {id:?} for identity {identity:?} in room {room:?}")]
+    NotFound {
+        room: String,
+        identity: String,
+        id: String,
+    },
+    /// The store cannot be read: file unreadable or malformed, a reference unresolvable,
+    /// a value undecryptable, Redis down or slow.
+    #[error("secrets unavailable: {0}")]
+    Unavailable(String),
+    /// A `set`/`rm` request that cannot be stored (an empty name, a NUL in a name, a
+    /// value the file backend cannot hold). Only the CLI meets this.
+    #[error("invalid secret request: {0}")]
+    Invalid(String),
+}
+
+impl SecretError {
+    fn not_found(room: &str, identity: &str, id: &str) -> SecretError {
+        SecretError::NotFound {
+            room: room.to_owned(),
+            identity: identity.to_owned(),
+            id: id.to_owned(),
+        }
+    }
+}
+
+/// One stored value and the end of its rotation window (`None`: current, no end).
+#[derive(Clone, Debug)]
+pub struct ActiveValue {
+    pub secret: Secret,
+    pub until: Option<OffsetDateTime>,
+}
+
+impl ActiveValue {
+    pub fn is_active(&self, now: OffsetDateTime) -> bool {
+        match self.until {
+            Some(until) => now < until,
+            None => true,
+        }
+    }
+}
+
+/// Where the values live.
+#[derive(Debug)]
+enum Backend {
+    File(FileSecrets),
+    /// Boxed: the cipher's key schedule is large.
+    Redis(Box<RedisSecrets>),
+}
+
+type Key = (String, String, String);
+
+#[derive(Debug)]
+struct Cached {
+    fetched: Instant,
+    /// `None`: the secret did not exist when read (cached too, briefly).
+    values: Option<Vec<ActiveValue>>,
+}
+
+/// Room secrets with a short per-key read cache.
+#[derive(Debug)]
+pub struct SecretStore {
+    backend: Backend,
+    cache_ttl: Duration,
+    cache: Mutex<HashMap<Key, Cached>>,
+}
+
+/// Reject names that cannot be stored unambiguously.
+fn check_names(room: &str, identity: &str, id: &str) -> Result<(), SecretError> {
+    for (what, name) in [("room", room), ("identity", identity), ("id", id)] {
+        if name.is_empty() {
+            return Err(SecretError::Invalid(format!("the {what} is empty")));
+        }
+        if name.contains('\0') {
+            return Err(SecretError::Invalid(format!("the {what} contains a NUL")));
+        }
+    }
+    Ok(())
+}
+
+impl SecretStore {
+    /// The configured store: `secrets.backend` decides. The file backend resolves `{env}`
+    /// through `ctx.vars`; the redis backend needs `redis.url` and `secrets.key`. The Redis
+    /// connection is made lazily (call this inside the tokio runtime).
+    pub async fn from_config(
+        config: &Config,
+        ctx: &LoadContext,
+    ) -> Result<SecretStore, SecretError> {
+        let secrets = &config.file.secrets;
+        let ttl = secrets.cache_ttl.0;
+        match secrets.backend {
+            SecretsBackend::File => {
+                let path = if secrets.file.is_absolute() {
+                    secrets.file.clone()
+                } else {
+                    config.base_dir.join(&secrets.file)
+                };
+                Ok(SecretStore::file(path, ctx.vars.clone(), ttl))
+            }
+            SecretsBackend::Redis => {
+                let url = config.redis_url.as_ref().ok_or_else(|| {
+                    SecretError::Unavailable("the redis backend needs redis.url".into())
+                })?;
+                let key = config.secrets_key.as_ref().ok_or_else(|| {
+                    SecretError::Unavailable("the redis backend needs secrets.key".into())
+                })?;
+                SecretStore::redis(url, key, ttl, DEFAULT_REDIS_TIMEOUT)
+            }
+        }
+    }
+
+    /// The file backend at `path`; `{env}` references read `vars`, relative `{file}`
+    /// references are relative to the secrets file's directory.
+    pub fn file(path: PathBuf, vars: HashMap<String, String>, cache_ttl: Duration) -> SecretStore {
+        SecretStore::with_backend(Backend::File(FileSecrets::new(path, vars)), cache_ttl)
+    }
+
+    /// The redis backend: values sealed with `key` (exactly 32 bytes).
+    pub fn redis(
+        url: &Secret,
+        key: &Secret,
+        cache_ttl: Duration,
+        timeout: Duration,
+    ) -> Result<SecretStore, SecretError> {
+        let backend = RedisSecrets::connect(url, key, timeout)?;
+        Ok(SecretStore::with_backend(
+            Backend::Redis(Box::new(backend)),
+            cache_ttl,
+        ))
+    }
+
+    fn with_backend(backend: Backend, cache_ttl: Duration) -> SecretStore {
+        SecretStore {
+            backend,
+            cache_ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Every active value of a secret, current first: see [`SecretStore::get_at`].
+    pub async fn get(
+        &self,
+        room: &str,
+        identity: &str,
+        id: &str,
+    ) -> Result<Vec<Secret>, SecretError> {
+        self.get_at(room, identity, id, OffsetDateTime::now_utc())
+            .await
+    }
+
+    /// Every value active at `now`, current first, then the previous one while its
+    /// rotation window lasts. Reads are cached per key for the configured TTL; the window
+    /// is checked against `now` on every call, cached or not.
+    pub async fn get_at(
+        &self,
+        room: &str,
+        identity: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Secret>, SecretError> {
+        let key: Key = (room.to_owned(), identity.to_owned(), id.to_owned());
+        let values = match self.cached(&key) {
+            Some(values) => values,
+            None => {
+                let fetched = match self.fetch(room, identity, id, now).await {
+                    Ok(values) => Some(values),
+                    Err(SecretError::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                self.remember(key, fetched.clone());
+                fetched
+            }
+        };
+        let active: Vec<Secret> = values
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| v.is_active(now))
+            .map(|v| v.secret)
+            .collect();
+        if active.is_empty() {
+            return Err(SecretError::not_found(room, identity, id));
+        }
+        Ok(active)
+    }
+
+    async fn fetch(
+        &self,
+        room: &str,
+        identity: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<ActiveValue>, SecretError> {
+        match &self.backend {
+            Backend::File(f) => f.get(room, identity, id, now),
+            Backend::Redis(r) => r.get(room, identity, id, now).await,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Cached>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cached(&self, key: &Key) -> Option<Option<Vec<ActiveValue>>> {
+        if self.cache_ttl.is_zero() {
+            return None;
+        }
+        let cache = self.lock();
+        cache
+            .get(key)
+            .filter(|c| c.fetched.elapsed() < self.cache_ttl)
+            .map(|c| c.values.clone())
+    }
+
+    fn remember(&self, key: Key, values: Option<Vec<ActiveValue>>) {
+        if self.cache_ttl.is_zero() {
+            return;
+        }
+        let mut cache = self.lock();
+        let ttl = self.cache_ttl;
+        cache.retain(|_, c| c.fetched.elapsed() < ttl);
+        cache.insert(
+            key,
+            Cached {
+                fetched: Instant::now(),
+                values,
+            },
+        );
+    }
+
+    fn forget(&self, room: &str, identity: &str, id: &str) {
+        self.lock()
+            .remove(&(room.to_owned(), identity.to_owned(), id.to_owned()));
+    }
+
+    /// Store `value` as the current value: see [`SecretStore::set_at`].
+    pub async fn set(
+        &self,
+        room: &str,
+        identity: &str,
+        id: &str,
+        value: Secret,
+        keep_previous_for: Option<Duration>,
+    ) -> Result<(), SecretError> {
+        self.set_at(
+            room,
+            identity,
+            id,
+            value,
+            keep_previous_for,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+    }
+
+    /// Store `value` as the current value. With `keep_previous_for`, the value it replaces
+    /// stays active until `now + keep_previous_for` (a rotation window); without it, the
+    /// old values stop being accepted at once.
+    pub async fn set_at(
+        &self,
+        room: &str,
+        identity: &str,
+        id: &str,
+        value: Secret,
+        keep_previous_for: Option<Duration>,
+        now: OffsetDateTime,
+    ) -> Result<(), SecretError> {
+        check_names(room, identity, id)?;
+        if value.is_empty() {
+            return Err(SecretError::Invalid("the value is empty".into()));
+        }
+        let until = keep_previous_for.map(|d| now + d);
+        match &self.backend {
+            Backend::File(f) => f.set(room, identity, id, &value, until)?,
+            Backend::Redis(r) => r.set(room, identity, id, &value, until).await?,
+        }
+        self.forget(room, identity, id);
+        Ok(())
+    }
+
+    /// The (identity, id) pairs stored for a room, optionally for one identity; sorted.
+    /// Never values.
+    pub async fn list(
+        &self,
+        room: &str,
+        identity: Option<&str>,
+    ) -> Result<Vec<(String, String)>, SecretError> {
+        let mut ids = match &self.backend {
+            Backend::File(f) => f.list(room)?,
+            Backend::Redis(r) => r.list(room).await?,
+        };
+        if let Some(identity) = identity {
+            ids.retain(|(i, _)| i == identity);
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Delete a secret (every value of it). `NotFound` when there was none.
+    pub async fn rm(&self, room: &str, identity: &str, id: &str) -> Result<(), SecretError> {
+        check_names(room, identity, id)?;
+        let removed = match &self.backend {
+            Backend::File(f) => f.rm(room, identity, id)?,
+            Backend::Redis(r) => r.rm(room, identity, id).await?,
+        };
+        self.forget(room, identity, id);
+        if removed {
+            Ok(())
+        } else {
+            Err(SecretError::not_found(room, identity, id))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn store(dir: &tempfile::TempDir, ttl: Duration) -> SecretStore {
+        SecretStore::file(dir.path().join("secrets.yaml"), HashMap::new(), ttl)
+    }
+
+    /// During a rotation window both values verify; after it only the new one does.
+    #[tokio::test]
+    async fn the_previous_value_is_accepted_only_during_its_rotation_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Duration::from_secs(2));
+        let t = datetime!(2025-01-01 00:00 UTC);
+        s.set_at("acme", "w", "k", Secret::new("old"), None, t)
+            .await
+            .unwrap();
+        s.set_at(
+            "acme",
+            "w",
+            "k",
+            Secret::new("new"),
+            Some(Duration::from_secs(3600)),
+            t,
+        )
+        .await
+        .unwrap();
+        let during = s
+            .get_at("acme", "w", "k", t + Duration::from_secs(3599))
+            .await
+            .unwrap();
+        assert_eq!(during, vec![Secret::new("new"), Secret::new("old")]);
+        // Same cache entry, later clock: the window is checked on every call.
+        let after = s
+            .get_at("acme", "w", "k", t + Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(after, vec![Secret::new("new")]);
+    }
+
+    #[tokio::test]
+    async fn replacing_without_a_window_drops_the_old_value_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Duration::ZERO);
+        let t = datetime!(2025-01-01 00:00 UTC);
+        s.set_at("acme", "w", "k", Secret::new("old"), None, t)
+            .await
+            .unwrap();
+        s.set_at("acme", "w", "k", Secret::new("new"), None, t)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_at("acme", "w", "k", t).await.unwrap(),
+            vec![Secret::new("new")]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_secret_is_not_found_and_names_no_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Duration::from_secs(2));
+        let err = s.get("acme", "w", "nope").await.unwrap_err();
+        assert!(matches!(err, SecretError::NotFound { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_write_through_the_same_store_is_seen_at_once_despite_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Duration::from_secs(3600));
+        assert!(s.get("acme", "w", "k").await.is_err());
+        s.set("acme", "w", "k", Secret::new("v1"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get("acme", "w", "k").await.unwrap(),
+            vec![Secret::new("v1")]
+        );
+        s.rm("acme", "w", "k").await.unwrap();
+        assert!(s.get("acme", "w", "k").await.is_err());
+    }
+
+    /// The request path holds the store in shared state and awaits it inside spawned tasks.
+    #[test]
+    fn the_store_and_its_futures_can_cross_threads() {
+        fn shared<T: Send + Sync>(_: &T) {}
+        fn sendable<T: Send>(_: T) {}
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Duration::ZERO);
+        shared(&s);
+        sendable(s.get("acme", "w", "k"));
+        sendable(s.set("acme", "w", "k", Secret::new("v"), None));
+        sendable(s.list("acme", None));
+        sendable(s.rm("acme", "w", "k"));
+    }
+
+    #[tokio::test]
+    async fn names_with_a_nul_or_empty_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Duration::ZERO);
+        for (r, i, k) in [("", "w", "k"), ("a", "w\0x", "k"), ("a", "w", "")] {
+            let err = s.set(r, i, k, Secret::new("v"), None).await.unwrap_err();
+            assert!(matches!(err, SecretError::Invalid(_)));
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! The Redis Streams queue against a real redis-server on a free port.
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, Method};
+use sha2::Sha256;
+use time::OffsetDateTime;
+
+use common::redis::RedisServer;
+use roomgate::config::{Config, LoadContext};
+use roomgate::queue::{
+    stream_key, MessageMeta, Queue, QueueError, QueueMessage, RedisQueue, DEFAULT_DEDUP_TTL,
+};
+use roomgate::sensitive::Secret;
+use roomgate::webhook::{self, Provider, WebhookRequest};
+
+const SECRET: &str = "github-webhook-secret";
+const ROOM: &str = "acme";
+const QUEUE: &str = "github-events";
+
+/// A GitHub-signed delivery, verified the way the pipeline does it, as a queue message.
+fn message(body: &[u8], delivery: Option<&str>) -> QueueMessage {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("hmac key");
+    mac.update(body);
+    let sig = hex::encode(mac.finalize().into_bytes());
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "x-hub-signature-256",
+        format!("sha256={sig}").parse().expect("header"),
+    );
+    headers.insert("content-type", "application/json".parse().expect("header"));
+    headers.insert("x-github-event", "push".parse().expect("header"));
+    headers.insert("cookie", "session=abc".parse().expect("header"));
+    headers.insert("authorization", "Bearer abc".parse().expect("header"));
+    if let Some(d) = delivery {
+        headers.insert("x-github-delivery", d.parse().expect("header"));
+    }
+    let req = WebhookRequest {
+        method: &Method::POST,
+        headers: &headers,
+        url: "https://hooks.acme.test/webhooks/github",
+        body,
+    };
+    let verified = webhook::verify(
+        Provider::Github,
+        &req,
+        Bytes::copy_from_slice(body),
+        &[Secret::new(SECRET)],
+        OffsetDateTime::now_utc().unix_timestamp(),
+        None,
+    )
+    .expect("the signature verifies");
+    let meta = MessageMeta {
+        method: Method::POST,
+        host: "hooks.acme.test".into(),
+        path: "/webhooks/github".into(),
+        room: ROOM.into(),
+        queue: QUEUE.into(),
+        processor: "webhook-worker".into(),
+    };
+    QueueMessage::new(verified, meta, &headers, OffsetDateTime::now_utc())
+}
+
+fn queue(server: &RedisServer) -> Queue {
+    let q = RedisQueue::connect(
+        &Secret::new(server.url()),
+        DEFAULT_DEDUP_TTL,
+        Duration::from_secs(2),
+    )
+    .expect("a valid url");
+    Queue::Redis(q)
+}
+
+async fn connection(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
+
+async fn xlen(server: &RedisServer) -> u64 {
+    let mut c = connection(server).await;
+    redis::cmd("XLEN")
+        .arg(stream_key(ROOM, QUEUE))
+        .query_async(&mut c)
+        .await
+        .expect("XLEN")
+}
+
+type Entry = (String, Vec<(String, Vec<u8>)>);
+
+#[tokio::test]
+async fn the_stream_entry_has_exactly_the_design_fields_and_the_exact_body() {
+    let server = RedisServer::start();
+    let q = queue(&server);
+    // Not UTF-8, with CRLF and NUL: the body must come back byte for byte.
+    let body: &[u8] = b"{\"action\":\"opened\"}\r\n\xff\x00\xfe";
+    let done = q
+        .enqueue(&message(body, Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")))
+        .await
+        .expect("enqueued");
+    assert!(!done.duplicate);
+    assert_eq!(done.delivery_id, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+
+    let mut c = connection(&server).await;
+    let entries: Vec<Entry> = redis::cmd("XRANGE")
+        .arg(stream_key(ROOM, QUEUE))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut c)
+        .await
+        .expect("XRANGE");
+    assert_eq!(entries.len(), 1);
+    let (id, fields) = &entries[0];
+    assert_eq!(id, &done.id);
+    let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "body",
+            "content_type",
+            "method",
+            "host",
+            "path",
+            "room",
+            "queue",
+            "processor",
+            "provider",
+            "delivery_id",
+            "received_at",
+            "headers"
+        ]
+    );
+    let f: HashMap<&str, &[u8]> = fields
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect();
+    assert_eq!(f["body"], body);
+    assert_eq!(f["content_type"], b"application/json");
+    assert_eq!(f["method"], b"POST");
+    assert_eq!(f["host"], b"hooks.acme.test");
+    assert_eq!(f["path"], b"/webhooks/github");
+    assert_eq!(f["room"], b"acme");
+    assert_eq!(f["queue"], b"github-events");
+    assert_eq!(f["processor"], b"webhook-worker");
+    assert_eq!(f["provider"], b"github");
+    assert_eq!(f["delivery_id"], b"72d3162e-cc78-11e3-81ab-4c9367dc0958");
+    let received = std::str::from_utf8(f["received_at"]).expect("utf-8");
+    assert_eq!(received.len(), "2024-05-01T12:34:56.789Z".len());
+    assert!(received.ends_with('Z'));
+    OffsetDateTime::parse(received, &time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339");
+    let headers: serde_json::Value = serde_json::from_slice(f["headers"]).expect("JSON headers");
+    assert_eq!(headers["x-github-event"], "push");
+    assert_eq!(
+        headers["x-github-delivery"],
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+    );
+    // Credentials never reach the queue.
+    assert!(headers.get("cookie").is_none());
+    assert!(headers.get("authorization").is_none());
+}
+
+/// A provider's retry of the same delivery is acknowledged with the original id and adds no
+/// second entry.
+#[tokio::test]
+async fn a_redelivery_with_the_same_delivery_id_adds_no_entry_and_returns_the_original_id() {
+    let server = RedisServer::start();
+    let q = queue(&server);
+    let first = q
+        .enqueue(&message(b"{\"n\":1}", Some("delivery-1")))
+        .await
+        .expect("first");
+    let retry = q
+        .enqueue(&message(b"{\"n\":1}", Some("delivery-1")))
+        .await
+        .expect("retry");
+    let other = q
+        .enqueue(&message(b"{\"n\":2}", Some("delivery-2")))
+        .await
+        .expect("other");
+    assert!(!first.duplicate);
+    assert!(retry.duplicate);
+    assert_eq!(retry.id, first.id);
+    assert!(!other.duplicate);
+    assert_ne!(other.id, first.id);
+    assert_eq!(xlen(&server).await, 2);
+
+    // The dedup key lives in the stream's slot and expires.
+    let ttl: i64 = server
+        .cli(&["PTTL", "roomgate:dedup:{acme:github-events}:delivery-1"])
+        .trim()
+        .parse()
+        .expect("PTTL");
+    assert!(ttl > 0 && ttl <= DEFAULT_DEDUP_TTL.as_millis() as i64);
+}
+
+#[tokio::test]
+async fn deliveries_without_a_provider_id_are_never_merged() {
+    let server = RedisServer::start();
+    let q = queue(&server);
+    let a = q.enqueue(&message(b"same", None)).await.expect("a");
+    let b = q.enqueue(&message(b"same", None)).await.expect("b");
+    assert_ne!(a.delivery_id, b.delivery_id);
+    assert!(!b.duplicate);
+    assert_eq!(xlen(&server).await, 2);
+}
+
+/// With Redis down, enqueue fails promptly (so the caller answers 503 and the provider
+/// retries) and never claims success; after a restart it works again.
+#[tokio::test]
+async fn when_redis_stops_enqueue_fails_promptly_and_recovers_after_a_restart() {
+    let mut server = RedisServer::start();
+    let q = queue(&server);
+    let mut ok_before = 0;
+    for i in 0..3 {
+        q.enqueue(&message(b"before", Some(&format!("before-{i}"))))
+            .await
+            .expect("enqueued while up");
+        ok_before += 1;
+    }
+    assert_eq!(xlen(&server).await, ok_before);
+
+    server.stop();
+    for i in 0..3 {
+        let started = Instant::now();
+        let outcome = q
+            .enqueue(&message(b"during", Some(&format!("during-{i}"))))
+            .await;
+        assert!(
+            matches!(outcome, Err(QueueError::Unavailable(_))),
+            "{outcome:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    assert!(!q.ready().await);
+
+    // The restarted server is empty (no persistence): count what succeeds from now on.
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ok_after = 0u64;
+    let mut i = 0;
+    while ok_after < 3 {
+        assert!(Instant::now() < deadline, "enqueue did not recover");
+        i += 1;
+        let started = Instant::now();
+        match q
+            .enqueue(&message(b"after", Some(&format!("after-{i}"))))
+            .await
+        {
+            Ok(done) => {
+                assert!(!done.duplicate);
+                ok_after += 1;
+            }
+            Err(QueueError::Unavailable(_)) => {
+                assert!(started.elapsed() < Duration::from_secs(5));
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+    assert_eq!(xlen(&server).await, ok_after);
+}
+
+/// A Redis that does not answer in time is reported unavailable within the deadline; if the
+/// write did land late, the provider's retry is recognised and adds no second entry.
+#[tokio::test]
+async fn when_redis_is_slow_enqueue_times_out_and_the_retry_is_not_doubled() {
+    let server = RedisServer::start();
+    let q = queue(&server);
+    assert!(q.ready().await, "connected");
+    assert_eq!(
+        server.cli(&["CLIENT", "PAUSE", "3000", "WRITE"]).trim(),
+        "OK"
+    );
+    let started = Instant::now();
+    let outcome = q.enqueue(&message(b"slow", Some("slow-1"))).await;
+    assert!(
+        matches!(outcome, Err(QueueError::Unavailable(_))),
+        "{outcome:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // The provider retries until Redis answers again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let retried = loop {
+        assert!(Instant::now() < deadline, "enqueue did not recover");
+        match q.enqueue(&message(b"slow", Some("slow-1"))).await {
+            Ok(done) => break done,
+            Err(QueueError::Unavailable(_)) => tokio::task::yield_now().await,
+        }
+    };
+    assert_eq!(retried.delivery_id, "slow-1");
+    assert_eq!(xlen(&server).await, 1);
+}
+
+#[tokio::test]
+async fn stats_report_length_and_pending_after_a_group_read() {
+    let server = RedisServer::start();
+    let q = queue(&server);
+    let empty = q.stats(ROOM, QUEUE).await.expect("stats");
+    assert_eq!((empty.length, empty.pending, empty.oldest_id), (0, 0, None));
+
+    let first = q
+        .enqueue(&message(b"1", Some("s-1")))
+        .await
+        .expect("enqueued");
+    for i in 2..=3 {
+        q.enqueue(&message(b"n", Some(&format!("s-{i}"))))
+            .await
+            .expect("enqueued");
+    }
+    let mut c = connection(&server).await;
+    let key = stream_key(ROOM, QUEUE);
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&key)
+        .arg("workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut c)
+        .await
+        .expect("XGROUP CREATE");
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("workers")
+        .arg("w1")
+        .arg("COUNT")
+        .arg(2)
+        .arg("STREAMS")
+        .arg(&key)
+        .arg(">")
+        .query_async(&mut c)
+        .await
+        .expect("XREADGROUP");
+
+    let stats = q.stats(ROOM, QUEUE).await.expect("stats");
+    assert_eq!(stats.length, 3);
+    assert_eq!(stats.pending, 2);
+    assert_eq!(stats.oldest_id.as_deref(), Some(first.id.as_str()));
+    let age = stats.oldest_age(OffsetDateTime::now_utc()).expect("an age");
+    assert!(age < Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn the_queue_is_built_from_the_configs_redis_url() {
+    let server = RedisServer::start();
+    // `redis.url` is a secret reference; set its resolved value directly.
+    let mut config = Config::from_yaml_str(
+        "version: v1\nlisten: {http: 127.0.0.1:0}\n",
+        &LoadContext::default(),
+    )
+    .expect("valid config");
+    config.redis_url = Some(Secret::new(server.url()));
+    let q = Queue::from_config(&config).await.expect("queue");
+    assert!(matches!(q, Queue::Redis(_)));
+    q.enqueue(&message(b"cfg", Some("cfg-1")))
+        .await
+        .expect("enqueued");
+    assert_eq!(xlen(&server).await, 1);
+
+    let no_redis = Config::from_yaml_str(
+        "version: v1\nlisten: {http: 127.0.0.1:0}\n",
+        &LoadContext::default(),
+    )
+    .expect("valid config");
+    assert!(matches!(
+        Queue::from_config(&no_redis).await.expect("queue"),
+        Queue::Memory(_)
+    ));
+}
