@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod forward;
 pub mod headers;
+pub mod ingest;
 pub mod proxy;
 pub mod queue;
 pub mod route;

@@ -36,6 +36,65 @@ enum Command {
     /// Participant tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Room secrets (webhook signing secrets), in the configured backend.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Queues (Redis Streams).
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(clap::Args)]
+struct SecretKey {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[arg(long)]
+    room: String,
+    /// The processor identity (an endpoint's meshagent.request.processor, default the service name).
+    #[arg(long)]
+    identity: String,
+    /// The secret id (an endpoint's meshagent.request.validation.secret).
+    #[arg(long)]
+    id: String,
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Store a secret; the value is read from standard input, never from the command line.
+    Set {
+        #[command(flatten)]
+        key: SecretKey,
+        /// Keep the previous value accepted for this long (rotation), e.g. 1h.
+        #[arg(long)]
+        keep_previous: Option<String>,
+    },
+    /// List secret ids (never values).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        room: String,
+        #[arg(long)]
+        identity: Option<String>,
+    },
+    /// Remove a secret.
+    Rm {
+        #[command(flatten)]
+        key: SecretKey,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Length, pending entries (over all consumer groups) and the oldest entry of a queue.
+    Stats {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        room: String,
+        #[arg(long)]
+        queue: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -125,6 +184,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(roomgate::run::serve(config, c.config))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Secrets(cmd) => secrets(cmd),
+        Command::Queue(QueueCommand::Stats {
+            config,
+            room,
+            queue,
+        }) => {
+            let config = match load(&config.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            if config.redis_url.is_none() {
+                anyhow::bail!("queue stats needs a redis block (the embedded queue lives inside the serving process)");
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let stats = rt.block_on(async {
+                roomgate::queue::Queue::from_config(&config)?
+                    .stats(&room, &queue)
+                    .await
+            })?;
+            let now = time::OffsetDateTime::now_utc();
+            let out = serde_json::json!({
+                "room": room,
+                "queue": queue,
+                "stream": roomgate::queue::stream_key(&room, &queue),
+                "length": stats.length,
+                "pending": stats.pending,
+                "oldest_id": stats.oldest_id,
+                "oldest_age_seconds": stats.oldest_age(now).map(|d| d.as_secs_f64()),
+            });
+            println!("{out:#}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Token(TokenCommand::Mint {
             config,
             room,
@@ -172,4 +265,56 @@ fn worker_threads() -> usize {
                 .map(|n| n.get())
                 .unwrap_or(1)
         })
+}
+
+fn secrets(cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
+    use std::io::Read;
+    let path = match &cmd {
+        SecretsCommand::Set { key, .. } | SecretsCommand::Rm { key } => &key.config.config,
+        SecretsCommand::List { config, .. } => &config.config,
+    };
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let store = roomgate::secret::SecretStore::from_config(&config)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match cmd {
+        SecretsCommand::Set { key, keep_previous } => {
+            let mut value = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut value)
+                .context("reading the value from stdin")?;
+            while value.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                value.pop();
+            }
+            if value.is_empty() {
+                anyhow::bail!("no value on standard input");
+            }
+            let keep = keep_previous
+                .map(|d| roomgate::config::parse_duration(&d))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            rt.block_on(store.set(
+                &key.room,
+                &key.identity,
+                &key.id,
+                roomgate::sensitive::Secret::new(value),
+                keep,
+            ))?;
+            eprintln!("stored {}/{}/{}", key.room, key.identity, key.id);
+        }
+        SecretsCommand::List { room, identity, .. } => {
+            for (identity, id) in rt.block_on(store.list(&room, identity.as_deref()))? {
+                println!("{identity}\t{id}");
+            }
+        }
+        SecretsCommand::Rm { key } => {
+            rt.block_on(store.rm(&key.room, &key.identity, &key.id))?;
+            eprintln!("removed {}/{}/{}", key.room, key.identity, key.id);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -15,8 +15,9 @@ use hyper::body::Incoming;
 
 use crate::auth::{self, Decision, Identity};
 use crate::config::Validation;
-use crate::error::{Body, ProxyError};
+use crate::error::{full, Body, ProxyError};
 use crate::headers::{self, Hop};
+use crate::ingest::{self, Ingested};
 use crate::route::{canonical_host, canonical_path, Resolved};
 use crate::state::{Shared, State};
 use crate::telemetry::{status_class, RequestLabels, RouteLabel};
@@ -166,6 +167,11 @@ async fn pipeline(
     outcome.route = resolved.domain.to_owned();
     outcome.room = resolved.port.room.clone();
 
+    let raw_target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
     let config = &state.config;
     let upgrade = parts.headers.contains_key(header::UPGRADE);
     headers::strip_identity_headers(&mut parts.headers);
@@ -181,20 +187,57 @@ async fn pipeline(
         },
     );
 
-    let decision = authorize(shared, state, &parts, &resolved);
-    let identity = match decision {
-        Decision::Public => {
-            outcome.auth = "public";
-            None
+    let (identity, body) = match resolved.policy.validation {
+        Validation::Webhook(provider) => {
+            let public_url = public_url(&parts, raw_host.as_deref().unwrap_or(&host), &raw_target);
+            let target = ingest::Target {
+                provider,
+                policy: resolved.policy,
+                room: &resolved.port.room,
+                host: &host,
+                path: &path,
+                public_url: &public_url,
+                now: time::OffsetDateTime::from_unix_timestamp((shared.clock)())
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            };
+            let sinks = ingest::Sinks {
+                secrets: &shared.secrets,
+                queue: &shared.queue,
+                metrics: &shared.metrics,
+            };
+            match ingest::ingest(target, &parts, body, sinks).await {
+                Ok(Ingested::Respond(resp)) => {
+                    outcome.auth = "verified";
+                    return Ok((resp, id));
+                }
+                Ok(Ingested::Forward(verified)) => {
+                    outcome.auth = "verified";
+                    (None, full(verified.into_body()))
+                }
+                Err(e) => {
+                    outcome.auth = if matches!(e, ProxyError::Signature(_)) {
+                        "denied"
+                    } else {
+                        "error"
+                    };
+                    return fail(e, &id);
+                }
+            }
         }
-        Decision::Allow(identity) => {
-            outcome.auth = "allowed";
-            Some(identity)
-        }
-        Decision::Deny(e) => {
-            outcome.auth = "denied";
-            return fail(ProxyError::Auth(e), &id);
-        }
+        _ => match authorize(shared, state, &parts, &resolved).await {
+            Decision::Public => {
+                outcome.auth = "public";
+                (None, body)
+            }
+            Decision::Allow(identity) => {
+                outcome.auth = "allowed";
+                (Some(identity), body)
+            }
+            Decision::Deny(e) => {
+                outcome.auth = "denied";
+                return fail(ProxyError::Auth(e), &id);
+            }
+        },
     };
     set_identity(&mut parts.headers, identity.as_ref());
     headers::strip_cookie(&mut parts.headers, IAP_COOKIE);
@@ -232,8 +275,22 @@ async fn pipeline(
     }
 }
 
+/// The URL as the provider called it: scheme and host as the client (or a trusted proxy)
+/// saw them, and the raw request target. Providers that sign the URL sign this.
+fn public_url(parts: &http::request::Parts, raw_host: &str, raw_target: &str) -> String {
+    let get = |name: &http::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let scheme = get(&headers::X_FORWARDED_PROTO).unwrap_or("http");
+    // set_forwarded kept a trusted proxy's X-Forwarded-Host, or wrote the canonical host;
+    // the Host as sent keeps its port, which some providers sign.
+    let host = match get(&headers::X_FORWARDED_HOST) {
+        Some(fwd) if canonical_host(raw_host).as_deref() != Some(fwd) => fwd,
+        _ => raw_host,
+    };
+    format!("{scheme}://{host}{raw_target}")
+}
+
 /// Decide whether the caller may use this port.
-fn authorize(
+async fn authorize(
     shared: &Shared,
     state: &State,
     parts: &http::request::Parts,

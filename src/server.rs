@@ -36,6 +36,8 @@ pub enum ServerError {
     },
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Start(#[from] crate::state::StartError),
 }
 
 /// The addresses actually bound (a config may ask for port 0).
@@ -77,7 +79,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         _ => None,
     };
     let listen = config.file.listen.clone();
-    let shared = Shared::new(config);
+    let shared = Shared::new(config)?;
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut bound = Bound::default();

@@ -11,7 +11,9 @@ use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::forward::{ForwardLimits, Upstreams};
+use crate::queue::{Queue, QueueError};
 use crate::route::RouteTable;
+use crate::secret::{SecretError, SecretStore};
 use crate::telemetry::Metrics;
 
 /// Everything derived from one config.
@@ -49,25 +51,42 @@ pub fn system_clock() -> i64 {
         .unwrap_or(0)
 }
 
-/// What outlives a reload.
+/// Why the shared parts could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("queue: {0}")]
+    Queue(#[from] QueueError),
+    #[error("secrets: {0}")]
+    Secrets(#[from] SecretError),
+}
+
+/// What outlives a reload. The queue and the secret store are built from the config at
+/// start (the in-memory queue must survive reloads); changing `redis` or `secrets`
+/// takes a restart.
 pub struct Shared {
     pub state: ArcSwap<State>,
     pub upstreams: Upstreams,
     pub metrics: Metrics,
+    pub queue: Queue,
+    pub secrets: SecretStore,
     pub clock: Clock,
 }
 
 impl Shared {
-    pub fn new(config: Config) -> Arc<Shared> {
+    pub fn new(config: Config) -> Result<Arc<Shared>, StartError> {
         let upstreams = Upstreams::new(config.limits().upstream_connect_timeout.0);
         let metrics = Metrics::new();
         metrics.config_loaded(&config.hash, system_clock());
-        Arc::new(Shared {
+        let queue = Queue::from_config(&config)?;
+        let secrets = SecretStore::from_config(&config)?;
+        Ok(Arc::new(Shared {
             state: ArcSwap::from_pointee(State::build(config)),
             upstreams,
             metrics,
+            queue,
+            secrets,
             clock: system_clock,
-        })
+        }))
     }
 
     /// Swap in a new config; in-flight requests keep the state they loaded.

@@ -356,7 +356,7 @@ async fn the_queue_is_built_from_the_configs_redis_url() {
     )
     .expect("valid config");
     config.redis_url = Some(Secret::new(server.url()));
-    let q = Queue::from_config(&config).await.expect("queue");
+    let q = Queue::from_config(&config).expect("queue");
     assert!(matches!(q, Queue::Redis(_)));
     q.enqueue(&message(b"cfg", Some("cfg-1")))
         .await
@@ -369,7 +369,7 @@ async fn the_queue_is_built_from_the_configs_redis_url() {
     )
     .expect("valid config");
     assert!(matches!(
-        Queue::from_config(&no_redis).await.expect("queue"),
+        Queue::from_config(&no_redis).expect("queue"),
         Queue::Memory(_)
     ));
 }

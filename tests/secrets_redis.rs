@@ -265,9 +265,7 @@ async fn the_store_is_built_from_the_config() {
     config.file.secrets.backend = SecretsBackend::Redis;
     config.redis_url = Some(Secret::new(server.url()));
     config.secrets_key = Some(Secret::new(KEY.to_vec()));
-    let s = SecretStore::from_config(&config, &LoadContext::default())
-        .await
-        .expect("store");
+    let s = SecretStore::from_config(&config).expect("store");
     s.set("acme", "w", "k", Secret::new("v"), None)
         .await
         .expect("set");

@@ -155,6 +155,17 @@ pub fn segment_prefix(prefix: &str, path: &str) -> bool {
     path == prefix || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
+/// The variables a config was loaded with, kept for secret references read later (the
+/// secrets file). Never printed.
+#[derive(Clone, Default)]
+pub struct Vars(pub HashMap<String, String>);
+
+impl fmt::Debug for Vars {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{} variables]", self.0.len())
+    }
+}
+
 /// A validated config with its secrets resolved.
 #[derive(Debug)]
 pub struct Config {
@@ -170,6 +181,8 @@ pub struct Config {
     /// SHA-256 of the source text, hex (reported by the admin listener; not a secret).
     pub hash: String,
     pub base_dir: PathBuf,
+    /// The variables `{env: NAME}` references resolve against.
+    pub vars: Vars,
 }
 
 impl Config {
@@ -179,6 +192,7 @@ impl Config {
         let mut config = validate::check(file, ctx)?;
         config.hash = hex::encode(Sha256::digest(src.as_bytes()));
         config.base_dir = ctx.base_dir.clone();
+        config.vars = Vars(ctx.vars.clone());
         Ok(config)
     }
 
@@ -199,6 +213,14 @@ impl Config {
 
     pub fn port(&self, room: &str, num: u16) -> Option<&Arc<PortSpec>> {
         self.ports.iter().find(|p| p.room == room && p.num == num)
+    }
+
+    /// The context this config was loaded in, for stores that resolve references later.
+    pub fn load_context(&self) -> LoadContext {
+        LoadContext {
+            vars: self.vars.0.clone(),
+            base_dir: self.base_dir.clone(),
+        }
     }
 
     pub fn limits(&self) -> &Limits {

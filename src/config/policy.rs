@@ -109,6 +109,15 @@ pub fn decide(
             ));
         }
     }
+    if queue.is_some()
+        && matches!(validation, Validation::Bearer | Validation::Cookie)
+        && get(METHOD).is_some()
+    {
+        errors.push(format!(
+            "queue endpoints take webhook bodies: {METHOD} must name a provider, not {:?}",
+            get(METHOD).unwrap_or_default()
+        ));
+    }
     let secret_id = get(SECRET).map(str::to_owned);
     if matches!(validation, Validation::Webhook(_)) && secret_id.is_none() {
         errors.push(format!("a webhook validation method needs {SECRET}"));

@@ -220,7 +220,13 @@ pub(super) fn check(file: FileConfig, ctx: &LoadContext) -> Result<Config, Confi
             c.err("secrets.backend", "the redis backend needs a redis block");
         }
         match &file.secrets.key {
-            Some(k) => secrets_key = c.key("secrets.key", k, 32),
+            Some(k) => {
+                secrets_key = c.key("secrets.key", k, 32);
+                if secrets_key.as_ref().is_some_and(|k| k.len() != 32) {
+                    c.err("secrets.key", "the AES-256 key must be exactly 32 bytes");
+                    secrets_key = None;
+                }
+            }
             None => c.err("secrets.key", "the redis backend needs an encryption key"),
         }
     }
@@ -289,6 +295,7 @@ pub(super) fn check(file: FileConfig, ctx: &LoadContext) -> Result<Config, Confi
         ports,
         hash: String::new(),
         base_dir: ctx.base_dir.clone(),
+        vars: super::Vars::default(),
     })
 }
 

@@ -92,7 +92,7 @@ impl Queue {
     /// The configured queue: Redis Streams at `redis.url`, else the in-memory queue.
     /// The Redis connection is made lazily, so a Redis outage at start-up surfaces as
     /// `Unavailable` per request rather than as a failed start.
-    pub async fn from_config(config: &Config) -> Result<Queue, QueueError> {
+    pub fn from_config(config: &Config) -> Result<Queue, QueueError> {
         match &config.redis_url {
             Some(url) => Ok(Queue::Redis(RedisQueue::connect(
                 url,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use crate::config::{Config, LoadContext, SecretsBackend};
+use crate::config::{Config, SecretsBackend};
 use crate::sensitive::Secret;
 
 pub use file::FileSecrets;
@@ -116,10 +116,8 @@ impl SecretStore {
     /// The configured store: `secrets.backend` decides. The file backend resolves `{env}`
     /// through `ctx.vars`; the redis backend needs `redis.url` and `secrets.key`. The Redis
     /// connection is made lazily (call this inside the tokio runtime).
-    pub async fn from_config(
-        config: &Config,
-        ctx: &LoadContext,
-    ) -> Result<SecretStore, SecretError> {
+    pub fn from_config(config: &Config) -> Result<SecretStore, SecretError> {
+        let ctx = config.load_context();
         let secrets = &config.file.secrets;
         let ttl = secrets.cache_ttl.0;
         match secrets.backend {

@@ -1,0 +1,266 @@
+//! Webhook ingestion: verify a provider's signature with the room secret, answer the
+//! provider's handshakes, and enqueue the verified body (or hand it back for forwarding).
+//!
+//! Owns the order of the steps and what each failure becomes; the signature math lives in
+//! `webhook`, the storage in `secret` and `queue`. It must never enqueue or forward a
+//! body that did not pass `webhook::verify`, and never answer 202 before the queue
+//! acknowledged the write.
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+
+use crate::config::Policy;
+use crate::error::{full, Body, ProxyError};
+use crate::queue::{MessageMeta, Queue, QueueError, QueueMessage};
+use crate::secret::{SecretError, SecretStore};
+use crate::sensitive::Secret;
+use crate::telemetry::{Metrics, WebhookLabels};
+use crate::webhook::{self, handshake, Provider, SignatureError, Verified, WebhookRequest};
+
+/// What the caller does next with a webhook request.
+#[derive(Debug)]
+pub enum Ingested {
+    /// roomgate answered it (202 after enqueue, or a provider handshake).
+    Respond(Response<Body>),
+    /// Verified; forward this exact body to the service.
+    Forward(Verified),
+}
+
+/// Where the request is and who it is for.
+pub struct Target<'a> {
+    pub provider: Provider,
+    pub policy: &'a Policy,
+    pub room: &'a str,
+    /// The canonical host and path (the path as routed, without query).
+    pub host: &'a str,
+    pub path: &'a str,
+    /// The public URL the provider called (scheme, Host as sent, raw path and query).
+    pub public_url: &'a str,
+    pub now: time::OffsetDateTime,
+}
+
+/// The stores ingestion reads and writes.
+pub struct Sinks<'a> {
+    pub secrets: &'a SecretStore,
+    pub queue: &'a Queue,
+    pub metrics: &'a Metrics,
+}
+
+fn secret_error(e: SecretError) -> ProxyError {
+    match e {
+        SecretError::NotFound { .. } | SecretError::Unavailable(_) | SecretError::Invalid(_) => {
+            ProxyError::SecretUnavailable
+        }
+    }
+}
+
+/// Read at most `limit` bytes of body; 413 as soon as it is known to be larger.
+pub async fn read_body(parts: &Parts, body: Body, limit: u64) -> Result<Bytes, ProxyError> {
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ProxyError::PayloadTooLarge);
+    }
+    match Limited::new(body, limit as usize).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ProxyError::PayloadTooLarge)
+        }
+        Err(_) => Err(ProxyError::BadRequestBody),
+    }
+}
+
+/// Verify and dispatch one webhook request.
+pub async fn ingest(
+    target: Target<'_>,
+    parts: &Parts,
+    body: Body,
+    sinks: Sinks<'_>,
+) -> Result<Ingested, ProxyError> {
+    let policy = target.policy;
+    let count = |result: &'static str| {
+        sinks
+            .metrics
+            .webhooks
+            .get_or_create(&WebhookLabels {
+                provider: target.provider.as_str(),
+                result,
+            })
+            .inc();
+    };
+    let secret_id = policy
+        .secret_id
+        .as_deref()
+        .ok_or(ProxyError::SecretUnavailable)?;
+
+    if parts.method == Method::GET {
+        let secrets = sinks
+            .secrets
+            .get(target.room, &policy.processor, secret_id)
+            .await
+            .map_err(secret_error)?;
+        let challenge = match &policy.challenge_secret_id {
+            Some(id) => sinks
+                .secrets
+                .get(target.room, &policy.processor, id)
+                .await
+                .map_err(secret_error)?,
+            None => Vec::new(),
+        };
+        let query = parts.uri.query().unwrap_or("");
+        match handshake::subscription_get(
+            target.provider,
+            &parts.headers,
+            query,
+            &challenge,
+            &secrets,
+        ) {
+            Ok(Some(reply)) => {
+                count("handshake");
+                return Ok(Ingested::Respond(reply_response(reply)));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                count(signature_result(e));
+                return Err(ProxyError::Signature(e));
+            }
+        }
+    }
+    if policy.queue.is_some() && parts.method != Method::POST {
+        return Err(ProxyError::MethodNotAllowed);
+    }
+
+    let bytes = read_body(parts, body, policy.max_body_bytes).await?;
+    let secrets = sinks
+        .secrets
+        .get(target.room, &policy.processor, secret_id)
+        .await
+        .map_err(secret_error)?;
+    let request = WebhookRequest {
+        method: &parts.method,
+        headers: &parts.headers,
+        url: target.public_url,
+        body: &bytes,
+    };
+    let now_unix = target.now.unix_timestamp();
+    let verified = match webhook::verify(
+        target.provider,
+        &request,
+        bytes.clone(),
+        &secrets,
+        now_unix,
+        policy.tolerance,
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            count(signature_result(e));
+            return Err(ProxyError::Signature(e));
+        }
+    };
+    if let Some(reply) = handshake_reply(&verified, &request, &secrets, now_unix, policy.tolerance)
+    {
+        count("handshake");
+        return Ok(Ingested::Respond(reply_response(reply)));
+    }
+    let Some(queue) = &policy.queue else {
+        count("forwarded");
+        return Ok(Ingested::Forward(verified));
+    };
+    let meta = MessageMeta {
+        method: parts.method.clone(),
+        host: target.host.to_owned(),
+        path: target.path.to_owned(),
+        room: target.room.to_owned(),
+        queue: queue.clone(),
+        processor: policy.processor.clone(),
+    };
+    let message = QueueMessage::new(verified, meta, &parts.headers, target.now);
+    match sinks.queue.enqueue(&message).await {
+        Ok(done) => {
+            count(if done.duplicate {
+                "duplicate"
+            } else {
+                "enqueued"
+            });
+            tracing::info!(
+                webhook.provider = target.provider.as_str(),
+                queue.name = %queue,
+                queue.id = %done.id,
+                queue.duplicate = done.duplicate,
+                "webhook enqueued"
+            );
+            let body = serde_json::json!({
+                "status": "accepted",
+                "queue": queue,
+                "id": done.id,
+                "delivery_id": done.delivery_id,
+            });
+            let mut resp = Response::new(full(body.to_string()));
+            *resp.status_mut() = StatusCode::ACCEPTED;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Ok(Ingested::Respond(resp))
+        }
+        Err(QueueError::Unavailable(detail)) => {
+            count("queue_unavailable");
+            tracing::warn!(webhook.provider = target.provider.as_str(), error = %detail, "enqueue failed");
+            Err(ProxyError::QueueUnavailable)
+        }
+    }
+}
+
+/// A provider handshake answer, keyed with the secret that verified the request (Zoom
+/// derives its token from it; during a rotation that may not be the first value).
+fn handshake_reply(
+    verified: &Verified,
+    request: &WebhookRequest<'_>,
+    secrets: &[Secret],
+    now: i64,
+    tolerance: Option<std::time::Duration>,
+) -> Option<handshake::HandshakeReply> {
+    let signer = match secrets {
+        [only] => only,
+        many => many.iter().find(|s| {
+            webhook::verify(
+                verified.provider(),
+                request,
+                verified.body().clone(),
+                std::slice::from_ref(*s),
+                now,
+                tolerance,
+            )
+            .is_ok()
+        })?,
+    };
+    handshake::after_verification(verified, signer)
+}
+
+fn signature_result(e: SignatureError) -> &'static str {
+    match e {
+        SignatureError::Missing => "missing_signature",
+        SignatureError::Invalid => "invalid_signature",
+        SignatureError::Stale => "stale_timestamp",
+    }
+}
+
+fn reply_response(reply: handshake::HandshakeReply) -> Response<Body> {
+    let mut resp = Response::new(full(reply.body));
+    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(reply.content_type),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
