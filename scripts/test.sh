@@ -39,11 +39,21 @@ fi
 if [ -f tests/js/package.json ]; then
   need_pkg node nodejs
   need_pkg npm npm
-  if [ ! -d tests/js/node_modules ] || ! cmp -s tests/js/package-lock.json tests/js/node_modules/.package-lock.json 2>/dev/null; then
+  if ! cmp -s tests/js/package-lock.json tests/js/node_modules/.roomgate-lock 2>/dev/null; then
     echo "==> npm ci"
-    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.roomgate-lock)
   fi
   export ROOMGATE_TEST_NODE_MODULES="$ROOT/tests/js/node_modules"
+fi
+
+# GitHub's official signer for the webhook cross-check, pinned.
+if [ -f tests/npm-webhooks/package.json ]; then
+  need_pkg node nodejs
+  need_pkg npm npm
+  if ! cmp -s tests/npm-webhooks/package-lock.json tests/npm-webhooks/node_modules/.roomgate-lock 2>/dev/null; then
+    echo "==> npm ci (webhook signers)"
+    (cd tests/npm-webhooks && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.roomgate-lock)
+  fi
 fi
 
 if [ -f tests/js/needs-chromium ]; then

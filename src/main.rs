@@ -277,10 +277,12 @@ fn secrets(cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let store = roomgate::secret::SecretStore::from_config(&config)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // The Redis backend's connection manager needs a runtime to exist in.
+    let _runtime = rt.enter();
+    let store = roomgate::secret::SecretStore::from_config(&config)?;
     match cmd {
         SecretsCommand::Set { key, keep_previous } => {
             let mut value = Vec::new();

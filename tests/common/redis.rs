@@ -8,6 +8,8 @@ pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Append-only file with fsync on every write: acknowledged writes survive a kill.
+    persistent: bool,
 }
 
 fn free_port() -> u16 {
@@ -20,11 +22,21 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Start a fresh, empty redis-server (no persistence) and wait until it answers PING.
     pub fn start() -> RedisServer {
+        Self::start_with(false)
+    }
+
+    /// A server whose acknowledged writes survive `stop()`/`restart()`.
+    pub fn start_persistent() -> RedisServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> RedisServer {
         for _ in 0..5 {
             let mut server = RedisServer {
                 child: None,
                 port: free_port(),
                 dir: tempfile::tempdir().expect("tempdir"),
+                persistent,
             };
             if server.spawn() {
                 return server;
@@ -43,7 +55,9 @@ impl RedisServer {
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                if self.persistent { "yes" } else { "no" },
+                "--appendfsync",
+                "always",
                 "--dir",
                 self.dir.path().to_str().expect("utf-8 tempdir"),
             ])
