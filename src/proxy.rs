@@ -5,6 +5,7 @@
 //! computes one canonical host and path, and uses those for routing, endpoint matching,
 //! authorization and forwarding.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -144,11 +145,15 @@ async fn pipeline(
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_owned)
         });
-    let Some(host) = raw_host.as_deref().and_then(canonical_host) else {
+    let Some(host) = raw_host
+        .as_deref()
+        .and_then(canonical_host)
+        .map(Cow::into_owned)
+    else {
         return fail(ProxyError::InvalidHeader("missing or malformed Host"), &id);
     };
     outcome.host = host.clone();
-    let path = match canonical_path(parts.uri.path()) {
+    let path = match canonical_path(parts.uri.path()).map(Cow::into_owned) {
         Ok(p) => p,
         Err(e) => return fail(ProxyError::InvalidPath(e), &id),
     };

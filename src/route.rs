@@ -6,6 +6,7 @@
 //! rejected). Routing, endpoint matching, authorization and forwarding all use the values
 //! produced here; nothing downstream re-parses the raw request target.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -58,8 +59,21 @@ impl fmt::Display for DomainPattern {
 }
 
 /// The canonical host of a request: lowercased, without port or trailing dot.
-/// `None` when the value is not a plausible host name or IP literal.
-pub fn canonical_host(raw: &str) -> Option<String> {
+/// `None` when the value is not a plausible host name or IP literal. Borrows when the
+/// value is already canonical (the common case).
+pub fn canonical_host(raw: &str) -> Option<Cow<'_, str>> {
+    if !raw.is_empty()
+        && !raw.ends_with('.')
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return Some(Cow::Borrowed(raw));
+    }
+    canonical_host_slow(raw).map(Cow::Owned)
+}
+
+fn canonical_host_slow(raw: &str) -> Option<String> {
     let raw = raw.trim();
     let host = if let Some(rest) = raw.strip_prefix('[') {
         // IPv6 literal, optionally with a port.
@@ -104,8 +118,40 @@ pub enum PathError {
 
 /// Normalise a request path once: reject what different parsers read differently
 /// (`#`, `%23`, NUL, `\`, `%2F`, `%5C`, invalid escapes), decode `%2E` to `.`, collapse
-/// repeated slashes and resolve `.` and `..` segments (never above the root).
-pub fn canonical_path(raw: &str) -> Result<String, PathError> {
+/// repeated slashes and resolve `.` and `..` segments (never above the root). Borrows
+/// when the path is already canonical (the common case).
+pub fn canonical_path(raw: &str) -> Result<Cow<'_, str>, PathError> {
+    if is_canonical_path(raw) {
+        return Ok(Cow::Borrowed(raw));
+    }
+    canonical_path_slow(raw).map(Cow::Owned)
+}
+
+/// True when normalising would not change `raw`: plain bytes, no empty, `.` or `..`
+/// segment.
+fn is_canonical_path(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return false;
+    }
+    let plain = bytes
+        .iter()
+        .all(|&b| b > 0x20 && b != 0x7f && !matches!(b, b'%' | b'#' | b'\\'));
+    if !plain {
+        return false;
+    }
+    // Segments between slashes (the last may be empty: a trailing slash is kept).
+    let mut segments = raw[1..].split('/').peekable();
+    while let Some(seg) = segments.next() {
+        let last = segments.peek().is_none();
+        if (seg.is_empty() && !last) || seg == "." || seg == ".." {
+            return false;
+        }
+    }
+    true
+}
+
+fn canonical_path_slow(raw: &str) -> Result<String, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
@@ -210,9 +256,13 @@ pub struct Resolved<'a> {
 /// Domains to ports, built once per config: O(1) in the number of domains.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    exact: HashMap<String, (String, DomainRoutes)>,
-    wildcard: HashMap<String, (String, DomainRoutes)>,
+    exact: HashMap<String, (String, DomainRoutes), Hasher>,
+    wildcard: HashMap<String, (String, DomainRoutes), Hasher>,
 }
+
+/// A fast, randomly seeded hasher: the table is fixed at build and lookups cannot add
+/// keys, so SipHash's cost buys nothing here.
+type Hasher = foldhash::fast::RandomState;
 
 impl RouteTable {
     /// Build from a validated config (which guarantees every route's port exists).
@@ -321,12 +371,35 @@ mod tests {
         ];
         for (raw, want) in ok {
             assert_eq!(canonical_path(raw).as_deref(), Ok(want), "{raw}");
+            assert_eq!(
+                canonical_path_slow(raw).as_deref(),
+                Ok(want),
+                "{raw} (slow path)"
+            );
         }
         let bad = [
             "/a%2fb", "/a%2Fb", "/a%5cb", "/a\\b", "/a%23b", "/a%00b", "/a%zz", "/a%2", "a/b",
         ];
         for raw in bad {
             assert!(canonical_path(raw).is_err(), "{raw} should be rejected");
+        }
+        // The fast path may send a canonical path to the slow one, never the reverse.
+        for raw in [
+            "/a%20b",
+            "/a//b",
+            "/a/./b",
+            "/a/..",
+            "/.",
+            "/a/",
+            "/",
+            "/a/b.c/..d",
+        ] {
+            if is_canonical_path(raw) {
+                assert_eq!(canonical_path_slow(raw).as_deref(), Ok(raw), "{raw}");
+            }
+        }
+        for plain in ["/", "/a/", "/api/v1/items", "/a/b.c/..d"] {
+            assert!(is_canonical_path(plain), "{plain}");
         }
     }
 }
