@@ -209,3 +209,53 @@ async fn plain_listener_redirects_to_https_when_configured() {
         Some("http")
     );
 }
+
+/// Certificates reload with the config: new handshakes get the new certificate, an open
+/// connection keeps serving, and a reload naming an unreadable certificate is refused
+/// whole (old certificate and state kept).
+#[tokio::test]
+async fn certificates_are_swapped_on_reload_without_dropping_connections() {
+    let s = setup("", "").await;
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let certs2 = tls::issue(dir2.path());
+
+    let old = s.connect("a.test").await.expect("handshake");
+    assert_eq!(tls::peer_certificate(&old), s.certs.a.der);
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(old))
+        .await
+        .expect("h1 handshake");
+    tokio::spawn(conn);
+
+    let new_yaml = yaml(&certs2, s.upstream.addr.port(), "", "");
+    s.rg.reload(config(&new_yaml, &[])).expect("reload");
+    let config2 = tls::client_config(&certs2.ca, &[b"http/1.1"], &tls::all_versions());
+    let fresh = tls::connect(s.https(), "a.test", config2)
+        .await
+        .expect("handshake with the new certificate");
+    assert_eq!(tls::peer_certificate(&fresh), certs2.a.der);
+    assert!(
+        s.connect("a.test").await.is_err(),
+        "the old CA no longer verifies"
+    );
+
+    let req = Request::get("/still-open")
+        .header("host", "a.test")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let r = read(send.send_request(req).await.expect("response")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the connection made before the reload serves on"
+    );
+
+    let broken = new_yaml.replace(&certs2.b.key.display().to_string(), "/nonexistent/b.key");
+    let hash_before = s.rg.shared.state.load().config.hash.clone();
+    assert!(s.rg.reload(config(&broken, &[])).is_err());
+    assert_eq!(s.rg.shared.state.load().config.hash, hash_before);
+    let config2 = tls::client_config(&certs2.ca, &[b"http/1.1"], &tls::all_versions());
+    let again = tls::connect(s.https(), "b.test", config2)
+        .await
+        .expect("handshake");
+    assert_eq!(tls::peer_certificate(&again), certs2.b.der);
+}
