@@ -41,16 +41,12 @@ impl WsUpstream {
                 tokio::spawn(async move {
                     if let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await {
                         while let Some(Ok(msg)) = ws.next().await {
-                            match msg {
-                                Message::Text(t) if t.as_str() == "bye" => {
-                                    let _ = ws.close(None).await;
-                                }
-                                Message::Text(_) | Message::Binary(_) => {
-                                    if ws.send(msg).await.is_err() {
-                                        break;
-                                    }
-                                }
-                                _ => {}
+                            if matches!(&msg, Message::Text(t) if t.as_str() == "bye") {
+                                let _ = ws.close(None).await;
+                                continue;
+                            }
+                            if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                                break;
                             }
                         }
                     }
