@@ -8,6 +8,12 @@
 //! [`crate::proxy::handle`] and makes no routing or security decision itself; the one
 //! refusal it renders is a connection whose HTTP/1 framing was ambiguous (see
 //! [`framing`]), because only the connection layer sees the raw bytes.
+//!
+//! WebSockets are HTTP/1.1 upgrades. WebSockets over HTTP/2 (RFC 8441 extended CONNECT)
+//! are not offered: SETTINGS_ENABLE_CONNECT_PROTOCOL is not advertised, so h2 clients use
+//! HTTP/1.1 for them. Note that hyper starts its HTTP/1 header-read timer as soon as a
+//! keep-alive connection waits for its next request, so an idle HTTP/1 connection is
+//! closed after the shorter of `idle_timeout` and `header_read_timeout`.
 
 mod framing;
 
