@@ -188,6 +188,12 @@ impl Upstreams {
         } else {
             http::Version::HTTP_11
         };
+        if port.h2c && is_grpc(&req) {
+            // gRPC requires `te: trailers` end to end (it detects proxies that drop
+            // trailers); the hop-by-hop strip removed the client's copy.
+            req.headers_mut()
+                .insert(header::TE, HeaderValue::from_static("trailers"));
+        }
         let fail = |e: SendError| {
             metrics
                 .upstream_errors
@@ -422,6 +428,14 @@ pub fn is_upgrade(req: &Request<Body>) -> bool {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// True for a gRPC call (`application/grpc`, `application/grpc+proto`, ...).
+fn is_grpc(req: &Request<Body>) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
 /// The service's response with its hop-by-hop headers removed.

@@ -102,6 +102,7 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
         http.host = %outcome.host,
         http.path = %outcome.path,
         http.status = status,
+        http.response_bytes = http_body::Body::size_hint(resp.body()).exact(),
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         route.domain = %outcome.route,
         route.room = %outcome.room,

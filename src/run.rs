@@ -1,15 +1,30 @@
 //! The `serve` lifecycle: start, reload on SIGHUP or a change of the config file, stop
 //! gracefully on SIGTERM/SIGINT.
 //!
-//! A reload builds and validates the whole new config before swapping it in; a bad one is
-//! logged with every error and the old state keeps serving.
+//! A reload builds and validates the whole new config, and the certificates it names,
+//! before swapping them in; a bad one is logged with every error and the old state keeps
+//! serving. In-flight requests and open tunnels keep the state they started with. The file
+//! watch (the config's directory and the certificates' directories) is debounced and
+//! compares a content hash of the config and its certificate files, so a write that
+//! changes nothing reloads nothing. SIGHUP always reloads.
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use notify::{EventKind, RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::server;
+use crate::telemetry::ResultLabel;
+
+/// Quiet time after the last file event before the config is read again: editors and
+/// `kubectl` write in several steps.
+const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// Run until SIGTERM or SIGINT, then drain and return.
 pub async fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
@@ -20,11 +35,36 @@ pub async fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let (changed_tx, mut changed) = mpsc::unbounded_channel();
+    let mut watch = ConfigWatch::start(&path, changed_tx);
+    if let Some(w) = &mut watch {
+        w.follow(&running.shared.state.load().config);
+    }
+    let mut seen = fingerprint(&path, &running.shared.state.load().config).ok();
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&running, &path),
+            _ = hup.recv() => {
+                tracing::info!(reason = "SIGHUP", "reloading config");
+                reload(&running, &path);
+                seen = fingerprint(&path, &running.shared.state.load().config).ok();
+            }
+            Some(()) = changed.recv() => {
+                // Debounce: wait until the writes stop.
+                while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, changed.recv()).await {}
+                let now = fingerprint(&path, &running.shared.state.load().config).ok();
+                if now.is_some() && now == seen {
+                    tracing::info!("config files written without a change; nothing to reload");
+                    continue;
+                }
+                tracing::info!(reason = "file changed", "reloading config");
+                reload(&running, &path);
+                seen = fingerprint(&path, &running.shared.state.load().config).ok().or(now);
+            }
+        }
+        if let Some(w) = &mut watch {
+            w.follow(&running.shared.state.load().config);
         }
     }
     tracing::info!("shutting down: draining in-flight requests");
@@ -33,26 +73,146 @@ pub async fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Load, validate and swap in the config at `path`; keep the old state on error.
-pub fn reload(running: &server::Running, path: &std::path::Path) {
+/// Load, validate and swap in the config at `path` and its certificates; keep the old
+/// state on error. Returns whether the new config is in service.
+pub fn reload(running: &server::Running, path: &Path) -> bool {
     let metrics = &running.shared.metrics;
-    match Config::load(path) {
+    let result = match Config::load(path) {
         Ok(config) => {
             let hash = config.hash.clone();
-            running.shared.replace(config);
-            metrics
-                .reloads
-                .get_or_create(&crate::telemetry::ResultLabel { result: "ok" })
-                .inc();
-            tracing::info!(config.hash = %hash, "config reloaded");
+            match running.reload(config) {
+                Ok(()) => {
+                    tracing::info!(config.hash = %hash, "config reloaded");
+                    true
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "config reload rejected; keeping the previous config");
+                    false
+                }
+            }
         }
         Err(errors) => {
-            metrics
-                .reloads
-                .get_or_create(&crate::telemetry::ResultLabel { result: "error" })
-                .inc();
             for e in &errors.0 {
                 tracing::error!(error = %e, "config reload rejected; keeping the previous config");
+            }
+            false
+        }
+    };
+    metrics
+        .reloads
+        .get_or_create(&ResultLabel {
+            result: if result { "ok" } else { "error" },
+        })
+        .inc();
+    result
+}
+
+/// SHA-256 over the config file and the certificate and key files the (current) config
+/// names. Equal fingerprints: nothing to reload.
+fn fingerprint(path: &Path, current: &Config) -> std::io::Result<[u8; 32]> {
+    let mut h = Sha256::new();
+    h.update(std::fs::read(path)?);
+    for file in tls_files(current) {
+        // A missing certificate is a change too (the reload will report it).
+        match std::fs::read(&file) {
+            Ok(bytes) => h.update(bytes),
+            Err(_) => h.update(b"\0missing\0"),
+        }
+    }
+    Ok(h.finalize().into())
+}
+
+fn tls_files(config: &Config) -> Vec<PathBuf> {
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            config.base_dir.join(p)
+        }
+    };
+    config
+        .file
+        .tls
+        .iter()
+        .flat_map(|t| &t.certificates)
+        .flat_map(|pair| [resolve(&pair.cert), resolve(&pair.key)])
+        .collect()
+}
+
+/// Watches the directories of the config file and of its certificates (watching the
+/// directory sees editors' rename-over-write and Kubernetes' `..data` swaps).
+struct ConfigWatch {
+    watcher: notify::RecommendedWatcher,
+    dirs: HashSet<PathBuf>,
+    names: std::sync::Arc<std::sync::RwLock<HashSet<OsString>>>,
+}
+
+impl ConfigWatch {
+    fn start(path: &Path, changed: mpsc::UnboundedSender<()>) -> Option<ConfigWatch> {
+        let names: std::sync::Arc<std::sync::RwLock<HashSet<OsString>>> = Default::default();
+        let relevant = std::sync::Arc::clone(&names);
+        let handler = move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            if !matches!(
+                event.kind,
+                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any
+            ) || matches!(
+                event.kind,
+                EventKind::Modify(notify::event::ModifyKind::Metadata(_))
+            ) {
+                return;
+            }
+            let names = relevant.read().unwrap_or_else(|e| e.into_inner());
+            let ours = event.paths.iter().any(|p| {
+                p.file_name()
+                    .is_some_and(|n| names.contains(n) || n == "..data")
+            });
+            if ours {
+                let _ = changed.send(());
+            }
+        };
+        let watcher = match notify::recommended_watcher(handler) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP");
+                return None;
+            }
+        };
+        let mut w = ConfigWatch {
+            watcher,
+            dirs: HashSet::new(),
+            names,
+        };
+        w.add(path);
+        Some(w)
+    }
+
+    /// Also watch the certificate files `config` names.
+    fn follow(&mut self, config: &Config) {
+        for file in tls_files(config) {
+            self.add(&file);
+        }
+    }
+
+    fn add(&mut self, file: &Path) {
+        let Some(name) = file.file_name() else { return };
+        self.names
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned());
+        let dir = match file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if self.dirs.contains(&dir) {
+            return;
+        }
+        match self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                self.dirs.insert(dir);
+            }
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory; reload with SIGHUP")
             }
         }
     }

@@ -2,29 +2,49 @@
 //!
 //! Owns sockets: the accept loops (a semaphore bounds connections; accept errors back
 //! off), the per-connection task (TLS handshake under a timeout, HTTP/1.1 and HTTP/2 with
-//! the configured limits, upgrades), and graceful shutdown (stop accepting, let in-flight
-//! requests finish until a deadline). It hands every request to [`crate::proxy::handle`]
-//! and makes no routing or security decision itself.
+//! the configured limits, idle and head deadlines, upgrades), the plain listener's
+//! redirect to HTTPS, and graceful shutdown (stop accepting, let in-flight requests finish
+//! until a deadline, then close what remains). It hands every request to
+//! [`crate::proxy::handle`] and makes no routing or security decision itself; the one
+//! refusal it renders is a connection whose HTTP/1 framing was ambiguous (see
+//! [`framing`]), because only the connection layer sees the raw bytes.
+//!
+//! WebSockets are HTTP/1.1 upgrades. WebSockets over HTTP/2 (RFC 8441 extended CONNECT)
+//! are not offered: SETTINGS_ENABLE_CONNECT_PROTOCOL is not advertised, so h2 clients use
+//! HTTP/1.1 for them. Note that hyper starts its HTTP/1 header-read timer as soon as a
+//! keep-alive connection waits for its next request, so an idle HTTP/1 connection is
+//! closed after the shorter of `idle_timeout` and `header_read_timeout`.
+
+mod framing;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{header, HeaderValue, Request};
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::config::{Config, Limits};
+use crate::config::{Config, Limits, Listen};
+use crate::error::{Body, BodyError, ProxyError};
 use crate::proxy::{self, ConnInfo};
+use crate::route::{canonical_host, canonical_path};
 use crate::state::Shared;
-use crate::tls::TlsAcceptor;
+use crate::tls::{TlsAcceptor, TlsError};
+
+pub use framing::{FramingGuard, Refusal};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +55,7 @@ pub enum ServerError {
         source: std::io::Error,
     },
     #[error("TLS: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] TlsError),
     #[error(transparent)]
     Start(#[from] crate::state::StartError),
 }
@@ -48,17 +68,22 @@ pub struct Bound {
     pub admin: Option<SocketAddr>,
 }
 
+/// The TLS acceptor new connections use; swapped whole on reload. A connection keeps the
+/// acceptor it was accepted with, so its Host checks use the certificate it was served.
+pub type SharedAcceptor = Arc<ArcSwapOption<TlsAcceptor>>;
+
 /// A running roomgate: its addresses, its shared state, and the means to stop it.
 pub struct Running {
     pub bound: Bound,
     pub shared: Arc<Shared>,
-    pub tls: Option<Arc<TlsAcceptor>>,
+    pub tls: SharedAcceptor,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
 
 impl Running {
-    /// Stop accepting, let in-flight requests finish up to the grace period, then return.
+    /// Stop accepting, let in-flight requests finish up to the grace period, close the
+    /// rest, then return.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
@@ -68,54 +93,88 @@ impl Running {
     pub fn stopper(&self) -> watch::Sender<bool> {
         self.stop.clone()
     }
+
+    /// Swap in a validated config: build everything it needs first (the certificates),
+    /// then replace the state and the acceptor. On error nothing changes. Listener
+    /// addresses and `limits.max_connections` take effect on restart only.
+    pub fn reload(&self, config: Config) -> Result<(), TlsError> {
+        let acceptor = match (&self.bound.https, &config.file.tls) {
+            (Some(_), Some(_)) => Some(Arc::new(TlsAcceptor::from_config(&config)?)),
+            _ => None,
+        };
+        {
+            let current = self.shared.state.load();
+            let old = &current.config.file;
+            if !same_listeners(&old.listen, &config.file.listen) {
+                tracing::warn!("listen addresses changed: they take effect on restart");
+            }
+            if old.limits.max_connections != config.file.limits.max_connections {
+                tracing::warn!("limits.max_connections changed: it takes effect on restart");
+            }
+        }
+        self.shared.replace(config);
+        if let Some(acceptor) = acceptor {
+            self.tls.store(Some(acceptor));
+        }
+        Ok(())
+    }
+}
+
+fn same_listeners(a: &Listen, b: &Listen) -> bool {
+    a.http == b.http && a.https == b.https && a.admin == b.admin
 }
 
 /// Bind every configured listener and start serving.
 pub async fn start(config: Config) -> Result<Running, ServerError> {
-    let tls = match &config.file.tls {
-        Some(_) if config.file.listen.https.is_some() => {
-            Some(Arc::new(TlsAcceptor::from_config(&config)?))
-        }
-        _ => None,
-    };
+    let tls: SharedAcceptor = Arc::new(ArcSwapOption::empty());
+    if config.file.tls.is_some() && config.file.listen.https.is_some() {
+        tls.store(Some(Arc::new(TlsAcceptor::from_config(&config)?)));
+    }
     let listen = config.file.listen.clone();
     let shared = Shared::new(config)?;
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut bound = Bound::default();
     let bind = |addr: SocketAddr| async move {
-        TcpListener::bind(addr)
+        let l = TcpListener::bind(addr)
             .await
-            .map_err(|source| ServerError::Bind { addr, source })
-    };
-    if let Some(addr) = listen.http {
-        let l = bind(addr).await?;
-        let a = l
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let local = l
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
+        Ok::<_, ServerError>((l, local))
+    };
+    // Bind everything first: the plain listener's redirect needs the HTTPS port.
+    let http = match listen.http {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let https = match listen.https {
+        Some(addr) if tls.load().is_some() => Some(bind(addr).await?),
+        _ => None,
+    };
+    bound.https = https.as_ref().map(|(_, a)| *a);
+    if let Some((l, a)) = http {
         bound.http = Some(a);
         tracing::info!(listener = "http", addr = %a, "listening");
-        tasks.spawn(accept_loop(l, Arc::clone(&shared), None, stop_rx.clone()));
+        let listener = Listener {
+            shared: Arc::clone(&shared),
+            tls: None,
+            https_port: bound.https.map(|a| a.port()),
+        };
+        tasks.spawn(accept_loop(l, listener, stop_rx.clone()));
     }
-    if let (Some(addr), Some(tls)) = (listen.https, &tls) {
-        let l = bind(addr).await?;
-        let a = l
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr, source })?;
-        bound.https = Some(a);
+    if let Some((l, a)) = https {
         tracing::info!(listener = "https", addr = %a, "listening");
-        tasks.spawn(accept_loop(
-            l,
-            Arc::clone(&shared),
-            Some(Arc::clone(tls)),
-            stop_rx.clone(),
-        ));
+        let listener = Listener {
+            shared: Arc::clone(&shared),
+            tls: Some(Arc::clone(&tls)),
+            https_port: None,
+        };
+        tasks.spawn(accept_loop(l, listener, stop_rx.clone()));
     }
     if let Some(addr) = listen.admin {
-        let l = bind(addr).await?;
-        let a = l
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr, source })?;
+        let (l, a) = bind(addr).await?;
         bound.admin = Some(a);
         tracing::info!(listener = "admin", addr = %a, "listening");
         tasks.spawn(crate::admin::serve(l, Arc::clone(&shared), stop_rx.clone()));
@@ -134,148 +193,421 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     b.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout.0)
+        // A head that does not fit the read buffer is answered 431.
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers)
         .keep_alive(true);
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
-        .max_header_list_size(limits.max_header_bytes as u32)
-        .keep_alive_interval(Some(Duration::from_secs(30)));
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(Some(50))
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
     b
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// What one accept loop serves.
+#[derive(Clone)]
+struct Listener {
     shared: Arc<Shared>,
-    tls: Option<Arc<TlsAcceptor>>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let limits = shared.state.load().config.limits().clone();
-    let max = limits.max_connections;
+    /// `Some` for the HTTPS listener.
+    tls: Option<SharedAcceptor>,
+    /// For the plain listener: the HTTPS port redirects point to.
+    https_port: Option<u16>,
+}
+
+async fn accept_loop(listener: TcpListener, this: Listener, mut stop: watch::Receiver<bool>) {
+    let max = this.shared.state.load().config.limits().max_connections;
+    // Over the limit, new connections wait in the kernel's backlog until a slot frees.
     let slots = Arc::new(Semaphore::new(max));
+    let mut conns = JoinSet::new();
     let mut backoff = Duration::from_millis(5);
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = stop.changed() => break,
         };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => { backoff = Duration::from_millis(5); x }
-                Err(e) => {
-                    // EMFILE and friends: wait, then try again; never spin or crash.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
+        let (stream, peer) = loop {
+            tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => { backoff = Duration::from_millis(5); break Some(x) }
+                    Err(e) => {
+                        // EMFILE and friends: wait, then try again; never spin or crash.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                    }
+                },
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                _ = stop.changed() => break None,
+            }
+        }
+        .map_or((None, None), |(s, p)| (Some(s), Some(p)));
+        let (Some(stream), Some(peer)) = (stream, peer) else {
+            break;
         };
         let _ = stream.set_nodelay(true);
-        let shared = Arc::clone(&shared);
-        let tls = tls.clone();
+        let this = this.clone();
         let stop = stop.clone();
-        let limits = shared.state.load().config.limits().clone();
-        tokio::spawn(async move {
-            shared.metrics.connections.inc();
-            serve_connection(stream, peer, shared.clone(), tls, stop, limits).await;
-            shared.metrics.connections.dec();
+        conns.spawn(async move {
+            this.shared.metrics.connections.inc();
+            serve_connection(stream, peer, &this, stop).await;
+            this.shared.metrics.connections.dec();
             drop(permit);
         });
     }
-    // Drain: wait for every connection to give back its slot, up to the grace period.
-    let grace = shared.state.load().config.limits().shutdown_grace.0;
-    let drained = tokio::time::timeout(grace, slots.acquire_many(max as u32)).await;
+    drop(listener);
+    // Drain: connections were asked to finish (stop); give them the grace period.
+    let grace = this.shared.state.load().config.limits().shutdown_grace.0;
+    let drained =
+        tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
     if drained.is_err() {
-        tracing::warn!("shutdown grace period over; closing remaining connections");
+        tracing::warn!(
+            remaining = conns.len(),
+            "shutdown grace period over; closing remaining connections"
+        );
+        conns.shutdown().await;
     }
-}
-
-/// Run a connection until it ends; on shutdown, ask it to finish in-flight work and close.
-macro_rules! drive {
-    ($conn:expr, $stop:expr) => {{
-        let conn = $conn;
-        tokio::pin!(conn);
-        let stopped = tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-                false
-            }
-            _ = $stop.changed() => true,
-        };
-        if stopped {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-    }};
 }
 
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
-    tls: Option<Arc<TlsAcceptor>>,
-    mut stop: watch::Receiver<bool>,
-    limits: Limits,
+    this: &Listener,
+    stop: watch::Receiver<bool>,
 ) {
-    let builder = http_builder(&limits);
-    let served = Arc::new(AtomicU64::new(0));
-    let max_requests = limits.max_requests_per_connection;
-    let make_service = |info: ConnInfo| {
-        let shared = Arc::clone(&shared);
-        let served = Arc::clone(&served);
-        service_fn(move |req: Request<Incoming>| {
-            let shared = Arc::clone(&shared);
-            let info = info.clone();
-            let n = served.fetch_add(1, Ordering::Relaxed) + 1;
-            async move {
-                let mut resp = proxy::handle(shared, info, req).await;
-                if n >= max_requests {
-                    resp.headers_mut()
-                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                }
-                Ok::<_, Infallible>(resp)
-            }
-        })
+    let limits = this.shared.state.load().config.limits().clone();
+    let Some(tls) = &this.tls else {
+        let info = ConnInfo {
+            peer,
+            tls: false,
+            sni: None,
+            tls_acceptor: None,
+        };
+        serve_http(stream, info, this, stop, &limits).await;
+        return;
     };
-    match tls {
-        None => {
-            let info = ConnInfo {
-                peer,
-                tls: false,
-                sni: None,
-                tls_acceptor: None,
-            };
-            let conn =
-                builder.serve_connection_with_upgrades(TokioIo::new(stream), make_service(info));
-            drive!(conn, stop);
+    let Some(acceptor) = tls.load_full() else {
+        return;
+    };
+    let accepted = tokio::time::timeout(limits.tls_handshake_timeout.0, acceptor.accept(stream));
+    let (io, sni) = match accepted.await {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => {
+            tracing::debug!(client.ip = %peer.ip(), error = %e, "TLS handshake failed");
+            return;
         }
-        Some(tls) => {
-            let accepted =
-                tokio::time::timeout(limits.tls_handshake_timeout.0, tls.accept(stream)).await;
-            let (io, sni) = match accepted {
-                Ok(Ok(x)) => x,
-                Ok(Err(e)) => {
-                    tracing::debug!(client.ip = %peer.ip(), error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(client.ip = %peer.ip(), "TLS handshake timed out");
-                    return;
-                }
-            };
-            let info = ConnInfo {
-                peer,
-                tls: true,
-                sni,
-                tls_acceptor: Some(Arc::clone(&tls)),
-            };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), make_service(info));
-            drive!(conn, stop);
+        Err(_) => {
+            tracing::debug!(client.ip = %peer.ip(), "TLS handshake timed out");
+            return;
         }
+    };
+    let info = ConnInfo {
+        peer,
+        tls: true,
+        sni,
+        tls_acceptor: Some(acceptor),
+    };
+    serve_http(io, info, this, stop, &limits).await;
+}
+
+/// Serve HTTP/1.1 or HTTP/2 on one connection until it ends, is idle too long, has served
+/// its request budget, or shutdown asks it to finish.
+async fn serve_http<I>(
+    io: I,
+    info: ConnInfo,
+    this: &Listener,
+    mut stop: watch::Receiver<bool>,
+    limits: &Limits,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let refusal = Arc::new(OnceLock::new());
+    let io = FramingGuard::new(io, Arc::clone(&refusal), limits.max_header_bytes);
+    let (activity, watch_activity) = watch::channel(Activity::default());
+    let activity = Arc::new(activity);
+    let max_requests = limits.max_requests_per_connection;
+    let shared = Arc::clone(&this.shared);
+    let https_port = this.https_port;
+    let service = service_fn(move |req: Request<Incoming>| {
+        let shared = Arc::clone(&shared);
+        let info = info.clone();
+        let refused = refusal.get().copied();
+        let mut served = 0;
+        activity.send_modify(|a| {
+            a.in_flight += 1;
+            a.served += 1;
+            served = a.served;
+            a.retire |= a.served >= max_requests;
+        });
+        let guard = InFlight(Arc::clone(&activity));
+        async move {
+            let mut resp = if let Some(why) = refused {
+                refuse(why, &req, &info)
+            } else if info.tls_acceptor.is_none() && redirects(&shared) {
+                redirect_to_https(&req, https_port)
+            } else {
+                proxy::handle(shared, info, req).await
+            };
+            if refused.is_some() || served >= max_requests {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(resp.map(|body| Tracked {
+                body,
+                _guard: guard,
+            }))
+        }
+    });
+    let builder = http_builder(limits);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let deadlines = wait_until_done(
+        watch_activity,
+        limits.header_read_timeout.0,
+        limits.idle_timeout.0,
+    );
+    tokio::pin!(deadlines);
+    let why = tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        _ = stop.changed() => "shutdown",
+        why = &mut deadlines => why,
+    };
+    tracing::debug!(reason = why, "closing connection");
+    // HTTP/1: finish the response in progress, then close; idle: close now.
+    // HTTP/2: GOAWAY, finish open streams, close.
+    conn.as_mut().graceful_shutdown();
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+fn redirects(shared: &Shared) -> bool {
+    shared
+        .state
+        .load()
+        .config
+        .file
+        .listen
+        .redirect_http_to_https
+}
+
+/// What a connection is doing, for its deadlines.
+#[derive(Debug, Default, Clone, Copy)]
+struct Activity {
+    /// Requests whose response has not been fully sent.
+    in_flight: usize,
+    /// Requests started on this connection.
+    served: u64,
+    /// The request budget is spent: close once in-flight work is done.
+    retire: bool,
+}
+
+/// Marks one request in flight until its response body is dropped (fully sent, or the
+/// client went away).
+struct InFlight(Arc<watch::Sender<Activity>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|a| a.in_flight -= 1);
+    }
+}
+
+/// A response body that keeps its request counted as in flight.
+struct Tracked {
+    body: Body,
+    _guard: InFlight,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Resolve when the connection should be closed: no request started within the head
+/// deadline (this also covers a client stalling before hyper knows HTTP/1 from HTTP/2),
+/// nothing in flight for `idle`, or the request budget spent and nothing in flight.
+/// hyper has no idle timer of its own for keep-alive connections.
+async fn wait_until_done(
+    mut activity: watch::Receiver<Activity>,
+    head: Duration,
+    idle: Duration,
+) -> &'static str {
+    loop {
+        let now = *activity.borrow_and_update();
+        if now.in_flight > 0 {
+            if activity.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            continue;
+        }
+        if now.retire {
+            return "request limit";
+        }
+        let (limit, why) = if now.served == 0 {
+            (head, "no request head in time")
+        } else {
+            (idle, "idle")
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(limit) => return why,
+            r = activity.changed() => if r.is_err() {
+                std::future::pending::<()>().await;
+            },
+        }
+    }
+}
+
+/// 400 for a request on a connection whose raw bytes showed ambiguous framing or a
+/// fragment; the connection is closed after it and nothing is forwarded.
+fn refuse(why: Refusal, req: &Request<Incoming>, info: &ConnInfo) -> Response<Body> {
+    let e = match why {
+        Refusal::AmbiguousFraming => ProxyError::InvalidHeader("ambiguous message framing"),
+        Refusal::Fragment => ProxyError::InvalidPath(crate::route::PathError::Ambiguous),
+    };
+    let (status, code, _) = e.status_code();
+    tracing::event!(
+        target: "roomgate::access",
+        tracing::Level::INFO,
+        http.method = %req.method(),
+        http.status = status.as_u16(),
+        client.ip = %info.peer.ip(),
+        error.code = code,
+        error.detail = %e,
+        "request"
+    );
+    e.to_response()
+}
+
+/// The plain listener's answer when `listen.redirect_http_to_https` is set: 308 to the
+/// same host (on the HTTPS port), path and query.
+fn redirect_to_https(req: &Request<Incoming>, https_port: Option<u16>) -> Response<Body> {
+    let raw_host = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("");
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let target = https_location(raw_host, path_and_query, https_port);
+    let status = if target.is_some() {
+        StatusCode::PERMANENT_REDIRECT
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    tracing::event!(
+        target: "roomgate::access",
+        tracing::Level::INFO,
+        http.method = %req.method(),
+        http.host = %canonical_host(raw_host).unwrap_or_default(),
+        http.path = %canonical_path(req.uri().path()).unwrap_or_default(),
+        http.status = status.as_u16(),
+        auth.result = "redirect",
+        "request"
+    );
+    let Some(location) = target.and_then(|t| HeaderValue::from_str(&t).ok()) else {
+        return ProxyError::InvalidHeader("missing or malformed Host").to_response();
+    };
+    let mut resp = Response::new(crate::error::empty());
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    resp.headers_mut().insert(header::LOCATION, location);
+    resp
+}
+
+/// `https://host[:port]/path?query` for a plain-HTTP request, or `None` when the Host is
+/// not a plausible host name. The port is omitted when it is 443.
+pub fn https_location(
+    raw_host: &str,
+    path_and_query: &str,
+    https_port: Option<u16>,
+) -> Option<String> {
+    let host = canonical_host(raw_host)?;
+    let port = match https_port {
+        Some(443) | None => String::new(),
+        Some(p) => format!(":{p}"),
+    };
+    let pq = if path_and_query.starts_with('/') {
+        path_and_query
+    } else {
+        "/"
+    };
+    Some(format!("https://{host}{port}{pq}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_location_keeps_path_and_query_and_names_the_https_port() {
+        assert_eq!(
+            https_location("App.Test:8080", "/a/b?x=1", Some(8443)).as_deref(),
+            Some("https://app.test:8443/a/b?x=1")
+        );
+        assert_eq!(
+            https_location("app.test", "/", Some(443)).as_deref(),
+            Some("https://app.test/")
+        );
+    }
+
+    #[test]
+    fn https_location_refuses_a_malformed_host() {
+        assert_eq!(https_location("evil.test/x", "/", Some(443)), None);
+        assert_eq!(https_location("", "/", Some(443)), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_without_a_request_is_closed_after_the_head_deadline() {
+        let (_tx, rx) = watch::channel(Activity::default());
+        let why = wait_until_done(rx, Duration::from_secs(1), Duration::from_secs(60)).await;
+        assert_eq!(why, "no request head in time");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_in_flight_request_is_never_idle() {
+        let (tx, rx) = watch::channel(Activity {
+            in_flight: 1,
+            served: 1,
+            retire: false,
+        });
+        let wait = wait_until_done(rx, Duration::from_secs(1), Duration::from_secs(5));
+        tokio::pin!(wait);
+        let started = tokio::time::Instant::now();
+        tokio::select! {
+            _ = &mut wait => panic!("closed while a request is in flight"),
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+        tx.send_modify(|a| a.in_flight = 0);
+        assert_eq!(wait.await, "idle");
+        assert!(started.elapsed() >= Duration::from_secs(35));
     }
 }

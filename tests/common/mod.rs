@@ -127,3 +127,8 @@ pub async fn get(addr: SocketAddr, host: &str, path: &str, headers: &[(&str, &st
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_roomgate")
 }
+pub mod grpc;
+pub mod process;
+pub mod raw;
+pub mod tls;
+pub mod ws;

@@ -1,0 +1,400 @@
+//! A read-side watch on HTTP/1 message framing, below hyper.
+//!
+//! hyper already refuses most smuggling forms with 400 (invalid or conflicting
+//! `Content-Length` values, a final `Transfer-Encoding` other than `chunked`,
+//! `Transfer-Encoding` on HTTP/1.0). Two ambiguous forms it accepts, and it erases the
+//! evidence before the request reaches a service: a message with both `Content-Length`
+//! and `Transfer-Encoding` (it drops `Content-Length`, decodes chunked and closes after),
+//! and a repeated `Content-Length` with equal values (it keeps one). roomgate refuses both,
+//! as the reference proxies do, so this wrapper follows the byte stream with the same
+//! framing rules and records a per-connection [`Refusal`] when it sees such a head. The
+//! connection layer then answers 400 and closes, and nothing is forwarded. The same goes
+//! for a request target holding `#`: the `http` crate drops a fragment silently, so the
+//! raw bytes are the only place it can be seen and refused.
+//!
+//! It only observes: it never changes, delays or buffers the bytes hyper reads. Once the
+//! stream stops being plain HTTP/1 (HTTP/2 preface, an upgrade, something it cannot parse,
+//! a head larger than the limit) it stops looking, and hyper's own checks apply.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Why every further request on a connection is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Both `Content-Length` and `Transfer-Encoding`, or `Content-Length` repeated.
+    AmbiguousFraming,
+    /// A `#` in the request target.
+    Fragment,
+}
+
+/// An IO object that watches the HTTP/1 framing of what is read through it.
+pub struct FramingGuard<T> {
+    io: T,
+    sniffer: Sniffer,
+    refusal: Arc<OnceLock<Refusal>>,
+}
+
+impl<T> FramingGuard<T> {
+    /// Watch `io`; `refusal` is set once a head that must be refused has been read.
+    pub fn new(io: T, refusal: Arc<OnceLock<Refusal>>, max_head: usize) -> Self {
+        FramingGuard {
+            io,
+            sniffer: Sniffer::new(max_head),
+            refusal,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for FramingGuard<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        if let Some(r) = this.sniffer.feed(&buf.filled()[before..]) {
+            let _ = this.refusal.set(r);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for FramingGuard<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// Where the sniffer is in the HTTP/1 byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Collecting a request head.
+    Head,
+    /// Skipping a body of known length.
+    Body(u64),
+    /// Chunked body: reading a chunk-size line.
+    ChunkSize,
+    /// Chunked body: skipping chunk data.
+    ChunkData(u64),
+    /// Chunked body: the CRLF after chunk data.
+    ChunkDataEnd,
+    /// Chunked body: trailer lines until an empty one.
+    Trailer,
+    /// No longer HTTP/1 we can follow; hyper decides alone.
+    Off,
+}
+
+/// What a request head says about framing.
+#[derive(Debug, PartialEq, Eq)]
+enum Head {
+    /// The connection must not be served further.
+    Refuse(Refusal),
+    /// The message's body is framed like this (or the stream leaves HTTP/1).
+    Next(Phase),
+}
+
+/// The HTTP/1 framing state machine behind [`FramingGuard`].
+#[derive(Debug)]
+pub(crate) struct Sniffer {
+    phase: Phase,
+    /// The head or line being collected.
+    buf: Vec<u8>,
+    max_head: usize,
+    refusal: Option<Refusal>,
+}
+
+const MAX_HEADERS: usize = 512;
+
+impl Sniffer {
+    pub(crate) fn new(max_head: usize) -> Self {
+        Sniffer {
+            phase: Phase::Head,
+            buf: Vec::new(),
+            max_head,
+            refusal: None,
+        }
+    }
+
+    /// Follow `data`; `Some` once a head to refuse has been seen on this connection.
+    pub(crate) fn feed(&mut self, mut data: &[u8]) -> Option<Refusal> {
+        while !data.is_empty() {
+            match self.phase {
+                Phase::Off => break,
+                Phase::Body(n) | Phase::ChunkData(n) => {
+                    let k = n.min(data.len() as u64);
+                    data = &data[k as usize..];
+                    let left = n - k;
+                    self.phase = match (self.phase, left) {
+                        (Phase::Body(_), 0) => Phase::Head,
+                        (Phase::Body(_), _) => Phase::Body(left),
+                        (_, 0) => Phase::ChunkDataEnd,
+                        _ => Phase::ChunkData(left),
+                    };
+                }
+                Phase::Head | Phase::ChunkSize | Phase::ChunkDataEnd | Phase::Trailer => {
+                    let Some(&b) = data.first() else { break };
+                    data = &data[1..];
+                    self.buf.push(b);
+                    if self.buf.len() > self.max_head {
+                        self.off();
+                        break;
+                    }
+                    if b == b'\n' {
+                        self.on_line_end();
+                    }
+                }
+            }
+        }
+        self.refusal
+    }
+
+    fn off(&mut self) {
+        self.phase = Phase::Off;
+        self.buf = Vec::new();
+    }
+
+    /// A `\n` was just collected.
+    fn on_line_end(&mut self) {
+        let line = trim_eol(&self.buf);
+        match self.phase {
+            Phase::Head => {
+                // A head ends with an empty line (CRLF or bare LF, as httparse accepts).
+                let ends = self.buf.ends_with(b"\n\r\n") || self.buf.ends_with(b"\n\n");
+                if !ends {
+                    return;
+                }
+                match examine(&self.buf) {
+                    None => return, // only blank lines so far
+                    Some(Head::Refuse(r)) => {
+                        self.refusal = Some(r);
+                        self.off();
+                        return;
+                    }
+                    Some(Head::Next(next)) => self.phase = next,
+                }
+            }
+            Phase::ChunkSize => {
+                let size = line
+                    .split(|b| *b == b';')
+                    .next()
+                    .map(|s| s.trim_ascii())
+                    .and_then(|s| std::str::from_utf8(s).ok())
+                    .and_then(|s| u64::from_str_radix(s, 16).ok());
+                self.phase = match size {
+                    Some(0) => Phase::Trailer,
+                    Some(n) => Phase::ChunkData(n),
+                    None => Phase::Off,
+                };
+            }
+            Phase::ChunkDataEnd => {
+                self.phase = if line.is_empty() {
+                    Phase::ChunkSize
+                } else {
+                    Phase::Off
+                };
+            }
+            Phase::Trailer => {
+                if line.is_empty() {
+                    self.phase = Phase::Head;
+                }
+            }
+            Phase::Body(_) | Phase::ChunkData(_) | Phase::Off => {}
+        }
+        if self.phase == Phase::Off {
+            self.off();
+        } else {
+            self.buf.clear();
+        }
+    }
+}
+
+fn trim_eol(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Read a complete head: `None` when it holds no request yet (blank lines only).
+fn examine(head: &[u8]) -> Option<Head> {
+    let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return None,
+        // Not HTTP/1 (an HTTP/2 preface) or malformed: hyper answers it.
+        Err(_) => return Some(Head::Next(Phase::Off)),
+    }
+    if req.path.is_some_and(|p| p.contains('#')) {
+        return Some(Head::Refuse(Refusal::Fragment));
+    }
+    let mut content_lengths = Vec::new();
+    let mut last_transfer_coding: Option<&[u8]> = None;
+    let mut upgrade = req.method == Some("CONNECT");
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            content_lengths.push(h.value);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            last_transfer_coding = h
+                .value
+                .rsplit(|b| *b == b',')
+                .next()
+                .map(|t| t.trim_ascii());
+        } else if h.name.eq_ignore_ascii_case("upgrade") {
+            upgrade = true;
+        }
+    }
+    if content_lengths.len() > 1 || (!content_lengths.is_empty() && last_transfer_coding.is_some())
+    {
+        return Some(Head::Refuse(Refusal::AmbiguousFraming));
+    }
+    if upgrade {
+        return Some(Head::Next(Phase::Off));
+    }
+    let next = match (last_transfer_coding, content_lengths.first()) {
+        (Some(t), _) if t.eq_ignore_ascii_case(b"chunked") => Phase::ChunkSize,
+        // Not chunked: hyper answers 400.
+        (Some(_), _) => Phase::Off,
+        (None, Some(v)) => match std::str::from_utf8(v.trim_ascii())
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            Some(0) => Phase::Head,
+            Some(n) => Phase::Body(n),
+            // Invalid: hyper answers 400.
+            None => Phase::Off,
+        },
+        (None, None) => Phase::Head,
+    };
+    Some(Head::Next(next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sniff(chunks: &[&[u8]]) -> bool {
+        let mut s = Sniffer::new(65536);
+        chunks.iter().fold(None, |_, c| s.feed(c)) == Some(Refusal::AmbiguousFraming)
+    }
+
+    #[test]
+    fn content_length_with_transfer_encoding_is_ambiguous() {
+        assert!(sniff(&[
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ]));
+        assert!(sniff(&[
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\ncontent-length: 4\r\n\r\n"
+        ]));
+    }
+
+    #[test]
+    fn repeated_content_length_is_ambiguous_even_with_equal_values() {
+        assert!(sniff(&[
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd"
+        ]));
+    }
+
+    #[test]
+    fn well_framed_keep_alive_traffic_is_not_flagged() {
+        let stream: &[&[u8]] = &[
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello",
+            b" world",
+            b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"5;ext=1\r\nhello\r\n0\r\nx-trailer: 1\r\n\r\n",
+            b"\r\nGET /after HTTP/1.1\r\nHost: a\r\n\r\n",
+        ];
+        let mut s = Sniffer::new(65536);
+        for c in stream {
+            assert_eq!(s.feed(c), None);
+        }
+        assert_eq!(s.phase, Phase::Head);
+    }
+
+    /// Security: a smuggled head hidden inside a well-framed body is body, not a head.
+    #[test]
+    fn a_head_inside_a_body_is_not_read_as_a_head() {
+        let body = b"GET /x HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut s = Sniffer::new(65536);
+        assert_eq!(s.feed(head.as_bytes()), None);
+        assert_eq!(s.feed(body), None);
+        assert_eq!(s.phase, Phase::Head);
+    }
+
+    #[test]
+    fn a_head_split_across_reads_is_still_seen() {
+        let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let mut s = Sniffer::new(65536);
+        let flagged = raw.iter().fold(None, |_, b| s.feed(&[*b]));
+        assert_eq!(flagged, Some(Refusal::AmbiguousFraming));
+    }
+
+    #[test]
+    fn a_fragment_in_the_request_target_is_refused() {
+        let mut s = Sniffer::new(65536);
+        assert_eq!(
+            s.feed(b"GET /public#/../admin HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Some(Refusal::Fragment)
+        );
+    }
+
+    #[test]
+    fn http2_and_upgrades_end_the_watch() {
+        let mut s = Sniffer::new(65536);
+        assert_eq!(s.feed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), None);
+        assert_eq!(s.phase, Phase::Off);
+        let mut s = Sniffer::new(65536);
+        assert_eq!(
+            s.feed(
+                b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+            ),
+            None
+        );
+        assert_eq!(s.phase, Phase::Off);
+    }
+
+    #[test]
+    fn an_oversized_head_ends_the_watch() {
+        let mut s = Sniffer::new(16);
+        assert_eq!(
+            s.feed(b"GET / HTTP/1.1\r\nHost: a-very-long-name\r\n\r\n"),
+            None
+        );
+        assert_eq!(s.phase, Phase::Off);
+    }
+}

@@ -1,0 +1,83 @@
+//! Raw sockets: bytes exactly as written, for framing and timeout tests.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// What the server did with a raw exchange.
+#[derive(Debug)]
+pub struct Raw {
+    /// Everything received.
+    pub text: String,
+    /// The server closed the connection (EOF or reset) within the deadline.
+    pub closed: bool,
+}
+
+impl Raw {
+    /// The status code of the first response, if any.
+    pub fn status(&self) -> Option<u16> {
+        self.text
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|r| r.get(..3))
+            .and_then(|s| s.parse().ok())
+    }
+}
+
+/// Write `bytes`, then read until the server closes or `deadline` passes.
+pub async fn exchange(addr: SocketAddr, bytes: &[u8], deadline: Duration) -> Raw {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    read_until_closed(&mut s, deadline).await
+}
+
+/// Read until EOF (or reset) or `deadline`.
+pub async fn read_until_closed(s: &mut TcpStream, deadline: Duration) -> Raw {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let closed = tokio::time::timeout(deadline, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    Raw {
+        text: String::from_utf8_lossy(&out).into_owned(),
+        closed,
+    }
+}
+
+/// Read one response head and a `Content-Length` body from a kept-alive connection.
+pub async fn read_response(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).await.expect("read");
+        assert!(
+            n > 0,
+            "closed before a full response: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        out.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())
+                        .flatten()
+                })
+                .unwrap_or(0);
+            if out.len() >= end + 4 + len {
+                return text;
+            }
+        }
+    }
+}
