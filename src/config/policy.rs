@@ -109,9 +109,14 @@ pub fn decide(
             ));
         }
     }
+    // After an unknown method (already reported) the validation is a placeholder.
+    let unknown_method = errors
+        .iter()
+        .any(|e| e.starts_with("unknown validation method"));
     if queue.is_some()
-        && matches!(validation, Validation::Bearer | Validation::Cookie)
+        && !unknown_method
         && get(METHOD).is_some()
+        && matches!(validation, Validation::Bearer | Validation::Cookie)
     {
         errors.push(format!(
             "queue endpoints take webhook bodies: {METHOD} must name a provider, not {:?}",
@@ -207,6 +212,14 @@ mod tests {
         assert_eq!(p.validation, Validation::Webhook(Provider::Github));
         assert_eq!(p.processor, "worker");
         assert_eq!(p.secret_id.as_deref(), Some("gh"));
+    }
+
+    #[test]
+    fn queue_endpoints_need_a_provider_method() {
+        let e = decide(&ann(&[(QUEUE, "q"), (METHOD, "bearer")]), false, "web", 10).unwrap_err();
+        assert!(e[0].contains("must name a provider"), "{e:?}");
+        let e = decide(&ann(&[(QUEUE, "q"), (METHOD, "nope")]), false, "web", 10).unwrap_err();
+        assert_eq!(e.len(), 1, "an unknown method is reported once: {e:?}");
     }
 
     #[test]
