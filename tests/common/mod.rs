@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod iap;
+pub mod node;
 pub mod redis;
 pub mod upstream;
 
