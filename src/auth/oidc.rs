@@ -287,7 +287,12 @@ impl OidcClient {
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
             .request_async(&self.http)
             .await
-            .map_err(|e| rejected(format!("token endpoint: {e}")))?;
+            .map_err(|e| match e {
+                openidconnect::RequestTokenError::Request(e) => {
+                    unavailable(format!("token endpoint: {e}"))
+                }
+                e => rejected(format!("token endpoint: {e}")),
+            })?;
         let id_token = token
             .id_token()
             .ok_or_else(|| rejected("no id_token in the token response"))?;
