@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
 
+use crate::auth::iap::SignInError;
 use crate::auth::AuthError;
 use crate::route::PathError;
 use crate::webhook::SignatureError;
@@ -80,6 +81,11 @@ pub enum ProxyError {
     UpstreamNotReady,
     #[error("the upstream did not answer in time")]
     UpstreamTimeout,
+    #[error(transparent)]
+    SignIn(SignInError),
+    /// `not_a_participant` for a browser: an HTML page with a sign-out form.
+    #[error("the user is not a participant of this room")]
+    NotAParticipantPage { email: String, csrf: String },
 }
 
 impl ProxyError {
@@ -97,6 +103,12 @@ impl ProxyError {
             ProxyError::Auth(AuthError::InvalidToken) => (S::UNAUTHORIZED, "invalid_token", "The token is not valid."),
             ProxyError::Auth(AuthError::Forbidden) => (S::FORBIDDEN, "forbidden", "The token does not grant access to this room."),
             ProxyError::Auth(AuthError::NotAParticipant) => (S::FORBIDDEN, "not_a_participant", "You are not a participant of this room."),
+            ProxyError::NotAParticipantPage { .. } => (S::FORBIDDEN, "not_a_participant", "You are not a participant of this room."),
+            ProxyError::Auth(AuthError::SessionUnavailable) => (S::SERVICE_UNAVAILABLE, "session_unavailable", "Sessions are unavailable; retry later."),
+            ProxyError::SignIn(SignInError::Invalid(_)) => (S::BAD_REQUEST, "invalid_sign_in", "The sign-in request is not valid or has expired; start again."),
+            ProxyError::SignIn(SignInError::Failed) => (S::UNAUTHORIZED, "sign_in_failed", "Sign-in failed."),
+            ProxyError::SignIn(SignInError::Unavailable) => (S::SERVICE_UNAVAILABLE, "sign_in_unavailable", "Sign-in is unavailable; retry later."),
+            ProxyError::SignIn(SignInError::RateLimited) => (S::TOO_MANY_REQUESTS, "rate_limited", "Too many sign-in attempts; retry later."),
             ProxyError::Signature(SignatureError::Missing) => (S::UNAUTHORIZED, "missing_signature", "The webhook signature is missing."),
             ProxyError::Signature(SignatureError::Invalid) => (S::UNAUTHORIZED, "invalid_signature", "The webhook signature is not valid."),
             ProxyError::Signature(SignatureError::Stale) => (S::UNAUTHORIZED, "stale_timestamp", "The webhook timestamp is outside the accepted window."),
@@ -116,12 +128,18 @@ impl ProxyError {
         match self {
             ProxyError::SecretUnavailable | ProxyError::QueueUnavailable => Some(5),
             ProxyError::UpstreamNotReady => Some(5),
+            ProxyError::Auth(AuthError::SessionUnavailable)
+            | ProxyError::SignIn(SignInError::Unavailable) => Some(5),
+            ProxyError::SignIn(SignInError::RateLimited) => Some(60),
             _ => None,
         }
     }
 
     /// The JSON error response.
     pub fn to_response(&self) -> Response<Body> {
+        if let ProxyError::NotAParticipantPage { email, csrf } = self {
+            return crate::auth::pages::not_a_participant(email, csrf);
+        }
         let (status, code, message) = self.status_code();
         let body = serde_json::json!({ "error": code, "message": message }).to_string();
         let mut resp = Response::new(full(body));

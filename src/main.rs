@@ -42,6 +42,21 @@ enum Command {
     /// Queues (Redis Streams).
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// IAP sessions (in Redis).
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// End every session of a user on every instance sharing the Redis (within a second).
+    Revoke {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The user's email.
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -185,6 +200,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Secrets(cmd) => secrets(cmd),
+        Command::Sessions(SessionsCommand::Revoke { config, user }) => {
+            let config = match load(&config.config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            if config.redis_url.is_none() {
+                anyhow::bail!("sessions revoke needs a redis block (embedded sessions live inside the serving process)");
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let n = rt.block_on(async {
+                roomgate::auth::session::SessionStore::from_config(&config)?
+                    .revoke_user(&user)
+                    .await
+            })?;
+            eprintln!("revoked {n} session(s) of {}", user.trim().to_lowercase());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Queue(QueueCommand::Stats {
             config,
             room,

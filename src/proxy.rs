@@ -165,7 +165,18 @@ async fn pipeline(
         }
     }
     if path.starts_with(RESERVED_PREFIX) {
-        return fail(ProxyError::NoRoute, &id);
+        outcome.auth = "iap";
+        let reserved = auth::iap::Reserved {
+            shared,
+            state,
+            conn,
+            host: &host,
+            path: &path,
+        };
+        return match auth::iap::serve(reserved, parts, body).await {
+            Ok(resp) => Ok((resp, id)),
+            Err(e) => fail(e, &id),
+        };
     }
     let Some(resolved) = state.routes.resolve(&host, &path) else {
         return fail(ProxyError::NoRoute, &id);
@@ -239,6 +250,21 @@ async fn pipeline(
                 outcome.auth = "allowed";
                 (Some(identity), body)
             }
+            Decision::Redirect(location) => {
+                outcome.auth = "redirect";
+                let mut resp = Response::new(crate::error::empty());
+                *resp.status_mut() = http::StatusCode::FOUND;
+                if let Ok(v) = HeaderValue::from_str(&location) {
+                    resp.headers_mut().insert(header::LOCATION, v);
+                }
+                resp.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                return Ok((resp, id));
+            }
+            Decision::NotAParticipant { email, csrf } => {
+                outcome.auth = "denied";
+                return fail(ProxyError::NotAParticipantPage { email, csrf }, &id);
+            }
             Decision::Deny(e) => {
                 outcome.auth = "denied";
                 return fail(ProxyError::Auth(e), &id);
@@ -310,10 +336,7 @@ async fn authorize(
         Validation::Bearer => {
             auth::authorize_bearer(&parts.headers, parts.uri.query(), keys, room, now)
         }
-        // Until IAP sign-in is served, a cookie port admits participant tokens only.
-        Validation::Cookie => {
-            auth::authorize_bearer(&parts.headers, parts.uri.query(), keys, room, now)
-        }
+        Validation::Cookie => auth::iap::authorize(shared, state, parts, resolved).await,
         Validation::Webhook(_) => Decision::Deny(auth::AuthError::MissingAuth),
     }
 }

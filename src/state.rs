@@ -58,6 +58,8 @@ pub enum StartError {
     Queue(#[from] QueueError),
     #[error("secrets: {0}")]
     Secrets(#[from] SecretError),
+    #[error("sessions: {0}")]
+    Sessions(#[from] crate::auth::session::StoreError),
 }
 
 /// What outlives a reload. The queue and the secret store are built from the config at
@@ -69,6 +71,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub queue: Queue,
     pub secrets: SecretStore,
+    /// IAP sessions (Redis or memory) and the OIDC client; they survive reloads.
+    pub iap: crate::auth::iap::IapRuntime,
     pub clock: Clock,
 }
 
@@ -79,12 +83,14 @@ impl Shared {
         metrics.config_loaded(&config.hash, system_clock());
         let queue = Queue::from_config(&config)?;
         let secrets = SecretStore::from_config(&config)?;
+        let iap = crate::auth::iap::IapRuntime::from_config(&config)?;
         Ok(Arc::new(Shared {
             state: ArcSwap::from_pointee(State::build(config)),
             upstreams,
             metrics,
             queue,
             secrets,
+            iap,
             clock: system_clock,
         }))
     }

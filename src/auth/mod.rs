@@ -4,6 +4,13 @@
 //! values ([`Decision`]), computed from headers and the injected clock; this module does
 //! not forward or log.
 
+pub mod iap;
+pub mod membership;
+pub mod oidc;
+pub mod pages;
+pub mod redirect;
+pub mod session;
+pub mod signing;
 pub mod token;
 
 use http::header::AUTHORIZATION;
@@ -35,6 +42,9 @@ pub enum AuthError {
     Forbidden,
     #[error("the user is not a participant of this room")]
     NotAParticipant,
+    /// The IAP session store could not be reached; fail closed.
+    #[error("the session store is unavailable")]
+    SessionUnavailable,
 }
 
 /// The outcome of authorizing one request.
@@ -44,6 +54,14 @@ pub enum Decision {
     Public,
     /// Forward as this identity.
     Allow(Identity),
+    /// Send the browser here to sign in (IAP).
+    Redirect(String),
+    /// Signed in through IAP but not a participant: a browser gets a page with a sign-out
+    /// form carrying this CSRF token.
+    NotAParticipant {
+        email: String,
+        csrf: String,
+    },
     Deny(AuthError),
 }
 

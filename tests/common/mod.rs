@@ -1,6 +1,8 @@
 //! Support shared by the integration tests: real servers on free ports.
 #![allow(dead_code)]
 
+pub mod iap;
+pub mod node;
 pub mod redis;
 pub mod upstream;
 

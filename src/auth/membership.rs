@@ -1,0 +1,155 @@
+//! Room membership through IAP: who, signed in with an email and groups, is a participant.
+//!
+//! Owns the evaluation of `rooms[].participants` rules: exact emails, email domains and
+//! provider groups, first match wins and gives the rule's api scope. Emails are parsed
+//! strictly (exactly one `@`, lowercased) and domains compare whole, never by suffix, so
+//! `alice@evilacme.test` is not in `acme.test`. Pure: the caller passes the current
+//! config's rules on every request.
+
+use serde_json::Value;
+
+use crate::config::ParticipantRule;
+
+/// The domain of a well-formed email, lowercased: exactly one `@`, a non-empty local
+/// part, a domain of DNS characters without empty labels. `None` for anything else.
+pub fn email_domain(email: &str) -> Option<String> {
+    let (local, domain) = email.split_once('@')?;
+    if local.is_empty()
+        || domain.contains('@')
+        || local.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return None;
+    }
+    let domain = domain.to_ascii_lowercase();
+    if domain.is_empty()
+        || domain.split('.').any(str::is_empty)
+        || !domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return None;
+    }
+    Some(domain)
+}
+
+/// The email as compared: trimmed and lowercased, when well-formed.
+pub fn normalize_email(email: &str) -> Option<String> {
+    let email = email.trim();
+    email_domain(email)?;
+    Some(email.to_lowercase())
+}
+
+/// The api scope of the first rule that admits this user, or `None` when none does.
+pub fn participant_scope(
+    rules: &[ParticipantRule],
+    email: &str,
+    groups: &[String],
+) -> Option<Value> {
+    let email = normalize_email(email)?;
+    let domain = email_domain(&email)?;
+    rules
+        .iter()
+        .find(|rule| {
+            rule.emails
+                .iter()
+                .any(|e| normalize_email(e).as_deref() == Some(email.as_str()))
+                || rule.email_domains.iter().any(|d| {
+                    let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
+                    !d.is_empty() && d == domain
+                })
+                || rule
+                    .groups
+                    .iter()
+                    .any(|g| groups.iter().any(|have| have == g))
+        })
+        .map(|rule| {
+            rule.api
+                .clone()
+                .unwrap_or_else(|| Value::Object(Default::default()))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rules() -> Vec<ParticipantRule> {
+        vec![
+            ParticipantRule {
+                emails: vec!["Alice@Acme.test".into()],
+                api: Some(json!({"queues": {}})),
+                ..Default::default()
+            },
+            ParticipantRule {
+                email_domains: vec!["acme.test".into()],
+                ..Default::default()
+            },
+            ParticipantRule {
+                groups: vec!["ops".into()],
+                api: Some(json!({"admin": true})),
+                ..Default::default()
+            },
+        ]
+    }
+
+    #[test]
+    fn an_exact_email_matches_case_insensitively_and_gives_its_api() {
+        assert_eq!(
+            participant_scope(&rules(), "ALICE@acme.TEST", &[]),
+            Some(json!({"queues": {}}))
+        );
+    }
+
+    #[test]
+    fn the_first_matching_rule_wins() {
+        // alice is also in the domain rule and the ops group; the first rule decides.
+        assert_eq!(
+            participant_scope(&rules(), "alice@acme.test", &["ops".into()]),
+            Some(json!({"queues": {}}))
+        );
+    }
+
+    #[test]
+    fn a_domain_rule_without_api_gives_an_empty_scope() {
+        assert_eq!(
+            participant_scope(&rules(), "bob@acme.test", &[]),
+            Some(json!({}))
+        );
+    }
+
+    #[test]
+    fn domain_suffix_and_prefix_tricks_are_not_members() {
+        for email in [
+            "alice@evilacme.test",
+            "alice@acme.test.evil",
+            "alice@sub.acme.test",
+            "alice@acme.test@evil.test",
+            "evil.test@acme.test@x",
+            "alice@acme.test.",
+            "@acme.test",
+            "alice@@acme.test",
+            "alice acme.test",
+            "ali ce@acme.test",
+        ] {
+            assert_eq!(participant_scope(&rules(), email, &[]), None, "{email}");
+        }
+    }
+
+    #[test]
+    fn a_group_from_the_provider_admits() {
+        assert_eq!(
+            participant_scope(&rules(), "carol@other.test", &["ops".into()]),
+            Some(json!({"admin": true}))
+        );
+        assert_eq!(
+            participant_scope(&rules(), "carol@other.test", &["Ops".into()]),
+            None
+        );
+    }
+
+    #[test]
+    fn no_rules_admit_nobody() {
+        assert_eq!(participant_scope(&[], "alice@acme.test", &[]), None);
+    }
+}

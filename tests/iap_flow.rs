@@ -1,0 +1,808 @@
+//! Cookie IAP without a browser: the static provider's sign-in, the handoff to route
+//! domains, cookies, membership, redirect safety and revocation, against real roomgate
+//! instances, real upstreams and a real redis-server.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::iap::*;
+use common::redis::RedisServer;
+use common::upstream::{free_port, Upstream};
+use common::*;
+use http::StatusCode;
+
+struct Env {
+    _rg: roomgate::server::Running,
+    up: Upstream,
+    browser: Browser,
+}
+
+async fn env_with(redis: Option<&str>, participants: &str) -> Env {
+    let up = Upstream::start().await;
+    let port = free_port();
+    let rg = start(&yaml(port, up.addr.port(), redis, participants)).await;
+    let addr = rg.bound.http.expect("http");
+    Env {
+        _rg: rg,
+        up,
+        browser: Browser::new(addr),
+    }
+}
+
+async fn env() -> Env {
+    env_with(None, DEFAULT_PARTICIPANTS).await
+}
+
+/// Security: after sign-in the route domain's session cookie is Secure, HttpOnly,
+/// SameSite=Lax, host-only (no Domain) and Path=/, holds an opaque id, and the upstream
+/// sees the user and api scope but never the cookie.
+#[tokio::test]
+async fn static_sign_in_lands_on_the_original_path_with_a_safe_cookie() {
+    let mut e = env().await;
+    let s = e
+        .browser
+        .sign_in("app.acme.test", "/reports/q1?year=2026", "Alice@acme.test")
+        .await;
+    assert_eq!(s.location, "/reports/q1?year=2026");
+    let attrs: Vec<String> = s
+        .set_cookie
+        .split(';')
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    for want in ["httponly", "samesite=lax", "secure", "path=/"] {
+        assert!(
+            attrs.iter().any(|a| a == want),
+            "{want} in {}",
+            s.set_cookie
+        );
+    }
+    assert!(
+        !attrs.iter().any(|a| a.starts_with("domain")),
+        "{}",
+        s.set_cookie
+    );
+    assert!(s.cookie.len() >= 22, "at least 128 bits");
+
+    let r = get_with(
+        e.browser.addr,
+        "app.acme.test",
+        "/reports/q1",
+        &s.cookie,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.echoed_header("x-meshagent-user").as_deref(),
+        Some("alice@acme.test")
+    );
+    assert_eq!(
+        r.echoed_header("x-meshagent-api-scope").as_deref(),
+        Some(r#"{"queues":{"read":true}}"#)
+    );
+    assert_eq!(
+        r.echoed_header("cookie").as_deref(),
+        Some("theme=dark; lang=en")
+    );
+    assert_eq!(e.up.requests(), 1);
+}
+
+/// A user signed in at the sign-in host reaches a second domain without the sign-in form.
+#[tokio::test]
+async fn a_second_domain_is_reached_without_signing_in_again() {
+    let mut e = env().await;
+    e.browser
+        .sign_in("app.acme.test", "/", "alice@acme.test")
+        .await;
+    let r = e.browser.visit("beta.test", "/b").await;
+    let page = e.browser.start(&location(&r)).await;
+    let code = hidden(&page, "code").expect("handed off straight away, no form");
+    assert!(hidden(&page, "flow").is_none());
+    let r = e.browser.callback("beta.test", &code).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/b");
+    let (cookie, _) = set_cookie(&r, "__meshagent_iap").unwrap();
+    let r = get_with(e.browser.addr, "beta.test", "/b", &cookie, &[]).await;
+    assert_eq!(
+        r.echoed_header("x-meshagent-user").as_deref(),
+        Some("alice@acme.test")
+    );
+    assert_eq!(
+        r.echoed_header("x-meshagent-api-scope").as_deref(),
+        Some("{}")
+    );
+}
+
+/// Only browser navigations are redirected: non-GET, XHR and JSON clients get 401
+/// `missing_auth` and no Location; a WebSocket upgrade is judged by the cookie.
+#[tokio::test]
+async fn non_get_xhr_and_json_clients_get_401_without_a_redirect() {
+    let mut e = env().await;
+    let addr = e.browser.addr;
+    let host = e.browser.host("app.acme.test");
+    let html = HTML;
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("POST", vec![html]),
+        ("PUT", vec![html]),
+        ("GET", vec![html, ("x-requested-with", "XMLHttpRequest")]),
+        ("GET", vec![("accept", "application/json")]),
+        ("GET", vec![]),
+        (
+            "GET",
+            vec![
+                html,
+                ("connection", "upgrade"),
+                ("upgrade", "websocket"),
+                ("sec-websocket-version", "13"),
+                ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ],
+        ),
+    ];
+    for (method, headers) in &cases {
+        let r = send(addr, method, &host, "/x", headers, b"").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {headers:?}");
+        assert_eq!(r.error_code(), "missing_auth");
+        assert!(!r.headers.contains_key("location"));
+    }
+    let r = send(addr, "GET", &host, "/x", &[html], b"").await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(e.up.requests(), 0);
+
+    let s = e
+        .browser
+        .sign_in("app.acme.test", "/", "alice@acme.test")
+        .await;
+    let cookie = format!("__meshagent_iap={}", s.cookie);
+    let r = send(
+        addr,
+        "POST",
+        &host,
+        "/x",
+        &[("cookie", cookie.as_str())],
+        b"hi",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["method"], "POST");
+    let ws = [
+        ("cookie", cookie.as_str()),
+        ("connection", "upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let r = send(addr, "GET", &host, "/ws", &ws, b"").await;
+    assert_eq!(r.status, StatusCode::OK, "upgrade authorized by the cookie");
+    assert_eq!(
+        r.echoed_header("x-meshagent-user").as_deref(),
+        Some("alice@acme.test")
+    );
+}
+
+/// Security: no request path, however encoded, makes roomgate send the browser
+/// off-origin: the sign-in redirect always goes to the sign-in host, and the callback's
+/// Location is always a same-origin relative path.
+#[tokio::test]
+async fn the_open_redirect_corpus_never_yields_an_off_origin_location() {
+    let mut e = env().await;
+    e.browser
+        .sign_in("app.acme.test", "/", "alice@acme.test")
+        .await;
+    let corpus = [
+        "//evil.test",
+        "//evil.test/%2e%2e",
+        "/\\evil.test",
+        "/%5Cevil.test",
+        "/%5cevil.test/",
+        "/%2F%2Fevil.test",
+        "/%2f%2fevil.test",
+        "/https:evil.test",
+        "/https://evil.test",
+        "/%09/evil.test",
+        "/%20/evil.test",
+        "/%0d%0aLocation:%20http://evil.test",
+        "/%2e%2e/%2e%2e//evil.test",
+        "/..%2f..%2f/evil.test",
+        "/@evil.test",
+        "/a@evil.test/",
+        "/?next=//evil.test",
+        "/?url=https://evil.test",
+        "http://evil.test/",
+        "https://evil.test@app.acme.test/",
+    ];
+    let auth = format!("{}/.roomgate/start?rs=", e.browser.auth_origin());
+    let host = e.browser.host("app.acme.test");
+    for p in corpus {
+        let (status, loc) = raw_get(e.browser.addr, p, &host).await;
+        if status != 302 {
+            assert!((400..500).contains(&status), "{p}: {status}");
+            assert!(loc.is_none(), "{p}");
+            continue;
+        }
+        let loc = loc.unwrap_or_default();
+        assert!(loc.starts_with(&auth), "{p}: {loc}");
+        let page = e.browser.start(&loc).await;
+        let code = hidden(&page, "code").unwrap_or_else(|| panic!("{p}: no handoff"));
+        let r = e.browser.callback("app.acme.test", &code).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{p}");
+        let loc = location(&r);
+        assert!(loc.starts_with('/'), "{p}: {loc}");
+        assert!(
+            !loc.starts_with("//") && !loc.starts_with("/\\"),
+            "{p}: {loc}"
+        );
+        assert!(
+            !loc.contains('\\') && !loc.contains("%5c") && !loc.contains("%5C"),
+            "{p}: {loc}"
+        );
+        let lower = loc.to_ascii_lowercase();
+        assert!(
+            !lower.starts_with("/%2f") && !lower.contains("%0d") && !lower.contains("%09"),
+            "{p}: {loc}"
+        );
+    }
+}
+
+/// GET an exact request target over a raw HTTP/1.1 connection (clients normalise some of
+/// the corpus); the status and the Location header.
+async fn raw_get(addr: std::net::SocketAddr, target: &str, host: &str) -> (u16, Option<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let loc = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("location")
+            .then(|| v.trim().to_owned())
+    });
+    (status, loc)
+}
+
+/// Security: return states are checked at the sign-in host: one signed with another key,
+/// for another audience, expired, replayed, oversized or naming an unsafe path or an
+/// unrouted host is refused with a 4xx and no redirect.
+#[tokio::test]
+async fn forged_expired_replayed_and_unsafe_return_states_are_refused() {
+    let mut e = env().await;
+    let now = roomgate::state::system_clock();
+    let port = e.browser.port;
+    let keys = cookie_keys();
+    let state = |host: &str, path: &str, jti: &str| {
+        serde_json::json!({
+            "origin": format!("http://{host}:{port}"),
+            "host": host,
+            "path": path,
+            "jti": jti,
+        })
+    };
+    let seal =
+        |keys: &[roomgate::sensitive::Secret], aud: &str, exp: i64, v: &serde_json::Value| {
+            roomgate::auth::signing::seal(keys, "return", aud, exp, v).unwrap()
+        };
+    let other_key = vec![roomgate::sensitive::Secret::new([42u8; 32].to_vec())];
+    let good = seal(
+        &keys,
+        "auth.test",
+        now + 60,
+        &state("app.acme.test", "/", "j1"),
+    );
+    let bad = [
+        seal(
+            &other_key,
+            "auth.test",
+            now + 60,
+            &state("app.acme.test", "/", "j2"),
+        ),
+        seal(
+            &keys,
+            "app.acme.test",
+            now + 60,
+            &state("app.acme.test", "/", "j3"),
+        ),
+        seal(
+            &keys,
+            "auth.test",
+            now - 1,
+            &state("app.acme.test", "/", "j4"),
+        ),
+        seal(
+            &keys,
+            "auth.test",
+            now + 60,
+            &state("app.acme.test", "//evil.test", "j5"),
+        ),
+        seal(&keys, "auth.test", now + 60, &state("evil.test", "/", "j6")),
+        format!("{}x", &good),
+        "a".repeat(5000),
+        "not-a-state".into(),
+    ];
+    let origin = e.browser.auth_origin();
+    for rs in &bad {
+        let r = e
+            .browser
+            .start(&format!("{origin}/.roomgate/start?rs={rs}"))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{rs}");
+        assert!(!r.headers.contains_key("location"));
+    }
+    let r = e
+        .browser
+        .start(&format!("{origin}/.roomgate/start?rs={good}"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = e
+        .browser
+        .start(&format!("{origin}/.roomgate/start?rs={good}"))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "a return state is single-use"
+    );
+}
+
+/// Security: a handoff code works once, only on the domain it was issued for, only
+/// until it expires, only posted from the sign-in host, and not when altered.
+#[tokio::test]
+async fn tampered_expired_replayed_and_cross_domain_handoff_codes_are_rejected() {
+    let redis = RedisServer::start();
+    let mut e = env_with(Some(&redis.url()), DEFAULT_PARTICIPANTS).await;
+    let b = &mut e.browser;
+
+    // Replayed.
+    let code = hidden(
+        &b.handoff_page("app.acme.test", "/", "alice@acme.test")
+            .await,
+        "code",
+    )
+    .unwrap();
+    assert_eq!(
+        b.callback("app.acme.test", &code).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let r = b.callback("app.acme.test", &code).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_code(), "invalid_sign_in");
+
+    // Issued for app.acme.test, posted to docs.acme.test; and it is spent by the attempt.
+    let code = hidden(
+        &b.handoff_page("app.acme.test", "/", "alice@acme.test")
+            .await,
+        "code",
+    )
+    .unwrap();
+    let r = b.callback("docs.acme.test", &code).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(set_cookie(&r, "__meshagent_iap").is_none());
+    assert_eq!(
+        b.callback("app.acme.test", &code).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Tampered.
+    let code = hidden(
+        &b.handoff_page("app.acme.test", "/", "alice@acme.test")
+            .await,
+        "code",
+    )
+    .unwrap();
+    let mut t = code.clone().into_bytes();
+    t[0] = if t[0] == b'A' { b'B' } else { b'A' };
+    let r = b
+        .callback("app.acme.test", &String::from_utf8(t).unwrap())
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.status,
+        b.callback("app.acme.test", &"x".repeat(4000)).await.status
+    );
+
+    // Posted by another origin (login CSRF): refused, and the code stays unused.
+    let origin_evil = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("origin", "http://evil.test"),
+    ];
+    let host = b.host("app.acme.test");
+    let body = format!("code={code}");
+    let r = send(
+        b.addr,
+        "POST",
+        &host,
+        "/.roomgate/callback",
+        &origin_evil,
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let no_origin = [("content-type", "application/x-www-form-urlencoded")];
+    let r = send(
+        b.addr,
+        "POST",
+        &host,
+        "/.roomgate/callback",
+        &no_origin,
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // Expired: its TTL in the store has passed (PEXPIREAT in the past expires it now).
+    let key = format!(
+        "roomgate:once:handoff:{}",
+        roomgate::auth::signing::digest(&code)
+    );
+    assert_eq!(redis.cli(&["EXISTS", &key]).trim(), "1");
+    assert_eq!(redis.cli(&["PEXPIREAT", &key, "1"]).trim(), "1");
+    assert_eq!(
+        b.callback("app.acme.test", &code).await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+/// Security: the sign-in form only works for the browser that opened it (its flow
+/// cookie), so a login CSRF cannot sign a victim in as someone else.
+#[tokio::test]
+async fn the_sign_in_form_only_works_in_the_browser_that_opened_it() {
+    let mut e = env().await;
+    let r = e.browser.visit("app.acme.test", "/").await;
+    let r = e.browser.start(&location(&r)).await;
+    let flow = hidden(&r, "flow").unwrap();
+    let mut other = Browser::new(e.browser.addr);
+    other.flow_cookie = Some("A".repeat(43));
+    let r = other.login(&flow, "alice@acme.test", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    other.flow_cookie = None;
+    assert_eq!(
+        other.login(&flow, "alice@acme.test", PASSWORD).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    // The right browser, wrong password: the form again, 401; then the right one works.
+    let r = e.browser.login(&flow, "alice@acme.test", "wrong").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(String::from_utf8_lossy(&r.body).contains("Wrong email or password"));
+    let r = e.browser.login(&flow, "alice@acme.test", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(hidden(&r, "code").is_some());
+    // The flow is spent.
+    assert_eq!(
+        e.browser
+            .login(&flow, "alice@acme.test", PASSWORD)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+/// Security: password guessing is limited per user (and per client IP): past the limit
+/// even the right password is refused with 429.
+#[tokio::test]
+async fn login_attempts_are_rate_limited_per_user() {
+    let mut e = env().await;
+    let r = e.browser.visit("app.acme.test", "/").await;
+    let r = e.browser.start(&location(&r)).await;
+    let flow = hidden(&r, "flow").unwrap();
+    for _ in 0..roomgate::auth::iap::LOGIN_LIMIT_PER_USER {
+        let r = e.browser.login(&flow, "bob@acme.test", "guess").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = e.browser.login(&flow, "bob@acme.test", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.error_code(), "rate_limited");
+    // Another user from the same browser is not locked out by bob's limit.
+    let r = e.browser.login(&flow, "alice@acme.test", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+/// Security: email domains match whole: look-alike domains that end or start with the
+/// room's domain are not participants, and a browser sees the HTML 403 with sign-out.
+#[tokio::test]
+async fn email_domain_suffix_tricks_are_not_participants() {
+    for email in ["mallory@evilacme.test", "mallory@acme.test.evil"] {
+        let mut e = env().await;
+        let s = e.browser.sign_in("app.acme.test", "/", email).await;
+        let r = get_with(e.browser.addr, "app.acme.test", "/", &s.cookie, &[]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{email}");
+        assert_eq!(r.error_code(), "not_a_participant");
+        let r = get_with(e.browser.addr, "app.acme.test", "/", &s.cookie, &[HTML]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let page = String::from_utf8_lossy(&r.body);
+        assert!(page.contains("not_a_participant") && page.contains("/.roomgate/signout"));
+        assert!(hidden(&r, "csrf").is_some());
+        assert_eq!(e.up.requests(), 0);
+    }
+}
+
+/// Groups from the provider admit through a `groups` rule, with that rule's scope.
+#[tokio::test]
+async fn a_group_rule_admits_a_member_of_the_group() {
+    let mut e = env().await;
+    let s = e
+        .browser
+        .sign_in("app.acme.test", "/", "carol@other.test")
+        .await;
+    let r = get_with(e.browser.addr, "app.acme.test", "/", &s.cookie, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.echoed_header("x-meshagent-user").as_deref(),
+        Some("carol@other.test")
+    );
+    let mut fresh = Browser::new(e.browser.addr);
+    let s = fresh.sign_in("app.acme.test", "/", "dave@other.test").await;
+    let r = get_with(e.browser.addr, "app.acme.test", "/", &s.cookie, &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+/// Security: membership is checked against the current config on every request: a
+/// reload that removes a user's rule locks them out at their next request.
+#[tokio::test]
+async fn a_member_removed_by_a_reload_is_locked_out_at_the_next_request() {
+    let up = Upstream::start().await;
+    let port = free_port();
+    let y = yaml(port, up.addr.port(), None, DEFAULT_PARTICIPANTS);
+    let rg = start(&y).await;
+    let mut b = Browser::new(rg.bound.http.unwrap());
+    let s = b.sign_in("app.acme.test", "/", "bob@acme.test").await;
+    assert_eq!(
+        get_with(b.addr, "app.acme.test", "/", &s.cookie, &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let narrowed = yaml(
+        port,
+        up.addr.port(),
+        None,
+        "      - {emails: [alice@acme.test]}",
+    );
+    rg.shared.replace(config(&narrowed, &[]));
+    let r = get_with(b.addr, "app.acme.test", "/", &s.cookie, &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.error_code(), "not_a_participant");
+}
+
+/// A participant token is accepted as the cookie value; an invalid bearer token is
+/// rejected even when a valid session cookie is also sent.
+#[tokio::test]
+async fn participant_tokens_work_in_the_cookie_and_bad_bearers_are_never_ignored() {
+    let mut e = env().await;
+    let t = token("acme", "robot", Some(serde_json::json!({"x": 1})));
+    let r = get_with(e.browser.addr, "app.acme.test", "/", &t, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.echoed_header("x-meshagent-user").as_deref(),
+        Some("robot")
+    );
+    assert_eq!(
+        r.echoed_header("x-meshagent-api-scope").as_deref(),
+        Some(r#"{"x":1}"#)
+    );
+    let r = get_with(e.browser.addr, "beta.test", "/", &t, &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let s = e
+        .browser
+        .sign_in("app.acme.test", "/", "alice@acme.test")
+        .await;
+    let r = get_with(
+        e.browser.addr,
+        "app.acme.test",
+        "/",
+        &s.cookie,
+        &[("authorization", "Bearer garbage")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.error_code(), "invalid_token");
+}
+
+async fn sign_out(b: &Browser, domain: &str, cookie: &str) -> Reply {
+    let c = format!("__meshagent_iap={cookie}");
+    let page = get(
+        b.addr,
+        &b.host(domain),
+        "/.roomgate/signout",
+        &[HTML, ("cookie", c.as_str())],
+    )
+    .await;
+    let csrf = hidden(&page, "csrf").expect("csrf");
+    send(
+        b.addr,
+        "POST",
+        &b.host(domain),
+        "/.roomgate/signout",
+        &[
+            ("cookie", c.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        format!("csrf={csrf}").as_bytes(),
+    )
+    .await
+}
+
+/// Security: sign-out needs its CSRF token, clears the cookie, ends the session and the
+/// sign-in host session it came from (the next visit needs the password again).
+#[tokio::test]
+async fn sign_out_needs_its_csrf_token_and_ends_both_sessions() {
+    let mut e = env().await;
+    let s = e
+        .browser
+        .sign_in("app.acme.test", "/", "alice@acme.test")
+        .await;
+    let c = format!("__meshagent_iap={}", s.cookie);
+    let host = e.browser.host("app.acme.test");
+    let form = [
+        ("cookie", c.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    for body in ["", "csrf=", "csrf=AAAA"] {
+        let r = send(
+            e.browser.addr,
+            "POST",
+            &host,
+            "/.roomgate/signout",
+            &form,
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    assert_eq!(
+        get_with(e.browser.addr, "app.acme.test", "/", &s.cookie, &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = sign_out(&e.browser, "app.acme.test", &s.cookie).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let (v, line) = set_cookie(&r, "__meshagent_iap").expect("cleared");
+    assert!(v.is_empty() && line.contains("Max-Age=0"), "{line}");
+    let r = get_with(e.browser.addr, "app.acme.test", "/", &s.cookie, &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // The sign-in host session is gone too: the form is shown again.
+    let r = e.browser.visit("app.acme.test", "/").await;
+    let r = e.browser.start(&location(&r)).await;
+    assert!(hidden(&r, "flow").is_some() && hidden(&r, "code").is_none());
+}
+
+/// Wait (polling, bounded) until `domain` rejects `cookie`; returns how long it took.
+async fn until_rejected(addr: std::net::SocketAddr, cookie: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let r = get_with(addr, "app.acme.test", "/", cookie, &[]).await;
+        if r.status == StatusCode::UNAUTHORIZED {
+            return started.elapsed();
+        }
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(started.elapsed() < limit, "still accepted after {limit:?}");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Security: with Redis, a session signed out on instance A, or revoked with
+/// `roomgate sessions revoke`, is rejected by instance B within one second.
+#[tokio::test]
+async fn a_session_revoked_on_one_instance_is_rejected_by_another_within_a_second() {
+    let redis = RedisServer::start();
+    let up = Upstream::start().await;
+    let (pa, pb) = (free_port(), free_port());
+    let a = start(&yaml(
+        pa,
+        up.addr.port(),
+        Some(&redis.url()),
+        DEFAULT_PARTICIPANTS,
+    ))
+    .await;
+    let b = start(&yaml(
+        pb,
+        up.addr.port(),
+        Some(&redis.url()),
+        DEFAULT_PARTICIPANTS,
+    ))
+    .await;
+    let (addr_a, addr_b) = (a.bound.http.unwrap(), b.bound.http.unwrap());
+    let mut browser = Browser::new(addr_a);
+
+    // Sign-out on A.
+    let s = browser
+        .sign_in("app.acme.test", "/", "alice@acme.test")
+        .await;
+    assert_eq!(
+        get_with(addr_b, "app.acme.test", "/", &s.cookie, &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = sign_out(&browser, "app.acme.test", &s.cookie).await;
+    assert_eq!(r.status, StatusCode::OK);
+    until_rejected(addr_b, &s.cookie, Duration::from_secs(1)).await;
+
+    // `roomgate sessions revoke` (the binary) against the same Redis.
+    let s = browser
+        .sign_in("app.acme.test", "/", "alice@acme.test")
+        .await;
+    assert_eq!(
+        get_with(addr_b, "app.acme.test", "/", &s.cookie, &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("routes.yaml");
+    std::fs::write(
+        &file,
+        yaml(pa, up.addr.port(), Some(&redis.url()), DEFAULT_PARTICIPANTS),
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin())
+        .args([
+            "sessions",
+            "revoke",
+            "--config",
+            file.to_str().unwrap(),
+            "--user",
+            "ALICE@acme.test",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    until_rejected(addr_b, &s.cookie, Duration::from_secs(1)).await;
+    assert_eq!(
+        get_with(addr_a, "app.acme.test", "/", &s.cookie, &[])
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Security: Redis holds only digests of session ids and codes: no key or value
+/// contains a live cookie value, and a session's key is the SHA-256 of its id.
+#[tokio::test]
+async fn redis_holds_no_raw_session_id() {
+    let redis = RedisServer::start();
+    let mut e = env_with(Some(&redis.url()), DEFAULT_PARTICIPANTS).await;
+    let s = e
+        .browser
+        .sign_in("app.acme.test", "/", "alice@acme.test")
+        .await;
+    let signin = e.browser.signin_cookie.clone().unwrap();
+    let keys = redis.cli(&["--scan"]);
+    let mut dump = keys.clone();
+    for key in keys.lines().filter(|k| !k.is_empty()) {
+        let kind = redis.cli(&["TYPE", key]);
+        let v = match kind.trim() {
+            "string" => redis.cli(&["GET", key]),
+            "set" => redis.cli(&["SMEMBERS", key]),
+            other => panic!("unexpected type {other} for {key}"),
+        };
+        dump.push_str(&v);
+    }
+    for secret in [&s.cookie, &signin] {
+        assert!(!dump.contains(secret.as_str()), "a raw id is in Redis");
+    }
+    let key = format!(
+        "roomgate:session:{}",
+        roomgate::auth::signing::digest(&s.cookie)
+    );
+    assert!(keys.lines().any(|k| k == key), "{keys}");
+    let ttl: i64 = redis.cli(&["PTTL", &key]).trim().parse().unwrap();
+    assert!(
+        ttl > 0 && ttl <= 30 * 60 * 1000,
+        "idle lifetime bounds the key: {ttl}"
+    );
+}
