@@ -11,8 +11,11 @@
 # utime+stime from /proc/<pid>/stat before and after the run (nginx: master + worker).
 # Nothing is pinned (2 cores: wrk, the proxy and the upstream share them alike).
 #
-# Knobs (environment): ROUNDS (2), DURATION (10s), WARMUP (2s), CONNECTIONS (64),
-# THREADS (1), CARGO_TARGET_DIR (the usual cargo default), ROOMGATE_BIN (skip the build).
+# Knobs (environment): ROUNDS (3), DURATION (10s), WARMUP (2s), CONNECTIONS (64),
+# THREADS (1), CARGO_TARGET_DIR (the usual cargo default), ROOMGATE_BIN (skip the build),
+# PROFILE_DIR (after the measured rounds, one extra roomgate run under `perf record`
+# (cpu-clock sampling, DWARF call graphs); the data and a flat report go there; these
+# runs are not in the table).
 #
 # Adding a scenario: write `scenario_<name>` below. It sets SC_CONFIG (a roomgate config
 # template in this directory; @LISTEN@ and @UPSTREAM_PORT@ are filled in), SC_HOST (the
@@ -23,7 +26,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-64}
@@ -108,17 +111,18 @@ wait_port() {
   return 1
 }
 
-# cpu_ticks PID...: utime+stime summed over the processes (all their threads).
+# cpu_ticks PID...: "utime stime" in clock ticks, summed over the processes (all threads).
 cpu_ticks() {
-  local total=0 pid stat rest
+  local user=0 sys=0 pid stat rest
   for pid in "$@"; do
     stat=$(cat "/proc/$pid/stat") || die "process $pid is gone"
     rest=${stat##*) }          # fields from 3 (state) on; comm may hold spaces
     # shellcheck disable=SC2086
     set -- $rest
-    total=$((total + ${12} + ${13}))   # fields 14 (utime) and 15 (stime)
+    user=$((user + ${12}))     # field 14: utime
+    sys=$((sys + ${13}))       # field 15: stime
   done
-  echo "$total"
+  echo "$user $sys"
 }
 
 # nginx_pids MASTER: the master and its workers.
@@ -216,7 +220,7 @@ bench() {
   local scenario=$1 proxy=$2 round=$3 port=$4
   shift 4
   local out="$WORK/wrk-$scenario-$proxy-$round.txt"
-  local before after
+  local before after u0 s0 u1 s1
   before=$(cpu_ticks "$@")
   timeout 120 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
     -H "Host: $SC_HOST" "${SC_HEADERS[@]}" "http://127.0.0.1:$port$SC_PATH" >"$out" 2>&1 \
@@ -230,14 +234,37 @@ bench() {
   errors=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
   sockerr=$(awk '/Socket errors:/ {sub(/.*Socket errors: /, ""); gsub(/ /, ""); print}' "$out")
   [ -n "$reqs" ] && [ "$reqs" -gt 0 ] || die "wrk completed no request against $proxy: $(cat "$out")"
-  local cpu_ms us_per_req
-  cpu_ms=$(( (after - before) * 1000 / CLK_TCK ))
-  us_per_req=$(awk -v t="$((after - before))" -v hz="$CLK_TCK" -v n="$reqs" \
-    'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$proxy" "$round" "$reqs" \
-    "$rps" "$p50" "$p99" "$cpu_ms" "$us_per_req" "${errors:-0}${sockerr:+ sock:$sockerr}" >>"$RESULTS"
-  printf '    %-8s round %s: %10s req/s  p50 %8s ms  p99 %8s ms  %7s us CPU/req  non-2xx %s\n' \
-    "$proxy" "$round" "$rps" "$p50" "$p99" "$us_per_req" "${errors:-0}${sockerr:+ sock:$sockerr}" >&2
+  read -r u0 s0 <<<"$before"
+  read -r u1 s1 <<<"$after"
+  local cpu_ms us_per_req user_us sys_us
+  cpu_ms=$(( (u1 - u0 + s1 - s0) * 1000 / CLK_TCK ))
+  per_req() { awk -v t="$1" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }'; }
+  us_per_req=$(per_req $((u1 - u0 + s1 - s0)))
+  user_us=$(per_req $((u1 - u0)))
+  sys_us=$(per_req $((s1 - s0)))
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$proxy" "$round" "$reqs" \
+    "$rps" "$p50" "$p99" "$cpu_ms" "$us_per_req" "$user_us" "$sys_us" "${errors:-0}${sockerr:+ sock:$sockerr}" >>"$RESULTS"
+  printf '    %-8s round %s: %10s req/s  p50 %8s ms  p99 %8s ms  %7s us CPU/req (user %s, sys %s)  non-2xx %s\n' \
+    "$proxy" "$round" "$rps" "$p50" "$p99" "$us_per_req" "$user_us" "$sys_us" "${errors:-0}${sockerr:+ sock:$sockerr}" >&2
+}
+
+# profile_roomgate PORT PID: sample roomgate under the same wrk load (bounded: 8 s).
+profile_roomgate() {
+  need_pkg perf linux-perf
+  mkdir -p "$PROFILE_DIR"
+  local data="$PROFILE_DIR/$SC_NAME.perf.data"
+  log "profiling roomgate in $SC_NAME -> $data"
+  timeout 60 perf record -q -e cpu-clock -F 499 --call-graph dwarf,8192 -p "$2" -o "$data" \
+    -- sleep 8 2>"$PROFILE_DIR/$SC_NAME.perf.log" &
+  local perf_pid=$!
+  timeout 60 wrk -t"$THREADS" -c"$CONNECTIONS" -d8s -H "Host: $SC_HOST" "${SC_HEADERS[@]}" \
+    "http://127.0.0.1:$1$SC_PATH" >"$PROFILE_DIR/$SC_NAME.wrk.txt" 2>&1 || true
+  wait "$perf_pid" || true
+  perf report -i "$data" --no-children --sort symbol --stdio -g none --percent-limit 0.5 \
+    >"$PROFILE_DIR/$SC_NAME.flat.txt" 2>/dev/null || true
+  timeout 120 perf script -i "$data" -F comm,tid,ip,sym 2>/dev/null \
+    | python3 "$HERE/profile-summary.py" >"$PROFILE_DIR/$SC_NAME.summary.txt" || true
+  log "profile: $PROFILE_DIR/$SC_NAME.summary.txt (buckets), $SC_NAME.flat.txt (self time)"
 }
 
 not_available() {
@@ -341,6 +368,8 @@ run_scenario() {
     bench "$SC_NAME" nginx "$r" "$ng_port" $(nginx_pids "$ng_pid")
   done
 
+  [ -n "${PROFILE_DIR:-}" ] && profile_roomgate "$rg_port" "$rg_pid"
+
   kill "$rg_pid" "$ng_pid" 2>/dev/null || true
   wait "$rg_pid" 2>/dev/null || true
   wait "$ng_pid" 2>/dev/null || true
@@ -352,28 +381,29 @@ report() {
   echo "load average before/after: $LOAD_BEFORE / $(cut -d" " -f1-3 /proc/loadavg)"
   echo "$(nproc) cores, $(uname -r), $("$NGINX" -v 2>&1 | sed 's/.*version: //'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), $("$ROOMGATE_BIN" --version)"
   echo
-  printf '| %-8s | %-8s | %5s | %9s | %10s | %8s | %8s | %7s | %11s | %-7s |\n' \
-    scenario proxy round requests "req/s" "p50 ms" "p99 ms" "CPU ms" "CPU us/req" "non-2xx"
-  printf '|%s|\n' "----------|----------|-------|-----------|------------|----------|----------|---------|-------------|---------"
-  while IFS=$'\t' read -r s p r n rps p50 p99 cpu us err; do
-    printf '| %-8s | %-8s | %5s | %9s | %10s | %8s | %8s | %7s | %11s | %-7s |\n' \
-      "$s" "$p" "$r" "$n" "$rps" "$p50" "$p99" "$cpu" "$us" "$err"
+  printf '| %-8s | %-8s | %5s | %9s | %10s | %8s | %8s | %7s | %10s | %8s | %8s | %-7s |\n' \
+    scenario proxy round requests "req/s" "p50 ms" "p99 ms" "CPU ms" "CPU us/req" "user us" "sys us" "non-2xx"
+  printf '|%s|\n' "----------|----------|-------|-----------|------------|----------|----------|---------|------------|----------|----------|---------"
+  while IFS=$'\t' read -r s p r n rps p50 p99 cpu us uu su err; do
+    printf '| %-8s | %-8s | %5s | %9s | %10s | %8s | %8s | %7s | %10s | %8s | %8s | %-7s |\n' \
+      "$s" "$p" "$r" "$n" "$rps" "$p50" "$p99" "$cpu" "$us" "$uu" "$su" "$err"
   done <"$RESULTS"
   echo
   echo "Means over the rounds; ratio = roomgate / nginx (throughput: higher is better for roomgate;"
   echo "CPU per request: at most 1.00 is the target)."
   echo
   awk -F'\t' '
-    { k = $1 SUBSEP $2; n[k]++; rps[k] += $5; us[k] += $9; p50[k] += $6; p99[k] += $7
+    { k = $1 SUBSEP $2; n[k]++; rps[k] += $5; us[k] += $9; uu[k] += $10; su[k] += $11
+      p50[k] += $6; p99[k] += $7
       if (!($1 in seen)) { seen[$1] = 1; order[++ns] = $1 } }
     END {
-      printf "| %-8s | %12s | %12s | %9s | %14s | %14s | %9s | %13s | %13s |\n", "scenario", "roomgate r/s", "nginx r/s", "rps ratio", "roomgate us/req", "nginx us/req", "CPU ratio", "p99 rg/ng ms", "p50 rg/ng ms"
-      printf "|----------|--------------|--------------|-----------|-----------------|----------------|-----------|---------------|---------------|\n"
+      printf "| %-8s | %8s | %8s | %5s | %17s | %17s | %9s | %13s | %13s |\n", "scenario", "rg r/s", "ng r/s", "ratio", "rg us/req (u+s)", "ng us/req (u+s)", "CPU ratio", "p50 rg/ng ms", "p99 rg/ng ms"
+      printf "|----------|----------|----------|-------|-------------------|-------------------|-----------|---------------|---------------|\n"
       for (i = 1; i <= ns; i++) {
         s = order[i]; a = s SUBSEP "roomgate"; b = s SUBSEP "nginx"
         if (!n[a] || !n[b]) continue
         ra = rps[a] / n[a]; rb = rps[b] / n[b]; ua = us[a] / n[a]; ub = us[b] / n[b]
-        printf "| %-8s | %12.0f | %12.0f | %9.2f | %15.2f | %14.2f | %9.2f | %6.2f/%-6.2f | %6.2f/%-6.2f |\n", s, ra, rb, ra / rb, ua, ub, ua / ub, p99[a] / n[a], p99[b] / n[b], p50[a] / n[a], p50[b] / n[b]
+        printf "| %-8s | %8.0f | %8.0f | %5.2f | %5.1f (%4.1f+%4.1f) | %5.1f (%4.1f+%4.1f) | %9.2f | %6.2f/%-6.2f | %6.2f/%-6.2f |\n", s, ra, rb, ra / rb, ua, uu[a] / n[a], su[a] / n[a], ub, uu[b] / n[b], su[b] / n[b], ua / ub, p50[a] / n[a], p50[b] / n[b], p99[a] / n[a], p99[b] / n[b]
       }
     }' "$RESULTS"
   if [ ${#UNAVAILABLE[@]} -gt 0 ]; then
