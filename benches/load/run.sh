@@ -15,7 +15,8 @@
 # THREADS (1), CARGO_TARGET_DIR (the usual cargo default), ROOMGATE_BIN (skip the build),
 # PROFILE_DIR (after the measured rounds, one extra roomgate run under `perf record`
 # (cpu-clock sampling, DWARF call graphs); the data and a flat report go there; these
-# runs are not in the table).
+# runs are not in the table), SYSCALLS=1 (after the measured rounds, 4 s of each proxy
+# under `strace -c -f`: system calls per request; not in the table, strace slows them).
 #
 # Adding a scenario: write `scenario_<name>` below. It sets SC_CONFIG (a roomgate config
 # template in this directory; @LISTEN@ and @UPSTREAM_PORT@ are filled in), SC_HOST (the
@@ -267,6 +268,27 @@ profile_roomgate() {
   log "profile: $PROFILE_DIR/$SC_NAME.summary.txt (buckets), $SC_NAME.flat.txt (self time)"
 }
 
+# count_syscalls PROXY PORT PID...: system calls per completed request under wrk (4 s).
+count_syscalls() {
+  need_pkg strace strace
+  local proxy=$1 port=$2 out="$WORK/strace-$SC_NAME-$1" args=() pid
+  shift 2
+  for pid in "$@"; do args+=(-p "$pid"); done
+  timeout 30 strace -c -f -o "$out.txt" "${args[@]}" 2>/dev/null &
+  local strace_pid=$!
+  sleep 0.5
+  timeout 30 wrk -t"$THREADS" -c"$CONNECTIONS" -d4s -H "Host: $SC_HOST" "${SC_HEADERS[@]}" \
+    "http://127.0.0.1:$port$SC_PATH" >"$out.wrk" 2>&1 || true
+  sleep 0.3
+  kill -INT "$strace_pid" 2>/dev/null || true
+  wait "$strace_pid" 2>/dev/null || true
+  local n
+  n=$(awk '/requests in/ {print $1}' "$out.wrk")
+  echo "syscalls per request, $SC_NAME, $proxy ($n requests under strace):" >&2
+  awk -v n="$n" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $4 + 0 > 0 {
+      printf "    %-14s %6.2f\n", $NF, $4 / n }' "$out.txt" | sort -k2 -nr | head -8 >&2
+}
+
 not_available() {
   log "scenario $SC_NAME: not yet available ($1)"
   UNAVAILABLE+=("$SC_NAME: $1")
@@ -369,6 +391,11 @@ run_scenario() {
   done
 
   [ -n "${PROFILE_DIR:-}" ] && profile_roomgate "$rg_port" "$rg_pid"
+  if [ "${SYSCALLS:-0}" = 1 ]; then
+    count_syscalls roomgate "$rg_port" "$rg_pid"
+    # shellcheck disable=SC2046
+    count_syscalls nginx "$ng_port" $(nginx_pids "$ng_pid")
+  fi
 
   kill "$rg_pid" "$ng_pid" 2>/dev/null || true
   wait "$rg_pid" 2>/dev/null || true
