@@ -170,19 +170,15 @@ impl Upstreams {
         mut req: Request<Body>,
         limits: ForwardLimits,
         metrics: &Metrics,
-        route: &str,
+        route: &Arc<String>,
     ) -> Result<Response<Body>, ProxyError> {
-        let path_and_query = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| "/".into());
-        *req.uri_mut() = Uri::builder()
-            .scheme("http")
-            .authority(port.authority.as_str())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| ProxyError::BadGateway)?;
+        let mut uri = std::mem::take(req.uri_mut()).into_parts();
+        uri.scheme = Some(http::uri::Scheme::HTTP);
+        uri.authority = Some(port.upstream.clone());
+        if uri.path_and_query.is_none() {
+            uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        }
+        *req.uri_mut() = Uri::from_parts(uri).map_err(|_| ProxyError::BadGateway)?;
         *req.version_mut() = if port.h2c {
             http::Version::HTTP_2
         } else {
@@ -198,7 +194,7 @@ impl Upstreams {
             metrics
                 .upstream_errors
                 .get_or_create(&crate::telemetry::UpstreamErrorLabels {
-                    route: route.to_owned(),
+                    route: Arc::clone(route),
                     kind: e.kind(),
                 })
                 .inc();

@@ -191,11 +191,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(config) => config,
                 Err(code) => return Ok(code),
             };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(worker_threads())
-                .enable_all()
-                .build()
-                .context("starting the runtime")?;
+            // One worker: a current-thread runtime, with no work-stealing to pay for.
+            let threads = worker_threads();
+            let rt = if threads == 1 {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+            } else {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(threads)
+                    .enable_all()
+                    .build()
+            }
+            .context("starting the runtime")?;
             rt.block_on(roomgate::run::serve(config, c.config))?;
             Ok(ExitCode::SUCCESS)
         }

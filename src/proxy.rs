@@ -39,13 +39,15 @@ pub struct ConnInfo {
     pub tls_acceptor: Option<Arc<crate::tls::TlsAcceptor>>,
 }
 
-/// What one request's access-log line reports.
+/// What one request's access-log line and metrics report.
 #[derive(Debug, Default)]
 struct Outcome {
+    /// Whether the access log is on: host and path are copied only then.
+    log: bool,
     host: String,
     path: String,
-    route: String,
-    room: String,
+    route: Option<Arc<String>>,
+    room: Option<Arc<crate::config::PortSpec>>,
     auth: &'static str,
 }
 
@@ -55,6 +57,7 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
     let state = shared.state.load_full();
     let method = req.method().clone();
     let mut outcome = Outcome {
+        log: tracing::enabled!(target: "roomgate::access", tracing::Level::INFO),
         auth: "none",
         ..Default::default()
     };
@@ -72,11 +75,10 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
     }
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
-    let route_label = if outcome.route.is_empty() {
-        "none".to_owned()
-    } else {
-        outcome.route.clone()
-    };
+    let route_label = outcome
+        .route
+        .clone()
+        .unwrap_or_else(|| Arc::clone(&shared.metrics.no_route));
     shared
         .metrics
         .requests
@@ -104,8 +106,8 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
         http.status = status,
         http.response_bytes = http_body::Body::size_hint(resp.body()).exact(),
         duration_ms = elapsed.as_secs_f64() * 1000.0,
-        route.domain = %outcome.route,
-        route.room = %outcome.room,
+        route.domain = outcome.route.as_deref().map(String::as_str).unwrap_or(""),
+        route.room = outcome.room.as_deref().map(|p| p.room.as_str()).unwrap_or(""),
         auth.result = outcome.auth,
         client.ip = %conn.peer.ip(),
         error.code = err.as_ref().map(|e| e.status_code().1).unwrap_or(""),
@@ -153,12 +155,16 @@ async fn pipeline(
     else {
         return fail(ProxyError::InvalidHeader("missing or malformed Host"), &id);
     };
-    outcome.host = host.clone();
+    if outcome.log {
+        outcome.host = host.clone();
+    }
     let path = match canonical_path(parts.uri.path()).map(Cow::into_owned) {
         Ok(p) => p,
         Err(e) => return fail(ProxyError::InvalidPath(e), &id),
     };
-    outcome.path = path.clone();
+    if outcome.log {
+        outcome.path = path.clone();
+    }
     if let Some(tls) = &conn.tls_acceptor {
         if !tls.host_fits(&host, conn.sni.as_deref()) {
             return fail(ProxyError::Misdirected, &id);
@@ -181,8 +187,8 @@ async fn pipeline(
     let Some(resolved) = state.routes.resolve(&host, &path) else {
         return fail(ProxyError::NoRoute, &id);
     };
-    outcome.route = resolved.domain.to_owned();
-    outcome.room = resolved.port.room.clone();
+    outcome.route = Some(Arc::clone(resolved.domain));
+    outcome.room = Some(Arc::clone(resolved.port));
 
     let raw_target = parts
         .uri
@@ -281,7 +287,11 @@ async fn pipeline(
             parts.headers.insert(header::HOST, h);
         }
     }
-    parts.uri = match rebuild_uri(&path, parts.uri.query()) {
+    // The upstream receives the canonical path; rebuild only when normalising changed it.
+    parts.uri = match (parts.uri.path() == path)
+        .then(|| std::mem::take(&mut parts.uri))
+        .or_else(|| rebuild_uri(&path, parts.uri.query()))
+    {
         Some(u) => u,
         None => {
             return fail(
@@ -329,12 +339,11 @@ async fn authorize(
     resolved: &Resolved<'_>,
 ) -> Decision {
     let now = (shared.clock)();
-    let keys = &state.config.token_keys;
     let room = &resolved.port.room;
     match resolved.policy.validation {
         Validation::Public => Decision::Public,
         Validation::Bearer => {
-            auth::authorize_bearer(&parts.headers, parts.uri.query(), keys, room, now)
+            auth::authorize_bearer(&parts.headers, parts.uri.query(), &state.tokens, room, now)
         }
         Validation::Cookie => auth::iap::authorize(shared, state, parts, resolved).await,
         Validation::Webhook(_) => Decision::Deny(auth::AuthError::MissingAuth),

@@ -246,7 +246,7 @@ impl DomainRoutes {
 #[derive(Debug, Clone)]
 pub struct Resolved<'a> {
     /// The domain pattern that matched (for metrics and logs).
-    pub domain: &'a str,
+    pub domain: &'a Arc<String>,
     pub port: &'a Arc<PortSpec>,
     /// The endpoint path that matched, `""` for the port's own policy.
     pub endpoint: &'a str,
@@ -256,8 +256,8 @@ pub struct Resolved<'a> {
 /// Domains to ports, built once per config: O(1) in the number of domains.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    exact: HashMap<String, (String, DomainRoutes), Hasher>,
-    wildcard: HashMap<String, (String, DomainRoutes), Hasher>,
+    exact: HashMap<String, (Arc<String>, DomainRoutes), Hasher>,
+    wildcard: HashMap<String, (Arc<String>, DomainRoutes), Hasher>,
 }
 
 /// A fast, randomly seeded hasher: the table is fixed at build and lookups cannot add
@@ -291,7 +291,7 @@ impl RouteTable {
             routes
                 .paths
                 .sort_by_key(|r| (std::cmp::Reverse(r.path.len()), !r.exact));
-            let name = pattern.to_string();
+            let name = Arc::new(pattern.to_string());
             match pattern {
                 DomainPattern::Exact(d) => table.exact.insert(d, (name, routes)),
                 DomainPattern::Wildcard(d) => table.wildcard.insert(d, (name, routes)),

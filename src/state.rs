@@ -19,6 +19,8 @@ use crate::telemetry::Metrics;
 /// Everything derived from one config.
 pub struct State {
     pub config: Arc<Config>,
+    /// The config's token keys and the tokens they verified.
+    pub tokens: crate::auth::token::TokenVerifier,
     pub routes: RouteTable,
     pub forward_limits: ForwardLimits,
 }
@@ -34,6 +36,7 @@ impl State {
             max_body_bytes: l.max_body_bytes,
         };
         State {
+            tokens: crate::auth::token::TokenVerifier::new(config.token_keys.clone()),
             config: Arc::new(config),
             routes,
             forward_limits,

@@ -5,6 +5,8 @@
 //! (route domains, rooms, providers), never taken from request data. Nothing here may log
 //! query strings, cookies, tokens, signatures, secrets or bodies.
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -33,19 +35,19 @@ pub fn init_logging(filter: Option<&str>, format: Option<&str>) {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub route: String,
+    pub route: Arc<String>,
     pub status_class: &'static str,
     pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabel {
-    pub route: String,
+    pub route: Arc<String>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpstreamErrorLabels {
-    pub route: String,
+    pub route: Arc<String>,
     pub kind: &'static str,
 }
 
@@ -83,6 +85,8 @@ pub struct Metrics {
     pub config_loaded_at: Gauge,
     pub webhooks: Family<WebhookLabels, Counter>,
     pub connections: Gauge,
+    /// The route label of requests that matched no route.
+    pub no_route: Arc<String>,
 }
 
 impl Default for Metrics {
@@ -164,6 +168,7 @@ impl Metrics {
             config_loaded_at,
             webhooks,
             connections,
+            no_route: Arc::new("none".to_owned()),
         }
     }
 

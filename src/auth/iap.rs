@@ -34,7 +34,7 @@ use super::oidc::{OidcClient, OidcError};
 use super::redirect::safe_return_path;
 use super::session::{Session, SessionStore, StoreError};
 use super::signing::{self, digest, random_id};
-use super::{pages, token, AuthError, Decision, Identity};
+use super::{pages, AuthError, Decision, Identity};
 use crate::config::{Config, Iap, IapProvider};
 use crate::error::{full, Body, ProxyError};
 use crate::proxy::{ConnInfo, IAP_COOKIE};
@@ -316,7 +316,7 @@ pub async fn authorize(
             return super::authorize_bearer(
                 &parts.headers,
                 parts.uri.query(),
-                &config.token_keys,
+                &state.tokens,
                 room,
                 now,
             )
@@ -327,7 +327,7 @@ pub async fn authorize(
     };
     if let Some(value) = cookie_value(&parts.headers, IAP_COOKIE) {
         if looks_like_jwt(value) {
-            return match token::verify(value, &config.token_keys, room, now) {
+            return match state.tokens.verify(value, room, now) {
                 Ok(id) => Decision::Allow(id),
                 Err(e) => Decision::Deny(e),
             };

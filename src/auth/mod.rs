@@ -17,8 +17,6 @@ use http::header::AUTHORIZATION;
 use http::HeaderMap;
 use serde_json::Value;
 
-use crate::sensitive::Secret;
-
 /// Who a request is from, as the upstream will be told.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
@@ -100,12 +98,12 @@ pub fn query_has_credentials(query: Option<&str>) -> bool {
 pub fn authorize_bearer(
     headers: &HeaderMap,
     query: Option<&str>,
-    keys: &[(String, Secret)],
+    tokens: &token::TokenVerifier,
     room: &str,
     now: i64,
 ) -> Decision {
     match bearer(headers) {
-        Ok(Some(t)) => match token::verify(t, keys, room, now) {
+        Ok(Some(t)) => match tokens.verify(t, room, now) {
             Ok(id) => Decision::Allow(id),
             Err(e) => Decision::Deny(e),
         },
@@ -118,6 +116,7 @@ pub fn authorize_bearer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sensitive::Secret;
 
     fn h(v: &str) -> HeaderMap {
         let mut m = HeaderMap::new();
@@ -129,9 +128,16 @@ mod tests {
     fn token_in_the_query_is_never_read() {
         let keys = vec![("dev".to_string(), Secret::new([1u8; 32].to_vec()))];
         let t = token::mint("dev", &keys[0].1, "acme", "bob", None, None, 0).unwrap();
+        let keys = keys.clone();
         let q = format!("access_token={t}");
         assert_eq!(
-            authorize_bearer(&HeaderMap::new(), Some(&q), &keys, "acme", 0),
+            authorize_bearer(
+                &HeaderMap::new(),
+                Some(&q),
+                &token::TokenVerifier::new(keys),
+                "acme",
+                0
+            ),
             Decision::Deny(AuthError::CredentialsInUrl)
         );
     }

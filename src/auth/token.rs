@@ -4,6 +4,8 @@
 //! MeshAgent issues them), falling back to the header's `kid`; `exp` is checked against
 //! the injected `now`. It must not read tokens from anywhere but the value it is given.
 
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -65,8 +67,13 @@ pub fn verify(
     room: &str,
     now: i64,
 ) -> Result<Identity, AuthError> {
+    admit(&decode(token, keys)?, room, now)
+}
+
+/// Check a token's signature with the key its `kid` names; no time or room checks.
+fn decode(token: &str, keys: &[(String, Secret)]) -> Result<Claims, AuthError> {
     let token = token.trim();
-    if token.len() > 16 * 1024 || token.split('.').count() != 3 {
+    if token.len() > MAX_TOKEN_BYTES || token.split('.').count() != 3 {
         return Err(AuthError::InvalidToken);
     }
     let kid = unverified_kid(token).ok_or(AuthError::InvalidToken)?;
@@ -81,17 +88,22 @@ pub fn verify(
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
-    let data = jsonwebtoken::decode::<Claims>(
+    let claims = jsonwebtoken::decode::<Claims>(
         token,
         &DecodingKey::from_secret(key.1.expose()),
         &validation,
     )
-    .map_err(|_| AuthError::InvalidToken)?;
-    let claims = data.claims;
-    if claims.exp.is_some_and(|exp| exp <= now) {
+    .map_err(|_| AuthError::InvalidToken)?
+    .claims;
+    if claims.name.is_empty() {
         return Err(AuthError::InvalidToken);
     }
-    if claims.name.is_empty() {
+    Ok(claims)
+}
+
+/// The time and room checks, run on every use of a token (cached or not).
+fn admit(claims: &Claims, room: &str, now: i64) -> Result<Identity, AuthError> {
+    if claims.exp.is_some_and(|exp| exp <= now) {
         return Err(AuthError::InvalidToken);
     }
     if !claims.grants_room(room) {
@@ -101,6 +113,63 @@ pub fn verify(
         user: claims.name.clone(),
         api_scope: claims.api_scope(),
     })
+}
+
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Distinct tokens remembered per config; past this the cache starts over.
+const CACHE_CAPACITY: usize = 10_000;
+
+/// The token keys of one config, with the tokens they have already verified.
+///
+/// A token seen again costs a hash lookup instead of two JSON parses and an HMAC; expiry
+/// and the room grant are still checked on every use. Only tokens whose signature checked
+/// out are remembered, and the cache belongs to one config, so a reload that changes the
+/// keys starts empty.
+pub struct TokenVerifier {
+    keys: Vec<(String, Secret)>,
+    verified: RwLock<HashMap<Box<str>, Arc<Claims>, foldhash::fast::RandomState>>,
+}
+
+impl TokenVerifier {
+    pub fn new(keys: Vec<(String, Secret)>) -> TokenVerifier {
+        TokenVerifier {
+            keys,
+            verified: RwLock::default(),
+        }
+    }
+
+    pub fn verify(&self, token: &str, room: &str, now: i64) -> Result<Identity, AuthError> {
+        let token = token.trim();
+        let cached = self
+            .verified
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(token)
+            .cloned();
+        if let Some(claims) = cached {
+            return admit(&claims, room, now);
+        }
+        let claims = Arc::new(decode(token, &self.keys)?);
+        {
+            let mut map = self
+                .verified
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if map.len() >= CACHE_CAPACITY {
+                map.clear();
+            }
+            map.insert(token.into(), Arc::clone(&claims));
+        }
+        admit(&claims, room, now)
+    }
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The `kid` of a token before its signature is checked: payload first, then header.
@@ -243,6 +312,62 @@ mod tests {
             Err(AuthError::InvalidToken)
         );
         assert_eq!(verify("", &k, "acme", NOW), Err(AuthError::InvalidToken));
+    }
+
+    #[test]
+    fn a_cached_token_is_still_checked_for_expiry_and_room() {
+        let k = keys();
+        let verifier = TokenVerifier::new(k.clone());
+        let t = mint(
+            "dev",
+            &k[0].1,
+            "acme",
+            "bob",
+            None,
+            Some(Duration::from_secs(60)),
+            NOW,
+        )
+        .unwrap();
+        assert!(verifier.verify(&t, "acme", NOW).is_ok());
+        assert!(
+            verifier.verify(&t, "acme", NOW + 1).is_ok(),
+            "served from the cache"
+        );
+        assert_eq!(verifier.verify(&t, "other", NOW), Err(AuthError::Forbidden));
+        assert_eq!(
+            verifier.verify(&t, "acme", NOW + 60),
+            Err(AuthError::InvalidToken)
+        );
+    }
+
+    #[test]
+    fn a_forged_token_is_never_cached_as_valid() {
+        let k = keys();
+        let verifier = TokenVerifier::new(k.clone());
+        let forged = mint(
+            "dev",
+            &Secret::new([1u8; 32].to_vec()),
+            "acme",
+            "eve",
+            None,
+            None,
+            NOW,
+        )
+        .unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                verifier.verify(&forged, "acme", NOW),
+                Err(AuthError::InvalidToken)
+            );
+        }
+        // A verifier with other keys (a reloaded config) does not trust what the old one saw.
+        let t = mint("dev", &k[0].1, "acme", "bob", None, None, NOW).unwrap();
+        assert!(verifier.verify(&t, "acme", NOW).is_ok());
+        let rotated = TokenVerifier::new(vec![("dev".into(), Secret::new([3u8; 32].to_vec()))]);
+        assert_eq!(
+            rotated.verify(&t, "acme", NOW),
+            Err(AuthError::InvalidToken)
+        );
     }
 
     #[test]

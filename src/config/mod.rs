@@ -124,6 +124,8 @@ pub struct PortSpec {
     pub num: u16,
     /// `host:num` of the service.
     pub authority: String,
+    /// The same, parsed once for building upstream URIs.
+    pub upstream: http::uri::Authority,
     pub published: bool,
     pub public: bool,
     pub liveness: Option<String>,

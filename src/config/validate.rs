@@ -418,12 +418,21 @@ fn check_rooms(c: &mut Checker<'_>, file: &FileConfig) -> Vec<Arc<PortSpec>> {
                     }
                 }
                 endpoints.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
-                if let Some(policy) = port_policy {
+                let authority = authority(host, port.num);
+                let upstream = match authority.parse::<http::uri::Authority>() {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        c.err(format!("{spath}.host"), format!("{host:?} is not a host"));
+                        None
+                    }
+                };
+                if let (Some(policy), Some(upstream)) = (port_policy, upstream) {
                     ports.push(Arc::new(PortSpec {
                         room: room.name.clone(),
                         service: svc.name.clone(),
                         num: port.num,
-                        authority: authority(host, port.num),
+                        upstream,
+                        authority,
                         published: port.published,
                         public: port.public,
                         liveness: port.liveness.clone(),
