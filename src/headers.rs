@@ -21,15 +21,15 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const IDENTITY_PREFIX: &str = "x-meshagent-";
 
 /// Headers that describe one hop and never travel further (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
+const HOP_BY_HOP: [HeaderName; 8] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
 ];
 
 /// A header the request may not carry.
@@ -47,6 +47,12 @@ pub fn check_header_names(headers: &HeaderMap) -> Result<(), InvalidHeader> {
 
 /// Remove every `X-MESHAGENT-*` header, whatever its case (names are lowercased by `http`).
 pub fn strip_identity_headers(headers: &mut HeaderMap) {
+    if !headers
+        .keys()
+        .any(|k| k.as_str().starts_with(IDENTITY_PREFIX))
+    {
+        return;
+    }
     let spoofed: Vec<HeaderName> = headers
         .keys()
         .filter(|k| k.as_str().starts_with(IDENTITY_PREFIX))
@@ -60,19 +66,23 @@ pub fn strip_identity_headers(headers: &mut HeaderMap) {
 /// Remove hop-by-hop headers and every header named in `Connection`. `Upgrade` is kept
 /// only when `keep_upgrade` (a WebSocket handshake being forwarded).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .filter(|n| !(keep_upgrade && n == http::header::UPGRADE))
-        .collect();
-    for name in listed {
-        headers.remove(name);
+    if headers.contains_key(http::header::CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .filter(|n| !(keep_upgrade && n == http::header::UPGRADE))
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    for name in &HOP_BY_HOP {
+        if headers.contains_key(name) {
+            headers.remove(name);
+        }
     }
     if !keep_upgrade {
         headers.remove(http::header::UPGRADE);
@@ -182,6 +192,13 @@ fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
 
 /// Remove the IAP cookie from `Cookie`, keeping every other cookie.
 pub fn strip_cookie(headers: &mut HeaderMap, name: &str) {
+    let present = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .any(|v| memchr_contains(v.as_bytes(), name.as_bytes()));
+    if !present {
+        return;
+    }
     let values: Vec<String> = headers
         .get_all(http::header::COOKIE)
         .iter()
@@ -196,6 +213,10 @@ pub fn strip_cookie(headers: &mut HeaderMap, name: &str) {
     if !values.is_empty() {
         set(headers, http::header::COOKIE, &values.join("; "));
     }
+}
+
+fn memchr_contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod framing;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -325,8 +326,8 @@ async fn serve_http<I>(
 {
     let refusal = Arc::new(OnceLock::new());
     let io = FramingGuard::new(io, Arc::clone(&refusal), limits.max_header_bytes);
-    let (activity, watch_activity) = watch::channel(Activity::default());
-    let activity = Arc::new(activity);
+    let activity = Arc::new(Activity::new(limits.max_requests_per_connection));
+    let watch_activity = Arc::clone(&activity);
     let max_requests = limits.max_requests_per_connection;
     let shared = Arc::clone(&this.shared);
     let https_port = this.https_port;
@@ -334,13 +335,8 @@ async fn serve_http<I>(
         let shared = Arc::clone(&shared);
         let info = info.clone();
         let refused = refusal.get().copied();
-        let mut served = 0;
-        activity.send_modify(|a| {
-            a.in_flight += 1;
-            a.served += 1;
-            served = a.served;
-            a.retire |= a.served >= max_requests;
-        });
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        let served = activity.served.fetch_add(1, Ordering::AcqRel) + 1;
         let guard = InFlight(Arc::clone(&activity));
         async move {
             let mut resp = if let Some(why) = refused {
@@ -398,24 +394,53 @@ fn redirects(shared: &Shared) -> bool {
         .redirect_http_to_https
 }
 
-/// What a connection is doing, for its deadlines.
-#[derive(Debug, Default, Clone, Copy)]
+/// What a connection is doing, for its deadlines. Plain atomics: a request costs two
+/// atomic updates, not a wake-up of the watcher or a new timer.
+#[derive(Debug)]
 struct Activity {
     /// Requests whose response has not been fully sent.
-    in_flight: usize,
+    in_flight: AtomicUsize,
     /// Requests started on this connection.
-    served: u64,
-    /// The request budget is spent: close once in-flight work is done.
-    retire: bool,
+    served: AtomicU64,
+    /// When the connection last had nothing in flight, in ms since `epoch`.
+    idle_since_ms: AtomicU64,
+    epoch: tokio::time::Instant,
+    max_requests: u64,
+    /// Signalled when the request budget is spent and the last response is done.
+    retired: tokio::sync::Notify,
+}
+
+impl Activity {
+    fn new(max_requests: u64) -> Activity {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            epoch: tokio::time::Instant::now(),
+            max_requests,
+            retired: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn retiring(&self) -> bool {
+        self.served.load(Ordering::Acquire) >= self.max_requests
+    }
 }
 
 /// Marks one request in flight until its response body is dropped (fully sent, or the
 /// client went away).
-struct InFlight(Arc<watch::Sender<Activity>>);
+struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|a| a.in_flight -= 1);
+        let a = &self.0;
+        if a.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let ms = a.epoch.elapsed().as_millis() as u64;
+            a.idle_since_ms.store(ms, Ordering::Release);
+            if a.retiring() {
+                a.retired.notify_one();
+            }
+        }
     }
 }
 
@@ -448,33 +473,36 @@ impl http_body::Body for Tracked {
 /// Resolve when the connection should be closed: no request started within the head
 /// deadline (this also covers a client stalling before hyper knows HTTP/1 from HTTP/2),
 /// nothing in flight for `idle`, or the request budget spent and nothing in flight.
-/// hyper has no idle timer of its own for keep-alive connections.
-async fn wait_until_done(
-    mut activity: watch::Receiver<Activity>,
-    head: Duration,
-    idle: Duration,
-) -> &'static str {
+/// hyper has no idle timer of its own for keep-alive connections. The timer is re-armed
+/// only when it fires (at least every min(head, idle)), from the atomics above, so
+/// requests never touch it.
+async fn wait_until_done(activity: Arc<Activity>, head: Duration, idle: Duration) -> &'static str {
     loop {
-        let now = *activity.borrow_and_update();
-        if now.in_flight > 0 {
-            if activity.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-            continue;
-        }
-        if now.retire {
+        let busy = activity.in_flight.load(Ordering::Acquire) > 0;
+        if !busy && activity.retiring() {
             return "request limit";
         }
-        let (limit, why) = if now.served == 0 {
+        let (limit, why) = if activity.served.load(Ordering::Acquire) == 0 {
             (head, "no request head in time")
         } else {
             (idle, "idle")
         };
+        let deadline = if busy {
+            tokio::time::Instant::now() + limit
+        } else {
+            let since = activity.idle_since_ms.load(Ordering::Acquire);
+            activity.epoch + Duration::from_millis(since) + limit
+        };
+        let now = tokio::time::Instant::now();
+        if !busy && now >= deadline {
+            return why;
+        }
+        // Requests do not wake this loop, so look again at least every min(head, idle):
+        // a connection whose first request came and went is then held to `idle`.
+        let wake = deadline.min(now + head.min(idle));
         tokio::select! {
-            _ = tokio::time::sleep(limit) => return why,
-            r = activity.changed() => if r.is_err() {
-                std::future::pending::<()>().await;
-            },
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = activity.retired.notified() => {}
         }
     }
 }
