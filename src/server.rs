@@ -615,27 +615,59 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_without_a_request_is_closed_after_the_head_deadline() {
-        let (_tx, rx) = watch::channel(Activity::default());
-        let why = wait_until_done(rx, Duration::from_secs(1), Duration::from_secs(60)).await;
+        let a = Arc::new(Activity::new(100));
+        let started = tokio::time::Instant::now();
+        let why = wait_until_done(a, Duration::from_secs(1), Duration::from_secs(60)).await;
         assert_eq!(why, "no request head in time");
+        assert!(started.elapsed() >= Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_in_flight_request_is_never_idle() {
-        let (tx, rx) = watch::channel(Activity {
-            in_flight: 1,
-            served: 1,
-            retire: false,
-        });
-        let wait = wait_until_done(rx, Duration::from_secs(1), Duration::from_secs(5));
+        let a = Arc::new(Activity::new(100));
+        a.in_flight.fetch_add(1, Ordering::AcqRel);
+        a.served.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(Arc::clone(&a));
+        let wait = wait_until_done(
+            Arc::clone(&a),
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+        );
         tokio::pin!(wait);
-        let started = tokio::time::Instant::now();
         tokio::select! {
             _ = &mut wait => panic!("closed while a request is in flight"),
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}
         }
-        tx.send_modify(|a| a.in_flight = 0);
+        let idle_from = tokio::time::Instant::now();
+        drop(guard);
         assert_eq!(wait.await, "idle");
-        assert!(started.elapsed() >= Duration::from_secs(35));
+        let waited = idle_from.elapsed();
+        assert!(waited >= Duration::from_secs(5), "{waited:?}");
+        assert!(
+            waited <= Duration::from_secs(6),
+            "closed about idle_timeout after the last response: {waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_request_budget_closes_as_soon_as_the_last_response_is_done() {
+        let a = Arc::new(Activity::new(1));
+        a.in_flight.fetch_add(1, Ordering::AcqRel);
+        a.served.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(Arc::clone(&a));
+        let wait = wait_until_done(
+            Arc::clone(&a),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        tokio::pin!(wait);
+        tokio::select! {
+            _ = &mut wait => panic!("closed while a request is in flight"),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let done_at = tokio::time::Instant::now();
+        drop(guard);
+        assert_eq!(wait.await, "request limit");
+        assert_eq!(done_at.elapsed(), Duration::ZERO, "no timer to wait for");
     }
 }
