@@ -19,7 +19,7 @@ use crate::config::Validation;
 use crate::error::{full, Body, ProxyError};
 use crate::headers::{self, Hop};
 use crate::ingest::{self, Ingested};
-use crate::route::{canonical_host, canonical_path, Resolved};
+use crate::route::{canonical_host, canonical_path, request_authority, Resolved};
 use crate::state::{Shared, State};
 use crate::telemetry::{status_class, RequestLabels, RouteLabel};
 
@@ -137,17 +137,7 @@ async fn pipeline(
             &id,
         );
     }
-    let raw_host = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        });
+    let raw_host = request_authority(&parts.uri, &parts.headers).map(str::to_owned);
     let Some(host) = raw_host
         .as_deref()
         .and_then(canonical_host)

@@ -58,6 +58,17 @@ impl fmt::Display for DomainPattern {
     }
 }
 
+/// The host a request names, as the client sent it: the URI's authority (HTTP/2,
+/// absolute-form) or else the `Host` header. [`canonical_host`] turns it into the one view
+/// used for routing.
+pub fn request_authority<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<&'a str> {
+    uri.authority().map(|a| a.as_str()).or_else(|| {
+        headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
+}
+
 /// The canonical host of a request: lowercased, without port or trailing dot.
 /// `None` when the value is not a plausible host name or IP literal. Borrows when the
 /// value is already canonical (the common case).

@@ -531,16 +531,7 @@ fn refuse(why: Refusal, req: &Request<Incoming>, info: &ConnInfo) -> Response<Bo
 /// The plain listener's answer when `listen.redirect_http_to_https` is set: 308 to the
 /// same host (on the HTTPS port), path and query.
 fn redirect_to_https(req: &Request<Incoming>, https_port: Option<u16>) -> Response<Body> {
-    let raw_host = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
-        .unwrap_or("");
+    let raw_host = crate::route::request_authority(req.uri(), req.headers()).unwrap_or("");
     let path_and_query = req
         .uri()
         .path_and_query()

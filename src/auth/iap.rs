@@ -214,18 +214,8 @@ pub fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: boo
 }
 
 /// The host as the client sent it (authority or `Host`), for origins with a port.
-fn raw_host(parts: &http::request::Parts) -> Option<String> {
-    parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
+fn raw_host(parts: &http::request::Parts) -> Option<&str> {
+    crate::route::request_authority(&parts.uri, &parts.headers)
 }
 
 /// The origin the browser used: scheme (as `set_forwarded` recorded it) and host:port.
@@ -377,7 +367,7 @@ fn sign_in_location(
     now: i64,
 ) -> Option<String> {
     let auth = AuthHost::from(iap)?;
-    let host = canonical_host(&raw_host(parts)?)?.into_owned();
+    let host = canonical_host(raw_host(parts)?)?.into_owned();
     let path = canonical_path(parts.uri.path()).ok()?.into_owned();
     let target = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
