@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand};
 
 use roomgate::config::Config;
 
+/// mimalloc: the proxy allocates small, short-lived buffers per request; measured with
+/// benches/load (see README "Performance").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "roomgate",
