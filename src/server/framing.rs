@@ -163,14 +163,16 @@ impl Sniffer {
                     };
                 }
                 Phase::Head | Phase::ChunkSize | Phase::ChunkDataEnd | Phase::Trailer => {
-                    let Some(&b) = data.first() else { break };
-                    data = &data[1..];
-                    self.buf.push(b);
-                    if self.buf.len() > self.max_head {
+                    // Up to and including the next line end, in one copy.
+                    let end = data.iter().position(|&b| b == b'\n');
+                    let take = end.map_or(data.len(), |i| i + 1);
+                    if self.buf.len() + take > self.max_head {
                         self.off();
                         break;
                     }
-                    if b == b'\n' {
+                    self.buf.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if end.is_some() {
                         self.on_line_end();
                     }
                 }
@@ -246,9 +248,11 @@ fn trim_eol(line: &[u8]) -> &[u8] {
 
 /// Read a complete head: `None` when it holds no request yet (blank lines only).
 fn examine(head: &[u8]) -> Option<Head> {
-    let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(head) {
+    // Uninitialised slots: no 16 KiB to zero for every request.
+    let mut headers =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(head, &mut headers) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return None,
         // Not HTTP/1 (an HTTP/2 preface) or malformed: hyper answers it.
