@@ -267,7 +267,10 @@ async fn pipeline(
             }
         },
     };
-    set_identity(&mut parts.headers, identity.as_ref());
+    if set_identity(&mut parts.headers, identity.as_ref()).is_err() {
+        outcome.auth = "denied";
+        return fail(ProxyError::Auth(auth::AuthError::InvalidToken), &id);
+    }
     headers::strip_cookie(&mut parts.headers, IAP_COOKIE);
     if !parts.headers.contains_key(header::HOST) {
         if let Some(h) = raw_host
@@ -340,15 +343,21 @@ async fn authorize(
     }
 }
 
-/// Set the trusted identity headers (after client copies were stripped).
-fn set_identity(headers: &mut http::HeaderMap, identity: Option<&Identity>) {
-    let Some(identity) = identity else { return };
-    if let Ok(v) = HeaderValue::from_str(&identity.user) {
-        headers.insert(headers::X_MESHAGENT_USER, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&identity.api_scope.to_string()) {
-        headers.insert(headers::X_MESHAGENT_API_SCOPE, v);
-    }
+/// Set the trusted identity headers (after client copies were stripped). UTF-8 names
+/// pass as they are; a name that cannot be a header value (control characters) is an
+/// error, never a request forwarded without its identity.
+fn set_identity(
+    headers: &mut http::HeaderMap,
+    identity: Option<&Identity>,
+) -> Result<(), http::header::InvalidHeaderValue> {
+    let Some(identity) = identity else {
+        return Ok(());
+    };
+    let user = HeaderValue::from_bytes(identity.user.as_bytes())?;
+    let scope = HeaderValue::from_str(&identity.api_scope.to_string())?;
+    headers.insert(headers::X_MESHAGENT_USER, user);
+    headers.insert(headers::X_MESHAGENT_API_SCOPE, scope);
+    Ok(())
 }
 
 /// The canonical path with the original query, as the upstream will receive it.

@@ -172,6 +172,45 @@ async fn private_port_requires_a_participant_token() {
     assert_eq!(private.requests(), 2);
 }
 
+/// A participant name outside ASCII reaches the upstream intact; one that cannot be a
+/// header value is refused rather than forwarded without an identity.
+#[tokio::test]
+async fn identity_headers_carry_utf8_names_and_never_go_missing() {
+    let (rg, _, private) = setup().await;
+    let addr = rg.bound.http.unwrap();
+    let t = token("acme", "José Müller", None);
+    let r = get(
+        addr,
+        "private.acme.test",
+        "/",
+        &[("authorization", &format!("Bearer {t}"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let seen = private.seen.last_headers.lock().unwrap().clone();
+    let user = seen
+        .iter()
+        .find(|(k, _)| k == "x-meshagent-user")
+        .map(|(_, v)| v.clone());
+    assert_eq!(user.as_deref(), Some("José Müller"));
+
+    let t = token(
+        "acme",
+        "mallory\r\nx-meshagent-api-scope: {\"admin\":true}",
+        None,
+    );
+    let r = get(
+        addr,
+        "private.acme.test",
+        "/",
+        &[("authorization", &format!("Bearer {t}"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.error_code(), "invalid_token");
+    assert_eq!(private.requests(), 1);
+}
+
 /// Security: a token granting another room does not open this one.
 #[tokio::test]
 async fn token_for_another_room_is_forbidden() {
