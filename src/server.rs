@@ -97,7 +97,8 @@ impl Running {
 
     /// Swap in a validated config: build everything it needs first (the certificates),
     /// then replace the state and the acceptor. On error nothing changes. Listener
-    /// addresses and `limits.max_connections` take effect on restart only.
+    /// addresses, `limits.max_connections`, `redis` and `secrets` take effect on restart
+    /// only (a warning says so).
     pub fn reload(&self, config: Config) -> Result<(), TlsError> {
         let acceptor = match (&self.bound.https, &config.file.tls) {
             (Some(_), Some(_)) => Some(Arc::new(TlsAcceptor::from_config(&config)?)),
@@ -111,6 +112,14 @@ impl Running {
             }
             if old.limits.max_connections != config.file.limits.max_connections {
                 tracing::warn!("limits.max_connections changed: it takes effect on restart");
+            }
+            // The queue, secret store and session store are built once at start.
+            let stores_changed = current.config.redis_url != config.redis_url
+                || current.config.secrets_key != config.secrets_key
+                || old.secrets.backend != config.file.secrets.backend
+                || old.secrets.file != config.file.secrets.file;
+            if stores_changed {
+                tracing::warn!("redis or secrets settings changed: they take effect on restart");
             }
         }
         self.shared.replace(config);
