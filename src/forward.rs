@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::config::PortSpec;
 use crate::error::{empty, full, Body, ProxyError};
+use crate::pool::{Http1Pool, PoolError};
 use crate::telemetry::{LivenessLabels, Metrics};
 
 /// Timeouts the forwarder applies.
@@ -53,6 +54,9 @@ impl PortState {
 
 /// The upstream side of roomgate: one pooled client per protocol, and the liveness hub.
 pub struct Upstreams {
+    /// Plain HTTP/1.1 forwarding.
+    pool: Http1Pool,
+    /// Upgrades (WebSocket tunnels).
     http1: Client<HttpConnector, Body>,
     h2c: Client<HttpConnector, Body>,
     probe: Client<HttpConnector, Body>,
@@ -137,6 +141,7 @@ impl Upstreams {
             .pool_max_idle_per_host(0)
             .build(connector(connect_timeout));
         Upstreams {
+            pool: Http1Pool::new(connect_timeout, 1024),
             http1,
             h2c,
             probe,
@@ -172,13 +177,6 @@ impl Upstreams {
         metrics: &Metrics,
         route: &Arc<String>,
     ) -> Result<Response<Body>, ProxyError> {
-        let mut uri = std::mem::take(req.uri_mut()).into_parts();
-        uri.scheme = Some(http::uri::Scheme::HTTP);
-        uri.authority = Some(port.upstream.clone());
-        if uri.path_and_query.is_none() {
-            uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
-        }
-        *req.uri_mut() = Uri::from_parts(uri).map_err(|_| ProxyError::BadGateway)?;
         *req.version_mut() = if port.h2c {
             http::Version::HTTP_2
         } else {
@@ -279,12 +277,20 @@ impl Upstreams {
         req: Request<Body>,
         limits: ForwardLimits,
     ) -> Result<Response<Body>, SendError> {
-        let fut = if port.h2c {
-            self.h2c.request(req)
-        } else {
-            self.http1.request(req)
-        };
-        match tokio::time::timeout(limits.upstream_timeout, fut).await {
+        if !port.h2c {
+            let mut req = req;
+            *req.uri_mut() = origin_form(req.uri());
+            let sent = self.pool.send(&port.authority, req);
+            return match tokio::time::timeout(limits.upstream_timeout, sent).await {
+                Err(_) => Err(SendError::Timeout),
+                Ok(Err(PoolError::Connect)) => Err(SendError::Connect),
+                Ok(Err(PoolError::Exchange)) => Err(SendError::Other),
+                Ok(Ok(resp)) => Ok(clean_response(resp)),
+            };
+        }
+        let mut req = req;
+        absolute_uri(&mut req, port).map_err(|_| SendError::Other)?;
+        match tokio::time::timeout(limits.upstream_timeout, self.h2c.request(req)).await {
             Err(_) => Err(SendError::Timeout),
             Ok(Err(e)) if e.is_connect() => Err(SendError::Connect),
             Ok(Err(e)) => {
@@ -304,6 +310,7 @@ impl Upstreams {
         limits: ForwardLimits,
     ) -> Result<Response<Body>, SendError> {
         let client_side = hyper::upgrade::on(&mut req);
+        absolute_uri(&mut req, port).map_err(|_| SendError::Other)?;
         let fut = self.http1.request(req);
         let mut resp = match tokio::time::timeout(limits.upstream_timeout, fut).await {
             Err(_) => return Err(SendError::Timeout),
@@ -374,6 +381,27 @@ impl Upstreams {
         });
         rx
     }
+}
+
+/// The request target as an HTTP/1.1 origin server expects it: path and query only.
+fn origin_form(uri: &Uri) -> Uri {
+    Uri::from(
+        uri.path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    )
+}
+
+/// `http://{authority}{path?query}` for hyper-util's client (h2c, tunnels).
+fn absolute_uri(req: &mut Request<Body>, port: &PortSpec) -> Result<(), http::Error> {
+    let mut uri = std::mem::take(req.uri_mut()).into_parts();
+    uri.scheme = Some(http::uri::Scheme::HTTP);
+    uri.authority = Some(port.upstream.clone());
+    if uri.path_and_query.is_none() {
+        uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    *req.uri_mut() = Uri::from_parts(uri)?;
+    Ok(())
 }
 
 /// `GET uri` every `interval` until a 2xx or `liveness_wait` has passed.

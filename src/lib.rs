@@ -12,6 +12,7 @@ pub mod error;
 pub mod forward;
 pub mod headers;
 pub mod ingest;
+pub mod pool;
 pub mod proxy;
 pub mod queue;
 pub mod route;
