@@ -159,7 +159,7 @@ impl Upstreams {
             .not_ready
             .read()
             .unwrap_or_else(lock_poisoned)
-            .contains(&port.authority);
+            .contains(port.authority());
         if not_ready {
             PortState::NotReady
         } else {
@@ -244,12 +244,12 @@ impl Upstreams {
                 metrics
                     .liveness_waits
                     .get_or_create(&LivenessLabels {
-                        upstream: port.authority.clone(),
+                        upstream: port.authority().to_owned(),
                         result: if ready { "ready" } else { "timeout" },
                     })
                     .inc();
                 tracing::info!(
-                    upstream.authority = %port.authority,
+                    upstream.authority = %port.authority(),
                     liveness.ready = ready,
                     liveness.waited_ms = started.elapsed().as_millis() as u64,
                     "cold start wait finished"
@@ -280,7 +280,7 @@ impl Upstreams {
         if !port.h2c {
             let mut req = req;
             *req.uri_mut() = origin_form(req.uri());
-            let sent = self.pool.send(&port.authority, req);
+            let sent = self.pool.send(port.authority(), req);
             return match tokio::time::timeout(limits.upstream_timeout, sent).await {
                 Err(_) => Err(SendError::Timeout),
                 Ok(Err(PoolError::Connect)) => Err(SendError::Connect),
@@ -322,7 +322,7 @@ impl Upstreams {
             return Ok(clean_response(resp));
         }
         let upstream_side = hyper::upgrade::on(&mut resp);
-        let authority = port.authority.clone();
+        let authority = port.authority().to_owned();
         tokio::spawn(async move {
             match tokio::try_join!(client_side, upstream_side) {
                 Ok((client, upstream)) => {
@@ -350,18 +350,18 @@ impl Upstreams {
         limits: ForwardLimits,
     ) -> watch::Receiver<Option<bool>> {
         let mut waits = self.waits.lock().unwrap_or_else(lock_poisoned);
-        if let Some(rx) = waits.get(&port.authority) {
+        if let Some(rx) = waits.get(port.authority()) {
             return rx.clone();
         }
         let (tx, rx) = watch::channel(None);
-        waits.insert(port.authority.clone(), rx.clone());
+        waits.insert(port.authority().to_owned(), rx.clone());
         drop(waits);
         self.not_ready
             .write()
             .unwrap_or_else(lock_poisoned)
-            .insert(port.authority.clone());
-        let authority = port.authority.clone();
-        let uri = format!("http://{}{}", port.authority, path);
+            .insert(port.authority().to_owned());
+        let authority = port.authority().to_owned();
+        let uri = format!("http://{}{}", port.authority(), path);
         let probe = self.probe.clone();
         let waits = Arc::clone(&self.waits);
         let not_ready = Arc::clone(&self.not_ready);

@@ -23,6 +23,8 @@ pub struct State {
     pub tokens: crate::auth::token::TokenVerifier,
     pub routes: RouteTable,
     pub forward_limits: ForwardLimits,
+    /// The IAP sign-in host, parsed from `iap.auth_url` once.
+    pub auth_host: Option<crate::auth::iap::AuthHost>,
 }
 
 impl State {
@@ -35,7 +37,13 @@ impl State {
             liveness_wait: l.liveness_wait.0,
             max_body_bytes: l.max_body_bytes,
         };
+        let auth_host = config
+            .file
+            .iap
+            .as_ref()
+            .and_then(crate::auth::iap::AuthHost::from);
         State {
+            auth_host,
             tokens: crate::auth::token::TokenVerifier::new(config.token_keys.clone()),
             config: Arc::new(config),
             routes,

@@ -102,8 +102,9 @@ impl IapRuntime {
     }
 }
 
-/// The sign-in host as configured.
-struct AuthHost {
+/// The sign-in host as configured, parsed once per config (see `State::build`).
+#[derive(Debug, Clone)]
+pub struct AuthHost {
     /// `auth_url` without a trailing slash.
     base: String,
     /// `scheme://authority`, as browsers send it in `Origin`.
@@ -113,7 +114,7 @@ struct AuthHost {
 }
 
 impl AuthHost {
-    fn from(iap: &Iap) -> Option<AuthHost> {
+    pub fn from(iap: &Iap) -> Option<AuthHost> {
         let base = iap.auth_url.trim_end_matches('/').to_owned();
         let uri: http::Uri = base.parse().ok()?;
         let authority = uri.authority()?.as_str();
@@ -353,20 +354,16 @@ pub async fn authorize(
     if !wants_html(&parts.method, &parts.headers) {
         return Decision::Deny(AuthError::MissingAuth);
     }
-    match sign_in_location(config, iap, parts, now) {
+    match sign_in_location(state, parts, now) {
         Some(location) => Decision::Redirect(location),
         None => Decision::Deny(AuthError::MissingAuth),
     }
 }
 
 /// `{auth_url}/.roomgate/start?rs=<sealed return state>` for this request.
-fn sign_in_location(
-    config: &Config,
-    iap: &Iap,
-    parts: &http::request::Parts,
-    now: i64,
-) -> Option<String> {
-    let auth = AuthHost::from(iap)?;
+fn sign_in_location(state: &State, parts: &http::request::Parts, now: i64) -> Option<String> {
+    let config = &state.config;
+    let auth = state.auth_host.as_ref()?;
     let host = canonical_host(raw_host(parts)?)?.into_owned();
     let path = canonical_path(parts.uri.path()).ok()?.into_owned();
     let target = match parts.uri.query() {
@@ -425,7 +422,7 @@ pub async fn serve(
     let Some(iap) = r.state.config.file.iap.as_ref() else {
         return Err(ProxyError::NoRoute);
     };
-    let Some(auth) = AuthHost::from(iap) else {
+    let Some(auth) = r.state.auth_host.as_ref() else {
         return Err(ProxyError::NoRoute);
     };
     let on_auth = r.host == auth.host;
@@ -433,7 +430,7 @@ pub async fn serve(
     let method = parts.method.clone();
     let result = match (r.path, on_auth) {
         (START_PATH, true) => match method {
-            Method::GET => start(&r, iap, &auth, &parts).await,
+            Method::GET => start(&r, iap, auth, &parts).await,
             _ => return Err(ProxyError::MethodNotAllowed),
         },
         (OIDC_CALLBACK_PATH, true) => match method {
@@ -441,11 +438,11 @@ pub async fn serve(
             _ => return Err(ProxyError::MethodNotAllowed),
         },
         (LOGIN_PATH, true) if iap.provider == IapProvider::Static => match method {
-            Method::POST => login(&r, iap, &auth, &parts, body).await,
+            Method::POST => login(&r, iap, auth, &parts, body).await,
             _ => return Err(ProxyError::MethodNotAllowed),
         },
         (CALLBACK_PATH, _) if routed => match method {
-            Method::POST => callback(&r, iap, &auth, &parts, body).await,
+            Method::POST => callback(&r, iap, auth, &parts, body).await,
             _ => return Err(ProxyError::MethodNotAllowed),
         },
         (SIGNOUT_PATH, _) if routed || on_auth => match method {
@@ -649,7 +646,7 @@ async fn oidc_callback(
     }
     let code = query_param(q, "code").ok_or(SignInError::Invalid("no code"))?;
     let (cfg, secret) = oidc_config(r.state)?;
-    let auth = AuthHost::from(iap).ok_or(SignInError::Unavailable)?;
+    let auth = r.state.auth_host.as_ref().ok_or(SignInError::Unavailable)?;
     let user = r
         .shared
         .iap
@@ -657,7 +654,7 @@ async fn oidc_callback(
         .exchange(
             cfg,
             secret,
-            &redirect_uri(&auth),
+            &redirect_uri(auth),
             &code,
             flow.pkce_verifier
                 .as_deref()

@@ -122,9 +122,7 @@ pub struct PortSpec {
     pub room: String,
     pub service: String,
     pub num: u16,
-    /// `host:num` of the service.
-    pub authority: String,
-    /// The same, parsed once for building upstream URIs.
+    /// `host:num` of the service, parsed once at load.
     pub upstream: http::uri::Authority,
     pub published: bool,
     pub public: bool,
@@ -137,6 +135,11 @@ pub struct PortSpec {
 }
 
 impl PortSpec {
+    /// `host:num` of the service.
+    pub fn authority(&self) -> &str {
+        self.upstream.as_str()
+    }
+
     /// The policy for a (normalised) request path: longest endpoint that is a
     /// segment-prefix of it, else the port's.
     pub fn policy_for(&self, path: &str) -> (&str, &Arc<Policy>) {

@@ -432,7 +432,6 @@ fn check_rooms(c: &mut Checker<'_>, file: &FileConfig) -> Vec<Arc<PortSpec>> {
                         service: svc.name.clone(),
                         num: port.num,
                         upstream,
-                        authority,
                         published: port.published,
                         public: port.public,
                         liveness: port.liveness.clone(),

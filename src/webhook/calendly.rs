@@ -10,21 +10,22 @@ use super::sig::{self, Window};
 use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
+const SCHEME: sig::TimestampedHex = sig::TimestampedHex {
+    header: "calendly-webhook-signature",
+    separator: ',',
+    timestamp_key: "t",
+    signature_key: "v1",
+    joiner: b".",
+    side: Window::Both,
+};
+
 pub fn verify(
     req: &WebhookRequest<'_>,
     secret: &Secret,
     now: i64,
     window: Duration,
 ) -> Result<(), SignatureError> {
-    let header = sig::header(req, "calendly-webhook-signature")?;
-    let t = sig::pair(header, ',', "t")?;
-    sig::check_window(sig::parse_unix(t)?, 1, now, window, Window::Both)?;
-    let v1 = sig::pairs(header, ',')
-        .filter(|(scheme, _)| *scheme == "v1")
-        .map(|(_, value)| value);
-    sig::any_matches(v1, sig::decode_hex, |expected| {
-        sig::sha256_matches(secret.expose(), &[t.as_bytes(), b".", req.body], expected)
-    })
+    sig::timestamped_hex(SCHEME, req, secret.expose(), now, window)
 }
 
 #[cfg(test)]

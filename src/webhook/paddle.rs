@@ -10,21 +10,22 @@ use super::sig::{self, Window};
 use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
+const SCHEME: sig::TimestampedHex = sig::TimestampedHex {
+    header: "paddle-signature",
+    separator: ';',
+    timestamp_key: "ts",
+    signature_key: "h1",
+    joiner: b":",
+    side: Window::Both,
+};
+
 pub fn verify(
     req: &WebhookRequest<'_>,
     secret: &Secret,
     now: i64,
     window: Duration,
 ) -> Result<(), SignatureError> {
-    let header = sig::header(req, "paddle-signature")?;
-    let ts = sig::pair(header, ';', "ts")?;
-    sig::check_window(sig::parse_unix(ts)?, 1, now, window, Window::Both)?;
-    let h1 = sig::pairs(header, ';')
-        .filter(|(scheme, _)| *scheme == "h1")
-        .map(|(_, value)| value);
-    sig::any_matches(h1, sig::decode_hex, |expected| {
-        sig::sha256_matches(secret.expose(), &[ts.as_bytes(), b":", req.body], expected)
-    })
+    sig::timestamped_hex(SCHEME, req, secret.expose(), now, window)
 }
 
 #[cfg(test)]

@@ -13,21 +13,22 @@ use crate::sensitive::Secret;
 
 pub const WINDOW_SIDE: Window = Window::PastOnly;
 
+const SCHEME: sig::TimestampedHex = sig::TimestampedHex {
+    header: "stripe-signature",
+    separator: ',',
+    timestamp_key: "t",
+    signature_key: "v1",
+    joiner: b".",
+    side: WINDOW_SIDE,
+};
+
 pub fn verify(
     req: &WebhookRequest<'_>,
     secret: &Secret,
     now: i64,
     window: Duration,
 ) -> Result<(), SignatureError> {
-    let header = sig::header(req, "stripe-signature")?;
-    let t = sig::pair(header, ',', "t")?;
-    sig::check_window(sig::parse_unix(t)?, 1, now, window, WINDOW_SIDE)?;
-    let v1 = sig::pairs(header, ',')
-        .filter(|(scheme, _)| *scheme == "v1")
-        .map(|(_, value)| value);
-    sig::any_matches(v1, sig::decode_hex, |expected| {
-        sig::sha256_matches(secret.expose(), &[t.as_bytes(), b".", req.body], expected)
-    })
+    sig::timestamped_hex(SCHEME, req, secret.expose(), now, window)
 }
 
 #[cfg(test)]
