@@ -62,7 +62,7 @@ fn realistic_headers() -> HeaderMap {
 
 fn hygiene(c: &mut Criterion) {
     let base = realistic_headers();
-    let peer = "198.51.100.7".parse().expect("ip");
+    let peer = headers::peer_value("198.51.100.7".parse().expect("ip"));
     c.bench_function("header_hygiene", |b| {
         b.iter_batched_ref(
             || base.clone(),
@@ -73,7 +73,7 @@ fn hygiene(c: &mut Criterion) {
                 headers::set_forwarded(
                     h,
                     headers::Hop {
-                        peer,
+                        peer: &peer,
                         tls: true,
                         host: "app.acme.example.test",
                         trusted: false,

@@ -20,8 +20,11 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 const IDENTITY_PREFIX: &str = "x-meshagent-";
 
-/// Headers that describe one hop and never travel further (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
+const HOPS: usize = 8;
+
+/// Headers that describe one hop and never travel further (RFC 9110 §7.6.1). `Upgrade`
+/// is handled apart: it is kept for a WebSocket handshake.
+static HOP_BY_HOP: [HeaderName; HOPS] = [
     http::header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -64,29 +67,50 @@ pub fn strip_identity_headers(headers: &mut HeaderMap) {
 }
 
 /// Remove hop-by-hop headers and every header named in `Connection`. `Upgrade` is kept
-/// only when `keep_upgrade` (a WebSocket handshake being forwarded).
+/// only when `keep_upgrade` (a WebSocket handshake being forwarded), and then
+/// `Connection: upgrade` is set for the next hop.
+///
+/// One pass over the names finds what is there, so a message that carries at most
+/// `Connection: keep-alive` (nearly all of them) costs no allocation and at most one
+/// removal.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if headers.contains_key(http::header::CONNECTION) {
+    let mut present = [false; HOPS];
+    let mut upgrade = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+        } else if name == http::header::UPGRADE {
+            upgrade = true;
+        }
+    }
+    if present[0] {
+        // Names listed in `Connection` that the fixed list and `Upgrade` do not cover.
         let listed: Vec<HeaderName> = headers
             .get_all(http::header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .filter(|n| !(keep_upgrade && n == http::header::UPGRADE))
+            .map(str::trim)
+            // The usual tokens name nothing left to remove here.
+            .filter(|t| {
+                !t.is_empty()
+                    && !["close", "keep-alive", "upgrade"]
+                        .iter()
+                        .any(|k| t.eq_ignore_ascii_case(k))
+            })
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .filter(|n| n != http::header::UPGRADE && !HOP_BY_HOP.contains(n))
             .collect();
         for name in listed {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        if headers.contains_key(name) {
-            headers.remove(name);
-        }
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
+        headers.remove(name);
     }
-    if !keep_upgrade {
+    if upgrade && !keep_upgrade {
         headers.remove(http::header::UPGRADE);
-    } else if headers.contains_key(http::header::UPGRADE) {
+    } else if upgrade {
         headers.insert(
             http::header::CONNECTION,
             HeaderValue::from_static("upgrade"),
@@ -106,44 +130,63 @@ pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|n| n.contains(&peer))
 }
 
+/// The peer address as an `X-Forwarded-For` value; formatted once per connection.
+pub fn peer_value(peer: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.to_string()).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
 /// What roomgate saw of the connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
 pub struct Hop<'a> {
-    pub peer: IpAddr,
+    /// The peer address, as [`peer_value`] wrote it.
+    pub peer: &'a HeaderValue,
     pub tls: bool,
     /// The canonical host of the request.
     pub host: &'a str,
-    /// Whether `peer` is a trusted proxy whose `X-Forwarded-*` are believed.
+    /// Whether the peer is a trusted proxy whose `X-Forwarded-*` are believed.
     pub trusted: bool,
 }
 
 /// Rewrite `X-Forwarded-For`, `-Proto` and `-Host`. From an untrusted peer inbound values
 /// are discarded; from a trusted proxy they are kept and the peer is appended.
 pub fn set_forwarded(headers: &mut HeaderMap, hop: Hop<'_>) {
-    let proto = if hop.tls { "https" } else { "http" };
+    let proto = HeaderValue::from_static(if hop.tls { "https" } else { "http" });
     if hop.trusted {
-        let prior: Vec<String> = headers
+        let mut chain = headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .collect();
-        let mut chain = prior.join(", ");
+            .collect::<Vec<_>>()
+            .join(", ");
         if !chain.is_empty() {
             chain.push_str(", ");
         }
-        chain.push_str(&hop.peer.to_string());
+        chain.push_str(hop.peer.to_str().unwrap_or("unknown"));
         set(headers, X_FORWARDED_FOR, &chain);
         if !headers.contains_key(&X_FORWARDED_PROTO) {
-            set(headers, X_FORWARDED_PROTO, proto);
+            headers.insert(X_FORWARDED_PROTO, proto);
         }
         if !headers.contains_key(&X_FORWARDED_HOST) {
-            set(headers, X_FORWARDED_HOST, hop.host);
+            if let Some(host) = host_value(headers, hop.host) {
+                headers.insert(X_FORWARDED_HOST, host);
+            }
         }
     } else {
-        set(headers, X_FORWARDED_FOR, &hop.peer.to_string());
-        set(headers, X_FORWARDED_PROTO, proto);
-        set(headers, X_FORWARDED_HOST, hop.host);
+        headers.insert(X_FORWARDED_FOR, hop.peer.clone());
+        headers.insert(X_FORWARDED_PROTO, proto);
+        match host_value(headers, hop.host) {
+            Some(host) => headers.insert(X_FORWARDED_HOST, host),
+            None => headers.remove(X_FORWARDED_HOST),
+        };
+    }
+}
+
+/// The canonical host as a header value: the `Host` header itself when it is already
+/// canonical (a shared copy, no allocation), else a new value.
+fn host_value(headers: &HeaderMap, host: &str) -> Option<HeaderValue> {
+    match headers.get(http::header::HOST) {
+        Some(v) if v.as_bytes() == host.as_bytes() => Some(v.clone()),
+        _ => HeaderValue::from_str(host).ok(),
     }
 }
 
@@ -168,19 +211,24 @@ pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr
     peer
 }
 
-/// Keep a well-formed inbound `X-Request-Id`, else generate one; returns the id.
-pub fn ensure_request_id(headers: &mut HeaderMap) -> String {
-    if let Some(v) = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()) {
-        if !v.is_empty()
-            && v.len() <= 128
-            && v.bytes()
+/// Keep a well-formed inbound `X-Request-Id`, else generate one (a UUIDv7); returns the
+/// id, to be echoed on the response.
+pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(&X_REQUEST_ID) {
+        let b = v.as_bytes();
+        if !b.is_empty()
+            && b.len() <= 128
+            && b.iter()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
         {
-            return v.to_owned();
+            return v.clone();
         }
     }
-    let id = uuid::Uuid::now_v7().to_string();
-    set(headers, X_REQUEST_ID, &id);
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+    // Hex digits and hyphens are always a valid value.
+    let id = HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("-"));
+    headers.insert(X_REQUEST_ID, id.clone());
     id
 }
 
@@ -216,7 +264,7 @@ pub fn strip_cookie(headers: &mut HeaderMap, name: &str) {
 }
 
 fn memchr_contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
 }
 
 #[cfg(test)]
@@ -278,11 +326,11 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "bank.test"),
         ]);
-        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        let peer = peer_value("10.0.0.9".parse().unwrap());
         set_forwarded(
             &mut h,
             Hop {
-                peer,
+                peer: &peer,
                 tls: false,
                 host: "app.test",
                 trusted: false,
@@ -308,7 +356,7 @@ mod tests {
         set_forwarded(
             &mut h,
             Hop {
-                peer,
+                peer: &peer_value(peer),
                 tls: false,
                 host: "app.test",
                 trusted: true,
@@ -335,6 +383,10 @@ mod tests {
         let mut bad = map(&[("x-request-id", "a b <script>")]);
         let id = ensure_request_id(&mut bad);
         assert_ne!(id, "a b <script>");
-        assert_eq!(bad["x-request-id"], id.as_str());
+        assert_eq!(bad["x-request-id"], id);
+        let generated = uuid::Uuid::parse_str(id.to_str().unwrap()).unwrap();
+        assert_eq!(generated.get_version_num(), 7);
+        let mut none = HeaderMap::new();
+        assert_ne!(ensure_request_id(&mut none), generated.to_string().as_str());
     }
 }

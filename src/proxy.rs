@@ -21,7 +21,7 @@ use crate::headers::{self, Hop};
 use crate::ingest::{self, Ingested};
 use crate::route::{canonical_host, canonical_path, request_authority, Resolved};
 use crate::state::{Shared, State};
-use crate::telemetry::{status_class, RequestLabels, RouteLabel};
+use crate::telemetry::RouteMetrics;
 
 /// The IAP session cookie; never forwarded upstream.
 pub const IAP_COOKIE: &str = "__meshagent_iap";
@@ -32,6 +32,8 @@ pub const RESERVED_PREFIX: &str = "/.roomgate/";
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
+    /// `peer`'s address as an `X-Forwarded-For` value, formatted once.
+    pub peer_value: HeaderValue,
     pub tls: bool,
     /// The TLS server name the client asked for.
     pub sni: Option<String>,
@@ -41,18 +43,24 @@ pub struct ConnInfo {
 
 /// What one request's access-log line and metrics report.
 #[derive(Debug, Default)]
-struct Outcome {
+struct Outcome<'s> {
     /// Whether the access log is on: host and path are copied only then.
     log: bool,
     host: String,
     path: String,
-    route: Option<Arc<String>>,
-    room: Option<Arc<crate::config::PortSpec>>,
+    route: Option<&'s Arc<String>>,
+    /// The matched route's request series.
+    series: Option<&'s RouteMetrics>,
+    room: Option<&'s Arc<crate::config::PortSpec>>,
     auth: &'static str,
 }
 
 /// Serve one request. Never fails: errors become JSON responses here.
-pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let started = Instant::now();
     let state = shared.state.load_full();
     let method = req.method().clone();
@@ -67,47 +75,33 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
             Ok((resp, id)) => (resp, id, None),
             Err((e, id)) => (e.to_response(), id, Some(e)),
         };
-    if let Some(id) = request_id
-        .as_deref()
-        .and_then(|i| HeaderValue::from_str(i).ok())
-    {
-        resp.headers_mut().insert(headers::X_REQUEST_ID, id);
+    if let Some(id) = &request_id {
+        resp.headers_mut().insert(headers::X_REQUEST_ID, id.clone());
     }
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
-    let route_label = outcome
-        .route
-        .clone()
-        .unwrap_or_else(|| Arc::clone(&shared.metrics.no_route));
-    shared
-        .metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            route: route_label.clone(),
-            status_class: status_class(status),
-            outcome: match &err {
-                None => "forwarded",
-                Some(e) => e.status_code().1,
-            },
-        })
-        .inc();
-    shared
-        .metrics
-        .latency
-        .get_or_create(&RouteLabel { route: route_label })
-        .observe(elapsed.as_secs_f64());
+    shared.metrics.record_request(
+        outcome.route.unwrap_or(&shared.metrics.no_route),
+        outcome.series,
+        status,
+        match &err {
+            None => "forwarded",
+            Some(e) => e.status_code().1,
+        },
+        elapsed.as_secs_f64(),
+    );
     tracing::event!(
         target: "roomgate::access",
         tracing::Level::INFO,
-        request.id = request_id.as_deref().unwrap_or(""),
+        request.id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
         http.method = %method,
         http.host = %outcome.host,
         http.path = %outcome.path,
         http.status = status,
         http.response_bytes = http_body::Body::size_hint(resp.body()).exact(),
         duration_ms = elapsed.as_secs_f64() * 1000.0,
-        route.domain = outcome.route.as_deref().map(String::as_str).unwrap_or(""),
-        route.room = outcome.room.as_deref().map(|p| p.room.as_str()).unwrap_or(""),
+        route.domain = outcome.route.map(|r| r.as_str()).unwrap_or(""),
+        route.room = outcome.room.map(|p| p.room.as_str()).unwrap_or(""),
         auth.result = outcome.auth,
         client.ip = %conn.peer.ip(),
         error.code = err.as_ref().map(|e| e.status_code().1).unwrap_or(""),
@@ -117,19 +111,22 @@ pub async fn handle(shared: Arc<Shared>, conn: ConnInfo, req: Request<Incoming>)
     resp
 }
 
-type PipelineResult = Result<(Response<Body>, Option<String>), (ProxyError, Option<String>)>;
+type PipelineResult =
+    Result<(Response<Body>, Option<HeaderValue>), (ProxyError, Option<HeaderValue>)>;
 
-async fn pipeline(
+async fn pipeline<'s>(
     shared: &Shared,
-    state: &State,
+    state: &'s State,
     conn: &ConnInfo,
     req: Request<Body>,
-    outcome: &mut Outcome,
+    outcome: &mut Outcome<'s>,
 ) -> PipelineResult {
     let (mut parts, body) = req.into_parts();
-    let request_id = headers::ensure_request_id(&mut parts.headers);
-    let id = Some(request_id);
-    let fail = |e: ProxyError, id: &Option<String>| Err((e, id.clone()));
+    // Room for what roomgate adds (request id, X-Forwarded-*, identity): one growth, not
+    // one per insert.
+    parts.headers.reserve(8);
+    let id = Some(headers::ensure_request_id(&mut parts.headers));
+    let fail = |e: ProxyError, id: &Option<HeaderValue>| Err((e, id.clone()));
 
     if headers::check_header_names(&parts.headers).is_err() {
         return fail(
@@ -169,7 +166,8 @@ async fn pipeline(
             host: &host,
             path: &path,
         };
-        return match auth::iap::serve(reserved, parts, body).await {
+        // Boxed: the sign-in flow's state would otherwise size every request's future.
+        return match Box::pin(auth::iap::serve(reserved, parts, body)).await {
             Ok(resp) => Ok((resp, id)),
             Err(e) => fail(e, &id),
         };
@@ -177,8 +175,9 @@ async fn pipeline(
     let Some(resolved) = state.routes.resolve(&host, &path) else {
         return fail(ProxyError::NoRoute, &id);
     };
-    outcome.route = Some(Arc::clone(resolved.domain));
-    outcome.room = Some(Arc::clone(resolved.port));
+    outcome.route = Some(resolved.domain);
+    outcome.series = Some(resolved.metrics);
+    outcome.room = Some(resolved.port);
 
     let raw_target = parts
         .uri
@@ -193,7 +192,7 @@ async fn pipeline(
     headers::set_forwarded(
         &mut parts.headers,
         Hop {
-            peer: conn.peer.ip(),
+            peer: &conn.peer_value,
             tls: conn.tls,
             host: &host,
             trusted,
@@ -218,7 +217,7 @@ async fn pipeline(
                 queue: &shared.queue,
                 metrics: &shared.metrics,
             };
-            match ingest::ingest(target, &parts, body, sinks).await {
+            match Box::pin(ingest::ingest(target, &parts, body, sinks)).await {
                 Ok(Ingested::Respond(resp)) => {
                     outcome.auth = "verified";
                     return Ok((resp, id));
@@ -331,14 +330,15 @@ async fn authorize(
     parts: &http::request::Parts,
     resolved: &Resolved<'_>,
 ) -> Decision {
-    let now = (shared.clock)();
     let room = &resolved.port.room;
     match resolved.policy.validation {
         Validation::Public => Decision::Public,
         Validation::Bearer => {
+            let now = (shared.clock)();
             auth::authorize_bearer(&parts.headers, parts.uri.query(), &state.tokens, room, now)
         }
-        Validation::Cookie => auth::iap::authorize(shared, state, parts, resolved).await,
+        // Boxed: the session lookup's state would otherwise size every request's future.
+        Validation::Cookie => Box::pin(auth::iap::authorize(shared, state, parts, resolved)).await,
         Validation::Webhook(_) => Decision::Deny(auth::AuthError::MissingAuth),
     }
 }

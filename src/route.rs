@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::config::{segment_prefix, Config, PathMatch, Policy, PortSpec};
+use crate::telemetry::RouteMetrics;
 
 /// A route's domain: an exact name or a one-label wildcard (`*.apps.example.test`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -258,6 +259,8 @@ impl DomainRoutes {
 pub struct Resolved<'a> {
     /// The domain pattern that matched (for metrics and logs).
     pub domain: &'a Arc<String>,
+    /// The domain's request series.
+    pub metrics: &'a RouteMetrics,
     pub port: &'a Arc<PortSpec>,
     /// The endpoint path that matched, `""` for the port's own policy.
     pub endpoint: &'a str,
@@ -267,8 +270,16 @@ pub struct Resolved<'a> {
 /// Domains to ports, built once per config: O(1) in the number of domains.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    exact: HashMap<String, (Arc<String>, DomainRoutes), Hasher>,
-    wildcard: HashMap<String, (Arc<String>, DomainRoutes), Hasher>,
+    exact: HashMap<String, Domain, Hasher>,
+    wildcard: HashMap<String, Domain, Hasher>,
+}
+
+/// One configured domain: its label, its series and its routes.
+#[derive(Debug)]
+struct Domain {
+    name: Arc<String>,
+    metrics: RouteMetrics,
+    routes: DomainRoutes,
 }
 
 /// A fast, randomly seeded hasher: the table is fixed at build and lookups cannot add
@@ -302,10 +313,14 @@ impl RouteTable {
             routes
                 .paths
                 .sort_by_key(|r| (std::cmp::Reverse(r.path.len()), !r.exact));
-            let name = Arc::new(pattern.to_string());
+            let domain = Domain {
+                name: Arc::new(pattern.to_string()),
+                metrics: RouteMetrics::default(),
+                routes,
+            };
             match pattern {
-                DomainPattern::Exact(d) => table.exact.insert(d, (name, routes)),
-                DomainPattern::Wildcard(d) => table.wildcard.insert(d, (name, routes)),
+                DomainPattern::Exact(d) => table.exact.insert(d, domain),
+                DomainPattern::Wildcard(d) => table.wildcard.insert(d, domain),
             };
         }
         table
@@ -313,14 +328,15 @@ impl RouteTable {
 
     /// Route a canonical host and path. Exact domains beat wildcards.
     pub fn resolve(&self, host: &str, path: &str) -> Option<Resolved<'_>> {
-        let (domain, routes) = self.exact.get(host).or_else(|| {
+        let domain = self.exact.get(host).or_else(|| {
             let (_, parent) = host.split_once('.')?;
             self.wildcard.get(parent)
         })?;
-        let port = routes.resolve(path)?;
+        let port = domain.routes.resolve(path)?;
         let (endpoint, policy) = port.policy_for(path);
         Some(Resolved {
-            domain,
+            domain: &domain.name,
+            metrics: &domain.metrics,
             port,
             endpoint,
             policy,

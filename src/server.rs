@@ -291,6 +291,7 @@ async fn serve_connection(
     let Some(tls) = &this.tls else {
         let info = ConnInfo {
             peer,
+            peer_value: crate::headers::peer_value(peer.ip()),
             tls: false,
             sni: None,
             tls_acceptor: None,
@@ -315,6 +316,7 @@ async fn serve_connection(
     };
     let info = ConnInfo {
         peer,
+        peer_value: crate::headers::peer_value(peer.ip()),
         tls: true,
         sni,
         tls_acceptor: Some(acceptor),
@@ -340,9 +342,10 @@ async fn serve_http<I>(
     let max_requests = limits.max_requests_per_connection;
     let shared = Arc::clone(&this.shared);
     let https_port = this.https_port;
+    let info = Arc::new(info);
     let service = service_fn(move |req: Request<Incoming>| {
         let shared = Arc::clone(&shared);
-        let info = info.clone();
+        let info = Arc::clone(&info);
         let refused = refusal.get().copied();
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         let served = activity.served.fetch_add(1, Ordering::AcqRel) + 1;

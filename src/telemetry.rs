@@ -5,7 +5,7 @@
 //! (route domains, rooms, providers), never taken from request data. Nothing here may log
 //! query strings, cookies, tokens, signatures, secrets or bodies.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -71,6 +71,16 @@ pub struct WebhookLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConfigLabel {
     pub hash: String,
+}
+
+/// One route's request series, fetched from their families on first use and then held,
+/// so a request does not hash its labels into the families. Lives in the route table:
+/// a reload starts empty and finds the same series again.
+#[derive(Debug, Default)]
+pub struct RouteMetrics {
+    /// `outcome="forwarded"` by status class (1xx to 5xx).
+    forwarded: [OnceLock<Counter>; 5],
+    latency: OnceLock<Histogram>,
 }
 
 /// Every metric roomgate exports.
@@ -199,5 +209,44 @@ pub fn status_class(status: u16) -> &'static str {
         300..=399 => "3xx",
         400..=499 => "4xx",
         _ => "5xx",
+    }
+}
+
+impl Metrics {
+    /// Count one request and its latency. `series` is the matched route's cache (`None`
+    /// for requests that matched no route).
+    pub fn record_request(
+        &self,
+        route: &Arc<String>,
+        series: Option<&RouteMetrics>,
+        status: u16,
+        outcome: &'static str,
+        seconds: f64,
+    ) {
+        let class = status_class(status);
+        let labels = || RequestLabels {
+            route: Arc::clone(route),
+            status_class: class,
+            outcome,
+        };
+        let slot = usize::from(status / 100)
+            .checked_sub(1)
+            .filter(|i| *i < 5 && outcome == "forwarded");
+        match (series, slot) {
+            (Some(s), Some(i)) => s.forwarded[i]
+                .get_or_init(|| self.requests.get_or_create(&labels()).clone())
+                .inc(),
+            _ => self.requests.get_or_create(&labels()).inc(),
+        };
+        let route_label = || RouteLabel {
+            route: Arc::clone(route),
+        };
+        match series {
+            Some(s) => s
+                .latency
+                .get_or_init(|| self.latency.get_or_create(&route_label()).clone())
+                .observe(seconds),
+            None => self.latency.get_or_create(&route_label()).observe(seconds),
+        }
     }
 }

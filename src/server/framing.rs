@@ -149,6 +149,10 @@ impl Sniffer {
     /// Follow `data`; `Some` once a head to refuse has been seen on this connection.
     pub(crate) fn feed(&mut self, mut data: &[u8]) -> Option<Refusal> {
         while !data.is_empty() {
+            // A whole head in one read (nearly always): examined where it lies.
+            if self.phase == Phase::Head && self.buf.is_empty() && self.whole_head(&mut data) {
+                continue;
+            }
             match self.phase {
                 Phase::Off => break,
                 Phase::Body(n) | Phase::ChunkData(n) => {
@@ -164,7 +168,7 @@ impl Sniffer {
                 }
                 Phase::Head | Phase::ChunkSize | Phase::ChunkDataEnd | Phase::Trailer => {
                     // Up to and including the next line end, in one copy.
-                    let end = data.iter().position(|&b| b == b'\n');
+                    let end = memchr::memchr(b'\n', data);
                     let take = end.map_or(data.len(), |i| i + 1);
                     if self.buf.len() + take > self.max_head {
                         self.off();
@@ -179,6 +183,37 @@ impl Sniffer {
             }
         }
         self.refusal
+    }
+
+    /// If `data` starts with a complete head that decides what comes next, act on it and
+    /// step past it; `false` (nothing consumed) when the head is incomplete or holds only
+    /// blank lines, for the line-at-a-time path.
+    fn whole_head(&mut self, data: &mut &[u8]) -> bool {
+        let Some(end) = head_end(data) else {
+            return false;
+        };
+        if end > self.max_head {
+            return false;
+        }
+        match examine(&data[..end]) {
+            None => false,
+            Some(Head::Refuse(r)) => {
+                self.refusal = Some(r);
+                self.off();
+                *data = &[];
+                true
+            }
+            Some(Head::Next(next)) => {
+                self.phase = next;
+                if next == Phase::Off {
+                    self.off();
+                    *data = &[];
+                } else {
+                    *data = &data[end..];
+                }
+                true
+            }
+        }
     }
 
     fn off(&mut self) {
@@ -239,6 +274,17 @@ impl Sniffer {
             self.buf.clear();
         }
     }
+}
+
+/// The length of the head at the start of `data` (through the `\n` of its empty last
+/// line, CRLF or bare LF), if it is all there.
+fn head_end(data: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', data)
+        .find(|&i| {
+            (i >= 1 && data[i - 1] == b'\n')
+                || (i >= 2 && data[i - 1] == b'\r' && data[i - 2] == b'\n')
+        })
+        .map(|i| i + 1)
 }
 
 fn trim_eol(line: &[u8]) -> &[u8] {
@@ -366,6 +412,23 @@ mod tests {
         let mut s = Sniffer::new(65536);
         let flagged = raw.iter().fold(None, |_, b| s.feed(&[*b]));
         assert_eq!(flagged, Some(Refusal::AmbiguousFraming));
+    }
+
+    #[test]
+    fn pipelined_heads_in_one_read_are_each_examined() {
+        let mut s = Sniffer::new(65536);
+        let two = b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nPOST /b HTTP/1.1\r\nHost: a\r\n\
+            Content-Length: 1\r\nContent-Length: 1\r\n\r\nx";
+        assert_eq!(s.feed(two), Some(Refusal::AmbiguousFraming));
+        // A body in the same read as its head is skipped by length, whatever it holds.
+        let mut s = Sniffer::new(65536);
+        let body = b"GET /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n";
+        let mut raw =
+            format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        raw.extend_from_slice(body);
+        raw.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(s.feed(&raw), None);
+        assert_eq!(s.phase, Phase::Head);
     }
 
     #[test]
