@@ -78,6 +78,15 @@ pub async fn read_body(parts: &Parts, body: Body, limit: u64) -> Result<Bytes, P
     }
 }
 
+/// The 202 body of an enqueued webhook.
+#[derive(serde::Serialize)]
+struct Accepted<'a> {
+    status: &'static str,
+    queue: &'a str,
+    id: &'a str,
+    delivery_id: &'a str,
+}
+
 /// Verify and dispatch one webhook request.
 pub async fn ingest(
     target: Target<'_>,
@@ -197,13 +206,14 @@ pub async fn ingest(
                 queue.duplicate = done.duplicate,
                 "webhook enqueued"
             );
-            let body = serde_json::json!({
-                "status": "accepted",
-                "queue": queue,
-                "id": done.id,
-                "delivery_id": done.delivery_id,
-            });
-            let mut resp = Response::new(full(body.to_string()));
+            let body = Accepted {
+                status: "accepted",
+                queue,
+                id: &done.id,
+                delivery_id: &done.delivery_id,
+            };
+            let body = serde_json::to_vec(&body).unwrap_or_default();
+            let mut resp = Response::new(full(body));
             *resp.status_mut() = StatusCode::ACCEPTED;
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,

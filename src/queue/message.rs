@@ -4,8 +4,6 @@
 //! rule that only a [`Verified`] body can become one. It must not do I/O, read the clock or
 //! keep a header that carries a credential (`cookie`, `authorization`, hop-by-hop).
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Method};
 use time::format_description::FormatItem;
@@ -172,33 +170,56 @@ pub fn format_received_at(now: OffsetDateTime) -> String {
         .unwrap_or_else(|_| String::from("1970-01-01T00:00:00.000Z"))
 }
 
-/// The request headers as a JSON object: names lowercase (as `http` keeps them), repeated
-/// headers joined with `, `, credentials and hop-by-hop headers (including any the
-/// `Connection` header names) left out.
+/// The request headers as a JSON object: names lowercase (as `http` keeps them) in
+/// sorted order, repeated headers joined with `, `, credentials and hop-by-hop headers
+/// (including any the `Connection` header names) left out. Written straight into one
+/// buffer: a value that is valid UTF-8 (nearly all) is not copied on the way.
 pub fn headers_json(headers: &HeaderMap) -> String {
-    let named_by_connection: Vec<String> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
-        .filter(|name| !name.is_empty())
-        .collect();
-    let dropped = |name: &HeaderName| {
-        let name = name.as_str();
-        DROPPED_HEADERS.contains(&name) || named_by_connection.iter().any(|n| n == name)
-    };
-    let mut kept: BTreeMap<&str, String> = BTreeMap::new();
-    for name in headers.keys().filter(|name| !dropped(name)) {
-        let joined = headers
-            .get_all(name)
+    let connection = headers.get_all(http::header::CONNECTION);
+    let named_by_connection = |name: &str| {
+        connection
             .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect::<Vec<_>>()
-            .join(", ");
-        kept.insert(name.as_str(), joined);
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|listed| listed.trim().eq_ignore_ascii_case(name))
+    };
+    let mut kept: Vec<&HeaderName> = headers
+        .keys()
+        .filter(|name| !DROPPED_HEADERS.contains(&name.as_str()))
+        .filter(|name| !named_by_connection(name.as_str()))
+        .collect();
+    kept.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    let mut out = Vec::with_capacity(64 + 48 * kept.len());
+    out.push(b'{');
+    for (i, name) in kept.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_string(&mut out, name.as_str());
+        out.push(b':');
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(only), None) => json_string(&mut out, &String::from_utf8_lossy(only.as_bytes())),
+            _ => {
+                let joined = headers
+                    .get_all(name)
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                json_string(&mut out, &joined);
+            }
+        }
     }
-    serde_json::to_string(&kept).unwrap_or_else(|_| String::from("{}"))
+    out.push(b'}');
+    // Only JSON text was written, and JSON text is UTF-8.
+    String::from_utf8(out).unwrap_or_else(|_| String::from("{}"))
+}
+
+/// Append `s` as a JSON string literal.
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail, and a `str` always serializes.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 #[cfg(test)]
@@ -316,5 +337,21 @@ pub(crate) mod tests {
             json,
             serde_json::json!({"x-github-event": "push", "accept": "a, b"})
         );
+    }
+
+    /// The object is compact, its names sorted, and values that need escaping (or are not
+    /// UTF-8) still make valid JSON.
+    #[test]
+    fn headers_json_is_sorted_compact_and_escaped() {
+        let mut h = HeaderMap::new();
+        h.insert("x-b", "say \"hi\"\\".parse().unwrap());
+        h.insert("x-a", http::HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        h.insert("content-type", "application/json".parse().unwrap());
+        assert_eq!(
+            headers_json(&h),
+            "{\"content-type\":\"application/json\",\"x-a\":\"caf\u{fffd}\",\
+             \"x-b\":\"say \\\"hi\\\"\\\\\"}"
+        );
+        assert_eq!(headers_json(&HeaderMap::new()), "{}");
     }
 }

@@ -109,24 +109,51 @@ impl RedisQueue {
 
     /// Dedup and XADD in one script; `Ok` only once Redis has answered it.
     pub async fn enqueue(&self, msg: &QueueMessage) -> Result<Enqueued, QueueError> {
-        let mut invocation = self.script.prepare_invoke();
-        invocation
-            .key(stream_key(msg.room(), msg.queue()))
-            .key(dedup_key(msg.room(), msg.queue(), msg.delivery_id()))
-            .arg(u64::try_from(self.dedup_ttl.as_millis()).unwrap_or(u64::MAX));
-        for (name, value) in msg.fields() {
-            invocation.arg(name).arg(value);
-        }
+        let cmd = self.enqueue_cmd(msg);
         let mut conn = self.conn.clone();
-        let (id, duplicate): (String, i64) =
-            bounded(self.timeout, invocation.invoke_async(&mut conn))
-                .await
-                .map_err(QueueError::Unavailable)?;
+        let run = async {
+            match cmd.query_async(&mut conn).await {
+                // A Redis that restarted or flushed its scripts: load it, then run it again.
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    self.script.load_async(&mut conn).await?;
+                    cmd.query_async(&mut conn).await
+                }
+                other => other,
+            }
+        };
+        let (id, duplicate): (String, i64) = bounded(self.timeout, run)
+            .await
+            .map_err(QueueError::Unavailable)?;
         Ok(Enqueued {
             id,
             delivery_id: msg.delivery_id().to_owned(),
             duplicate: duplicate == 1,
         })
+    }
+
+    /// `EVALSHA` of the enqueue script, built once at its final size (the body is copied
+    /// into it once).
+    fn enqueue_cmd(&self, msg: &QueueMessage) -> redis::Cmd {
+        let stream = stream_key(msg.room(), msg.queue());
+        let dedup = dedup_key(msg.room(), msg.queue(), msg.delivery_id());
+        let fields = msg.fields();
+        let data: usize = fields.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>()
+            + stream.len()
+            + dedup.len()
+            + 64;
+        let mut cmd = redis::Cmd::with_capacity(6 + 2 * fields.len(), data);
+        cmd.arg("EVALSHA")
+            .arg(self.script.get_hash())
+            .arg(2)
+            .arg(stream)
+            .arg(dedup)
+            .arg(u64::try_from(self.dedup_ttl.as_millis()).unwrap_or(u64::MAX));
+        for (name, value) in fields {
+            cmd.arg(name).arg(value);
+        }
+        cmd
     }
 
     /// XLEN, the oldest entry, and pending entries summed over consumer groups.
