@@ -5,16 +5,10 @@
 //! keep a header that carries a credential (`cookie`, `authorization`, hop-by-hop).
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, Method};
-use time::format_description::FormatItem;
-use time::macros::format_description;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::webhook::Verified;
-
-/// `2024-05-01T12:34:56.789Z`: RFC 3339, UTC, milliseconds.
-const RECEIVED_AT: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
 /// Headers that never reach a queue: credentials and hop-by-hop headers.
 const DROPPED_HEADERS: [&str; 11] = [
@@ -163,17 +157,26 @@ fn new_delivery_id(now: OffsetDateTime) -> String {
     uuid::Uuid::new_v7(ts).to_string()
 }
 
-/// Format an instant as `received_at` (RFC 3339, UTC, milliseconds).
+/// Format an instant as `received_at`: `2024-05-01T12:34:56.789Z` (RFC 3339, UTC,
+/// milliseconds).
 pub fn format_received_at(now: OffsetDateTime) -> String {
-    now.to_offset(UtcOffset::UTC)
-        .format(RECEIVED_AT)
-        .unwrap_or_else(|_| String::from("1970-01-01T00:00:00.000Z"))
+    let t = now.to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 /// The request headers as a JSON object: names lowercase (as `http` keeps them) in
 /// sorted order, repeated headers joined with `, `, credentials and hop-by-hop headers
-/// (including any the `Connection` header names) left out. Written straight into one
-/// buffer: a value that is valid UTF-8 (nearly all) is not copied on the way.
+/// (including any the `Connection` header names) left out. One pass over the map, written
+/// straight into one buffer.
 pub fn headers_json(headers: &HeaderMap) -> String {
     let connection = headers.get_all(http::header::CONNECTION);
     let named_by_connection = |name: &str| {
@@ -183,43 +186,59 @@ pub fn headers_json(headers: &HeaderMap) -> String {
             .flat_map(|v| v.split(','))
             .any(|listed| listed.trim().eq_ignore_ascii_case(name))
     };
-    let mut kept: Vec<&HeaderName> = headers
-        .keys()
-        .filter(|name| !DROPPED_HEADERS.contains(&name.as_str()))
-        .filter(|name| !named_by_connection(name.as_str()))
+    let mut kept: Vec<(&HeaderName, &HeaderValue)> = headers
+        .iter()
+        .filter(|(name, _)| !DROPPED_HEADERS.contains(&name.as_str()))
+        .filter(|(name, _)| !named_by_connection(name.as_str()))
         .collect();
-    kept.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
-    let mut out = Vec::with_capacity(64 + 48 * kept.len());
+    // Stable: the values of a repeated header keep their order.
+    kept.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    let mut out = Vec::with_capacity(
+        2 + kept
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 6)
+            .sum::<usize>(),
+    );
     out.push(b'{');
-    for (i, name) in kept.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        json_string(&mut out, name.as_str());
-        out.push(b':');
-        let mut values = headers.get_all(name).iter();
-        match (values.next(), values.next()) {
-            (Some(only), None) => json_string(&mut out, &String::from_utf8_lossy(only.as_bytes())),
-            _ => {
-                let joined = headers
-                    .get_all(name)
-                    .iter()
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                json_string(&mut out, &joined);
+    let mut previous: Option<&HeaderName> = None;
+    for (name, value) in kept {
+        if previous == Some(name) {
+            // Another value of the same header: extend the string just written.
+            out.pop();
+            out.extend_from_slice(b", ");
+        } else {
+            if previous.is_some() {
+                out.push(b',');
             }
+            // Header names are lowercase tokens: nothing in them needs escaping.
+            out.push(b'"');
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b"\":\"");
         }
+        json_string_body(&mut out, value.as_bytes());
+        out.push(b'"');
+        previous = Some(name);
     }
     out.push(b'}');
     // Only JSON text was written, and JSON text is UTF-8.
     String::from_utf8(out).unwrap_or_else(|_| String::from("{}"))
 }
 
-/// Append `s` as a JSON string literal.
-fn json_string(out: &mut Vec<u8>, s: &str) {
+/// Append the inside of a JSON string literal for a header value: printable ASCII other
+/// than `"` and `\\` as it is (nearly every value), anything else through `serde_json`
+/// (bytes that are not UTF-8 become U+FFFD).
+fn json_string_body(out: &mut Vec<u8>, value: &[u8]) {
+    if value
+        .iter()
+        .all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\')
+    {
+        out.extend_from_slice(value);
+        return;
+    }
+    let mut literal = Vec::with_capacity(value.len() + 8);
     // Writing into a Vec cannot fail, and a `str` always serializes.
-    let _ = serde_json::to_writer(&mut *out, s);
+    let _ = serde_json::to_writer(&mut literal, &String::from_utf8_lossy(value));
+    out.extend_from_slice(&literal[1..literal.len() - 1]);
 }
 
 #[cfg(test)]
@@ -316,6 +335,8 @@ pub(crate) mod tests {
     fn received_at_is_converted_to_utc() {
         let t = datetime!(2024-05-01 14:00:00.5 +02:00);
         assert_eq!(format_received_at(t), "2024-05-01T12:00:00.500Z");
+        let padded = datetime!(2024-01-02 03:04:05.0079 UTC);
+        assert_eq!(format_received_at(padded), "2024-01-02T03:04:05.007Z");
     }
 
     /// Credentials never reach a queue: cookie, authorization and hop-by-hop headers are
