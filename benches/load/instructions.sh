@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Instructions per request under callgrind: a repeatable companion to run.sh's CPU times.
+#
+#   bash benches/load/instructions.sh [public|webhook]...     # default: public webhook
+#
+# CPU time on a shared 2-core machine moves by ±10% from run to run; valgrind's
+# instruction count for the same binary and load does not (about ±2%, from how requests
+# batch per wake-up). It counts user space only (the proxy's code, libc, the vDSO), never
+# the kernel, and it is not time: use it to see what a change to the request path saves.
+#
+#   public   GETs through a public port, h2load --h1 -c16: roomgate, then nginx as the
+#            same reverse proxy (run.sh's configuration), each in front of one nginx
+#            upstream answering `200 ok`.
+#   webhook  GitHub-signed 1 KiB POSTs (webhook.lua) to a queue endpoint, into a
+#            redis-server started here: roomgate only.
+#
+# Each target runs twice, with a short and a long load; the difference of the two totals
+# over the difference of the request counts is the cost per request, free of start-up and
+# shutdown. Under valgrind the CPU reports no SHA extensions, so HMAC-SHA256 runs sha2's
+# portable code: the webhook figure overstates what signing costs on real hardware.
+#
+# Knobs: ROOMGATE_BIN (skip the build), N1/N2 (public: requests per run, 2000/12000),
+# D1/D2 (webhook: seconds per run, 3/12).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+N1=${N1:-2000}
+N2=${N2:-12000}
+D1=${D1:-3}
+D2=${D2:-12}
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(public webhook)
+
+log() { echo "==> $*" >&2; }
+die() { echo "error: $*" >&2; exit 1; }
+
+need_pkg() { # need_pkg COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 && return 0
+  log "installing $2"
+  DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq "$2" >/dev/null ||
+    { timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+      timeout 300 apt-get install -y -qq "$2" >/dev/null; } || die "could not install $2"
+}
+[ -x /usr/sbin/nginx ] && PATH="$PATH:/usr/sbin"
+need_pkg valgrind valgrind
+need_pkg nginx nginx-light
+need_pkg h2load nghttp2-client
+need_pkg wrk wrk
+need_pkg redis-server redis-server
+
+if [ -z "${ROOMGATE_BIN:-}" ]; then
+  log "cargo build --release --bin roomgate"
+  (cd "$ROOT" && timeout 1800 cargo build --release --locked --bin roomgate >&2)
+  ROOMGATE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/roomgate"
+fi
+
+WORK=$(mktemp -d /tmp/roomgate-instr.XXXXXX)
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
+wait_port() {
+  for _ in $(seq 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# total_ir OUT: the instruction total of a callgrind output file.
+total_ir() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
+
+read -r UPSTREAM_PORT PROXY_PORT REDIS_PORT <<<"$(free_ports 3)"
+mkdir -p "$WORK/upstream/tmp"
+cat >"$WORK/upstream/nginx.conf" <<EOF
+worker_processes 1; daemon off; pid $WORK/upstream/nginx.pid; error_log $WORK/upstream/error.log warn;
+events { worker_connections 1024; }
+http { access_log off; client_body_temp_path $WORK/upstream/tmp; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UPSTREAM_PORT; location / { default_type text/plain; return 200 "ok"; } } }
+EOF
+nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" -e "$WORK/upstream/error.log" &
+PIDS+=($!)
+wait_port "$UPSTREAM_PORT" || die "upstream did not start"
+
+# measure LABEL STOP_SIGNAL LOAD_FN -- COMMAND...: Ir per request over two loads.
+# LOAD_FN SIZE OUT runs one load and prints the number of completed requests.
+measure() {
+  local label=$1 signal=$2 load=$3
+  shift 4
+  local size n ir rows=()
+  for size in "$SIZE1" "$SIZE2"; do
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/$label.$size.cg" "$@" \
+      >"$WORK/$label.$size.log" 2>&1 &
+    local pid=$!
+    wait_port "$PROXY_PORT" || die "$label did not start ($WORK/$label.$size.log)"
+    n=$("$load" "$size" "$WORK/$label.$size.load")
+    kill "-$signal" "$pid"
+    wait "$pid" || true
+    ir=$(total_ir "$WORK/$label.$size.cg")
+    rows+=("$n $ir")
+  done
+  read -r n1 ir1 <<<"${rows[0]}"
+  read -r n2 ir2 <<<"${rows[1]}"
+  [ "$n2" -gt "$n1" ] || die "$label: the long run completed no more requests than the short one"
+  printf '%-10s %-9s %9d instructions/request   (%s requests: %s, %s requests: %s)\n' \
+    "$SCENARIO" "$label" $(((ir2 - ir1) / (n2 - n1))) "$n1" "$ir1" "$n2" "$ir2"
+}
+
+h2load_run() { # h2load_run REQUESTS OUT
+  h2load --h1 -n "$1" -c 16 -H ":authority: $HOST" "http://127.0.0.1:$PROXY_PORT/" >"$2" 2>&1
+  local ok
+  ok=$(awk '/^status codes:/ {print $3}' "$2")
+  [ "$ok" = "$1" ] || die "expected $1 2xx, got: $(grep '^status codes' "$2")"
+  echo "$1"
+}
+
+wrk_webhook() { # wrk_webhook SECONDS OUT
+  wrk -t1 -c16 -d"$1s" -H "Host: $HOST" -s "$HERE/webhook.lua" \
+    "http://127.0.0.1:$PROXY_PORT/webhooks/github" -- "run$1" "$WORK/body.json" "$SIG" >"$2" 2>&1
+  grep -q "other=0" "$2" || die "non-202 answers: $(grep statuses "$2")"
+  awk '/requests in/ {print $1}' "$2"
+}
+
+for SCENARIO in "${SCENARIOS[@]}"; do
+  case $SCENARIO in
+    public)
+      HOST=public.bench.localhost SIZE1=$N1 SIZE2=$N2
+      sed -e "s/@LISTEN@/$PROXY_PORT/" -e "s/@UPSTREAM_PORT@/$UPSTREAM_PORT/g" \
+        "$HERE/public.yaml" >"$WORK/public.yaml"
+      ROOMGATE_WORKER_THREADS=1 ROOMGATE_LOG=warn measure roomgate INT h2load_run -- \
+        "$ROOMGATE_BIN" serve --config "$WORK/public.yaml"
+      mkdir -p "$WORK/proxy/tmp"
+      cat >"$WORK/proxy/nginx.conf" <<EOF
+master_process off; daemon off; pid $WORK/proxy/nginx.pid; error_log $WORK/proxy/error.log warn;
+events { worker_connections 1024; }
+http { access_log off; client_body_temp_path $WORK/proxy/tmp; proxy_temp_path $WORK/proxy/tmp;
+  keepalive_requests 10000;
+  upstream shared_upstream { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; keepalive_requests 1000000; }
+  server { listen 127.0.0.1:$PROXY_PORT;
+    location / { proxy_pass http://shared_upstream; proxy_http_version 1.1;
+      proxy_set_header Connection ""; proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme; proxy_set_header X-Forwarded-Host \$host; } } }
+EOF
+      measure nginx QUIT h2load_run -- \
+        nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" -e "$WORK/proxy/error.log"
+      ;;
+    webhook)
+      HOST=hooks.bench.localhost SIZE1=$D1 SIZE2=$D2
+      cp "$HERE/webhook-secrets.yaml" "$WORK/"
+      SIG=$(python3 - "$WORK/body.json" bench-only-github-webhook-secret <<'PY'
+import hashlib, hmac, json, sys
+payload = {"ref": "refs/heads/main", "repository": {"full_name": "bench/roomgate"},
+           "pusher": {"name": "loadtest"}, "commits": [], "pad": ""}
+payload["pad"] = "x" * (1024 - len(json.dumps(payload, separators=(",", ":"))))
+body = json.dumps(payload, separators=(",", ":")).encode()
+open(sys.argv[1], "wb").write(body)
+print("sha256=" + hmac.new(sys.argv[2].encode(), body, hashlib.sha256).hexdigest(), end="")
+PY
+)
+      mkdir -p "$WORK/redis"
+      redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$WORK/redis" --logfile "$WORK/redis/log" --daemonize no >/dev/null 2>&1 &
+      PIDS+=($!)
+      wait_port "$REDIS_PORT" || die "redis-server did not start"
+      sed -e "s/@LISTEN@/$PROXY_PORT/" -e "s/@UPSTREAM_PORT@/$UPSTREAM_PORT/g" \
+        -e "s/@REDIS_PORT@/$REDIS_PORT/g" "$HERE/webhook.yaml" >"$WORK/webhook.yaml"
+      ROOMGATE_WORKER_THREADS=1 ROOMGATE_LOG=warn measure roomgate INT wrk_webhook -- \
+        "$ROOMGATE_BIN" serve --config "$WORK/webhook.yaml"
+      ;;
+    *) die "unknown scenario $SCENARIO (public, webhook)" ;;
+  esac
+done
