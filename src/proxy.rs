@@ -69,15 +69,17 @@ pub async fn handle(
         auth: "none",
         ..Default::default()
     };
-    let req = req.map(|b| b.map_err(crate::error::BodyError::new).boxed());
-    let (mut resp, request_id, err) =
-        match pipeline(&shared, &state, &conn, req, &mut outcome).await {
-            Ok((resp, id)) => (resp, id, None),
-            Err((e, id)) => (e.to_response(), id, Some(e)),
-        };
-    if let Some(id) = &request_id {
-        resp.headers_mut().insert(headers::X_REQUEST_ID, id.clone());
-    }
+    let mut req = req.map(|b| b.map_err(crate::error::BodyError::new).boxed());
+    // Room for what roomgate adds (request id, X-Forwarded-*, identity): one growth, not
+    // one per insert.
+    req.headers_mut().reserve(8);
+    let request_id = headers::ensure_request_id(req.headers_mut());
+    let (mut resp, err) = match pipeline(&shared, &state, &conn, req, &mut outcome).await {
+        Ok(resp) => (resp, None),
+        Err(e) => (e.to_response(), Some(e)),
+    };
+    resp.headers_mut()
+        .insert(headers::X_REQUEST_ID, request_id.clone());
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
     shared.metrics.record_request(
@@ -93,7 +95,7 @@ pub async fn handle(
     tracing::event!(
         target: "roomgate::access",
         tracing::Level::INFO,
-        request.id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
+        request.id = request_id.to_str().unwrap_or(""),
         http.method = %method,
         http.host = %outcome.host,
         http.path = %outcome.path,
@@ -111,28 +113,17 @@ pub async fn handle(
     resp
 }
 
-type PipelineResult =
-    Result<(Response<Body>, Option<HeaderValue>), (ProxyError, Option<HeaderValue>)>;
-
 async fn pipeline<'s>(
     shared: &Shared,
     state: &'s State,
     conn: &ConnInfo,
     req: Request<Body>,
     outcome: &mut Outcome<'s>,
-) -> PipelineResult {
+) -> Result<Response<Body>, ProxyError> {
     let (mut parts, body) = req.into_parts();
-    // Room for what roomgate adds (request id, X-Forwarded-*, identity): one growth, not
-    // one per insert.
-    parts.headers.reserve(8);
-    let id = Some(headers::ensure_request_id(&mut parts.headers));
-    let fail = |e: ProxyError, id: &Option<HeaderValue>| Err((e, id.clone()));
 
     if headers::check_header_names(&parts.headers).is_err() {
-        return fail(
-            ProxyError::InvalidHeader("underscore in a header name"),
-            &id,
-        );
+        return Err(ProxyError::InvalidHeader("underscore in a header name"));
     }
     let raw_host = request_authority(&parts.uri, &parts.headers).map(str::to_owned);
     let Some(host) = raw_host
@@ -140,21 +131,21 @@ async fn pipeline<'s>(
         .and_then(canonical_host)
         .map(Cow::into_owned)
     else {
-        return fail(ProxyError::InvalidHeader("missing or malformed Host"), &id);
+        return Err(ProxyError::InvalidHeader("missing or malformed Host"));
     };
     if outcome.log {
         outcome.host = host.clone();
     }
     let path = match canonical_path(parts.uri.path()).map(Cow::into_owned) {
         Ok(p) => p,
-        Err(e) => return fail(ProxyError::InvalidPath(e), &id),
+        Err(e) => return Err(ProxyError::InvalidPath(e)),
     };
     if outcome.log {
         outcome.path = path.clone();
     }
     if let Some(tls) = &conn.tls_acceptor {
         if !tls.host_fits(&host, conn.sni.as_deref()) {
-            return fail(ProxyError::Misdirected, &id);
+            return Err(ProxyError::Misdirected);
         }
     }
     if path.starts_with(RESERVED_PREFIX) {
@@ -168,12 +159,12 @@ async fn pipeline<'s>(
         };
         // Boxed: the sign-in flow's state would otherwise size every request's future.
         return match Box::pin(auth::iap::serve(reserved, parts, body)).await {
-            Ok(resp) => Ok((resp, id)),
-            Err(e) => fail(e, &id),
+            Ok(resp) => Ok(resp),
+            Err(e) => Err(e),
         };
     }
     let Some(resolved) = state.routes.resolve(&host, &path) else {
-        return fail(ProxyError::NoRoute, &id);
+        return Err(ProxyError::NoRoute);
     };
     outcome.route = Some(resolved.domain);
     outcome.series = Some(resolved.metrics);
@@ -220,7 +211,7 @@ async fn pipeline<'s>(
             match Box::pin(ingest::ingest(target, &parts, body, sinks)).await {
                 Ok(Ingested::Respond(resp)) => {
                     outcome.auth = "verified";
-                    return Ok((resp, id));
+                    return Ok(resp);
                 }
                 Ok(Ingested::Forward(verified)) => {
                     outcome.auth = "verified";
@@ -232,7 +223,7 @@ async fn pipeline<'s>(
                     } else {
                         "error"
                     };
-                    return fail(e, &id);
+                    return Err(e);
                 }
             }
         }
@@ -254,21 +245,21 @@ async fn pipeline<'s>(
                 }
                 resp.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                return Ok((resp, id));
+                return Ok(resp);
             }
             Decision::NotAParticipant { email, csrf } => {
                 outcome.auth = "denied";
-                return fail(ProxyError::NotAParticipantPage { email, csrf }, &id);
+                return Err(ProxyError::NotAParticipantPage { email, csrf });
             }
             Decision::Deny(e) => {
                 outcome.auth = "denied";
-                return fail(ProxyError::Auth(e), &id);
+                return Err(ProxyError::Auth(e));
             }
         },
     };
     if set_identity(&mut parts.headers, identity.as_ref()).is_err() {
         outcome.auth = "denied";
-        return fail(ProxyError::Auth(auth::AuthError::InvalidToken), &id);
+        return Err(ProxyError::Auth(auth::AuthError::InvalidToken));
     }
     headers::strip_cookie(&mut parts.headers, IAP_COOKIE);
     if !parts.headers.contains_key(header::HOST) {
@@ -286,10 +277,9 @@ async fn pipeline<'s>(
     {
         Some(u) => u,
         None => {
-            return fail(
-                ProxyError::InvalidPath(crate::route::PathError::BadEncoding),
-                &id,
-            )
+            return Err(ProxyError::InvalidPath(
+                crate::route::PathError::BadEncoding,
+            ))
         }
     };
     let req = Request::from_parts(parts, body);
@@ -304,8 +294,8 @@ async fn pipeline<'s>(
         )
         .await
     {
-        Ok(resp) => Ok((resp, id)),
-        Err(e) => Err((e, id)),
+        Ok(resp) => Ok(resp),
+        Err(e) => Err(e),
     }
 }
 
