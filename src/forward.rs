@@ -21,6 +21,7 @@ use crate::config::PortSpec;
 use crate::error::{empty, full, Body, ProxyError};
 use crate::pool::{Http1Pool, PoolError};
 use crate::telemetry::{LivenessLabels, Metrics};
+use crate::websocket::{self, Verdict};
 
 /// Timeouts the forwarder applies.
 #[derive(Clone, Copy, Debug)]
@@ -280,12 +281,14 @@ impl Upstreams {
         if !port.h2c {
             let mut req = req;
             *req.uri_mut() = origin_form(req.uri());
-            let sent = self.pool.send(port.authority(), req);
-            return match tokio::time::timeout(limits.upstream_timeout, sent).await {
-                Err(_) => Err(SendError::Timeout),
-                Ok(Err(PoolError::Connect)) => Err(SendError::Connect),
-                Ok(Err(PoolError::Exchange)) => Err(SendError::Other),
-                Ok(Ok(resp)) => Ok(clean_response(resp)),
+            let sent = self
+                .pool
+                .send(port.authority(), req, limits.upstream_timeout);
+            return match sent.await {
+                Err(PoolError::Timeout) => Err(SendError::Timeout),
+                Err(PoolError::Connect) => Err(SendError::Connect),
+                Err(PoolError::Exchange) => Err(SendError::Other),
+                Ok(resp) => Ok(clean_response(resp)),
             };
         }
         let mut req = req;
@@ -310,6 +313,8 @@ impl Upstreams {
         limits: ForwardLimits,
     ) -> Result<Response<Body>, SendError> {
         let client_side = hyper::upgrade::on(&mut req);
+        // Set for an h2 client's extended CONNECT (RFC 8441) bridged to this handshake.
+        let bridged = req.extensions_mut().remove::<websocket::Bridged>();
         absolute_uri(&mut req, port).map_err(|_| SendError::Other)?;
         let fut = self.http1.request(req);
         let mut resp = match tokio::time::timeout(limits.upstream_timeout, fut).await {
@@ -318,8 +323,19 @@ impl Upstreams {
             Ok(Err(_)) => return Err(SendError::Other),
             Ok(Ok(r)) => r,
         };
-        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-            return Ok(clean_response(resp));
+        match &bridged {
+            None if resp.status() != StatusCode::SWITCHING_PROTOCOLS => {
+                return Ok(clean_response(resp))
+            }
+            None => {}
+            Some(b) => match websocket::judge(resp.status(), resp.headers(), b) {
+                Verdict::Accepted => {}
+                Verdict::Refused => return Ok(clean_response(resp)),
+                Verdict::Invalid(why) => {
+                    tracing::debug!(upstream.authority = %port.authority(), reason = why, "WebSocket handshake refused");
+                    return Err(SendError::Other);
+                }
+            },
         }
         let upstream_side = hyper::upgrade::on(&mut resp);
         let authority = port.authority().to_owned();
@@ -338,7 +354,10 @@ impl Upstreams {
                 }
             }
         });
-        let (parts, _) = resp.into_parts();
+        let (mut parts, _) = clean_response(resp).into_parts();
+        if bridged.is_some() {
+            websocket::to_h2_answer(&mut parts.status, &mut parts.headers);
+        }
         Ok(Response::from_parts(parts, empty()))
     }
 

@@ -6,9 +6,15 @@
 //! connection. A request that a reused connection closed before taking it is retried on
 //! another connection (it never left roomgate). Tunnels (upgrades) and h2c use hyper-util's
 //! client; this module makes no security decision.
+//!
+//! The response deadline is kept per connection, not per request: a request notes its
+//! deadline on the connection it uses, and the connection's task, which looks at least
+//! once per `timeout` it was opened with, drops the connection when the deadline passes
+//! with no response head; the request then fails as timed out. So a request arms no timer.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -16,8 +22,10 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::error::Body;
+use crate::moment::AtomicMoment;
 
 /// Why an exchange through the pool failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,11 +34,63 @@ pub enum PoolError {
     Connect,
     /// The exchange broke after the request was handed to a connection.
     Exchange,
+    /// No response head before the deadline.
+    Timeout,
+}
+
+/// The response deadline of the exchange in progress on one connection.
+#[derive(Debug)]
+struct Deadline {
+    /// Set while a request awaits its response head.
+    due: AtomicMoment,
+    /// Set by the connection's task when it gave up on the exchange.
+    expired: AtomicBool,
+}
+
+impl Deadline {
+    fn new() -> Deadline {
+        Deadline {
+            due: AtomicMoment::new(Instant::now()),
+            expired: AtomicBool::new(false),
+        }
+    }
+
+    fn start(&self, timeout: Duration) {
+        self.due.set(Instant::now() + timeout);
+    }
+
+    fn finish(&self) {
+        self.due.clear();
+    }
+
+    /// Resolve once an exchange is past its deadline. Requests do not wake this; it looks
+    /// at least every `period`, so a deadline set after a look is found before it passes
+    /// (when it is at least `period` away) and waited for exactly.
+    async fn expiry(&self, period: Duration) {
+        loop {
+            let now = Instant::now();
+            let wake = match self.due.get() {
+                Some(due) if now >= due => {
+                    self.expired.store(true, Ordering::Release);
+                    return;
+                }
+                Some(due) => due.min(now + period),
+                None => now + period,
+            };
+            tokio::time::sleep_until(wake).await;
+        }
+    }
+}
+
+/// An idle connection: its sender and its deadline.
+struct Pooled {
+    sender: SendRequest<Body>,
+    deadline: Arc<Deadline>,
 }
 
 /// Idle connections per upstream authority.
 pub struct Http1Pool {
-    idle: Mutex<HashMap<String, Vec<SendRequest<Body>>, foldhash::fast::RandomState>>,
+    idle: Mutex<HashMap<String, Vec<Pooled>, foldhash::fast::RandomState>>,
     connect_timeout: Duration,
     max_idle_per_authority: usize,
 }
@@ -44,17 +104,25 @@ impl Http1Pool {
         }
     }
 
-    /// Send `req` (origin-form URI, `Host` set) to `authority` over a pooled connection.
+    /// Send `req` (origin-form URI, `Host` set) to `authority` over a pooled connection;
+    /// fail with [`PoolError::Timeout`] when no response head came within `timeout`.
     pub async fn send(
         &self,
         authority: &str,
         mut req: Request<Body>,
+        timeout: Duration,
     ) -> Result<Response<Incoming>, PoolError> {
-        while let Some(mut sender) = self.checkout(authority) {
-            match sender.try_send_request(req).await {
+        while let Some(mut conn) = self.checkout(authority) {
+            conn.deadline.start(timeout);
+            let sent = conn.sender.try_send_request(req).await;
+            conn.deadline.finish();
+            match sent {
                 Ok(resp) => {
-                    self.checkin(authority, sender);
+                    self.checkin(authority, conn);
                     return Ok(resp);
+                }
+                Err(_) if conn.deadline.expired.load(Ordering::Acquire) => {
+                    return Err(PoolError::Timeout)
                 }
                 Err(mut e) => match e.take_message() {
                     // The connection closed before taking the request: try another.
@@ -63,38 +131,44 @@ impl Http1Pool {
                 },
             }
         }
-        let mut sender = self.connect(authority).await?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|_| PoolError::Exchange)?;
-        self.checkin(authority, sender);
-        Ok(resp)
+        let mut conn = self.connect(authority, timeout).await?;
+        conn.deadline.start(timeout);
+        let sent = conn.sender.send_request(req).await;
+        conn.deadline.finish();
+        match sent {
+            Ok(resp) => {
+                self.checkin(authority, conn);
+                Ok(resp)
+            }
+            Err(_) if conn.deadline.expired.load(Ordering::Acquire) => Err(PoolError::Timeout),
+            Err(_) => Err(PoolError::Exchange),
+        }
     }
 
-    fn checkout(&self, authority: &str) -> Option<SendRequest<Body>> {
+    fn checkout(&self, authority: &str) -> Option<Pooled> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let list = idle.get_mut(authority)?;
-        list.retain(|s| !s.is_closed());
-        let ready = list.iter().position(SendRequest::is_ready)?;
+        list.retain(|c| !c.sender.is_closed());
+        let ready = list.iter().position(|c| c.sender.is_ready())?;
         Some(list.swap_remove(ready))
     }
 
-    fn checkin(&self, authority: &str, sender: SendRequest<Body>) {
-        if sender.is_closed() {
+    fn checkin(&self, authority: &str, conn: Pooled) {
+        if conn.sender.is_closed() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         match idle.get_mut(authority) {
-            Some(list) if list.len() < self.max_idle_per_authority => list.push(sender),
+            Some(list) if list.len() < self.max_idle_per_authority => list.push(conn),
             Some(_) => {}
             None => {
-                idle.insert(authority.to_owned(), vec![sender]);
+                idle.insert(authority.to_owned(), vec![conn]);
             }
         }
     }
 
-    async fn connect(&self, authority: &str) -> Result<SendRequest<Body>, PoolError> {
+    /// Open a connection whose task keeps its deadlines, looking at least every `period`.
+    async fn connect(&self, authority: &str, period: Duration) -> Result<Pooled, PoolError> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority))
             .await
             .map_err(|_| PoolError::Connect)?
@@ -103,11 +177,62 @@ impl Http1Pool {
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|_| PoolError::Connect)?;
+        let deadline = Arc::new(Deadline::new());
+        let watched = Arc::clone(&deadline);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
+            tokio::select! {
+                biased;
+                res = conn => if let Err(e) = res {
+                    tracing::debug!(error = %e, "upstream connection ended with an error");
+                },
+                // Dropping the connection fails the waiting request.
+                () = watched.expiry(period) => {
+                    tracing::debug!("upstream response timed out; connection dropped");
+                }
             }
         });
-        Ok(sender)
+        Ok(Pooled { sender, deadline })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_set_between_looks_expires_exactly_when_due() {
+        let d = Deadline::new();
+        let period = Duration::from_secs(10);
+        let expiry = d.expiry(period);
+        tokio::pin!(expiry);
+        tokio::select! {
+            () = &mut expiry => panic!("expired with no exchange"),
+            () = tokio::time::sleep(Duration::from_secs(25)) => {}
+        }
+        let started = Instant::now();
+        d.start(period);
+        expiry.await;
+        assert!(d.expired.load(Ordering::Acquire));
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_secs(10), "{waited:?}");
+        assert!(waited <= Duration::from_millis(10_001), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_finished_exchange_never_expires() {
+        let d = Deadline::new();
+        let expiry = d.expiry(Duration::from_secs(1));
+        tokio::pin!(expiry);
+        d.start(Duration::from_secs(1));
+        tokio::select! {
+            () = &mut expiry => panic!("expired too early"),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        d.finish();
+        tokio::select! {
+            () = &mut expiry => panic!("expired after the response head came"),
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+        assert!(!d.expired.load(Ordering::Acquire));
     }
 }

@@ -22,6 +22,7 @@ use crate::ingest::{self, Ingested};
 use crate::route::{canonical_host, canonical_path, request_authority, Resolved};
 use crate::state::{Shared, State};
 use crate::telemetry::RouteMetrics;
+use crate::websocket::{self, Connect};
 
 /// The IAP session cookie; never forwarded upstream.
 pub const IAP_COOKIE: &str = "__meshagent_iap";
@@ -124,6 +125,11 @@ async fn pipeline<'s>(
 
     if headers::check_header_names(&parts.headers).is_err() {
         return Err(ProxyError::InvalidHeader("underscore in a header name"));
+    }
+    // roomgate is no forward proxy: the one CONNECT it takes is an RFC 8441 WebSocket.
+    let connect = websocket::classify(&parts.method, &parts.extensions);
+    if connect == Connect::Refused {
+        return Err(ProxyError::MethodNotAllowed);
     }
     let raw_host = request_authority(&parts.uri, &parts.headers).map(str::to_owned);
     let Some(host) = raw_host
@@ -281,6 +287,13 @@ async fn pipeline<'s>(
                 crate::route::PathError::BadEncoding,
             ))
         }
+    };
+    let body = if connect == Connect::WebSocket {
+        // Authorized like any request; the service gets the HTTP/1.1 handshake.
+        websocket::to_upgrade(&mut parts);
+        crate::error::empty()
+    } else {
+        body
     };
     let req = Request::from_parts(parts, body);
     match shared

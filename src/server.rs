@@ -9,11 +9,15 @@
 //! refusal it renders is a connection whose HTTP/1 framing was ambiguous (see
 //! [`framing`]), because only the connection layer sees the raw bytes.
 //!
-//! WebSockets are HTTP/1.1 upgrades. WebSockets over HTTP/2 (RFC 8441 extended CONNECT)
-//! are not offered: SETTINGS_ENABLE_CONNECT_PROTOCOL is not advertised, so h2 clients use
-//! HTTP/1.1 for them. Note that hyper starts its HTTP/1 header-read timer as soon as a
-//! keep-alive connection waits for its next request, so an idle HTTP/1 connection is
-//! closed after the shorter of `idle_timeout` and `header_read_timeout`.
+//! WebSockets come as HTTP/1.1 upgrades or, from h2 clients, as RFC 8441 extended CONNECT
+//! (SETTINGS_ENABLE_CONNECT_PROTOCOL is advertised; [`crate::websocket`] bridges them to
+//! the service's HTTP/1.1 upgrade). An HTTP/1 upgrade request that is not answered 101
+//! closes its connection: the framing watch stops at an upgrade head.
+//!
+//! Deadlines are kept by one watcher per connection, from atomics the request path
+//! updates (no timer per request): `header_read_timeout` from the first byte of a request
+//! head (the framing watch notes when a read leaves a head incomplete) or, before the
+//! first request, from the accept; `idle_timeout` from the end of the last response.
 
 mod framing;
 
@@ -45,7 +49,7 @@ use crate::route::{canonical_host, canonical_path};
 use crate::state::Shared;
 use crate::tls::{TlsAcceptor, TlsError};
 
-pub use framing::{FramingGuard, Refusal};
+pub use framing::{FramingGuard, HeadClock, Refusal};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -201,8 +205,9 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
 fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout.0)
+        // The connection's watcher keeps the head deadline (see `wait_until_done`):
+        // hyper's own would arm and cancel a timer for every request.
+        .header_read_timeout(None)
         // A head that does not fit the read buffer is answered 431.
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers)
@@ -212,6 +217,8 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(Some(50))
+        // RFC 8441: WebSockets over h2.
+        .enable_connect_protocol()
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
     b
@@ -336,8 +343,13 @@ async fn serve_http<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let refusal = Arc::new(OnceLock::new());
-    let io = FramingGuard::new(io, Arc::clone(&refusal), limits.max_header_bytes);
     let activity = Arc::new(Activity::new(limits.max_requests_per_connection));
+    let io = FramingGuard::new(
+        io,
+        Arc::clone(&refusal),
+        limits.max_header_bytes,
+        Arc::clone(&activity.head),
+    );
     let watch_activity = Arc::clone(&activity);
     let max_requests = limits.max_requests_per_connection;
     let shared = Arc::clone(&this.shared);
@@ -347,6 +359,11 @@ async fn serve_http<I>(
         let shared = Arc::clone(&shared);
         let info = Arc::clone(&info);
         let refused = refusal.get().copied();
+        // The framing watch stopped at this head; unless it switches protocols, the
+        // connection ends with its answer.
+        let h1_upgrade = req.version() < http::Version::HTTP_2
+            && (req.method() == http::Method::CONNECT
+                || req.headers().contains_key(header::UPGRADE));
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         let served = activity.served.fetch_add(1, Ordering::AcqRel) + 1;
         let guard = InFlight(Arc::clone(&activity));
@@ -358,7 +375,8 @@ async fn serve_http<I>(
             } else {
                 proxy::handle(shared, info, req).await
             };
-            if refused.is_some() || served >= max_requests {
+            let failed_upgrade = h1_upgrade && resp.status() != StatusCode::SWITCHING_PROTOCOLS;
+            if refused.is_some() || served >= max_requests || failed_upgrade {
                 resp.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
@@ -371,6 +389,7 @@ async fn serve_http<I>(
     let builder = http_builder(limits);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
+    let activity_head = Arc::clone(&watch_activity.head);
     let deadlines = wait_until_done(
         watch_activity,
         limits.header_read_timeout.0,
@@ -388,6 +407,11 @@ async fn serve_http<I>(
         why = &mut deadlines => why,
     };
     tracing::debug!(reason = why, "closing connection");
+    if activity_head.started().is_some() {
+        // A head is half read and no response is owed for it: hyper would wait for the
+        // rest of it before honouring a graceful shutdown, so the connection is dropped.
+        return;
+    }
     // HTTP/1: finish the response in progress, then close; idle: close now.
     // HTTP/2: GOAWAY, finish open streams, close.
     conn.as_mut().graceful_shutdown();
@@ -420,17 +444,21 @@ struct Activity {
     max_requests: u64,
     /// Signalled when the request budget is spent and the last response is done.
     retired: tokio::sync::Notify,
+    /// When the HTTP/1 request head being read began, if one is incomplete.
+    head: Arc<HeadClock>,
 }
 
 impl Activity {
     fn new(max_requests: u64) -> Activity {
+        let epoch = tokio::time::Instant::now();
         Activity {
             in_flight: AtomicUsize::new(0),
             served: AtomicU64::new(0),
             idle_since_ms: AtomicU64::new(0),
-            epoch: tokio::time::Instant::now(),
+            epoch,
             max_requests,
             retired: tokio::sync::Notify::new(),
+            head: Arc::new(HeadClock::new(epoch)),
         }
     }
 
@@ -484,33 +512,38 @@ impl http_body::Body for Tracked {
 
 /// Resolve when the connection should be closed: no request started within the head
 /// deadline (this also covers a client stalling before hyper knows HTTP/1 from HTTP/2),
-/// nothing in flight for `idle`, or the request budget spent and nothing in flight.
-/// hyper has no idle timer of its own for keep-alive connections. The timer is re-armed
-/// only when it fires (at least every min(head, idle)), from the atomics above, so
-/// requests never touch it.
+/// an HTTP/1 head still incomplete `head` after both its first byte and the end of the
+/// last response (slowloris; hyper reads no head while a response is in flight), nothing
+/// in flight for `idle`, or the request budget spent and nothing in flight. hyper has no
+/// idle timer of its own for keep-alive connections, and its head timer is off. The timer
+/// here is re-armed only when it fires (at least every min(head, idle)), from the atomics
+/// above, so requests never touch it; a head that begins after a look is found before its
+/// deadline and waited for exactly.
 async fn wait_until_done(activity: Arc<Activity>, head: Duration, idle: Duration) -> &'static str {
     loop {
         let busy = activity.in_flight.load(Ordering::Acquire) > 0;
         if !busy && activity.retiring() {
             return "request limit";
         }
-        let (limit, why) = if activity.served.load(Ordering::Acquire) == 0 {
-            (head, "no request head in time")
-        } else {
-            (idle, "idle")
-        };
-        let deadline = if busy {
-            tokio::time::Instant::now() + limit
-        } else {
-            let since = activity.idle_since_ms.load(Ordering::Acquire);
-            activity.epoch + Duration::from_millis(since) + limit
-        };
         let now = tokio::time::Instant::now();
+        let idle_from =
+            activity.epoch + Duration::from_millis(activity.idle_since_ms.load(Ordering::Acquire));
+        let (deadline, why) = if busy {
+            (now + idle, "idle")
+        } else if activity.served.load(Ordering::Acquire) == 0 {
+            (activity.epoch + head, "no request head in time")
+        } else {
+            match activity.head.started() {
+                Some(began) => (
+                    (began.max(idle_from) + head).min(idle_from + idle),
+                    "request head not complete in time",
+                ),
+                None => (idle_from + idle, "idle"),
+            }
+        };
         if !busy && now >= deadline {
             return why;
         }
-        // Requests do not wake this loop, so look again at least every min(head, idle):
-        // a connection whose first request came and went is then held to `idle`.
         let wake = deadline.min(now + head.min(idle));
         tokio::select! {
             _ = tokio::time::sleep_until(wake) => {}
@@ -623,6 +656,29 @@ mod tests {
         let why = wait_until_done(a, Duration::from_secs(1), Duration::from_secs(60)).await;
         assert_eq!(why, "no request head in time");
         assert!(started.elapsed() >= Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_incomplete_head_is_cut_off_a_head_deadline_after_its_first_byte() {
+        let a = Arc::new(Activity::new(100));
+        a.served.fetch_add(1, Ordering::AcqRel);
+        let wait = wait_until_done(
+            Arc::clone(&a),
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        );
+        tokio::pin!(wait);
+        // Idle between requests: held to idle_timeout, not to the head deadline.
+        tokio::select! {
+            _ = &mut wait => panic!("closed an idle connection at the head deadline"),
+            _ = tokio::time::sleep(Duration::from_millis(10_500)) => {}
+        }
+        let began = tokio::time::Instant::now();
+        a.head.set(true);
+        assert_eq!(wait.await, "request head not complete in time");
+        let waited = began.elapsed();
+        assert!(waited >= Duration::from_secs(1), "{waited:?}");
+        assert!(waited <= Duration::from_millis(1_100), "{waited:?}");
     }
 
     #[tokio::test(start_paused = true)]

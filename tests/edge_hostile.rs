@@ -96,6 +96,17 @@ async fn setup(l: &Limits) -> Setup {
     }
 }
 
+/// A connection that has been served one GET and is kept alive.
+async fn kept_alive(s: &Setup) -> TcpStream {
+    let mut c = TcpStream::connect(s.addr()).await.expect("connect");
+    c.write_all(b"GET /first HTTP/1.1\r\nHost: app.acme.test\r\n\r\n")
+        .await
+        .expect("write");
+    let resp = read_response(&mut c).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    c
+}
+
 /// A slowloris client (a head that never ends) is closed after `header_read_timeout`,
 /// and another client is served meanwhile.
 #[tokio::test]
@@ -135,6 +146,55 @@ async fn a_silent_connection_is_closed_after_the_header_read_timeout() {
     assert!(started.elapsed() >= Duration::from_millis(300));
 }
 
+/// A slow head on a kept-alive connection, after a first request was served, is held to
+/// `header_read_timeout` from its first byte, not to the much longer `idle_timeout`.
+#[tokio::test]
+async fn slowloris_after_a_first_request_is_closed_after_the_header_read_timeout() {
+    let s = setup(&Limits {
+        header_read_timeout: "300ms",
+        idle_timeout: "60s",
+        ..DEFAULT
+    })
+    .await;
+    let mut c = kept_alive(&s).await;
+    let started = Instant::now();
+    c.write_all(b"GET /second HTTP/1.1\r\nHost: app.acme.test\r\nX-Slow: a")
+        .await
+        .expect("write");
+    let r = read_until_closed(&mut c, WAIT).await;
+    assert!(r.closed, "the slow head is cut off");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert!(!r.text.contains(" 200 "));
+    assert_eq!(
+        s.public.requests(),
+        1,
+        "only the first request was forwarded"
+    );
+}
+
+/// Between requests a keep-alive connection is idle, not reading a head: it stays open
+/// past `header_read_timeout` and serves its next request.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_outlives_the_header_read_timeout() {
+    let s = setup(&Limits {
+        header_read_timeout: "200ms",
+        idle_timeout: "60s",
+        ..DEFAULT
+    })
+    .await;
+    let mut c = kept_alive(&s).await;
+    // Five head deadlines pass with nothing sent: the connection is still there.
+    let quiet = read_until_closed(&mut c, Duration::from_secs(1)).await;
+    assert!(!quiet.closed, "closed while idle: {:?}", quiet.text);
+    c.write_all(b"GET /second HTTP/1.1\r\nHost: app.acme.test\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(read_response(&mut c).await.starts_with("HTTP/1.1 200"));
+    assert_eq!(s.public.requests(), 2);
+}
+
 /// An idle keep-alive connection is closed after `idle_timeout` (hyper has no idle timer).
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_idle_timeout() {
@@ -143,12 +203,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_idle_timeout() {
         ..DEFAULT
     })
     .await;
-    let mut c = TcpStream::connect(s.addr()).await.expect("connect");
-    c.write_all(b"GET / HTTP/1.1\r\nHost: app.acme.test\r\n\r\n")
-        .await
-        .expect("write");
-    let resp = read_response(&mut c).await;
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let mut c = kept_alive(&s).await;
     let idle_since = Instant::now();
     let r = read_until_closed(&mut c, WAIT).await;
     assert!(r.closed, "idle connection closed");

@@ -1,5 +1,6 @@
-//! WebSockets: the upgrade is authorized like any request on its port, then tunnelled both
-//! ways; a close from either side ends the session on the other.
+//! WebSockets: the upgrade (HTTP/1.1, or an h2 extended CONNECT per RFC 8441) is
+//! authorized like any request on its port, then tunnelled both ways; a close from either
+//! side ends the session on the other.
 
 mod common;
 
@@ -7,17 +8,39 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use bytes::Bytes;
+use common::raw::read_until_closed;
+use common::upstream::Upstream;
 use common::ws::WsUpstream;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, Stream, StreamExt};
+use http::{Method, Request, StatusCode};
+use http_body_util::Empty;
+use hyper::client::conn::http2::SendRequest;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 type Ws = WebSocketStream<TcpStream>;
+type H2Ws = WebSocketStream<TokioIo<Upgraded>>;
 
-fn yaml(ws: u16) -> String {
+/// `ws.acme.test` is the WebSocket service; `plain.acme.test`, when given, a service that
+/// answers every request 200 and never switches protocols.
+fn yaml(ws: u16, plain: Option<u16>) -> String {
+    let (plain_service, plain_route) = match plain {
+        Some(p) => (
+            format!(
+                "      - name: plain\n        ports:\n          - {{num: {p}, published: true}}\n"
+            ),
+            format!("  - {{domain: plain.acme.test, room: acme, port: {p}}}\n"),
+        ),
+        None => Default::default(),
+    };
     format!(
         r#"version: v1
 listen:
@@ -29,9 +52,9 @@ rooms:
       - name: chat
         ports:
           - {{num: {ws}, published: true}}
-routes:
+{plain_service}routes:
   - {{domain: ws.acme.test, room: acme, port: {ws}}}
-"#,
+{plain_route}"#,
         tokens = tokens_block()
     )
 }
@@ -53,11 +76,12 @@ pub async fn open(addr: SocketAddr, host: &str, token: Option<&str>) -> Result<W
         .map(|(ws, _)| ws)
 }
 
-async fn next_message(ws: &mut Ws) -> Option<Message> {
-    tokio::time::timeout(Duration::from_secs(10), ws.next())
-        .await
-        .expect("message in time")
-        .map(|m| m.expect("frame"))
+/// The next message (a frame error fails the test), or `None` at the end.
+async fn next_message<S>(ws: &mut S) -> Option<Message>
+where
+    S: Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    next(ws).await.map(|m| m.expect("frame"))
 }
 
 async fn wait_ended(up: &WsUpstream, n: usize) {
@@ -75,7 +99,7 @@ async fn wait_ended(up: &WsUpstream, n: usize) {
 #[tokio::test]
 async fn websocket_upgrade_on_a_private_port_requires_the_token() {
     let up = WsUpstream::start().await;
-    let rg = start(&yaml(up.addr.port())).await;
+    let rg = start(&yaml(up.addr.port(), None)).await;
     let addr = rg.bound.http.expect("http");
     for token in [None, Some("not-a-token")] {
         match open(addr, "ws.acme.test", token).await {
@@ -92,7 +116,7 @@ async fn websocket_upgrade_on_a_private_port_requires_the_token() {
 #[tokio::test]
 async fn websocket_echo_through_a_private_port_and_client_close() {
     let up = WsUpstream::start().await;
-    let rg = start(&yaml(up.addr.port())).await;
+    let rg = start(&yaml(up.addr.port(), None)).await;
     let addr = rg.bound.http.expect("http");
     let t = token("acme", "bob", None);
     let mut ws = open(addr, "ws.acme.test", Some(&t)).await.expect("upgrade");
@@ -125,7 +149,7 @@ async fn websocket_echo_through_a_private_port_and_client_close() {
 #[tokio::test]
 async fn websocket_close_from_the_service_reaches_the_client() {
     let up = WsUpstream::start().await;
-    let rg = start(&yaml(up.addr.port())).await;
+    let rg = start(&yaml(up.addr.port(), None)).await;
     let addr = rg.bound.http.expect("http");
     let t = token("acme", "bob", None);
     let mut ws = open(addr, "ws.acme.test", Some(&t)).await.expect("upgrade");
@@ -141,4 +165,203 @@ async fn websocket_close_from_the_service_reaches_the_client() {
         None | Some(Err(_))
     ));
     wait_ended(&up, 1).await;
+}
+
+/// Security: an HTTP/1.1 upgrade that is refused closes its connection, so no request
+/// can follow it unwatched on a connection the framing checks have let go.
+#[tokio::test]
+async fn a_refused_http1_upgrade_closes_the_connection() {
+    let up = WsUpstream::start().await;
+    let rg = start(&yaml(up.addr.port(), None)).await;
+    let addr = rg.bound.http.expect("http");
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: ws.acme.test\r\nUpgrade: websocket\r\n\
+          Connection: upgrade\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let raw = read_until_closed(&mut tcp, Duration::from_secs(10)).await;
+    assert_eq!(raw.status(), Some(401), "{}", raw.text);
+    assert!(raw.text.to_ascii_lowercase().contains("connection: close"));
+    assert!(raw.closed, "the connection is closed after the refusal");
+    assert_eq!(up.accepted(), 0);
+}
+
+/// An h2c client (prior knowledge) to roomgate, ready once the server's SETTINGS arrived.
+async fn h2c(addr: SocketAddr) -> SendRequest<Empty<Bytes>> {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    // A first exchange: its answer comes after the server's SETTINGS, so the client knows
+    // by then whether extended CONNECT is enabled.
+    let probe = Request::get("http://ws.acme.test/probe")
+        .body(Empty::new())
+        .expect("request");
+    let resp = send.send_request(probe).await.expect("probe");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    send
+}
+
+/// An RFC 8441 extended CONNECT for a WebSocket (or a plain CONNECT without `protocol`).
+fn connect_request(
+    host: &str,
+    protocol: Option<&'static str>,
+    token: Option<&str>,
+) -> Request<Empty<Bytes>> {
+    let mut req = Request::builder()
+        .method(Method::CONNECT)
+        .uri(format!("http://{host}/chat"))
+        .header("sec-websocket-version", "13");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let mut req = req.body(Empty::new()).expect("request");
+    if let Some(p) = protocol {
+        req.extensions_mut()
+            .insert(hyper::ext::Protocol::from_static(p));
+    }
+    req
+}
+
+/// Open a WebSocket over an h2 stream; the status when roomgate refuses it.
+async fn open_h2(
+    send: &mut SendRequest<Empty<Bytes>>,
+    host: &str,
+    token: Option<&str>,
+) -> Result<H2Ws, StatusCode> {
+    let mut resp = send
+        .send_request(connect_request(host, Some("websocket"), token))
+        .await
+        .expect("extended CONNECT accepted by the h2 layer");
+    if resp.status() != StatusCode::OK {
+        return Err(resp.status());
+    }
+    let io = hyper::upgrade::on(&mut resp)
+        .await
+        .expect("stream upgraded");
+    Ok(WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Client, None).await)
+}
+
+async fn next<S>(ws: &mut S) -> Option<Result<Message, WsError>>
+where
+    S: Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("message in time")
+}
+
+/// RFC 8441: on a private port the extended CONNECT needs the participant token; without
+/// it (or with a bad one) the stream is answered 401 and nothing reaches the service.
+#[tokio::test]
+async fn h2_websocket_on_a_private_port_requires_the_token() {
+    let up = WsUpstream::start().await;
+    let rg = start(&yaml(up.addr.port(), None)).await;
+    let mut send = h2c(rg.bound.http.expect("http")).await;
+    for token in [None, Some("not-a-token")] {
+        let refused = open_h2(&mut send, "ws.acme.test", token).await;
+        assert_eq!(refused.err(), Some(StatusCode::UNAUTHORIZED));
+    }
+    let other_room = token("elsewhere", "bob", None);
+    let refused = open_h2(&mut send, "ws.acme.test", Some(&other_room)).await;
+    assert_eq!(refused.err(), Some(StatusCode::FORBIDDEN));
+    assert_eq!(up.accepted(), 0, "nothing reached the service");
+}
+
+/// RFC 8441: with the token the h2 stream carries the session both ways (the service sees
+/// an ordinary HTTP/1.1 handshake with the trusted identity); the client's close reaches
+/// the service, the service's close reaches the client, and the h2 connection serves
+/// other streams meanwhile.
+#[tokio::test]
+async fn h2_websocket_echo_and_close_in_both_directions() {
+    let up = WsUpstream::start().await;
+    let rg = start(&yaml(up.addr.port(), None)).await;
+    let mut send = h2c(rg.bound.http.expect("http")).await;
+    let t = token("acme", "bob", None);
+
+    let mut ws = open_h2(&mut send, "ws.acme.test", Some(&t))
+        .await
+        .expect("upgrade");
+    for i in 0..3 {
+        let text = format!("hello {i}");
+        ws.send(Message::text(text.clone())).await.expect("send");
+        assert_eq!(next_message(&mut ws).await, Some(Message::text(text)));
+    }
+    let bytes = vec![0u8, 1, 2, 255];
+    ws.send(Message::binary(bytes.clone())).await.expect("send");
+    assert_eq!(next_message(&mut ws).await, Some(Message::binary(bytes)));
+
+    // A second session on the same h2 connection, closed by the service.
+    let mut other = open_h2(&mut send, "ws.acme.test", Some(&t))
+        .await
+        .expect("second upgrade");
+    other.send(Message::text("bye")).await.expect("send");
+    assert!(matches!(
+        next(&mut other).await,
+        Some(Ok(Message::Close(_)))
+    ));
+    assert!(matches!(next(&mut other).await, None | Some(Err(_))));
+    wait_ended(&up, 1).await;
+
+    // The first session still works, then the client closes it.
+    ws.send(Message::text("still here")).await.expect("send");
+    assert_eq!(
+        next_message(&mut ws).await,
+        Some(Message::text("still here"))
+    );
+    ws.close(None).await.expect("close");
+    let answer = next(&mut ws).await;
+    assert!(
+        matches!(answer, Some(Ok(Message::Close(_))) | None | Some(Err(_))),
+        "unexpected {answer:?}"
+    );
+    wait_ended(&up, 2).await;
+    assert_eq!(up.accepted(), 2);
+    assert_eq!(up.users(), vec!["bob".to_owned(), "bob".to_owned()]);
+}
+
+/// A service that answers the handshake without switching protocols gives the h2 client
+/// 502, never a 200 it would take for an open WebSocket.
+#[tokio::test]
+async fn h2_websocket_to_a_service_that_does_not_switch_protocols_is_502() {
+    let up = WsUpstream::start().await;
+    let plain = Upstream::start().await;
+    let rg = start(&yaml(up.addr.port(), Some(plain.addr.port()))).await;
+    let mut send = h2c(rg.bound.http.expect("http")).await;
+    let t = token("acme", "bob", None);
+    let refused = open_h2(&mut send, "plain.acme.test", Some(&t)).await;
+    assert_eq!(refused.err(), Some(StatusCode::BAD_GATEWAY));
+    assert_eq!(plain.requests(), 1, "the handshake reached the service");
+}
+
+/// roomgate is no forward proxy: a CONNECT without `:protocol websocket` is 405, over h2
+/// and over HTTP/1.1, and nothing reaches a service.
+#[tokio::test]
+async fn plain_connect_is_refused_with_405() {
+    let up = WsUpstream::start().await;
+    let rg = start(&yaml(up.addr.port(), None)).await;
+    let addr = rg.bound.http.expect("http");
+    let t = token("acme", "bob", None);
+    let mut send = h2c(addr).await;
+    for protocol in [None, Some("connect-udp")] {
+        let resp = send
+            .send_request(connect_request("ws.acme.test", protocol, Some(&t)))
+            .await
+            .expect("answer");
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(b"CONNECT ws.acme.test:443 HTTP/1.1\r\nHost: ws.acme.test:443\r\n\r\n")
+        .await
+        .expect("write");
+    let raw = read_until_closed(&mut tcp, Duration::from_secs(10)).await;
+    assert_eq!(raw.status(), Some(405), "{}", raw.text);
+    assert!(raw.text.contains("method_not_allowed"));
+    assert!(raw.closed);
+    assert_eq!(up.accepted(), 0);
 }

@@ -412,12 +412,36 @@ async fn connection_refused_is_bad_gateway() {
     assert_eq!(r.error_code(), "bad_gateway");
 }
 
+/// No response head within `upstream_timeout` (500ms here) is 504, on a new upstream
+/// connection as on a pooled one, and the pool serves the next request afterwards.
 #[tokio::test]
 async fn slow_upstream_is_gateway_timeout() {
-    let (rg, _, _) = setup().await;
-    let r = get(rg.bound.http.unwrap(), "public.acme.test", "/hang", &[]).await;
+    let (rg, public, _) = setup().await;
+    let addr = rg.bound.http.unwrap();
+    let started = std::time::Instant::now();
+    let r = get(addr, "public.acme.test", "/hang", &[]).await;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(r.error_code(), "upstream_timeout");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+
+    // A pooled connection, then a hang on it.
+    assert_eq!(
+        get(addr, "public.acme.test", "/ok", &[]).await.status,
+        StatusCode::OK
+    );
+    let started = std::time::Instant::now();
+    let r = get(addr, "public.acme.test", "/hang", &[]).await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(r.error_code(), "upstream_timeout");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(500), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+
+    assert_eq!(
+        get(addr, "public.acme.test", "/after", &[]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(public.requests(), 4);
 }
 
 /// A service that starts listening only after the first request arrived: the request

@@ -20,7 +20,8 @@
 # portable code: the webhook figure overstates what signing costs on real hardware.
 #
 # Knobs: ROOMGATE_BIN (skip the build), N1/N2 (public: requests per run, 2000/12000),
-# D1/D2 (webhook: seconds per run, 3/12).
+# D1/D2 (webhook: seconds per run, 3/12), KEEP (a directory: the callgrind outputs are
+# copied there, for callgrind_annotate).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -61,6 +62,7 @@ cleanup() {
   local pid
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$WORK"/*.cg "$KEEP"/ 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT

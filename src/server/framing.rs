@@ -15,13 +15,22 @@
 //! It only observes: it never changes, delays or buffers the bytes hyper reads. Once the
 //! stream stops being plain HTTP/1 (HTTP/2 preface, an upgrade, something it cannot parse,
 //! a head larger than the limit) it stops looking, and hyper's own checks apply.
+//!
+//! Because it sees every head arrive, it also keeps the [`HeadClock`]: when a read leaves a
+//! head incomplete, it notes the time, and the connection's watcher holds that head to
+//! `header_read_timeout` (slowloris). A head that arrives whole, as nearly all do, costs
+//! no clock read and no timer.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 
+use tokio::time::Instant;
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::moment::AtomicMoment;
 
 /// Why every further request on a connection is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,20 +41,55 @@ pub enum Refusal {
     Fragment,
 }
 
+/// When the request head now being read began, if one is incomplete: written by the
+/// [`FramingGuard`], read by the connection's watcher.
+#[derive(Debug)]
+pub struct HeadClock(AtomicMoment);
+
+impl HeadClock {
+    pub fn new(epoch: Instant) -> Self {
+        HeadClock(AtomicMoment::new(epoch))
+    }
+
+    /// When the incomplete head began; `None` between heads.
+    pub fn started(&self) -> Option<Instant> {
+        self.0.get()
+    }
+
+    pub(super) fn set(&self, incomplete: bool) {
+        if incomplete {
+            self.0.set(Instant::now());
+        } else {
+            self.0.clear();
+        }
+    }
+}
+
 /// An IO object that watches the HTTP/1 framing of what is read through it.
 pub struct FramingGuard<T> {
     io: T,
     sniffer: Sniffer,
     refusal: Arc<OnceLock<Refusal>>,
+    clock: Arc<HeadClock>,
+    /// What `clock` was last told.
+    incomplete: bool,
 }
 
 impl<T> FramingGuard<T> {
-    /// Watch `io`; `refusal` is set once a head that must be refused has been read.
-    pub fn new(io: T, refusal: Arc<OnceLock<Refusal>>, max_head: usize) -> Self {
+    /// Watch `io`; `refusal` is set once a head that must be refused has been read, and
+    /// `clock` follows incomplete heads.
+    pub fn new(
+        io: T,
+        refusal: Arc<OnceLock<Refusal>>,
+        max_head: usize,
+        clock: Arc<HeadClock>,
+    ) -> Self {
         FramingGuard {
             io,
             sniffer: Sniffer::new(max_head),
             refusal,
+            clock,
+            incomplete: false,
         }
     }
 }
@@ -61,6 +105,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for FramingGuard<T> {
         ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
         if let Some(r) = this.sniffer.feed(&buf.filled()[before..]) {
             let _ = this.refusal.set(r);
+        }
+        let incomplete = this.sniffer.head_incomplete();
+        if incomplete != this.incomplete {
+            this.incomplete = incomplete;
+            this.clock.set(incomplete);
         }
         Poll::Ready(Ok(()))
     }
@@ -185,6 +234,11 @@ impl Sniffer {
         self.refusal
     }
 
+    /// True while part of a request head has been read and not its end.
+    pub(crate) fn head_incomplete(&self) -> bool {
+        self.phase == Phase::Head && !self.buf.is_empty()
+    }
+
     /// If `data` starts with a complete head that decides what comes next, act on it and
     /// step past it; `false` (nothing consumed) when the head is incomplete or holds only
     /// blank lines, for the line-at-a-time path.
@@ -194,6 +248,11 @@ impl Sniffer {
         };
         if end > self.max_head {
             return false;
+        }
+        if plain_head(&data[..end]) {
+            // Phase stays Head: no body follows.
+            *data = &data[end..];
+            return true;
         }
         match examine(&data[..end]) {
             None => false,
@@ -292,6 +351,40 @@ fn trim_eol(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// Header names that frame a message or end the HTTP/1 stream.
+const FRAMING_NAMES: [&[u8]; 3] = [b"content-length", b"transfer-encoding", b"upgrade"];
+
+/// True for the common head, vouched for without a full parse: an HTTP/1.x request line
+/// that is not `CONNECT` and holds no `#`, and no line that starts like a framing header
+/// name. Such a head has no body and leaves the stream HTTP/1, exactly as [`examine`]
+/// would find (or hyper refuses it as malformed and closes). Every other head goes to
+/// [`examine`].
+fn plain_head(head: &[u8]) -> bool {
+    let Some(first_end) = memchr::memchr(b'\n', head) else {
+        return false;
+    };
+    let first = trim_eol(&head[..=first_end]);
+    let http1 = first.ends_with(b" HTTP/1.1") || first.ends_with(b" HTTP/1.0");
+    if !http1 || first.starts_with(b"CONNECT ") || memchr::memchr(b'#', first).is_some() {
+        return false;
+    }
+    let rest = &head[first_end + 1..];
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', rest) {
+        let line = &rest[start..end];
+        start = end + 1;
+        let framing = matches!(line.first(), Some(b'c' | b'C' | b't' | b'T' | b'u' | b'U'))
+            && FRAMING_NAMES.iter().any(|name| {
+                line.get(..name.len())
+                    .is_some_and(|l| l.eq_ignore_ascii_case(name))
+            });
+        if framing {
+            return false;
+        }
+    }
+    true
+}
+
 /// Read a complete head: `None` when it holds no request yet (blank lines only).
 fn examine(head: &[u8]) -> Option<Head> {
     // Uninitialised slots: no 16 KiB to zero for every request.
@@ -373,6 +466,57 @@ mod tests {
         assert!(sniff(&[
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd"
         ]));
+    }
+
+    /// The shortcut never decides differently from the full parse.
+    #[test]
+    fn plain_heads_are_exactly_those_the_full_parse_finds_bodiless() {
+        let cases: &[(&[u8], bool)] = &[
+            (b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n", true),
+            (b"GET / HTTP/1.0\nHost: a\n\n", true),
+            (b"DELETE /x?y=1 HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nTE: x\r\nUser-Agent: u\r\n\r\n", true),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", false),
+            (b"POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 0\r\n\r\n", false),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nCONTENT-LENGTH: 1\r\nContent-Length: 1\r\n\r\n", false),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", false),
+            (b"POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: gzip\r\n\r\n", false),
+            (b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", false),
+            (b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", false),
+            (b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", false),
+            (b"PRI * HTTP/2.0\r\n\r\n", false),
+            (b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", false),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n Content-Length: 5\r\n\r\n", true),
+        ];
+        for (head, plain) in cases {
+            let text = String::from_utf8_lossy(head);
+            assert_eq!(plain_head(head), *plain, "{text:?}");
+            if *plain {
+                // What the full parse says, or hyper refuses the head outright.
+                let full = examine(head);
+                assert!(
+                    matches!(full, Some(Head::Next(Phase::Head | Phase::Off))),
+                    "{text:?}: {full:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_head_is_incomplete_from_its_first_byte_to_its_end_only() {
+        let mut s = Sniffer::new(65536);
+        assert!(!s.head_incomplete());
+        s.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(!s.head_incomplete(), "a whole head");
+        s.feed(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhel");
+        assert!(!s.head_incomplete(), "in a body");
+        s.feed(b"loGET /y HTTP/1.1\r\nHo");
+        assert!(s.head_incomplete(), "the next head has begun");
+        s.feed(b"st: a\r\n");
+        assert!(s.head_incomplete());
+        s.feed(b"\r\n");
+        assert!(!s.head_incomplete(), "it ended");
+        s.feed(b"G");
+        assert!(s.head_incomplete(), "one byte is enough");
     }
 
     #[test]
