@@ -89,7 +89,7 @@ impl TlsAcceptor {
         let Some(tls) = &config.file.tls else {
             return Err(TlsError::Config("no tls block".into()));
         };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut certs = Vec::new();
         for pair in &tls.certificates {
             let cert_path = config_path(config, &pair.cert);

@@ -82,7 +82,7 @@ pub fn client_config(
     let mut roots = RootCertStore::empty();
     roots.add(ca.clone()).expect("trust the test CA");
     let mut config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
             .with_protocol_versions(versions)
             .expect("versions")
             .with_root_certificates(roots)
