@@ -77,13 +77,18 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let mut present = [false; HOPS];
     let mut upgrade = false;
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
-            present[i] = true;
-        } else if name == http::header::UPGRADE {
-            upgrade = true;
+        match hop_index(name.as_str()) {
+            Some(HOPS) => upgrade = true,
+            Some(i) => present[i] = true,
+            None => {}
         }
     }
-    if present[0] {
+    if present[0]
+        && !headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .all(|v| names_nothing(v.as_bytes()))
+    {
         // Names listed in `Connection` that the fixed list and `Upgrade` do not cover.
         let listed: Vec<HeaderName> = headers
             .get_all(http::header::CONNECTION)
@@ -91,15 +96,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            // The usual tokens name nothing left to remove here.
-            .filter(|t| {
-                !t.is_empty()
-                    && !["close", "keep-alive", "upgrade"]
-                        .iter()
-                        .any(|k| t.eq_ignore_ascii_case(k))
-            })
+            .filter(|t| !t.is_empty() && !names_nothing(t.as_bytes()))
             .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-            .filter(|n| n != http::header::UPGRADE && !HOP_BY_HOP.contains(n))
+            .filter(|n| hop_index(n.as_str()).is_none())
             .collect();
         for name in listed {
             headers.remove(name);
@@ -116,6 +115,30 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             HeaderValue::from_static("upgrade"),
         );
     }
+}
+
+/// The position of a (lowercase) name in [`HOP_BY_HOP`], `HOPS` for `Upgrade`, `None`
+/// for an end-to-end header: one `match`, no comparison against every entry.
+fn hop_index(name: &str) -> Option<usize> {
+    Some(match name {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "te" => 5,
+        "trailer" => 6,
+        "transfer-encoding" => 7,
+        "upgrade" => HOPS,
+        _ => return None,
+    })
+}
+
+/// A `Connection` token (or whole value) that names no header left to remove.
+fn names_nothing(token: &[u8]) -> bool {
+    [&b"keep-alive"[..], b"close", b"upgrade"]
+        .iter()
+        .any(|k| token.eq_ignore_ascii_case(k))
 }
 
 /// True when `peer` is inside one of the trusted proxy networks.
@@ -211,8 +234,8 @@ pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr
     peer
 }
 
-/// Keep a well-formed inbound `X-Request-Id`, else generate one (a UUIDv7); returns the
-/// id, to be echoed on the response.
+/// Keep a well-formed inbound `X-Request-Id`, else generate one (a random UUID, v4);
+/// returns the id, to be echoed on the response.
 pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(&X_REQUEST_ID) {
         let b = v.as_bytes();
@@ -225,7 +248,8 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
         }
     }
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+    // Random (v4): no clock read and no shared sequence, as nginx's `$request_id`.
+    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
     // Hex digits and hyphens are always a valid value.
     let id = HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("-"));
     headers.insert(X_REQUEST_ID, id.clone());
@@ -320,6 +344,48 @@ mod tests {
     }
 
     #[test]
+    fn every_hop_by_hop_name_is_found_by_its_match() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_index(name.as_str()), Some(i), "{name}");
+        }
+        assert_eq!(hop_index("upgrade"), Some(HOPS));
+        for end_to_end in ["host", "content-length", "x-te", "connection-x", "trailers"] {
+            assert_eq!(hop_index(end_to_end), None, "{end_to_end}");
+        }
+    }
+
+    #[test]
+    fn usual_connection_values_remove_only_the_hop_headers() {
+        for value in ["keep-alive", "Keep-Alive", "close", "Upgrade"] {
+            let mut h = map(&[
+                ("connection", value),
+                ("keep-alive", "timeout=5"),
+                ("transfer-encoding", "chunked"),
+                ("proxy-authorization", "Basic eA=="),
+                ("close", "an end-to-end header named like a token"),
+                ("x-end-to-end", "kept"),
+            ]);
+            strip_hop_by_hop(&mut h, false);
+            let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+            left.sort_unstable();
+            assert_eq!(left, ["close", "x-end-to-end"], "Connection: {value}");
+        }
+    }
+
+    #[test]
+    fn a_listed_name_in_a_second_connection_header_is_removed() {
+        let mut h = map(&[
+            ("connection", "keep-alive"),
+            ("connection", "X-Secret-Hop , close"),
+            ("x-secret-hop", "1"),
+            ("x-end-to-end", "kept"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-end-to-end"]);
+    }
+
+    #[test]
     fn forwarded_headers_from_untrusted_peers_are_replaced() {
         let mut h = map(&[
             ("x-forwarded-for", "6.6.6.6"),
@@ -385,7 +451,7 @@ mod tests {
         assert_ne!(id, "a b <script>");
         assert_eq!(bad["x-request-id"], id);
         let generated = uuid::Uuid::parse_str(id.to_str().unwrap()).unwrap();
-        assert_eq!(generated.get_version_num(), 7);
+        assert_eq!(generated.get_version_num(), 4);
         let mut none = HeaderMap::new();
         assert_ne!(ensure_request_id(&mut none), generated.to_string().as_str());
     }

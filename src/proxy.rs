@@ -323,7 +323,7 @@ fn public_url(parts: &http::request::Parts, raw_host: &str, raw_target: &str) ->
         Some(fwd) if canonical_host(raw_host).as_deref() != Some(fwd) => fwd,
         _ => raw_host,
     };
-    format!("{scheme}://{host}{raw_target}")
+    [scheme, "://", host, raw_target].concat()
 }
 
 /// Decide whether the caller may use this port.

@@ -11,19 +11,23 @@ use time::{OffsetDateTime, UtcOffset};
 use crate::webhook::Verified;
 
 /// Headers that never reach a queue: credentials and hop-by-hop headers.
-const DROPPED_HEADERS: [&str; 11] = [
-    "authorization",
-    "cookie",
-    "proxy-authorization",
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// Credentials and hop-by-hop headers: never enqueued. One `match` on the lowercase name.
+fn dropped(name: &str) -> bool {
+    matches!(
+        name,
+        "authorization"
+            | "cookie"
+            | "proxy-authorization"
+            | "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
 
 /// What the request pipeline knows about a webhook besides its verified body.
 #[derive(Clone, Debug)]
@@ -161,16 +165,31 @@ fn new_delivery_id(now: OffsetDateTime) -> String {
 /// milliseconds).
 pub fn format_received_at(now: OffsetDateTime) -> String {
     let t = now.to_offset(UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    let mut out = String::with_capacity(24);
+    // A year outside 0..=9999 is not RFC 3339; clamp rather than write a malformed stamp.
+    push_digits(&mut out, t.year().clamp(0, 9999) as u32, 4);
+    out.push('-');
+    push_digits(&mut out, u8::from(t.month()).into(), 2);
+    out.push('-');
+    push_digits(&mut out, t.day().into(), 2);
+    out.push('T');
+    push_digits(&mut out, t.hour().into(), 2);
+    out.push(':');
+    push_digits(&mut out, t.minute().into(), 2);
+    out.push(':');
+    push_digits(&mut out, t.second().into(), 2);
+    out.push('.');
+    push_digits(&mut out, t.millisecond().into(), 3);
+    out.push('Z');
+    out
+}
+
+/// Append the last `width` decimal digits of `value`, zero-padded.
+fn push_digits(out: &mut String, value: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = (value / 10u32.pow(place)) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// The request headers as a JSON object: names lowercase (as `http` keeps them) in
@@ -188,7 +207,7 @@ pub fn headers_json(headers: &HeaderMap) -> String {
     };
     let mut kept: Vec<(&HeaderName, &HeaderValue)> = headers
         .iter()
-        .filter(|(name, _)| !DROPPED_HEADERS.contains(&name.as_str()))
+        .filter(|(name, _)| !dropped(name.as_str()))
         .filter(|(name, _)| !named_by_connection(name.as_str()))
         .collect();
     // Stable: the values of a repeated header keep their order.
@@ -337,6 +356,26 @@ pub(crate) mod tests {
         assert_eq!(format_received_at(t), "2024-05-01T12:00:00.500Z");
         let padded = datetime!(2024-01-02 03:04:05.0079 UTC);
         assert_eq!(format_received_at(padded), "2024-01-02T03:04:05.007Z");
+        let last = datetime!(0987-12-31 23:59:59.999 UTC);
+        assert_eq!(format_received_at(last), "0987-12-31T23:59:59.999Z");
+        // Across four centuries of instants, the same text as the generic formatter.
+        for step in 0..2_000i64 {
+            let t = OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(step) * 6_311_390_123_456_789 - 2_208_988_800_000_000_000,
+            )
+            .unwrap();
+            let reference = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            );
+            assert_eq!(format_received_at(t), reference);
+        }
     }
 
     /// Credentials never reach a queue: cookie, authorization and hop-by-hop headers are

@@ -31,12 +31,12 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 /// The stream a (room, queue) pair writes to. The braces are a Redis Cluster hash tag, so
 /// the stream and its dedup keys share a slot.
 pub fn stream_key(room: &str, queue: &str) -> String {
-    format!("roomgate:queue:{{{room}:{queue}}}")
+    ["roomgate:queue:{", room, ":", queue, "}"].concat()
 }
 
 /// The key that remembers a delivery id for one (room, queue).
 pub fn dedup_key(room: &str, queue: &str, delivery_id: &str) -> String {
-    format!("roomgate:dedup:{{{room}:{queue}}}:{delivery_id}")
+    ["roomgate:dedup:{", room, ":", queue, "}:", delivery_id].concat()
 }
 
 /// Why a message could not be enqueued (or stats read). Maps to 503 `queue_unavailable`
