@@ -134,6 +134,11 @@ fn hop_index(name: &str) -> Option<usize> {
     })
 }
 
+/// True for a (lowercase) hop-by-hop name, `Upgrade` included: it never travels further.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    hop_index(name).is_some()
+}
+
 /// A `Connection` token (or whole value) that names no header left to remove.
 fn names_nothing(token: &[u8]) -> bool {
     [&b"keep-alive"[..], b"close", b"upgrade"]

@@ -11,22 +11,8 @@ use time::{OffsetDateTime, UtcOffset};
 use crate::webhook::Verified;
 
 /// Headers that never reach a queue: credentials and hop-by-hop headers.
-/// Credentials and hop-by-hop headers: never enqueued. One `match` on the lowercase name.
 fn dropped(name: &str) -> bool {
-    matches!(
-        name,
-        "authorization"
-            | "cookie"
-            | "proxy-authorization"
-            | "connection"
-            | "keep-alive"
-            | "proxy-authenticate"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-    )
+    matches!(name, "authorization" | "cookie") || crate::headers::is_hop_by_hop(name)
 }
 
 /// What the request pipeline knows about a webhook besides its verified body.
@@ -375,6 +361,33 @@ pub(crate) mod tests {
                 t.millisecond()
             );
             assert_eq!(format_received_at(t), reference);
+        }
+    }
+
+    #[test]
+    fn credentials_and_every_hop_by_hop_name_are_dropped() {
+        for name in [
+            "authorization",
+            "cookie",
+            "proxy-authorization",
+            "connection",
+            "keep-alive",
+            "proxy-authenticate",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+        ] {
+            assert!(dropped(name), "{name}");
+        }
+        for name in [
+            "content-type",
+            "x-github-event",
+            "user-agent",
+            "x-authorization",
+        ] {
+            assert!(!dropped(name), "{name}");
         }
     }
 
