@@ -249,8 +249,8 @@ impl Sniffer {
         if end > self.max_head {
             return false;
         }
-        if plain_head(&data[..end]) {
-            // Phase stays Head: no body follows.
+        if let Some(next) = quick_phase(&data[..end]) {
+            self.phase = next;
             *data = &data[end..];
             return true;
         }
@@ -354,21 +354,22 @@ fn trim_eol(line: &[u8]) -> &[u8] {
 /// Header names that frame a message or end the HTTP/1 stream.
 const FRAMING_NAMES: [&[u8]; 3] = [b"content-length", b"transfer-encoding", b"upgrade"];
 
-/// True for the common head, vouched for without a full parse: an HTTP/1.x request line
-/// that is not `CONNECT` and holds no `#`, and no line that starts like a framing header
-/// name. Such a head has no body and leaves the stream HTTP/1, exactly as [`examine`]
-/// would find (or hyper refuses it as malformed and closes). Every other head goes to
-/// [`examine`].
-fn plain_head(head: &[u8]) -> bool {
-    let Some(first_end) = memchr::memchr(b'\n', head) else {
-        return false;
-    };
+/// The phase after a common head, decided without a full parse. The head qualifies when
+/// its request line is HTTP/1.x, not `CONNECT` and holds no `#`, and among its lines that
+/// start like a framing header name there is at most one, a well-formed
+/// `Content-Length: <digits>`. Then what follows is another head (no body, or a zero
+/// length) or a body of that length, exactly as [`examine`] would find (or hyper refuses
+/// the head as malformed and closes). `None`: [`examine`] decides.
+fn quick_phase(head: &[u8]) -> Option<Phase> {
+    const CONTENT_LENGTH: &[u8] = b"content-length";
+    let first_end = memchr::memchr(b'\n', head)?;
     let first = trim_eol(&head[..=first_end]);
     let http1 = first.ends_with(b" HTTP/1.1") || first.ends_with(b" HTTP/1.0");
     if !http1 || first.starts_with(b"CONNECT ") || memchr::memchr(b'#', first).is_some() {
-        return false;
+        return None;
     }
     let rest = &head[first_end + 1..];
+    let mut length: Option<u64> = None;
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', rest) {
         let line = &rest[start..end];
@@ -378,11 +379,26 @@ fn plain_head(head: &[u8]) -> bool {
                 line.get(..name.len())
                     .is_some_and(|l| l.eq_ignore_ascii_case(name))
             });
-        if framing {
-            return false;
+        if !framing {
+            continue;
         }
+        if length.is_some()
+            || !line[..CONTENT_LENGTH.len().min(line.len())].eq_ignore_ascii_case(CONTENT_LENGTH)
+        {
+            return None;
+        }
+        let value = line[CONTENT_LENGTH.len()..]
+            .strip_prefix(b":")?
+            .trim_ascii();
+        if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        length = Some(std::str::from_utf8(value).ok()?.parse().ok()?);
     }
-    true
+    Some(match length {
+        None | Some(0) => Phase::Head,
+        Some(n) => Phase::Body(n),
+    })
 }
 
 /// Read a complete head: `None` when it holds no request yet (blank lines only).
@@ -470,31 +486,41 @@ mod tests {
 
     /// The shortcut never decides differently from the full parse.
     #[test]
-    fn plain_heads_are_exactly_those_the_full_parse_finds_bodiless() {
-        let cases: &[(&[u8], bool)] = &[
-            (b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n", true),
-            (b"GET / HTTP/1.0\nHost: a\n\n", true),
-            (b"DELETE /x?y=1 HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nTE: x\r\nUser-Agent: u\r\n\r\n", true),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", false),
-            (b"POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 0\r\n\r\n", false),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nCONTENT-LENGTH: 1\r\nContent-Length: 1\r\n\r\n", false),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", false),
-            (b"POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: gzip\r\n\r\n", false),
-            (b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", false),
-            (b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", false),
-            (b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", false),
-            (b"PRI * HTTP/2.0\r\n\r\n", false),
-            (b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", false),
-            (b"GET / HTTP/1.1\r\nHost: a\r\n Content-Length: 5\r\n\r\n", true),
+    fn quick_phases_are_exactly_what_the_full_parse_finds() {
+        use Phase::{Body, Head as Next};
+        let cases: &[(&[u8], Option<Phase>)] = &[
+            (b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n", Some(Next)),
+            (b"GET / HTTP/1.0\nHost: a\n\n", Some(Next)),
+            (b"DELETE /x?y=1 HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nTE: x\r\nUser-Agent: u\r\n\r\n", Some(Next)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", Some(Body(5))),
+            (b"POST / HTTP/1.1\r\nHost: a\r\ncontent-length:\t1024 \r\nX-Hub-Signature-256: sha256=00\r\n\r\n", Some(Body(1024))),
+            (b"POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 0\r\n\r\n", Some(Next)),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nCONTENT-LENGTH: 1\r\nContent-Length: 1\r\n\r\n", None),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", None),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n", None),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,1\r\n\r\n", None),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n", None),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 1\r\n\r\n", None),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Lengths: 1\r\n\r\n", None),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", None),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", None),
+            (b"POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: gzip\r\n\r\n", None),
+            (b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", None),
+            (b"POST /ws HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nUpgrade: x\r\n\r\n", None),
+            (b"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", None),
+            (b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", None),
+            (b"PRI * HTTP/2.0\r\n\r\n", None),
+            (b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", None),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n Content-Length: 5\r\n\r\n", Some(Next)),
         ];
-        for (head, plain) in cases {
+        for (head, quick) in cases {
             let text = String::from_utf8_lossy(head);
-            assert_eq!(plain_head(head), *plain, "{text:?}");
-            if *plain {
+            assert_eq!(quick_phase(head), *quick, "{text:?}");
+            if let Some(phase) = quick {
                 // What the full parse says, or hyper refuses the head outright.
                 let full = examine(head);
                 assert!(
-                    matches!(full, Some(Head::Next(Phase::Head | Phase::Off))),
+                    full == Some(Head::Next(*phase)) || full == Some(Head::Next(Phase::Off)),
                     "{text:?}: {full:?}"
                 );
             }

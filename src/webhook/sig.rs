@@ -39,7 +39,13 @@ pub fn first_header<'a>(
 
 /// Lowercase or uppercase hex → bytes; anything else is `Invalid`.
 pub fn decode_hex(text: &str) -> Result<Vec<u8>, SignatureError> {
-    hex::decode(text).map_err(|_| SignatureError::Invalid)
+    if text.len() % 2 != 0 {
+        return Err(SignatureError::Invalid);
+    }
+    // Into a buffer of the right size: no iterator collecting byte by byte.
+    let mut out = vec![0; text.len() / 2];
+    hex::decode_to_slice(text, &mut out).map_err(|_| SignatureError::Invalid)?;
+    Ok(out)
 }
 
 /// Standard (padded) base64 → bytes; anything else is `Invalid`.
@@ -186,6 +192,15 @@ pub fn check_window(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_decodes_either_case_and_refuses_anything_else() {
+        assert_eq!(decode_hex("00ff7A"), Ok(vec![0x00, 0xff, 0x7a]));
+        assert_eq!(decode_hex(""), Ok(vec![]));
+        for bad in ["0", "abc", "zz", "0g", " 00", "00 ", "+1"] {
+            assert_eq!(decode_hex(bad), Err(SignatureError::Invalid), "{bad:?}");
+        }
+    }
 
     const FIVE_MIN: Duration = Duration::from_secs(300);
 
