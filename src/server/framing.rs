@@ -382,9 +382,10 @@ fn quick_phase(head: &[u8]) -> Option<Phase> {
         if !framing {
             continue;
         }
-        if length.is_some()
-            || !line[..CONTENT_LENGTH.len().min(line.len())].eq_ignore_ascii_case(CONTENT_LENGTH)
-        {
+        let content_length = line
+            .get(..CONTENT_LENGTH.len())
+            .is_some_and(|l| l.eq_ignore_ascii_case(CONTENT_LENGTH));
+        if length.is_some() || !content_length {
             return None;
         }
         let value = line[CONTENT_LENGTH.len()..]
