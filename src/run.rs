@@ -31,16 +31,28 @@ pub async fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
     if config.redis_url.is_none() {
         tracing::warn!("no redis block: embedded single-instance mode; queues and sessions are in memory and NOT durable");
     }
+    // The watch begins before anything else is read: every later write raises an event.
+    let (changed_tx, mut changed) = mpsc::unbounded_channel();
+    let mut watch = ConfigWatch::start(&path, changed_tx);
+    if let Some(w) = &mut watch {
+        w.follow(&config);
+    }
+    // Taken before the certificates are loaded, so a change after this is reloaded.
+    let mut seen = fingerprint(&path, &config).ok();
+    // A write between the first load and the watch raised no event: compare.
+    let stale = !holds(&path, &config.hash);
     let running = server::start(config).await?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let (changed_tx, mut changed) = mpsc::unbounded_channel();
-    let mut watch = ConfigWatch::start(&path, changed_tx);
-    if let Some(w) = &mut watch {
-        w.follow(&running.shared.state.load().config);
+    if stale {
+        tracing::info!(
+            reason = "file changed before the watch began",
+            "reloading config"
+        );
+        reload(&running, &path);
+        seen = fingerprint(&path, &running.shared.state.load().config).ok();
     }
-    let mut seen = fingerprint(&path, &running.shared.state.load().config).ok();
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -105,6 +117,12 @@ pub fn reload(running: &server::Running, path: &Path) -> bool {
         })
         .inc();
     result
+}
+
+/// True when the file at `path` is still the text whose hash is `hash` (or cannot be read,
+/// which a reload would only report).
+fn holds(path: &Path, hash: &str) -> bool {
+    std::fs::read(path).map_or(true, |bytes| hex::encode(Sha256::digest(&bytes)) == hash)
 }
 
 /// SHA-256 over the config file and the certificate and key files the (current) config
@@ -215,5 +233,24 @@ impl ConfigWatch {
                 tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory; reload with SIGHUP")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_rewritten_since_its_load_no_longer_holds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("routes.yaml");
+        std::fs::write(&path, "version: v1\n").expect("write");
+        let loaded = hex::encode(Sha256::digest(b"version: v1\n"));
+        assert!(holds(&path, &loaded));
+        std::fs::write(&path, "version: v1\n# edited\n").expect("write");
+        assert!(!holds(&path, &loaded));
+        // Unreadable: the reload would only report it; nothing to do here.
+        std::fs::remove_file(&path).expect("remove");
+        assert!(holds(&path, &loaded));
     }
 }

@@ -211,6 +211,30 @@ async fn sighup_reload_keeps_in_flight_work_and_refuses_an_invalid_config() {
     assert!(rg.exit(Duration::from_secs(20)).await.success());
 }
 
+/// A config written while roomgate starts (right after its listeners are up, before or
+/// while its file watch begins) is the one it serves: no write falls between the first
+/// load and the watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_written_during_start_up_is_served() {
+    let svc = Services::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("routes.yaml");
+    let v1 = svc.config("");
+    write(&path, &v1);
+    let mut rg = Proc::serve(&path, &[]);
+    let http = rg.addr("http").await;
+    let v2 = svc.config(NEW_ROUTE);
+    write(&path, &v2);
+    let admin = rg.addr("admin").await;
+    eventually("the config written during start-up", || async {
+        (config_hash(admin).await == hash(&v2)).then_some(())
+    })
+    .await;
+    assert_eq!(status(http, "new.acme.test").await, StatusCode::OK);
+    rg.signal("TERM");
+    assert!(rg.exit(Duration::from_secs(20)).await.success());
+}
+
 /// A change of the config file reloads it (debounced); a write that changes nothing does
 /// nothing; an atomic rename-over is seen; an invalid file is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
