@@ -31,6 +31,11 @@ pub async fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
     if config.redis_url.is_none() {
         tracing::warn!("no redis block: embedded single-instance mode; queues and sessions are in memory and NOT durable");
     }
+    // Handlers first: a signal sent once the listeners are up must not find the default
+    // action (SIGHUP and SIGTERM would end the process).
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     // The watch begins before anything else is read: every later write raises an event.
     let (changed_tx, mut changed) = mpsc::unbounded_channel();
     let mut watch = ConfigWatch::start(&path, changed_tx);
@@ -42,9 +47,6 @@ pub async fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
     // A write between the first load and the watch raised no event: compare.
     let stale = !holds(&path, &config.hash);
     let running = server::start(config).await?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     if stale {
         tracing::info!(
             reason = "file changed before the watch began",

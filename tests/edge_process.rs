@@ -235,6 +235,27 @@ async fn a_config_written_during_start_up_is_served() {
     assert!(rg.exit(Duration::from_secs(20)).await.success());
 }
 
+/// SIGHUP as soon as the listeners are up reloads; it never meets the default action,
+/// which would end the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_right_after_start_up_reloads() {
+    let svc = Services::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("routes.yaml");
+    write(&path, &svc.config(""));
+    let mut rg = Proc::serve(&path, &[]);
+    let http = rg.addr("http").await;
+    rg.signal("HUP");
+    let admin = rg.addr("admin").await;
+    eventually("the reload", || async {
+        (metric(admin, OK_RELOADS).await >= 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(status(http, "web.acme.test").await, StatusCode::OK);
+    rg.signal("TERM");
+    assert!(rg.exit(Duration::from_secs(20)).await.success());
+}
+
 /// A change of the config file reloads it (debounced); a write that changes nothing does
 /// nothing; an atomic rename-over is seen; an invalid file is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
