@@ -112,7 +112,11 @@ impl Http1Pool {
         mut req: Request<Body>,
         timeout: Duration,
     ) -> Result<Response<Incoming>, PoolError> {
-        while let Some(mut conn) = self.checkout(authority) {
+        loop {
+            let (mut conn, reused) = match self.checkout(authority) {
+                Some(conn) => (conn, true),
+                None => (self.connect(authority, timeout).await?, false),
+            };
             conn.deadline.start(timeout);
             let sent = conn.sender.try_send_request(req).await;
             conn.deadline.finish();
@@ -125,23 +129,11 @@ impl Http1Pool {
                     return Err(PoolError::Timeout)
                 }
                 Err(mut e) => match e.take_message() {
-                    // The connection closed before taking the request: try another.
-                    Some(back) => req = back,
-                    None => return Err(PoolError::Exchange),
+                    // A reused connection closed before taking the request: try another.
+                    Some(back) if reused => req = back,
+                    _ => return Err(PoolError::Exchange),
                 },
             }
-        }
-        let mut conn = self.connect(authority, timeout).await?;
-        conn.deadline.start(timeout);
-        let sent = conn.sender.send_request(req).await;
-        conn.deadline.finish();
-        match sent {
-            Ok(resp) => {
-                self.checkin(authority, conn);
-                Ok(resp)
-            }
-            Err(_) if conn.deadline.expired.load(Ordering::Acquire) => Err(PoolError::Timeout),
-            Err(_) => Err(PoolError::Exchange),
         }
     }
 

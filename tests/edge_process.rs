@@ -5,7 +5,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -142,6 +142,21 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write config");
 }
 
+/// roomgate serving a config written into a fresh directory (kept as long as this is).
+struct Served {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+    rg: Proc,
+}
+
+fn serve_config(text: &str) -> Served {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("routes.yaml");
+    write(&path, text);
+    let rg = Proc::serve(&path, &[]);
+    Served { dir, path, rg }
+}
+
 /// SIGHUP reloads the whole config while a long request and a WebSocket are in flight:
 /// both complete, a new route becomes reachable, and an invalid config is refused with
 /// the old routes still served.
@@ -207,8 +222,7 @@ async fn sighup_reload_keeps_in_flight_work_and_refuses_an_invalid_config() {
     assert_eq!(finish_download(download, got).await, 2 * 65536);
     ws.close(None).await.expect("close");
 
-    rg.signal("TERM");
-    assert!(rg.exit(Duration::from_secs(20)).await.success());
+    rg.stop().await;
 }
 
 /// A config written while roomgate starts (right after its listeners are up, before or
@@ -217,11 +231,12 @@ async fn sighup_reload_keeps_in_flight_work_and_refuses_an_invalid_config() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_written_during_start_up_is_served() {
     let svc = Services::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("routes.yaml");
     let v1 = svc.config("");
-    write(&path, &v1);
-    let mut rg = Proc::serve(&path, &[]);
+    let Served {
+        dir: _dir,
+        path,
+        mut rg,
+    } = serve_config(&v1);
     let http = rg.addr("http").await;
     let v2 = svc.config(NEW_ROUTE);
     write(&path, &v2);
@@ -231,8 +246,7 @@ async fn a_config_written_during_start_up_is_served() {
     })
     .await;
     assert_eq!(status(http, "new.acme.test").await, StatusCode::OK);
-    rg.signal("TERM");
-    assert!(rg.exit(Duration::from_secs(20)).await.success());
+    rg.stop().await;
 }
 
 /// SIGHUP as soon as the listeners are up reloads; it never meets the default action,
@@ -240,10 +254,9 @@ async fn a_config_written_during_start_up_is_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sighup_right_after_start_up_reloads() {
     let svc = Services::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("routes.yaml");
-    write(&path, &svc.config(""));
-    let mut rg = Proc::serve(&path, &[]);
+    let Served {
+        dir: _dir, mut rg, ..
+    } = serve_config(&svc.config(""));
     let http = rg.addr("http").await;
     rg.signal("HUP");
     let admin = rg.addr("admin").await;
@@ -252,8 +265,7 @@ async fn a_sighup_right_after_start_up_reloads() {
     })
     .await;
     assert_eq!(status(http, "web.acme.test").await, StatusCode::OK);
-    rg.signal("TERM");
-    assert!(rg.exit(Duration::from_secs(20)).await.success());
+    rg.stop().await;
 }
 
 /// A change of the config file reloads it (debounced); a write that changes nothing does
@@ -261,11 +273,8 @@ async fn a_sighup_right_after_start_up_reloads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_file_change_reloads_and_a_no_op_write_does_not() {
     let svc = Services::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("routes.yaml");
     let v1 = svc.config("");
-    write(&path, &v1);
-    let mut rg = Proc::serve(&path, &[]);
+    let Served { dir, path, mut rg } = serve_config(&v1);
     let http = rg.addr("http").await;
     let admin = rg.addr("admin").await;
     assert_eq!(config_hash(admin).await, hash(&v1));
@@ -322,10 +331,9 @@ async fn a_config_file_change_reloads_and_a_no_op_write_does_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let svc = Services::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("routes.yaml");
-    write(&path, &svc.config(""));
-    let mut rg = Proc::serve(&path, &[]);
+    let Served {
+        dir: _dir, mut rg, ..
+    } = serve_config(&svc.config(""));
     let http = rg.addr("http").await;
 
     let mut idle = TcpStream::connect(http).await.expect("connect");
@@ -365,15 +373,14 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_log_is_structured_and_never_holds_query_token_or_cookie() {
     let svc = Services::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("routes.yaml");
     // A private route (the chat port) for a refused request.
     let private = format!(
         "  - {{domain: api.acme.test, room: acme, port: {}}}",
         svc.ws.addr.port()
     );
-    write(&path, &svc.config(&private));
-    let mut rg = Proc::serve(&path, &[]);
+    let Served {
+        dir: _dir, mut rg, ..
+    } = serve_config(&svc.config(&private));
     let http = rg.addr("http").await;
     let t = token("acme", "carol", None);
     let auth = format!("Bearer {t}");

@@ -140,13 +140,7 @@ async fn private_port_requires_a_participant_token() {
         "alice",
         Some(serde_json::json!({"queues": {"list": true}})),
     );
-    let r = get(
-        addr,
-        "private.acme.test",
-        "/x",
-        &[("authorization", &format!("Bearer {t}"))],
-    )
-    .await;
+    let r = get_private(addr, "/x", &t).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
         r.echoed_header("x-meshagent-user").as_deref(),
@@ -158,13 +152,7 @@ async fn private_port_requires_a_participant_token() {
     );
 
     let t = token("acme", "carol", None);
-    let r = get(
-        addr,
-        "private.acme.test",
-        "/",
-        &[("authorization", &format!("Bearer {t}"))],
-    )
-    .await;
+    let r = get_private(addr, "/", &t).await;
     assert_eq!(
         r.echoed_header("x-meshagent-api-scope").as_deref(),
         Some("{}")
@@ -179,13 +167,7 @@ async fn identity_headers_carry_utf8_names_and_never_go_missing() {
     let (rg, _, private) = setup().await;
     let addr = rg.bound.http.unwrap();
     let t = token("acme", "José Müller", None);
-    let r = get(
-        addr,
-        "private.acme.test",
-        "/",
-        &[("authorization", &format!("Bearer {t}"))],
-    )
-    .await;
+    let r = get_private(addr, "/", &t).await;
     assert_eq!(r.status, StatusCode::OK);
     let seen = private.seen.last_headers.lock().unwrap().clone();
     let user = seen
@@ -199,13 +181,7 @@ async fn identity_headers_carry_utf8_names_and_never_go_missing() {
         "mallory\r\nx-meshagent-api-scope: {\"admin\":true}",
         None,
     );
-    let r = get(
-        addr,
-        "private.acme.test",
-        "/",
-        &[("authorization", &format!("Bearer {t}"))],
-    )
-    .await;
+    let r = get_private(addr, "/", &t).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.error_code(), "invalid_token");
     assert_eq!(private.requests(), 1);
@@ -216,13 +192,7 @@ async fn identity_headers_carry_utf8_names_and_never_go_missing() {
 async fn token_for_another_room_is_forbidden() {
     let (rg, _, private) = setup().await;
     let t = token("other", "bob", None);
-    let r = get(
-        rg.bound.http.unwrap(),
-        "private.acme.test",
-        "/",
-        &[("authorization", &format!("Bearer {t}"))],
-    )
-    .await;
+    let r = get_private(rg.bound.http.unwrap(), "/", &t).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.error_code(), "forbidden");
     assert_eq!(private.requests(), 0);
@@ -620,4 +590,10 @@ async fn admin_listener_serves_health_and_metrics() {
         .iter()
         .all(|p| p["state"] == "not_configured"));
     let _ = Duration::from_secs(0);
+}
+
+/// GET on the private route with `token` as the bearer credential.
+async fn get_private(addr: std::net::SocketAddr, path: &str, token: &str) -> Reply {
+    let auth = format!("Bearer {token}");
+    get(addr, "private.acme.test", path, &[("authorization", &auth)]).await
 }

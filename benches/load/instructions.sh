@@ -33,16 +33,9 @@ D2=${D2:-12}
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(public webhook)
 
-log() { echo "==> $*" >&2; }
-die() { echo "error: $*" >&2; exit 1; }
+# shellcheck source=common.sh
+source "$HERE/common.sh"
 
-need_pkg() { # need_pkg COMMAND PACKAGE
-  command -v "$1" >/dev/null 2>&1 && return 0
-  log "installing $2"
-  DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq "$2" >/dev/null ||
-    { timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-      timeout 300 apt-get install -y -qq "$2" >/dev/null; } || die "could not install $2"
-}
 [ -x /usr/sbin/nginx ] && PATH="$PATH:/usr/sbin"
 need_pkg valgrind valgrind
 need_pkg nginx nginx-light
@@ -67,25 +60,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_ports() {
-  python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-}
-
-wait_port() {
-  for _ in $(seq 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 # total_ir OUT: the instruction total of a callgrind output file.
 total_ir() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
@@ -100,7 +74,7 @@ http { access_log off; client_body_temp_path $WORK/upstream/tmp; keepalive_reque
 EOF
 nginx -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" -e "$WORK/upstream/error.log" &
 PIDS+=($!)
-wait_port "$UPSTREAM_PORT" || die "upstream did not start"
+wait_port "$UPSTREAM_PORT" 300 || die "upstream did not start"
 
 # measure LABEL STOP_SIGNAL LOAD_FN -- COMMAND...: Ir per request over two loads.
 # LOAD_FN SIZE OUT runs one load and prints the number of completed requests.
@@ -112,7 +86,7 @@ measure() {
     valgrind --tool=callgrind --callgrind-out-file="$WORK/$label.$size.cg" "$@" \
       >"$WORK/$label.$size.log" 2>&1 &
     local pid=$!
-    wait_port "$PROXY_PORT" || die "$label did not start ($WORK/$label.$size.log)"
+    wait_port "$PROXY_PORT" 300 || die "$label did not start ($WORK/$label.$size.log)"
     n=$("$load" "$size" "$WORK/$label.$size.load")
     kill "-$signal" "$pid"
     wait "$pid" || true
@@ -182,7 +156,7 @@ PY
       redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
         --dir "$WORK/redis" --logfile "$WORK/redis/log" --daemonize no >/dev/null 2>&1 &
       PIDS+=($!)
-      wait_port "$REDIS_PORT" || die "redis-server did not start"
+      wait_port "$REDIS_PORT" 300 || die "redis-server did not start"
       sed -e "s/@LISTEN@/$PROXY_PORT/" -e "s/@UPSTREAM_PORT@/$UPSTREAM_PORT/g" \
         -e "s/@REDIS_PORT@/$REDIS_PORT/g" "$HERE/webhook.yaml" >"$WORK/webhook.yaml"
       ROOMGATE_WORKER_THREADS=1 ROOMGATE_LOG=warn measure roomgate INT wrk_webhook -- \

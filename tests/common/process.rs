@@ -117,6 +117,13 @@ impl Proc {
     }
 
     /// Wait for the process to exit (up to `limit`).
+    /// SIGTERM, then a clean exit (status 0) in time.
+    pub async fn stop(&mut self) {
+        self.signal("TERM");
+        let status = self.exit(Duration::from_secs(20)).await;
+        assert!(status.success(), "exit status {status:?}");
+    }
+
     pub async fn exit(&mut self, limit: Duration) -> ExitStatus {
         tokio::time::timeout(limit, self.child.wait())
             .await
