@@ -39,7 +39,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, Limits, Listen};
@@ -337,7 +337,7 @@ async fn serve_http<I>(
     io: I,
     info: ConnInfo,
     this: &Listener,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     limits: &Limits,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -390,21 +390,24 @@ async fn serve_http<I>(
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let activity_head = Arc::clone(&watch_activity.head);
-    let deadlines = wait_until_done(
+    // The watcher is a task of its own: polled beside the connection, its timer and the
+    // shutdown signal would be polled (a lock each) on every wake-up of every request.
+    let (closing_tx, mut closing) = oneshot::channel();
+    tokio::spawn(watch_connection(
         watch_activity,
-        limits.header_read_timeout.0,
-        limits.idle_timeout.0,
-    );
-    tokio::pin!(deadlines);
+        stop,
+        (limits.header_read_timeout.0, limits.idle_timeout.0),
+        closing_tx,
+    ));
     let why = tokio::select! {
+        biased;
         res = conn.as_mut() => {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             return;
         }
-        _ = stop.changed() => "shutdown",
-        why = &mut deadlines => why,
+        why = &mut closing => why.unwrap_or("shutdown"),
     };
     tracing::debug!(reason = why, "closing connection");
     if activity_head.started().is_some() {
@@ -519,6 +522,23 @@ impl http_body::Body for Tracked {
 /// here is re-armed only when it fires (at least every min(head, idle)), from the atomics
 /// above, so requests never touch it; a head that begins after a look is found before its
 /// deadline and waited for exactly.
+/// Until the connection ends (its end of `closing` is dropped), wait for shutdown or for
+/// one of its deadlines, and send why it should close.
+async fn watch_connection(
+    activity: Arc<Activity>,
+    mut stop: watch::Receiver<bool>,
+    (head, idle): (Duration, Duration),
+    mut closing: oneshot::Sender<&'static str>,
+) {
+    let why = tokio::select! {
+        _ = closing.closed() => return,
+        _ = stop.changed() => "shutdown",
+        why = wait_until_done(activity, head, idle) => why,
+    };
+    // The connection may have ended meanwhile; then nobody needs the reason.
+    let _ = closing.send(why);
+}
+
 async fn wait_until_done(activity: Arc<Activity>, head: Duration, idle: Duration) -> &'static str {
     loop {
         let busy = activity.in_flight.load(Ordering::Acquire) > 0;
