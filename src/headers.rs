@@ -3,8 +3,9 @@
 //! Owns what may cross the proxy in either direction: header names with `_` are refused
 //! (nginx and others fold `_` and `-`, which lets `X_MESHAGENT_USER` impersonate), every
 //! client copy of `X-MESHAGENT-*` is dropped, hop-by-hop headers are removed, and the
-//! `X-Forwarded-*` set is rewritten from what roomgate itself saw. Pure functions over a
-//! `HeaderMap`; it must not decide authorization.
+//! `X-Forwarded-*` set is rewritten from what roomgate itself saw, and other forwarding
+//! claims (`Forwarded`, `X-Real-IP`, `X-Forwarded-Prefix`, ...) are dropped unless a trusted
+//! proxy sent them. Pure functions over a `HeaderMap`; it must not decide authorization.
 
 use std::net::IpAddr;
 
@@ -176,8 +177,13 @@ pub struct Hop<'a> {
 }
 
 /// Rewrite `X-Forwarded-For`, `-Proto` and `-Host`. From an untrusted peer inbound values
-/// are discarded; from a trusted proxy they are kept and the peer is appended.
+/// are discarded, and so is every other header that claims what a proxy before roomgate
+/// saw ([`is_client_forwarding`]); from a trusted proxy they are kept and the peer is
+/// appended.
 pub fn set_forwarded(headers: &mut HeaderMap, hop: Hop<'_>) {
+    if !hop.trusted {
+        strip_client_forwarding(headers);
+    }
     let proto = HeaderValue::from_static(if hop.tls { "https" } else { "http" });
     if hop.trusted {
         let mut chain = headers
@@ -206,6 +212,40 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: Hop<'_>) {
             Some(host) => headers.insert(X_FORWARDED_HOST, host),
             None => headers.remove(X_FORWARDED_HOST),
         };
+    }
+}
+
+/// A (lowercase) header by which a proxy tells the next hop what it saw: the client's
+/// address, scheme, port, host or path prefix, or the URL before a rewrite. Believed only
+/// from a trusted proxy. `X-Forwarded-For`, `-Proto` and `-Host` are rewritten, not listed.
+fn is_client_forwarding(name: &str) -> bool {
+    matches!(
+        name,
+        "forwarded"
+            | "x-forwarded-port"
+            | "x-forwarded-prefix"
+            | "x-forwarded-scheme"
+            | "x-forwarded-server"
+            | "x-forwarded-ssl"
+            | "x-real-ip"
+            | "x-original-url"
+            | "x-rewrite-url"
+    )
+}
+
+/// Remove every [`is_client_forwarding`] header. One pass over the names; nothing is
+/// allocated when none is there (nearly always).
+fn strip_client_forwarding(headers: &mut HeaderMap) {
+    if !headers.keys().any(|k| is_client_forwarding(k.as_str())) {
+        return;
+    }
+    let claimed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| is_client_forwarding(k.as_str()))
+        .cloned()
+        .collect();
+    for name in claimed {
+        headers.remove(name);
     }
 }
 
@@ -410,6 +450,46 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "app.test");
+    }
+
+    /// Security: what a proxy before roomgate saw is believed only from a trusted proxy;
+    /// an untrusted client's claims never reach the service.
+    #[test]
+    fn other_forwarding_headers_pass_only_from_a_trusted_proxy() {
+        let claims = [
+            ("forwarded", "for=6.6.6.6;proto=https;host=bank.test"),
+            ("Forwarded", "for=7.7.7.7"),
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-prefix", "/admin"),
+            ("x-forwarded-scheme", "https"),
+            ("x-forwarded-server", "bank.test"),
+            ("x-forwarded-ssl", "on"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-original-url", "/admin"),
+            ("x-rewrite-url", "/admin"),
+            ("x-end-to-end", "kept"),
+        ];
+        let peer = peer_value("10.0.0.9".parse().unwrap());
+        for trusted in [false, true] {
+            let mut h = map(&claims);
+            set_forwarded(
+                &mut h,
+                Hop {
+                    peer: &peer,
+                    tls: false,
+                    host: "app.test",
+                    trusted,
+                },
+            );
+            for (name, _) in &claims {
+                let kept = trusted || *name == "x-end-to-end";
+                assert_eq!(h.contains_key(*name), kept, "{name}, trusted: {trusted}");
+            }
+            assert_eq!(
+                h.get_all("forwarded").iter().count(),
+                if trusted { 2 } else { 0 }
+            );
+        }
     }
 
     #[test]

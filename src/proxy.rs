@@ -131,13 +131,13 @@ async fn pipeline<'s>(
     if connect == Connect::Refused {
         return Err(ProxyError::MethodNotAllowed);
     }
-    let raw_host = request_authority(&parts.uri, &parts.headers).map(str::to_owned);
-    let Some(host) = raw_host
-        .as_deref()
-        .and_then(canonical_host)
-        .map(Cow::into_owned)
+    // The authority routed on is the one the service receives as `Host` (below).
+    let Some((raw_host, host)) = request_authority(&parts.uri, &parts.headers)
+        .and_then(|raw| Some((raw.to_owned(), canonical_host(raw)?.into_owned())))
     else {
-        return Err(ProxyError::InvalidHeader("missing or malformed Host"));
+        return Err(ProxyError::InvalidHeader(
+            "missing, repeated or malformed Host",
+        ));
     };
     if outcome.log {
         outcome.host = host.clone();
@@ -198,7 +198,7 @@ async fn pipeline<'s>(
 
     let (identity, body) = match resolved.policy.validation {
         Validation::Webhook(provider) => {
-            let public_url = public_url(&parts, raw_host.as_deref().unwrap_or(&host), &raw_target);
+            let public_url = public_url(&parts.headers, conn.tls, &raw_host, &raw_target);
             let target = ingest::Target {
                 provider,
                 policy: resolved.policy,
@@ -206,8 +206,7 @@ async fn pipeline<'s>(
                 host: &host,
                 path: &path,
                 public_url: &public_url,
-                now: time::OffsetDateTime::from_unix_timestamp((shared.clock)())
-                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+                now: received_now(),
             };
             let sinks = ingest::Sinks {
                 secrets: &shared.secrets,
@@ -268,13 +267,18 @@ async fn pipeline<'s>(
         return Err(ProxyError::Auth(auth::AuthError::InvalidToken));
     }
     headers::strip_cookie(&mut parts.headers, IAP_COOKIE);
-    if !parts.headers.contains_key(header::HOST) {
-        if let Some(h) = raw_host
-            .as_deref()
-            .and_then(|h| HeaderValue::from_str(h).ok())
-        {
-            parts.headers.insert(header::HOST, h);
-        }
+    // The service gets the authority that was routed and authorized: an absolute-form
+    // target's or HTTP/2 `:authority` wins over a `Host` naming another (RFC 9112 §3.2.2).
+    // A `Host` that already says it (nearly always) is kept as it is.
+    if parts.headers.get(header::HOST).map(HeaderValue::as_bytes) != Some(raw_host.as_bytes()) {
+        match HeaderValue::from_str(&raw_host) {
+            Ok(h) => parts.headers.insert(header::HOST, h),
+            Err(_) => {
+                return Err(ProxyError::InvalidHeader(
+                    "missing, repeated or malformed Host",
+                ))
+            }
+        };
     }
     // The upstream receives the canonical path; rebuild only when normalising changed it.
     parts.uri = match (parts.uri.path() == path)
@@ -314,16 +318,39 @@ async fn pipeline<'s>(
 
 /// The URL as the provider called it: scheme and host as the client (or a trusted proxy)
 /// saw them, and the raw request target. Providers that sign the URL sign this.
-fn public_url(parts: &http::request::Parts, raw_host: &str, raw_target: &str) -> String {
-    let get = |name: &http::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let scheme = get(&headers::X_FORWARDED_PROTO).unwrap_or("http");
+///
+/// `headers` are as [`headers::set_forwarded`] left them. A proxy chain may list several
+/// values (`https, http`): the first is the client's. A scheme other than `http` or
+/// `https` is not believed; the listener's (`tls`) stands instead.
+fn public_url(headers: &http::HeaderMap, tls: bool, raw_host: &str, raw_target: &str) -> String {
+    let first = |name: &http::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let scheme = match first(&headers::X_FORWARDED_PROTO) {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        Some(p) if p.eq_ignore_ascii_case("http") => "http",
+        _ if tls => "https",
+        _ => "http",
+    };
     // set_forwarded kept a trusted proxy's X-Forwarded-Host, or wrote the canonical host;
     // the Host as sent keeps its port, which some providers sign.
-    let host = match get(&headers::X_FORWARDED_HOST) {
+    let host = match first(&headers::X_FORWARDED_HOST) {
         Some(fwd) if canonical_host(raw_host).as_deref() != Some(fwd) => fwd,
         _ => raw_host,
     };
     [scheme, "://", host, raw_target].concat()
+}
+
+/// The wall clock at millisecond resolution or finer, for a webhook's `received_at` and
+/// delivery id (the injected [`crate::state::Clock`] counts whole seconds). One clock read,
+/// as before: only a webhook request takes it.
+fn received_now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
 }
 
 /// Decide whether the caller may use this port.
@@ -370,4 +397,70 @@ fn rebuild_uri(path: &str, query: Option<&str>) -> Option<Uri> {
         None => path.to_owned(),
     };
     pq.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    /// A trusted proxy chain's `X-Forwarded-Proto: https, http` names the client's scheme
+    /// first; the URL a provider signed is never `https, http://...`.
+    #[test]
+    fn public_url_takes_the_first_forwarded_scheme_and_host() {
+        let h = forwarded(&[
+            ("x-forwarded-proto", "HTTPS , http"),
+            ("x-forwarded-host", "hooks.acme.test, inner.test"),
+        ]);
+        assert_eq!(
+            public_url(&h, false, "app.test:8080", "/hook?a=1"),
+            "https://hooks.acme.test/hook?a=1"
+        );
+    }
+
+    #[test]
+    fn public_url_falls_back_to_the_listener_scheme() {
+        for (proto, tls, want) in [
+            (Some("javascript"), false, "http"),
+            (Some("ftp, https"), true, "https"),
+            (Some(" , https"), false, "http"),
+            (Some(""), true, "https"),
+            (None, false, "http"),
+            (None, true, "https"),
+            (Some("http"), true, "http"),
+        ] {
+            let h = match proto {
+                Some(p) => forwarded(&[("x-forwarded-proto", p)]),
+                None => http::HeaderMap::new(),
+            };
+            assert_eq!(
+                public_url(&h, tls, "app.test", "/hook"),
+                format!("{want}://app.test/hook"),
+                "{proto:?}, tls: {tls}"
+            );
+        }
+    }
+
+    /// The same host as the Host header (canonical) keeps the Host as sent, with its port.
+    #[test]
+    fn public_url_keeps_the_port_of_the_host_as_sent() {
+        let h = forwarded(&[
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-host", "app.test"),
+        ]);
+        assert_eq!(
+            public_url(&h, false, "App.Test:8080", "/hook"),
+            "http://App.Test:8080/hook"
+        );
+    }
 }

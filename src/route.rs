@@ -60,14 +60,19 @@ impl fmt::Display for DomainPattern {
 }
 
 /// The host a request names, as the client sent it: the URI's authority (HTTP/2,
-/// absolute-form) or else the `Host` header. [`canonical_host`] turns it into the one view
-/// used for routing.
+/// absolute-form; it wins over `Host`, RFC 9112 §3.2.2) or else the `Host` header.
+/// `None` when the request carries more than one `Host` line (RFC 9112 §3.2: a 400), so no
+/// two parts of the pipeline can read different ones. [`canonical_host`] turns it into the
+/// one view used for routing.
 pub fn request_authority<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<&'a str> {
-    uri.authority().map(|a| a.as_str()).or_else(|| {
-        headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-    })
+    let mut hosts = headers.get_all(http::header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return None;
+    }
+    uri.authority()
+        .map(|a| a.as_str())
+        .or_else(|| host.and_then(|h| h.to_str().ok()))
 }
 
 /// The canonical host of a request: lowercased, without port or trailing dot.
@@ -88,13 +93,14 @@ pub fn canonical_host(raw: &str) -> Option<Cow<'_, str>> {
 fn canonical_host_slow(raw: &str) -> Option<String> {
     let raw = raw.trim();
     let host = if let Some(rest) = raw.strip_prefix('[') {
-        // IPv6 literal, optionally with a port.
+        // IPv6 literal, optionally with a port; the brackets must hold an address.
         let end = rest.find(']')?;
         let after = &rest[end + 1..];
         if !(after.is_empty() || after.strip_prefix(':').is_some_and(valid_port)) {
             return None;
         }
-        return Some(format!("[{}]", rest[..end].to_ascii_lowercase()));
+        let addr: std::net::Ipv6Addr = rest[..end].parse().ok()?;
+        return Some(format!("[{addr}]"));
     } else {
         match raw.rsplit_once(':') {
             Some((h, p)) if valid_port(p) => h,
@@ -122,16 +128,20 @@ fn valid_port(p: &str) -> bool {
 pub enum PathError {
     #[error("the path must start with /")]
     NotAbsolute,
-    #[error("the path holds a fragment, NUL, backslash or encoded slash")]
+    #[error(
+        "the path holds a fragment, NUL, backslash, encoded slash or a dot-segment with parameters"
+    )]
     Ambiguous,
     #[error("the path has an invalid percent-encoding")]
     BadEncoding,
 }
 
-/// Normalise a request path once: reject what different parsers read differently
-/// (`#`, `%23`, NUL, `\`, `%2F`, `%5C`, invalid escapes), decode `%2E` to `.`, collapse
-/// repeated slashes and resolve `.` and `..` segments (never above the root). Borrows
-/// when the path is already canonical (the common case).
+/// Normalise a request path once (RFC 3986 §6.2.2): reject what different parsers read
+/// differently (`#`, `%23`, NUL, `\`, `%2F`, `%5C`, invalid escapes, and `..;` or `.;`,
+/// which Tomcat reads as a dot-segment), decode escaped unreserved characters (`%61` is
+/// `a`, `%2E` is `.`, `%7E` is `~`) and write every other escape with upper-case hex,
+/// collapse repeated slashes and resolve `.` and `..` segments (never above the root).
+/// Borrows when the path is already canonical (the common case).
 pub fn canonical_path(raw: &str) -> Result<Cow<'_, str>, PathError> {
     if is_canonical_path(raw) {
         return Ok(Cow::Borrowed(raw));
@@ -139,8 +149,8 @@ pub fn canonical_path(raw: &str) -> Result<Cow<'_, str>, PathError> {
     canonical_path_slow(raw).map(Cow::Owned)
 }
 
-/// True when normalising would not change `raw`: plain bytes, no empty, `.` or `..`
-/// segment.
+/// True when normalising would not change `raw`: plain bytes, no escape, no empty, `.` or
+/// `..` segment, no segment that a parser stripping `;` parameters reads as one.
 fn is_canonical_path(raw: &str) -> bool {
     let bytes = raw.as_bytes();
     if bytes.first() != Some(&b'/') {
@@ -156,72 +166,111 @@ fn is_canonical_path(raw: &str) -> bool {
     let mut segments = raw[1..].split('/').peekable();
     while let Some(seg) = segments.next() {
         let last = segments.peek().is_none();
-        if (seg.is_empty() && !last) || seg == "." || seg == ".." {
+        if (seg.is_empty() && !last)
+            || is_dot_segment(seg.as_bytes())
+            || has_dot_params(seg.as_bytes())
+        {
             return false;
         }
     }
     true
 }
 
+/// `.` or `..`.
+fn is_dot_segment(seg: &[u8]) -> bool {
+    matches!(seg, b"." | b"..")
+}
+
+/// `.;…` or `..;…`: a dot-segment to a server that strips path parameters (Tomcat, Jetty),
+/// a name to everyone else.
+fn has_dot_params(seg: &[u8]) -> bool {
+    seg.iter()
+        .position(|&b| b == b';')
+        .is_some_and(|i| is_dot_segment(&seg[..i]))
+}
+
+/// RFC 3986 `unreserved`: an escape of one of these means the character itself.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Works on bytes, so UTF-8 (raw or escaped) passes unchanged: only ASCII is decoded,
+/// inserted or removed, always between whole characters.
 fn canonical_path_slow(raw: &str) -> Result<String, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
     let bytes = raw.as_bytes();
-    let mut decoded = String::with_capacity(raw.len());
+    let mut decoded: Vec<u8> = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
         match b {
             b'#' | 0 | b'\\' => return Err(PathError::Ambiguous),
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).ok_or(PathError::BadEncoding)?;
-                let hex = std::str::from_utf8(hex).map_err(|_| PathError::BadEncoding)?;
-                let v = u8::from_str_radix(hex, 16).map_err(|_| PathError::BadEncoding)?;
+                let (hi, lo) = match bytes.get(i + 1..i + 3) {
+                    Some(&[hi, lo]) => (hi, lo),
+                    _ => return Err(PathError::BadEncoding),
+                };
+                let v = match (hex_value(hi), hex_value(lo)) {
+                    (Some(h), Some(l)) => h << 4 | l,
+                    _ => return Err(PathError::BadEncoding),
+                };
                 match v {
                     b'/' | b'\\' | b'#' | 0 => return Err(PathError::Ambiguous),
-                    b'.' => decoded.push('.'),
-                    // Keep every other escape as written (uppercased hex).
-                    _ => {
-                        decoded.push('%');
-                        decoded.push_str(&hex.to_ascii_uppercase());
-                    }
+                    _ if is_unreserved(v) => decoded.push(v),
+                    // Keep every other escape as written, with upper-case hex.
+                    _ => decoded.extend_from_slice(&[
+                        b'%',
+                        hi.to_ascii_uppercase(),
+                        lo.to_ascii_uppercase(),
+                    ]),
                 }
                 i += 3;
                 continue;
             }
             _ if b < 0x20 || b == 0x7f => return Err(PathError::Ambiguous),
-            _ => decoded.push(b as char),
+            _ => decoded.push(b),
         }
         i += 1;
     }
-    let mut out: Vec<&str> = Vec::new();
-    let segments: Vec<&str> = decoded.split('/').collect();
+    let segments: Vec<&[u8]> = decoded.split(|&b| b == b'/').collect();
     let last = segments.len() - 1;
+    let mut out: Vec<&[u8]> = Vec::with_capacity(segments.len());
     let mut trailing_slash = false;
     for (idx, seg) in segments.iter().enumerate().skip(1) {
         match *seg {
-            "" => trailing_slash = idx == last,
-            "." => trailing_slash = idx == last,
-            ".." => {
+            b"" | b"." => trailing_slash = idx == last,
+            b".." => {
                 out.pop();
                 trailing_slash = idx == last;
             }
+            s if has_dot_params(s) => return Err(PathError::Ambiguous),
             s => {
                 out.push(s);
                 trailing_slash = false;
             }
         }
     }
-    let mut path = String::with_capacity(decoded.len());
+    let mut path = Vec::with_capacity(decoded.len());
     for s in &out {
-        path.push('/');
-        path.push_str(s);
+        path.push(b'/');
+        path.extend_from_slice(s);
     }
     if path.is_empty() || trailing_slash {
-        path.push('/');
+        path.push(b'/');
     }
-    Ok(path)
+    // Valid UTF-8 in, only ASCII changed: valid UTF-8 out.
+    String::from_utf8(path).map_err(|_| PathError::BadEncoding)
 }
 
 #[derive(Debug)]
@@ -368,6 +417,56 @@ mod tests {
         assert_eq!(canonical_host("user@evil.com"), None);
     }
 
+    /// Security: the brackets of an IP literal hold an IPv6 address and nothing else, so a
+    /// Host like `[@evil.test/]` never reaches a `Location` built from the host.
+    #[test]
+    fn bracketed_hosts_must_be_ipv6_addresses() {
+        assert_eq!(canonical_host("[::1]").as_deref(), Some("[::1]"));
+        assert_eq!(
+            canonical_host("[0:0:0:0:0:0:0:1]:8080").as_deref(),
+            Some("[::1]")
+        );
+        assert_eq!(
+            canonical_host("[2001:DB8::A]").as_deref(),
+            Some("[2001:db8::a]")
+        );
+        for bad in [
+            "[@evil.test/]",
+            "[evil.test]",
+            "[]",
+            "[::1",
+            "[::1]x",
+            "[::1]:",
+            "[127.0.0.1]",
+            "[fe80::1%25eth0]",
+            "[::1/x]",
+        ] {
+            assert_eq!(canonical_host(bad), None, "{bad}");
+        }
+    }
+
+    /// Security: routing, authorization and the service read one host. Two `Host` lines
+    /// name none (a 400); an absolute-form or HTTP/2 authority wins over `Host`.
+    #[test]
+    fn the_authority_is_the_uri_s_else_the_one_host_header() {
+        let mut headers = http::HeaderMap::new();
+        headers.append(http::header::HOST, "app.test".parse().unwrap());
+        let origin_form: http::Uri = "/x".parse().unwrap();
+        assert_eq!(request_authority(&origin_form, &headers), Some("app.test"));
+        let absolute: http::Uri = "http://routed.test:8080/x".parse().unwrap();
+        assert_eq!(
+            request_authority(&absolute, &headers),
+            Some("routed.test:8080")
+        );
+        headers.append(http::header::HOST, "evil.test".parse().unwrap());
+        assert_eq!(request_authority(&origin_form, &headers), None);
+        assert_eq!(request_authority(&absolute, &headers), None);
+        assert_eq!(
+            request_authority(&origin_form, &http::HeaderMap::new()),
+            None
+        );
+    }
+
     #[test]
     fn wildcard_domains_cover_exactly_one_label() {
         assert_eq!(
@@ -394,7 +493,20 @@ mod tests {
             ("/a/b/", "/a/b/"),
             ("/a/b/..", "/a/"),
             ("/a%20b", "/a%20b"),
-            ("/a%7eb", "/a%7Eb"),
+            ("/a%7eb", "/a~b"),
+            // Escaped unreserved characters are the characters (RFC 3986 §6.2.2.2).
+            ("/%61dmin", "/admin"),
+            ("/webhooks/%73tripe", "/webhooks/stripe"),
+            ("/%7Euser", "/~user"),
+            ("/%41%5a%30%39%2D%5f%2e%7E", "/AZ09-_.~"),
+            // Every other escape keeps its meaning, written with upper-case hex.
+            ("/a%3bb%3F%c3%a9", "/a%3Bb%3F%C3%A9"),
+            ("/a;b/c;d=1", "/a;b/c;d=1"),
+            ("/...;/..x", "/...;/..x"),
+            // UTF-8, escaped or raw, passes the slow path unchanged.
+            ("/caf%C3%A9//x", "/caf%C3%A9/x"),
+            ("/café//x", "/café/x"),
+            ("/日本/./語/", "/日本/語/"),
         ];
         for (raw, want) in ok {
             assert_eq!(canonical_path(raw).as_deref(), Ok(want), "{raw}");
@@ -405,7 +517,24 @@ mod tests {
             );
         }
         let bad = [
-            "/a%2fb", "/a%2Fb", "/a%5cb", "/a\\b", "/a%23b", "/a%00b", "/a%zz", "/a%2", "a/b",
+            "/a%2fb",
+            "/a%2Fb",
+            "/a%5cb",
+            "/a\\b",
+            "/a%23b",
+            "/a%00b",
+            "/a%zz",
+            "/a%2",
+            "a/b",
+            "/a%+1",
+            "/a%-1",
+            "/a%é",
+            // Tomcat and Jetty read `..;` as `..`: refused, not forwarded as a name.
+            "/public/..;/admin",
+            "/..;x=1/admin",
+            "/a/.;/b",
+            "/a/%2e%2e;/b",
+            "/a/%2E;p",
         ];
         for raw in bad {
             assert!(canonical_path(raw).is_err(), "{raw} should be rejected");

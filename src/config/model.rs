@@ -213,7 +213,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest request head in bytes (65536); larger gets 431.
     pub max_header_bytes: usize,
-    /// Largest number of request headers (100); more gets 431.
+    /// Largest number of request headers (100); more gets 431. At most
+    /// [`Limits::MAX_HEADERS_CAP`] (512): the HTTP/1 framing watch reads no more than that.
     pub max_headers: usize,
     /// Largest body roomgate buffers: webhooks and cold-start replays (1048576).
     pub max_body_bytes: u64,
@@ -233,6 +234,12 @@ pub struct Limits {
     pub shutdown_grace: HumanDuration,
     /// Time for a TLS handshake to complete (10s).
     pub tls_handshake_timeout: HumanDuration,
+}
+
+impl Limits {
+    /// The highest `max_headers`: the HTTP/1 framing watch parses a head with this many
+    /// header slots, so a head the server accepts is never one the watch cannot read.
+    pub const MAX_HEADERS_CAP: usize = 512;
 }
 
 impl Default for Limits {

@@ -187,6 +187,15 @@ pub(super) fn check(file: FileConfig, ctx: &LoadContext) -> Result<Config, Confi
     if l.max_header_bytes < 8192 {
         c.err("limits.max_header_bytes", "must be at least 8192");
     }
+    if !(1..=Limits::MAX_HEADERS_CAP).contains(&l.max_headers) {
+        c.err(
+            "limits.max_headers",
+            format!(
+                "must be between 1 and {} (the framing watch reads no more headers)",
+                Limits::MAX_HEADERS_CAP
+            ),
+        );
+    }
     if l.liveness_interval.0.is_zero() {
         c.err("limits.liveness_interval", "must be positive");
     }
@@ -540,6 +549,39 @@ fn check_routes(c: &mut Checker<'_>, file: &FileConfig, ports: &[Arc<PortSpec>])
                 );
             }
             check_port(c, format!("{ppath}.port"), p.port);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_with_max_headers(n: usize) -> Vec<String> {
+        let src =
+            format!("version: v1\nlisten: {{http: 127.0.0.1:0}}\nlimits: {{max_headers: {n}}}\n");
+        match parse(&src).and_then(|file| check(file, &LoadContext::default())) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// Security: the HTTP/1 framing watch reads at most 512 headers; a config letting the
+    /// server accept more would let a 513-header request switch the watch off.
+    #[test]
+    fn max_headers_above_what_the_framing_watch_reads_is_an_error() {
+        assert_eq!(
+            errors_with_max_headers(Limits::MAX_HEADERS_CAP),
+            Vec::<String>::new()
+        );
+        assert_eq!(errors_with_max_headers(1), Vec::<String>::new());
+        for bad in [Limits::MAX_HEADERS_CAP + 1, 10_000, 0] {
+            let errors = errors_with_max_headers(bad);
+            assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+            assert!(
+                errors[0].starts_with("limits.max_headers: must be between 1 and 512"),
+                "{bad}: {errors:?}"
+            );
         }
     }
 }

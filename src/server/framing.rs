@@ -183,7 +183,8 @@ pub(crate) struct Sniffer {
     refusal: Option<Refusal>,
 }
 
-const MAX_HEADERS: usize = 512;
+/// As many as a head the server accepts can hold (`limits.max_headers` is capped at this).
+const MAX_HEADERS: usize = crate::config::Limits::MAX_HEADERS_CAP;
 
 impl Sniffer {
     pub(crate) fn new(max_head: usize) -> Self {
