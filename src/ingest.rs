@@ -48,12 +48,22 @@ pub struct Sinks<'a> {
     pub metrics: &'a Metrics,
 }
 
-fn secret_error(e: SecretError) -> ProxyError {
-    match e {
-        SecretError::NotFound { .. } | SecretError::Unavailable(_) | SecretError::Invalid(_) => {
-            ProxyError::SecretUnavailable
-        }
-    }
+/// Every secret failure is 503 `secret_unavailable` to the provider (it retries); the log
+/// says which kind it was, so an operator can tell a misspelt id from a store outage.
+/// `SecretError` never carries a value, so its text is safe to log.
+fn secret_error(provider: Provider, e: SecretError) -> ProxyError {
+    let kind = match &e {
+        SecretError::NotFound { .. } => "not_found",
+        SecretError::Unavailable(_) => "unavailable",
+        SecretError::Invalid(_) => "invalid",
+    };
+    tracing::warn!(
+        webhook.provider = provider.as_str(),
+        secret.error = kind,
+        error = %e,
+        "room secret unavailable"
+    );
+    ProxyError::SecretUnavailable
 }
 
 /// Read at most `limit` bytes of body; 413 as soon as it is known to be larger.
@@ -115,13 +125,13 @@ pub async fn ingest(
             .secrets
             .get(target.room, &policy.processor, secret_id)
             .await
-            .map_err(secret_error)?;
+            .map_err(|e| secret_error(target.provider, e))?;
         let challenge = match &policy.challenge_secret_id {
             Some(id) => sinks
                 .secrets
                 .get(target.room, &policy.processor, id)
                 .await
-                .map_err(secret_error)?,
+                .map_err(|e| secret_error(target.provider, e))?,
             None => Vec::new(),
         };
         let query = parts.uri.query().unwrap_or("");
@@ -152,7 +162,7 @@ pub async fn ingest(
         .secrets
         .get(target.room, &policy.processor, secret_id)
         .await
-        .map_err(secret_error)?;
+        .map_err(|e| secret_error(target.provider, e))?;
     let request = WebhookRequest {
         method: &parts.method,
         headers: &parts.headers,
@@ -273,4 +283,61 @@ fn reply_response(reply: handshake::HandshakeReply) -> Response<Body> {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Log lines written while `f` runs, without colours.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = sink.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_secret_failure_is_logged_with_its_kind_and_answered_503() {
+        let log = logged(|| {
+            let e = SecretError::NotFound {
+                room: "acme".into(),
+                identity: "webhook-worker".into(),
+                id: "gh-secert".into(),
+            };
+            assert!(matches!(
+                secret_error(Provider::Github, e),
+                ProxyError::SecretUnavailable
+            ));
+            let e = SecretError::Unavailable("redis timed out".into());
+            assert!(matches!(
+                secret_error(Provider::Github, e),
+                ProxyError::SecretUnavailable
+            ));
+        });
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 2, "{log}");
+        assert!(lines[0].contains("WARN"), "{log}");
+        assert!(lines[0].contains("secret.error=\"not_found\""), "{log}");
+        assert!(lines[0].contains("gh-secert"), "{log}");
+        assert!(lines[1].contains("secret.error=\"unavailable\""), "{log}");
+        assert!(lines[1].contains("redis timed out"), "{log}");
+    }
 }

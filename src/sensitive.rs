@@ -35,9 +35,18 @@ impl Secret {
         self.0.is_empty()
     }
 
-    /// Constant-time equality with presented bytes (shared-token schemes).
+    /// True when there is nothing to keep secret: no bytes, or only ASCII whitespace
+    /// (what a `{file:}` holding a lone newline or an unset template leaves). Such a value
+    /// is never used as a key or a token.
+    pub fn is_blank(&self) -> bool {
+        self.0.iter().all(u8::is_ascii_whitespace)
+    }
+
+    /// Constant-time equality with presented bytes (shared-token schemes). An empty secret
+    /// equals nothing, not even an empty presentation: an unset secret must never admit
+    /// a request that sends an empty header.
     pub fn ct_eq(&self, presented: &[u8]) -> bool {
-        self.0.as_slice().ct_eq(presented).into()
+        !self.0.is_empty() && bool::from(self.0.as_slice().ct_eq(presented))
     }
 }
 
@@ -48,8 +57,10 @@ impl fmt::Debug for Secret {
 }
 
 impl PartialEq for Secret {
+    /// Value equality (reflexive, unlike [`Secret::ct_eq`] on an empty secret), in
+    /// constant time.
     fn eq(&self, other: &Self) -> bool {
-        self.ct_eq(other.expose())
+        self.0.as_slice().ct_eq(other.expose()).into()
     }
 }
 
@@ -71,5 +82,20 @@ mod tests {
         assert!(Secret::new("abc").ct_eq(b"abc"));
         assert!(!Secret::new("abc").ct_eq(b"abd"));
         assert!(!Secret::new("abc").ct_eq(b"ab"));
+    }
+
+    // Security property: an empty secret authenticates nobody, even a request that
+    // presents an empty token.
+    #[test]
+    fn an_empty_secret_equals_nothing_not_even_an_empty_token() {
+        assert!(!Secret::new("").ct_eq(b""));
+        assert!(!Secret::new("").ct_eq(b"x"));
+    }
+
+    #[test]
+    fn a_value_of_only_whitespace_is_blank() {
+        assert!(Secret::new("").is_blank());
+        assert!(Secret::new(" \t\r\n").is_blank());
+        assert!(!Secret::new(" k ").is_blank());
     }
 }

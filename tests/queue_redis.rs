@@ -65,6 +65,42 @@ fn message(body: &[u8], delivery: Option<&str>) -> QueueMessage {
     QueueMessage::new(verified, meta, &headers, OffsetDateTime::now_utc())
 }
 
+/// A Telegram update verified with its shared token, sent to `path` on the same queue as
+/// the GitHub deliveries.
+fn telegram_message(update_id: u64, path: &str) -> QueueMessage {
+    let body = Bytes::from(format!("{{\"update_id\":{update_id}}}"));
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "x-telegram-bot-api-secret-token",
+        "tg-token".parse().expect("header"),
+    );
+    headers.insert("content-type", "application/json".parse().expect("header"));
+    let req = WebhookRequest {
+        method: &Method::POST,
+        headers: &headers,
+        url: "https://hooks.acme.test/webhooks/telegram",
+        body: &body,
+    };
+    let verified = webhook::verify(
+        Provider::Telegram,
+        &req,
+        body.clone(),
+        &[Secret::new("tg-token")],
+        OffsetDateTime::now_utc().unix_timestamp(),
+        None,
+    )
+    .expect("the token verifies");
+    let meta = MessageMeta {
+        method: Method::POST,
+        host: "hooks.acme.test".into(),
+        path: path.into(),
+        room: ROOM.into(),
+        queue: QUEUE.into(),
+        processor: "webhook-worker".into(),
+    };
+    QueueMessage::new(verified, meta, &headers, OffsetDateTime::now_utc())
+}
+
 fn queue(server: &RedisServer) -> Queue {
     let q = RedisQueue::connect(
         &Secret::new(server.url()),
@@ -193,11 +229,79 @@ async fn a_redelivery_with_the_same_delivery_id_adds_no_entry_and_returns_the_or
 
     // The dedup key lives in the stream's slot and expires.
     let ttl: i64 = server
-        .cli(&["PTTL", "roomgate:dedup:{acme:github-events}:delivery-1"])
+        .cli(&[
+            "PTTL",
+            "roomgate:dedup:{acme:github-events}:github:/webhooks/github:delivery-1",
+        ])
         .trim()
         .parse()
         .expect("PTTL");
     assert!(ttl > 0 && ttl <= DEFAULT_DEDUP_TTL.as_millis() as i64);
+}
+
+/// Security property: a shared-token provider's token is the secret itself; it is never
+/// written to Redis, where any reader could forge deliveries with it.
+#[tokio::test]
+async fn a_shared_token_is_not_in_the_stored_headers() {
+    let server = RedisServer::start();
+    let q = queue(&server);
+    q.enqueue(&telegram_message(7, "/webhooks/telegram"))
+        .await
+        .expect("enqueued");
+    let mut c = connection(&server).await;
+    let entries: Vec<Entry> = redis::cmd("XRANGE")
+        .arg(stream_key(ROOM, QUEUE))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut c)
+        .await
+        .expect("XRANGE");
+    assert_eq!(entries.len(), 1);
+    let (_, fields) = &entries[0];
+    let raw = &fields
+        .iter()
+        .find(|(n, _)| n == "headers")
+        .expect("headers")
+        .1;
+    let headers: serde_json::Value = serde_json::from_slice(raw).expect("JSON headers");
+    assert_eq!(headers["content-type"], "application/json");
+    assert!(headers.get("x-telegram-bot-api-secret-token").is_none());
+    // Nowhere in the entry, under any name.
+    assert!(!fields
+        .iter()
+        .any(|(_, v)| v.windows(8).any(|w| w == b"tg-token")));
+}
+
+/// Delivery ids are unique per provider and per sender only: a Telegram `update_id` equal
+/// to a GitHub delivery id, or another bot's equal `update_id` on another endpoint, is
+/// another delivery on the same queue — while a true retry is still a duplicate.
+#[tokio::test]
+async fn equal_ids_from_other_providers_or_endpoints_all_get_entries() {
+    let server = RedisServer::start();
+    let q = queue(&server);
+    let github = q
+        .enqueue(&message(b"{\"n\":1}", Some("100")))
+        .await
+        .expect("github");
+    let bot_a = q
+        .enqueue(&telegram_message(100, "/webhooks/telegram/a"))
+        .await
+        .expect("bot a");
+    let bot_b = q
+        .enqueue(&telegram_message(100, "/webhooks/telegram/b"))
+        .await
+        .expect("bot b");
+    let retry = q
+        .enqueue(&telegram_message(100, "/webhooks/telegram/a"))
+        .await
+        .expect("retry");
+    assert_eq!(
+        [github.duplicate, bot_a.duplicate, bot_b.duplicate],
+        [false; 3]
+    );
+    assert!(retry.duplicate);
+    assert_eq!(retry.id, bot_a.id);
+    assert_eq!(xlen(&server).await, 3);
 }
 
 #[tokio::test]

@@ -156,6 +156,50 @@ async fn a_record_moved_to_another_key_does_not_decrypt() {
     ));
 }
 
+/// Security property: a value that decrypts to nothing usable (empty, or only whitespace —
+/// written by some other tool, since `set` refuses it) is unavailable, never an empty key.
+#[tokio::test]
+async fn a_blank_value_in_redis_is_unavailable() {
+    use base64::Engine as _;
+    use roomgate::secret::sealed::{associated_data, SealingKey};
+    let server = RedisServer::start();
+    let s = store(&server, Duration::ZERO);
+    assert!(matches!(
+        s.set("acme", "w", "k", Secret::new(" "), None).await,
+        Err(SecretError::Invalid(_))
+    ));
+    let key = SealingKey::new(&Secret::new(KEY.to_vec())).expect("key");
+    let mut c = redis::Client::open(server.url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    for (id, plain) in [("empty", ""), ("blank", " \n")] {
+        let sealed = key
+            .seal(&associated_data("acme", "w", id), &Secret::new(plain))
+            .expect("seal");
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let record = serde_json::json!({
+            "v": 1,
+            "current": {"nonce": b64.encode(sealed.nonce), "ciphertext": b64.encode(&sealed.ciphertext)},
+        });
+        let _: i64 = redis::cmd("HSET")
+            .arg(secrets_key("acme"))
+            .arg(secrets_field("w", id))
+            .arg(record.to_string())
+            .query_async(&mut c)
+            .await
+            .expect("HSET");
+        assert!(
+            matches!(
+                s.get("acme", "w", id).await,
+                Err(SecretError::Unavailable(_))
+            ),
+            "{id}"
+        );
+    }
+}
+
 /// A value set through one instance is seen by another within the cache TTL.
 #[tokio::test]
 async fn a_value_set_on_one_instance_is_seen_by_another_within_the_cache_ttl() {

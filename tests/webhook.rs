@@ -22,6 +22,7 @@ const TWILIO_SECRET: &str = "12345678901234567890123456789012";
 const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const WA_SECRET: &str = "meta-app-secret";
 const WA_VERIFY: &str = "meta-verify-token";
+const TG_TOKEN: &str = "tg-bot-secret-token";
 
 type Entry = (String, Vec<(String, Vec<u8>)>);
 
@@ -46,9 +47,11 @@ fn endpoint(path: &str, method: &str, secret: &str, queue: Option<&str>) -> Stri
 fn secrets_file(dir: &Path) -> PathBuf {
     let path = dir.join("secrets.yaml");
     let yaml = format!(
-        "rooms:\n  acme:\n    webhook-worker:\n      gh: {{value: \"{GH_SECRET}\"}}\n      stripe: {{value: \"{STRIPE_SECRET}\"}}\n      slack: {{value: \"{SLACK_SECRET}\"}}\n      twilio: {{value: \"{TWILIO_SECRET}\"}}\n      sw: {{value: \"{SW_SECRET}\"}}\n      wa: {{value: \"{WA_SECRET}\"}}\n      wa-verify: {{value: \"{WA_VERIFY}\"}}\n"
+        "rooms:\n  acme:\n    webhook-worker:\n      gh: {{value: \"{GH_SECRET}\"}}\n      stripe: {{value: \"{STRIPE_SECRET}\"}}\n      slack: {{value: \"{SLACK_SECRET}\"}}\n      twilio: {{value: \"{TWILIO_SECRET}\"}}\n      sw: {{value: \"{SW_SECRET}\"}}\n      wa: {{value: \"{WA_SECRET}\"}}\n      wa-verify: {{value: \"{WA_VERIFY}\"}}\n      tg: {{value: \"{TG_TOKEN}\"}}\n      tg-empty: {{file: tg-empty.txt}}\n      gl-empty: {{value: \"\"}}\n"
     );
     std::fs::write(&path, yaml).unwrap();
+    // A secret file left holding only a newline.
+    std::fs::write(dir.join("tg-empty.txt"), "\n").unwrap();
     path
 }
 
@@ -67,6 +70,10 @@ fn yaml(up: u16, redis: Option<&RedisServer>, secrets: &Path) -> String {
     endpoints += &endpoint("/whatsapp", "whatsapp", "wa", Some("wa-events"));
     endpoints += "                  meshagent.request.validation.challenge_secret: wa-verify\n";
     endpoints += &endpoint("/unconfigured", "github", "nope", Some("github-events"));
+    endpoints += &endpoint("/tg", "telegram", "tg", Some("tg-events"));
+    endpoints += &endpoint("/tg-empty", "telegram", "tg-empty", Some("tg-events"));
+    endpoints += &endpoint("/tg-empty-forward", "telegram", "tg-empty", None);
+    endpoints += &endpoint("/gl-empty", "gitlab", "gl-empty", Some("gl-events"));
     format!(
         r#"version: v1
 listen: {{http: 127.0.0.1:0, admin: 127.0.0.1:0}}
@@ -349,6 +356,51 @@ async fn limits_methods_and_missing_secrets_fail_cleanly() {
     assert!(entries(env.redis.as_ref().unwrap(), "github-events")
         .await
         .is_empty());
+}
+
+/// Security property: a room secret that is empty (a file holding only a newline, an empty
+/// `{value}`) admits nobody — not even a request presenting an empty token: 503
+/// `secret_unavailable`, nothing enqueued, nothing forwarded.
+#[tokio::test]
+async fn an_empty_room_secret_is_unavailable_and_admits_nothing() {
+    let env = setup(Some(RedisServer::start())).await;
+    let redis = env.redis.as_ref().unwrap();
+    let body = br#"{"update_id":1}"#;
+    let empty_token = [("x-telegram-bot-api-secret-token", "")];
+    for path in ["/tg-empty", "/tg-empty-forward"] {
+        let r = post(&env, path, &empty_token, body).await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "secret_unavailable"),
+            "{path}"
+        );
+    }
+    let r = post(&env, "/gl-empty", &[("x-gitlab-token", "")], body).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "secret_unavailable")
+    );
+    assert!(entries(redis, "tg-events").await.is_empty());
+    assert!(entries(redis, "gl-events").await.is_empty());
+    assert_eq!(env.upstream.requests(), 0, "nothing reached the service");
+
+    // The same provider with a real token is accepted, and its token is not stored.
+    let r = post(
+        &env,
+        "/tg",
+        &[
+            ("x-telegram-bot-api-secret-token", TG_TOKEN),
+            ("content-type", "application/json"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let stored = entries(redis, "tg-events").await;
+    assert_eq!(stored.len(), 1);
+    let headers: serde_json::Value = serde_json::from_slice(field(&stored[0], "headers")).unwrap();
+    assert_eq!(headers["content-type"], "application/json");
+    assert!(headers.get("x-telegram-bot-api-secret-token").is_none());
 }
 
 /// Nothing is lost: while Redis is down every delivery gets a retryable 503, and every

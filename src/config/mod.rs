@@ -52,26 +52,37 @@ impl LoadContext {
     }
 
     /// Read a secret reference; the error names what is missing, never a value.
+    ///
+    /// A value that is empty or only whitespace (after a file's trailing newlines are
+    /// dropped) is an error, never a secret: an empty shared token would admit any request
+    /// that sends an empty header, and an empty HMAC key lets anyone sign.
     pub fn resolve(&self, r: &SecretRef) -> Result<Secret, String> {
-        match r {
+        let secret = match r {
             SecretRef::Env(name) => match self.vars.get(name) {
-                Some(v) if !v.is_empty() => Ok(Secret::new(v.as_bytes().to_vec())),
-                Some(_) => Err(format!("environment variable {name} is empty")),
-                None => Err(format!("environment variable {name} is not set")),
+                Some(v) => Secret::new(v.as_bytes().to_vec()),
+                None => return Err(format!("environment variable {name} is not set")),
             },
             SecretRef::File(path) => {
                 let full = self.resolve_path(path);
-                std::fs::read(&full)
-                    .map(|mut bytes| {
-                        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                            bytes.pop();
-                        }
-                        Secret::new(bytes)
-                    })
-                    .map_err(|e| format!("cannot read {}: {e}", full.display()))
+                let mut bytes = std::fs::read(&full)
+                    .map_err(|e| format!("cannot read {}: {e}", full.display()))?;
+                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    bytes.pop();
+                }
+                Secret::new(bytes)
             }
-            SecretRef::Value(v) => Ok(Secret::new(v.as_bytes().to_vec())),
+            SecretRef::Value(v) => Secret::new(v.as_bytes().to_vec()),
+        };
+        if secret.is_blank() {
+            return Err(match r {
+                SecretRef::Env(name) => format!("environment variable {name} is empty"),
+                SecretRef::File(path) => {
+                    format!("file {} is empty", self.resolve_path(path).display())
+                }
+                SecretRef::Value(_) => "the value is empty".to_owned(),
+            });
         }
+        Ok(secret)
     }
 }
 
@@ -230,5 +241,65 @@ impl Config {
 
     pub fn limits(&self) -> &Limits {
         &self.file.limits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(dir: &tempfile::TempDir) -> LoadContext {
+        LoadContext {
+            vars: HashMap::from([
+                ("BLANK".to_owned(), " ".to_owned()),
+                (
+                    "SET".to_owned(),
+                    "from-env-0123456789abcdef0123456789abcdef".to_owned(),
+                ),
+            ]),
+            base_dir: dir.path().to_path_buf(),
+        }
+    }
+
+    // Security property: an empty secret is refused where it is written, so it can never
+    // become a token or key that anybody matches.
+    #[test]
+    fn an_empty_literal_value_is_an_error_at_its_yaml_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("newline.txt"), "\n").unwrap();
+        let src = "version: v1\nlisten: {http: 127.0.0.1:0}\ntokens:\n  keys:\n    - {kid: a, secret: {value: \"\"}}\n    - {kid: b, secret: {file: newline.txt}}\n    - {kid: c, secret: {env: BLANK}}\n    - {kid: d, secret: {env: SET}}\nrooms: []\nroutes: []\n";
+        let errors = Config::from_yaml_str(src, &context(&dir)).unwrap_err().0;
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert_eq!(text[0], "tokens.keys[0].secret: the value is empty");
+        assert!(
+            text[1].starts_with("tokens.keys[1].secret: file ") && text[1].ends_with(" is empty"),
+            "{text:?}"
+        );
+        assert_eq!(
+            text[2],
+            "tokens.keys[2].secret: environment variable BLANK is empty"
+        );
+    }
+
+    #[test]
+    fn blank_references_do_not_resolve_and_a_trailing_newline_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(&dir);
+        for (name, text) in [("empty", ""), ("crlf", "\r\n"), ("spaces", "  \n")] {
+            std::fs::write(dir.path().join(name), text).unwrap();
+            assert!(
+                ctx.resolve(&SecretRef::File(name.into())).is_err(),
+                "{name}"
+            );
+        }
+        assert!(ctx.resolve(&SecretRef::Value(String::new())).is_err());
+        std::fs::write(dir.path().join("token"), "tg-token\n").unwrap();
+        let secret = ctx.resolve(&SecretRef::File("token".into())).unwrap();
+        assert_eq!(secret.expose(), b"tg-token");
+        assert_eq!(
+            ctx.resolve(&SecretRef::Env("SET".into())).unwrap().expose(),
+            b"from-env-0123456789abcdef0123456789abcdef"
+        );
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Owns the shape of a stream entry (the fields DESIGN.md lists, in that order) and the
 //! rule that only a [`Verified`] body can become one. It must not do I/O, read the clock or
-//! keep a header that carries a credential (`cookie`, `authorization`, hop-by-hop).
+//! keep a header that carries a credential (`cookie`, `authorization`, a provider's shared
+//! token, hop-by-hop).
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -10,9 +11,15 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::webhook::Verified;
 
+/// Headers whose value is a provider's shared secret itself, not a signature over the
+/// request: whoever reads one can forge deliveries. (Okta's is `authorization`.)
+const SHARED_TOKEN_HEADERS: [&str; 2] = ["x-telegram-bot-api-secret-token", "x-gitlab-token"];
+
 /// Headers that never reach a queue: credentials and hop-by-hop headers.
 fn dropped(name: &str) -> bool {
-    matches!(name, "authorization" | "cookie") || crate::headers::is_hop_by_hop(name)
+    matches!(name, "authorization" | "cookie")
+        || SHARED_TOKEN_HEADERS.contains(&name)
+        || crate::headers::is_hop_by_hop(name)
 }
 
 /// What the request pipeline knows about a webhook besides its verified body.
@@ -109,6 +116,11 @@ impl QueueMessage {
 
     pub fn room(&self) -> &str {
         &self.room
+    }
+
+    /// The request path the delivery came to (without query).
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     pub fn queue(&self) -> &str {
@@ -369,6 +381,8 @@ pub(crate) mod tests {
         for name in [
             "authorization",
             "cookie",
+            "x-telegram-bot-api-secret-token",
+            "x-gitlab-token",
             "proxy-authorization",
             "connection",
             "keep-alive",
@@ -410,6 +424,21 @@ pub(crate) mod tests {
             json,
             serde_json::json!({"x-github-event": "push", "accept": "a, b"})
         );
+    }
+
+    /// Security property: a provider's shared token (Telegram, GitLab) is the secret
+    /// itself, so it never reaches the queue, where any reader could forge deliveries.
+    #[test]
+    fn shared_token_headers_are_not_enqueued() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-telegram-bot-api-secret-token",
+            "tg-token".parse().unwrap(),
+        );
+        h.insert("X-Gitlab-Token", "gl-token".parse().unwrap());
+        h.insert("x-gitlab-event", "Push Hook".parse().unwrap());
+        let json: serde_json::Value = serde_json::from_str(&headers_json(&h)).unwrap();
+        assert_eq!(json, serde_json::json!({"x-gitlab-event": "Push Hook"}));
     }
 
     /// The object is compact, its names sorted, and values that need escaping (or are not

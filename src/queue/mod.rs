@@ -34,9 +34,31 @@ pub fn stream_key(room: &str, queue: &str) -> String {
     ["roomgate:queue:{", room, ":", queue, "}"].concat()
 }
 
-/// The key that remembers a delivery id for one (room, queue).
-pub fn dedup_key(room: &str, queue: &str, delivery_id: &str) -> String {
-    ["roomgate:dedup:{", room, ":", queue, "}:", delivery_id].concat()
+/// The key that remembers a delivery id for one (room, queue): see [`dedup_scope`].
+pub fn dedup_key(room: &str, queue: &str, provider: &str, path: &str, delivery_id: &str) -> String {
+    let scope = dedup_scope(provider, path, delivery_id);
+    ["roomgate:dedup:{", room, ":", queue, "}:", &scope].concat()
+}
+
+/// What a delivery id is unique within: `<provider>:<path>:<delivery id>`. Ids are only
+/// unique per provider and per sender (a Telegram `update_id` and a HubSpot `eventId` may
+/// be equal; so may two bots' update ids), so two providers or two endpoints feeding one
+/// queue never drop each other's deliveries as duplicates. A `%` or `:` in the path is
+/// percent-encoded, so the first two `:` always end the provider and the path.
+pub fn dedup_scope(provider: &str, path: &str, delivery_id: &str) -> String {
+    let mut out = String::with_capacity(provider.len() + path.len() + delivery_id.len() + 8);
+    out.push_str(provider);
+    out.push(':');
+    for c in path.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            ':' => out.push_str("%3A"),
+            c => out.push(c),
+        }
+    }
+    out.push(':');
+    out.push_str(delivery_id);
+    out
 }
 
 /// Why a message could not be enqueued (or stats read). Maps to 503 `queue_unavailable`
@@ -156,7 +178,24 @@ mod tests {
     #[test]
     fn stream_and_dedup_keys_share_a_hash_tag() {
         assert_eq!(stream_key("acme", "q"), "roomgate:queue:{acme:q}");
-        assert_eq!(dedup_key("acme", "q", "d1"), "roomgate:dedup:{acme:q}:d1");
+        assert_eq!(
+            dedup_key("acme", "q", "github", "/hooks/gh", "d1"),
+            "roomgate:dedup:{acme:q}:github:/hooks/gh:d1"
+        );
+    }
+
+    #[test]
+    fn the_same_id_from_another_provider_or_endpoint_has_another_dedup_key() {
+        let key = |provider, path| dedup_key("acme", "q", provider, path, "100");
+        assert_ne!(key("telegram", "/hooks"), key("hubspot", "/hooks"));
+        assert_ne!(key("telegram", "/hooks/a"), key("telegram", "/hooks/b"));
+        assert_eq!(key("telegram", "/hooks/a"), key("telegram", "/hooks/a"));
+    }
+
+    #[test]
+    fn a_colon_in_the_path_cannot_make_two_scopes_meet() {
+        assert_ne!(dedup_scope("p", "/a:b", "c"), dedup_scope("p", "/a", "b:c"));
+        assert_eq!(dedup_scope("p", "/a:b%", "c"), "p:/a%3Ab%25:c");
     }
 
     #[test]

@@ -137,7 +137,13 @@ impl RedisQueue {
     /// into it once).
     fn enqueue_cmd(&self, msg: &QueueMessage) -> redis::Cmd {
         let stream = stream_key(msg.room(), msg.queue());
-        let dedup = dedup_key(msg.room(), msg.queue(), msg.delivery_id());
+        let dedup = dedup_key(
+            msg.room(),
+            msg.queue(),
+            msg.provider(),
+            msg.path(),
+            msg.delivery_id(),
+        );
         let fields = msg.fields();
         let data: usize = fields.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>()
             + stream.len()

@@ -222,10 +222,18 @@ impl SecretStore {
         id: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<ActiveValue>, SecretError> {
-        match &self.backend {
-            Backend::File(f) => f.get(room, identity, id, now),
-            Backend::Redis(r) => r.get(room, identity, id, now).await,
+        let values = match &self.backend {
+            Backend::File(f) => f.get(room, identity, id, now)?,
+            Backend::Redis(r) => r.get(room, identity, id, now).await?,
+        };
+        // An empty secret would verify anything (an empty token, an empty HMAC key):
+        // whatever the backend, such a value is never handed out.
+        if values.iter().any(|v| v.secret.is_blank()) {
+            return Err(SecretError::Unavailable(format!(
+                "secret {room}/{identity}/{id} has an empty value"
+            )));
         }
+        Ok(values)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Cached>> {
@@ -297,7 +305,7 @@ impl SecretStore {
         now: OffsetDateTime,
     ) -> Result<(), SecretError> {
         check_names(room, identity, id)?;
-        if value.is_empty() {
+        if value.is_blank() {
             return Err(SecretError::Invalid("the value is empty".into()));
         }
         let until = keep_previous_for.map(|d| now + d);
@@ -437,6 +445,29 @@ mod tests {
         sendable(s.set("acme", "w", "k", Secret::new("v"), None));
         sendable(s.list("acme", None));
         sendable(s.rm("acme", "w", "k"));
+    }
+
+    // Security property: a secret whose value is empty (a `{file:}` holding only a
+    // newline, an empty `{value:}`) is unavailable, never an empty key.
+    #[tokio::test]
+    async fn an_empty_value_is_unavailable_and_never_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("newline.txt"), "\n").unwrap();
+        std::fs::write(
+            dir.path().join("secrets.yaml"),
+            "rooms: {acme: {w: {f: {file: newline.txt}, v: {value: \"\"}, s: {value: \" \"}}}}\n",
+        )
+        .unwrap();
+        let s = store(&dir, Duration::from_secs(60));
+        for id in ["f", "v", "s"] {
+            let err = s.get("acme", "w", id).await.unwrap_err();
+            assert!(matches!(err, SecretError::Unavailable(_)), "{id}: {err}");
+        }
+        let err = s
+            .set("acme", "w", "k", Secret::new(" \n"), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SecretError::Invalid(_)));
     }
 
     #[tokio::test]

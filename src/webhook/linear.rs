@@ -3,7 +3,8 @@
 //!
 //! Like @linear/sdk, the legacy `linear-timestamp` header is ignored and
 //! `|now - webhookTimestamp|` beyond the window (60 s by default) is `Stale`. The body is
-//! parsed only to read that field; this module must not trust any other body field.
+//! parsed only after the MAC matched, and only to read that field; this module must not
+//! trust any other body field.
 
 use std::time::Duration;
 
@@ -26,9 +27,10 @@ pub fn verify(
     window: Duration,
 ) -> Result<(), SignatureError> {
     let expected = sig::decode_hex(sig::header(req, "linear-signature")?)?;
+    // The MAC first: the body is parsed only once it is known to be Linear's.
+    sig::verdict(sig::sha256_matches(secret.expose(), &[req.body], &expected))?;
     let stamp: Stamp = serde_json::from_slice(req.body).map_err(|_| SignatureError::Invalid)?;
-    sig::check_window(stamp.webhook_timestamp, 1000, now, window, Window::Both)?;
-    sig::verdict(sig::sha256_matches(secret.expose(), &[req.body], &expected))
+    sig::check_window(stamp.webhook_timestamp, 1000, now, window, Window::Both)
 }
 
 #[cfg(test)]
@@ -83,6 +85,15 @@ mod tests {
     fn stale_timestamp_is_rejected() {
         assert_eq!(check(BODY, SECRET, T + 61), Err(SignatureError::Stale));
         assert_eq!(check(BODY, SECRET, T + 60), Ok(()));
+    }
+
+    // providers.md: parse JSON only after MAC verification. An unsigned body is invalid,
+    // whatever timestamp it claims.
+    #[test]
+    fn an_unsigned_body_with_an_old_timestamp_is_invalid_not_stale() {
+        let body = br#"{"action":"create","webhookTimestamp":1000}"#;
+        assert_eq!(check(body, SECRET, T), Err(SignatureError::Invalid));
+        assert_eq!(check(b"not json", SECRET, T), Err(SignatureError::Invalid));
     }
 
     #[test]

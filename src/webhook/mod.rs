@@ -112,6 +112,11 @@ pub fn verify(
     let mut outcome = Err(SignatureError::Invalid);
     for secret in secrets {
         outcome = verify_one(provider, req, secret, now, window);
+        // Defence in depth (the secret store never hands one out): an empty key or token
+        // verifies nothing, whatever the scheme would say.
+        if outcome.is_ok() && secret.is_blank() {
+            outcome = Err(SignatureError::Invalid);
+        }
         match outcome {
             Ok(()) => break,
             // Missing and stale do not depend on the secret: no other value can help.
@@ -168,6 +173,10 @@ const MAX_DELIVERY_ID: usize = 200;
 
 /// The provider's delivery id, stable across its retries: a header or a body field,
 /// at most 200 printable characters, `None` when absent.
+///
+/// Where the provider signs an id, that id is the one taken, from the header set the
+/// verifier used: a replayed delivery with a different unsigned id header must still be a
+/// duplicate.
 pub fn delivery_id(provider: Provider, req: &WebhookRequest<'_>) -> Option<String> {
     let header = |names: &[&str]| {
         names
@@ -185,7 +194,14 @@ pub fn delivery_id(provider: Provider, req: &WebhookRequest<'_>) -> Option<Strin
         Provider::Zendesk => header(&["x-zendesk-webhook-invocation-id"]),
         Provider::Sentry => header(&["request-id"]),
         Provider::Telegram => body(&[&["update_id"]]),
-        Provider::StandardWebhooks => header(&["webhook-id", "svix-id"]),
+        // The id of the brand whose signature was checked (it is in the MAC).
+        Provider::StandardWebhooks => header(&[standard_webhooks::brand(req.headers)[0]]),
+        // Signed form: `webhook-id` is in the MAC (GitLab sets it to the Idempotency-Key).
+        // A request with `webhook-signature` that passed on its `X-Gitlab-Token` instead
+        // carries that token, so whoever replays it can forge anything anyway.
+        Provider::Gitlab if req.headers.contains_key("webhook-signature") => {
+            header(&[standard_webhooks::brand(req.headers)[0]])
+        }
         Provider::Gitlab => header(&["idempotency-key", "webhook-id", "x-gitlab-event-uuid"]),
         Provider::Linear => header(&["linear-delivery"]),
         Provider::Hubspot => hubspot_event_id(req.body),
@@ -555,8 +571,8 @@ mod tests {
             (Provider::Zendesk, "x-zendesk-webhook-invocation-id"),
             (Provider::Sentry, "request-id"),
             (Provider::StandardWebhooks, "webhook-id"),
-            (Provider::StandardWebhooks, "svix-id"),
             (Provider::Gitlab, "idempotency-key"),
+            (Provider::Gitlab, "x-gitlab-event-uuid"),
             (Provider::Linear, "linear-delivery"),
             (Provider::Twitch, "twitch-eventsub-message-id"),
         ];
@@ -599,6 +615,78 @@ mod tests {
                 "{provider}"
             );
         }
+    }
+
+    // Security property: the dedup id of a signed delivery is the id inside its MAC, so a
+    // captured delivery replayed with another unsigned id header is still a duplicate.
+    #[test]
+    fn a_standard_webhooks_delivery_id_is_the_id_of_the_brand_that_was_verified() {
+        // The reference-library vector, sent with Svix's header names.
+        let pairs = [
+            ("svix-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("svix-timestamp", "1614265330"),
+            (
+                "svix-signature",
+                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+            ),
+            ("webhook-id", "replayed-1"),
+        ];
+        let verified = run(
+            Provider::StandardWebhooks,
+            &pairs,
+            br#"{"test": 2432232314}"#,
+            &["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+            1_614_265_330,
+            None,
+        )
+        .unwrap();
+        assert_eq!(verified.delivery_id(), Some("msg_p5jXN8AQM9LWM0D4loKWxJek"));
+        let unbranded = [
+            ("webhook-id", "w-1"),
+            ("webhook-signature", "v1,x"),
+            ("svix-id", "s-1"),
+        ];
+        assert_eq!(
+            id(Provider::StandardWebhooks, &unbranded, b"{}").as_deref(),
+            Some("w-1")
+        );
+    }
+
+    #[test]
+    fn a_signed_gitlab_delivery_id_is_the_signed_webhook_id() {
+        let signed = [
+            ("webhook-id", "01HX"),
+            ("webhook-signature", "v1,x"),
+            ("idempotency-key", "replayed-1"),
+        ];
+        assert_eq!(
+            id(Provider::Gitlab, &signed, b"{}").as_deref(),
+            Some("01HX")
+        );
+        let token = [
+            ("x-gitlab-token", "t"),
+            ("idempotency-key", "k-1"),
+            ("webhook-id", "w"),
+        ];
+        assert_eq!(id(Provider::Gitlab, &token, b"{}").as_deref(), Some("k-1"));
+    }
+
+    // Defence in depth: even if an empty secret reached the verifier, it admits nothing.
+    #[test]
+    fn an_empty_secret_verifies_nothing() {
+        let pairs = [("x-telegram-bot-api-secret-token", "")];
+        assert_eq!(
+            run(Provider::Telegram, &pairs, b"{}", &[""], T, None).unwrap_err(),
+            SignatureError::Invalid
+        );
+        // HMAC with an empty key: anyone can compute it.
+        // hex HMAC-SHA256(b"", b"{}")
+        let sig = "sha256=22f8eea909400af98adf3681a9f31923ef6b7fcba4abb553d92823a3e9d5c25e";
+        let pairs = [("x-hub-signature-256", sig)];
+        assert_eq!(
+            run(Provider::Github, &pairs, b"{}", &[""], T, None).unwrap_err(),
+            SignatureError::Invalid
+        );
     }
 
     #[test]

@@ -22,16 +22,22 @@ const BRANDS: [[&str; 3]; 2] = [
     ["svix-id", "svix-timestamp", "svix-signature"],
 ];
 
+/// The (id, timestamp, signature) header names a request is verified with: the first
+/// brand whose signature header is present, else the unbranded names.
+pub fn brand(headers: &http::HeaderMap) -> [&'static str; 3] {
+    BRANDS
+        .into_iter()
+        .find(|[_, _, sig_name]| headers.contains_key(*sig_name))
+        .unwrap_or(BRANDS[0])
+}
+
 pub fn verify(
     req: &WebhookRequest<'_>,
     secret: &Secret,
     now: i64,
     window: Duration,
 ) -> Result<(), SignatureError> {
-    let [id_name, ts_name, sig_name] = BRANDS
-        .into_iter()
-        .find(|[_, _, sig_name]| req.headers.contains_key(*sig_name))
-        .unwrap_or(BRANDS[0]);
+    let [id_name, ts_name, sig_name] = brand(req.headers);
     let signatures = sig::header(req, sig_name)?;
     let id = sig::header(req, id_name)?;
     let ts = sig::header(req, ts_name)?;
