@@ -235,3 +235,52 @@ async fn minted_tokens_pass_the_proxy() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
 }
+
+/// Requests are matched in canonical form (`/%7Eb` arrives as `/~b`), so a configured path
+/// that is not canonical would silently never match: it is a load error at its YAML path.
+#[test]
+fn route_and_endpoint_paths_must_be_written_in_canonical_form() {
+    let yaml = |endpoint: &str, route: &str| {
+        format!(
+            r#"version: v1
+listen: {{http: 127.0.0.1:0}}
+rooms:
+  - name: acme
+    services:
+      - name: web
+        ports:
+          - num: 5002
+            published: true
+            endpoints:
+              - path: {endpoint}
+routes:
+  - domain: a.test
+    room: acme
+    paths:
+      - {{path: {route}, port: 5002}}
+"#
+        )
+    };
+    assert!(load(&yaml("/hooks/", "/v1/")).is_ok());
+    assert!(load(&yaml("/~user", "/")).is_ok());
+    let errors = load(&yaml("/%7Euser", "/v1/../v2"))
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        errors,
+        [
+            "rooms[0].services[0].ports[0].endpoints[0].path: must be written in canonical form: \"/~user\"",
+            "routes[0].paths[0].path: must be written in canonical form: \"/v2\"",
+        ],
+    );
+    let errors = load(&yaml("/a%2Fb", "/")).unwrap_err().0;
+    assert!(
+        errors[0]
+            .to_string()
+            .starts_with("rooms[0].services[0].ports[0].endpoints[0].path: is not a valid path"),
+        "{errors:?}"
+    );
+}

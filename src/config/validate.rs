@@ -404,9 +404,7 @@ fn check_rooms(c: &mut Checker<'_>, file: &FileConfig) -> Vec<Arc<PortSpec>> {
                 let mut seen = HashSet::new();
                 for (ei, ep) in port.endpoints.iter().enumerate() {
                     let epath = format!("{ppath}.endpoints[{ei}]");
-                    if !ep.path.starts_with('/') {
-                        c.err(format!("{epath}.path"), "must start with /");
-                    }
+                    check_path(c, format!("{epath}.path"), &ep.path);
                     if !seen.insert(ep.path.trim_end_matches('/')) {
                         c.err(
                             format!("{epath}.path"),
@@ -539,9 +537,7 @@ fn check_routes(c: &mut Checker<'_>, file: &FileConfig, ports: &[Arc<PortSpec>])
         let mut seen = HashSet::new();
         for (pi, p) in route.paths.iter().enumerate() {
             let ppath = format!("{rpath}.paths[{pi}]");
-            if !p.path.starts_with('/') {
-                c.err(format!("{ppath}.path"), "must start with /");
-            }
+            check_path(c, format!("{ppath}.path"), &p.path);
             if !seen.insert((p.path.trim_end_matches('/').to_owned(), p.match_)) {
                 c.err(
                     format!("{ppath}.path"),
@@ -550,6 +546,24 @@ fn check_routes(c: &mut Checker<'_>, file: &FileConfig, ports: &[Arc<PortSpec>])
             }
             check_port(c, format!("{ppath}.port"), p.port);
         }
+    }
+}
+
+/// A route or endpoint path must be written as requests are matched: in canonical form
+/// (`/%7Eb` would never match, since requests arrive as `/~b`). A trailing `/` is allowed.
+fn check_path(c: &mut Checker<'_>, at: String, path: &str) {
+    if !path.starts_with('/') {
+        c.err(at, "must start with /");
+        return;
+    }
+    let trimmed = match path.trim_end_matches('/') {
+        "" => "/",
+        t => t,
+    };
+    match crate::route::canonical_path(trimmed) {
+        Ok(canon) if canon == trimmed => {}
+        Ok(canon) => c.err(at, format!("must be written in canonical form: {canon:?}")),
+        Err(e) => c.err(at, format!("is not a valid path: {e}")),
     }
 }
 
