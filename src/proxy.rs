@@ -268,6 +268,7 @@ async fn pipeline<'s>(
         return Err(ProxyError::Auth(auth::AuthError::InvalidToken));
     }
     headers::strip_cookie(&mut parts.headers, IAP_COOKIE);
+    auth::iap::strip_own_cookies(&mut parts.headers);
     if !parts.headers.contains_key(header::HOST) {
         if let Some(h) = raw_host
             .as_deref()

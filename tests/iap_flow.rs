@@ -973,3 +973,58 @@ async fn an_expired_token_cookie_sends_a_browser_to_sign_in() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(e.up.requests(), 0);
 }
+
+/// Security (login CSRF through a sibling domain): the sign-in host's flow and session
+/// cookies are `__Host-` cookies (Secure, Path=/, no Domain), which a browser accepts from
+/// no other host; an unprefixed flow cookie a sibling domain planted is ignored and a
+/// fresh one issued. Neither cookie ever reaches an upstream.
+#[tokio::test]
+async fn the_sign_in_host_cookies_are_host_prefixed_and_planted_ones_are_ignored() {
+    let mut e = env().await;
+    let check = |line: &str| {
+        let attrs: Vec<String> = line
+            .split(';')
+            .map(|a| a.trim().to_ascii_lowercase())
+            .collect();
+        assert!(attrs.iter().any(|a| a == "secure"), "{line}");
+        assert!(attrs.iter().any(|a| a == "path=/"), "{line}");
+        assert!(!attrs.iter().any(|a| a.starts_with("domain")), "{line}");
+    };
+    let planted = "A".repeat(43);
+    let r = e.browser.visit("app.acme.test", "/").await;
+    let cookie = format!("__roomgate_flow={planted}");
+    let r = get(
+        e.browser.addr,
+        &e.browser.auth_host(),
+        location(&r).strip_prefix(&e.browser.auth_origin()).unwrap(),
+        &[HTML, ("cookie", cookie.as_str())],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let (flow, line) = set_cookie(&r, "__Host-roomgate_flow").expect("a fresh flow cookie");
+    assert_ne!(flow, planted);
+    check(&line);
+    e.browser.flow_cookie = Some(flow);
+    let form = hidden(&r, "flow").unwrap();
+    let r = e.browser.login(&form, "alice@acme.test", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let (_, line) = set_cookie(&r, "__Host-roomgate_signin").expect("sign-in cookie");
+    check(&line);
+
+    let code = hidden(&r, "code").unwrap();
+    let r = e.browser.callback("app.acme.test", &code).await;
+    let (session, _) = set_cookie(&r, "__meshagent_iap").unwrap();
+    let c = format!(
+        "a=1; __Host-roomgate_signin=s; __Host-roomgate_flow=f; __roomgate_flow=g; \
+         __meshagent_iap={session}; b=2"
+    );
+    let r = get(
+        e.browser.addr,
+        &e.browser.host("app.acme.test"),
+        "/",
+        &[("cookie", c.as_str())],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.echoed_header("cookie").as_deref(), Some("a=1; b=2"));
+}

@@ -6,10 +6,11 @@
 //!    `{auth_url}/.roomgate/start?rs=…`, where `rs` is a sealed return state (origin, host,
 //!    path; audience: the sign-in host; 10 min; single use).
 //! 2. `start` on the sign-in host: a user already signed in there (cookie
-//!    `__roomgate_signin`) goes straight to the handoff; otherwise a sign-in flow is
+//!    `__Host-roomgate_signin`) goes straight to the handoff; otherwise a sign-in flow is
 //!    recorded server-side under an opaque id (10 min, single use), bound to the browser
-//!    by the `__roomgate_flow` cookie, and the browser goes to the provider (OIDC: the id
-//!    is the `state`, with PKCE S256 and a nonce) or sees the static sign-in form.
+//!    by the `__Host-roomgate_flow` cookie, and the browser goes to the provider (OIDC:
+//!    the id is the `state`, with PKCE S256 and a nonce) or sees the static sign-in form.
+//!    (Without `secure_cookies` the two are `__roomgate_*`, scoped to `/.roomgate/`.)
 //! 3. `oidc/callback` (the only redirect URI) or `login` (static form) ends the flow and
 //!    creates the sign-in host session.
 //! 4. Handoff: a one-time code (60 s, single use, audience: the route's host) is posted
@@ -42,9 +43,13 @@ use crate::route::{canonical_host, canonical_path, DomainPattern, Resolved};
 use crate::state::{Shared, State};
 
 /// The sign-in host's own session cookie.
-pub const SIGNIN_COOKIE: &str = "__roomgate_signin";
+pub const SIGNIN_COOKIE: &str = "__Host-roomgate_signin";
 /// Binds a sign-in flow to the browser that started it.
-pub const FLOW_COOKIE: &str = "__roomgate_flow";
+pub const FLOW_COOKIE: &str = "__Host-roomgate_flow";
+/// The same two without `secure_cookies` (plain-HTTP local use), where browsers refuse
+/// `__Host-` cookies.
+pub const PLAIN_SIGNIN_COOKIE: &str = "__roomgate_signin";
+pub const PLAIN_FLOW_COOKIE: &str = "__roomgate_flow";
 
 pub const START_PATH: &str = "/.roomgate/start";
 pub const LOGIN_PATH: &str = "/.roomgate/login";
@@ -169,6 +174,46 @@ struct Handoff {
 }
 
 // ---- pure helpers ----------------------------------------------------------------------
+
+/// The sign-in host's own cookies: their names and path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AuthCookies {
+    signin: &'static str,
+    flow: &'static str,
+    path: &'static str,
+}
+
+/// With `secure_cookies`, the `__Host-` names (Secure, Path=/, no Domain: a browser takes
+/// them from no other host, so a sibling domain cannot plant a flow or sign-in cookie);
+/// without, plain names scoped to `/.roomgate/`.
+fn auth_cookies(iap: &Iap) -> AuthCookies {
+    if iap.secure_cookies {
+        AuthCookies {
+            signin: SIGNIN_COOKIE,
+            flow: FLOW_COOKIE,
+            path: "/",
+        }
+    } else {
+        AuthCookies {
+            signin: PLAIN_SIGNIN_COOKIE,
+            flow: PLAIN_FLOW_COOKIE,
+            path: "/.roomgate/",
+        }
+    }
+}
+
+/// Remove roomgate's own sign-in host cookies from a request about to be forwarded (a
+/// sign-in host that is also a route domain gets them on every path).
+pub fn strip_own_cookies(headers: &mut HeaderMap) {
+    for name in [
+        SIGNIN_COOKIE,
+        FLOW_COOKIE,
+        PLAIN_SIGNIN_COOKIE,
+        PLAIN_FLOW_COOKIE,
+    ] {
+        crate::headers::strip_cookie(headers, name);
+    }
+}
 
 /// The value of cookie `name` in the request, if any (the first one).
 pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -505,7 +550,7 @@ pub async fn serve(
             _ => return Err(ProxyError::MethodNotAllowed),
         },
         (SIGNOUT_PATH, _) if routed || on_auth => match method {
-            Method::GET | Method::HEAD => Ok(signout_page(&r, on_auth, &parts)),
+            Method::GET | Method::HEAD => Ok(signout_page(&r, iap, on_auth, &parts)),
             Method::POST => signout(&r, iap, on_auth, &parts, body).await,
             _ => return Err(ProxyError::MethodNotAllowed),
         },
@@ -569,21 +614,22 @@ async fn start(
         return Err(SignInError::Invalid("return state replayed"));
     }
     // Already signed in at the sign-in host: hand off without the provider.
-    if let Some(id) = cookie_value(&parts.headers, SIGNIN_COOKIE) {
+    let names = auth_cookies(iap);
+    if let Some(id) = cookie_value(&parts.headers, names.signin) {
         if let Some((d, session)) = sessions.get(id, iap.idle_ttl.0, now).await? {
             if session.is_sign_in_session_for(&auth.host) {
                 return handoff(r, ret, session, d, None).await;
             }
         }
     }
-    let (binding, new_cookie) = match cookie_value(&parts.headers, FLOW_COOKIE) {
+    let (binding, new_cookie) = match cookie_value(&parts.headers, names.flow) {
         Some(v) if v.len() == 43 => (v.to_owned(), None),
         _ => {
             let v = random_id();
             let c = set_cookie(
-                FLOW_COOKIE,
+                names.flow,
                 &v,
-                "/.roomgate/",
+                names.path,
                 FLOW_TTL.as_secs() as i64,
                 iap.secure_cookies,
             );
@@ -688,7 +734,15 @@ async fn take_flow(
     }
     .ok_or(SignInError::Invalid("unknown or used flow"))?;
     let flow: Flow = serde_json::from_str(&json).map_err(|_| SignInError::Invalid("flow"))?;
-    let bound = cookie_value(&parts.headers, FLOW_COOKIE)
+    let flow_cookie = r
+        .state
+        .config
+        .file
+        .iap
+        .as_ref()
+        .map(|i| auth_cookies(i).flow)
+        .ok_or(SignInError::Unavailable)?;
+    let bound = cookie_value(&parts.headers, flow_cookie)
         .is_some_and(|c| signing::digest(c).as_bytes() == flow.binding.as_bytes());
     if !bound {
         return Err(SignInError::Invalid("flow not started by this browser"));
@@ -753,6 +807,7 @@ async fn signed_in(
 ) -> Result<Response<Body>, SignInError> {
     let now = now(r);
     tracing::info!(iap.provider = %session.provider, "iap sign-in");
+    let names = auth_cookies(iap);
     let auth = r.state.auth_host.as_ref().ok_or(SignInError::Unavailable)?;
     let session = Session {
         host: Some(auth.host.clone()),
@@ -766,13 +821,13 @@ async fn signed_in(
         .create(&session, iap.idle_ttl.0, now)
         .await?;
     let cookie = set_cookie(
-        SIGNIN_COOKIE,
+        names.signin,
         &id,
-        "/.roomgate/",
+        names.path,
         session.expires - now,
         iap.secure_cookies,
     );
-    let clear_flow = set_cookie(FLOW_COOKIE, "", "/.roomgate/", 0, iap.secure_cookies);
+    let clear_flow = set_cookie(names.flow, "", names.path, 0, iap.secure_cookies);
     handoff(r, ret, session, digest(&id), Some([cookie, clear_flow])).await
 }
 
@@ -959,17 +1014,24 @@ async fn callback(
     Ok(resp)
 }
 
-fn session_cookie_name(on_auth: bool) -> &'static str {
+/// The session cookie's name and path: the sign-in host's own, or a route domain's.
+fn session_cookie(iap: &Iap, on_auth: bool) -> (&'static str, &'static str) {
     if on_auth {
-        SIGNIN_COOKIE
+        let names = auth_cookies(iap);
+        (names.signin, names.path)
     } else {
-        IAP_COOKIE
+        (IAP_COOKIE, "/")
     }
 }
 
 /// GET `/.roomgate/signout`: a confirmation form (sign-out itself needs the POST).
-fn signout_page(r: &Reserved<'_>, on_auth: bool, parts: &http::request::Parts) -> Response<Body> {
-    match cookie_value(&parts.headers, session_cookie_name(on_auth)) {
+fn signout_page(
+    r: &Reserved<'_>,
+    iap: &Iap,
+    on_auth: bool,
+    parts: &http::request::Parts,
+) -> Response<Body> {
+    match cookie_value(&parts.headers, session_cookie(iap, on_auth).0) {
         Some(v) => pages::sign_out_confirm(
             &signing::tag(&r.state.config.cookie_keys, "signout", &digest(v)).unwrap_or_default(),
         ),
@@ -989,7 +1051,7 @@ async fn signout(
         return Err(SignInError::Invalid("cross-origin sign-out"));
     }
     let form = read_form(parts, body).await?;
-    let name = session_cookie_name(on_auth);
+    let (name, path) = session_cookie(iap, on_auth);
     let Some(value) = cookie_value(&parts.headers, name) else {
         return Ok(pages::signed_out());
     };
@@ -1007,7 +1069,6 @@ async fn signout(
     }
     sessions.delete(&d).await?;
     tracing::info!("iap sign-out");
-    let path = if on_auth { "/.roomgate/" } else { "/" };
     let mut resp = pages::signed_out();
     add_cookie(&mut resp, set_cookie(name, "", path, 0, iap.secure_cookies));
     Ok(resp)
@@ -1079,6 +1140,32 @@ mod tests {
         assert!(c.contains("Path=/"));
         assert!(!c.to_ascii_lowercase().contains("domain="));
         assert!(!set_cookie("n", "v", "/", 60, false).contains("Secure"));
+    }
+
+    #[test]
+    fn sign_in_host_cookies_are_host_prefixed_only_when_secure() {
+        let secure = AuthCookies {
+            signin: "__Host-roomgate_signin",
+            flow: "__Host-roomgate_flow",
+            path: "/",
+        };
+        let plain = AuthCookies {
+            signin: "__roomgate_signin",
+            flow: "__roomgate_flow",
+            path: "/.roomgate/",
+        };
+        let iap = |secure_cookies: bool| Iap {
+            auth_url: "https://auth.test".into(),
+            provider: IapProvider::Static,
+            oidc: None,
+            static_users: None,
+            cookie_keys: vec![],
+            session_ttl: crate::config::HumanDuration(Duration::from_secs(60)),
+            idle_ttl: crate::config::HumanDuration(Duration::from_secs(60)),
+            secure_cookies,
+        };
+        assert_eq!(auth_cookies(&iap(true)), secure);
+        assert_eq!(auth_cookies(&iap(false)), plain);
     }
 
     #[test]

@@ -174,10 +174,10 @@ impl Browser {
         [
             self.flow_cookie
                 .as_ref()
-                .map(|c| format!("__roomgate_flow={c}")),
+                .map(|c| format!("__Host-roomgate_flow={c}")),
             self.signin_cookie
                 .as_ref()
-                .map(|c| format!("__roomgate_signin={c}")),
+                .map(|c| format!("__Host-roomgate_signin={c}")),
         ]
         .into_iter()
         .flatten()
@@ -204,7 +204,7 @@ impl Browser {
             &[HTML, ("cookie", cookies.as_str())],
         )
         .await;
-        if let Some((v, _)) = set_cookie(&r, "__roomgate_flow") {
+        if let Some((v, _)) = set_cookie(&r, "__Host-roomgate_flow") {
             self.flow_cookie = Some(v);
         }
         r
@@ -233,7 +233,7 @@ impl Browser {
             body.as_bytes(),
         )
         .await;
-        if let Some((v, _)) = set_cookie(&r, "__roomgate_signin") {
+        if let Some((v, _)) = set_cookie(&r, "__Host-roomgate_signin") {
             self.signin_cookie = Some(v);
         }
         r
