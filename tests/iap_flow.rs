@@ -806,3 +806,225 @@ async fn redis_holds_no_raw_session_id() {
         "idle lifetime bounds the key: {ttl}"
     );
 }
+
+/// A domain routed only by path (`api.acme.test` serves `/v1` and nothing at `/`) still
+/// has roomgate's own sign-in paths: the handoff lands there, the session works under
+/// `/v1`, and sign-out works there too.
+#[tokio::test]
+async fn a_domain_routed_only_by_path_completes_sign_in_and_sign_out() {
+    let mut e = env().await;
+    let r = e.browser.visit("api.acme.test", "/").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "nothing is routed at /");
+    let s = e
+        .browser
+        .sign_in("api.acme.test", "/v1/items?page=2", "alice@acme.test")
+        .await;
+    assert_eq!(s.location, "/v1/items?page=2");
+    let r = get_with(e.browser.addr, "api.acme.test", "/v1/items", &s.cookie, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.echoed_header("x-meshagent-user").as_deref(),
+        Some("alice@acme.test")
+    );
+    let r = sign_out(&e.browser, "api.acme.test", &s.cookie).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(set_cookie(&r, "__meshagent_iap").is_some_and(|(v, _)| v.is_empty()));
+    let r = get_with(e.browser.addr, "api.acme.test", "/v1/items", &s.cookie, &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // An unconfigured domain still has no sign-in paths.
+    let r = e.browser.callback("nowhere.test", "code").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// Security: the handoff posts its code only to an origin roomgate serves: a `Host`
+/// port (or scheme) the client chose in the request that was sent to sign in is refused
+/// at the sign-in host, before any code exists.
+#[tokio::test]
+async fn a_handoff_to_a_port_or_scheme_roomgate_does_not_serve_is_refused() {
+    let mut e = env().await;
+    e.browser
+        .sign_in("app.acme.test", "/", "alice@acme.test")
+        .await;
+    // The attacker's link: a visit with a port of their choosing in `Host`.
+    let r = get(e.browser.addr, "app.acme.test:4444", "/", &[HTML]).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    let r = e.browser.start(&location(&r)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_code(), "invalid_sign_in");
+    assert!(hidden(&r, "code").is_none(), "no code was issued");
+
+    let now = roomgate::state::system_clock();
+    let port = e.browser.port;
+    let rs = |origin: String, jti: &str| {
+        let v = serde_json::json!({
+            "origin": origin,
+            "host": "app.acme.test",
+            "path": "/",
+            "jti": jti,
+        });
+        roomgate::auth::signing::seal(&cookie_keys(), "return", "auth.test", now + 60, &v).unwrap()
+    };
+    let auth_origin = e.browser.auth_origin();
+    let start_with = |rs: String| format!("{auth_origin}/.roomgate/start?rs={rs}");
+    for (i, origin) in [
+        format!("https://app.acme.test:{port}"),
+        "https://app.acme.test".to_owned(),
+        "http://app.acme.test:4444".to_owned(),
+        format!("http://evil.test:{port}"),
+        format!("http://app.acme.test:{port}@evil.test"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = e
+            .browser
+            .start(&start_with(rs(origin.clone(), &format!("bad{i}"))))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{origin}");
+        assert!(hidden(&r, "code").is_none(), "{origin}");
+    }
+    for (i, origin) in [
+        format!("http://app.acme.test:{port}"),
+        "http://app.acme.test".to_owned(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = e
+            .browser
+            .start(&start_with(rs(origin.clone(), &format!("good{i}"))))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{origin}");
+        assert!(hidden(&r, "code").is_some(), "{origin}");
+    }
+}
+
+/// Security: a session is valid only on the domain it was handed off to: a cookie value
+/// from one domain (or the sign-in host's own session) presented on another is treated
+/// as no session, and a domain's session does not work as the sign-in host's.
+#[tokio::test]
+async fn a_session_from_one_domain_is_not_signed_in_on_another() {
+    let mut e = env().await;
+    let s = e
+        .browser
+        .sign_in("app.acme.test", "/", "alice@acme.test")
+        .await;
+    let addr = e.browser.addr;
+    assert_eq!(
+        get_with(addr, "app.acme.test", "/", &s.cookie, &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = get_with(addr, "docs.acme.test", "/", &s.cookie, &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.error_code(), "missing_auth");
+    let r = get_with(addr, "docs.acme.test", "/", &s.cookie, &[HTML]).await;
+    assert_eq!(r.status, StatusCode::FOUND, "a browser is sent to sign in");
+    assert!(location(&r).starts_with(&format!("{}/.roomgate/start?rs=", e.browser.auth_origin())));
+    let signin = e
+        .browser
+        .signin_cookie
+        .clone()
+        .expect("sign-in host session");
+    for domain in ["app.acme.test", "docs.acme.test"] {
+        let r = get_with(addr, domain, "/", &signin, &[]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{domain}");
+    }
+    assert_eq!(e.up.requests(), 1);
+    // A domain's session value as the sign-in host's cookie: the form, no handoff.
+    let mut other = Browser::new(addr);
+    other.signin_cookie = Some(s.cookie.clone());
+    let r = other.visit("docs.acme.test", "/").await;
+    let r = other.start(&location(&r)).await;
+    assert!(hidden(&r, "code").is_none() && hidden(&r, "flow").is_some());
+}
+
+/// An expired or invalid participant token in the cookie does not lock a browser out:
+/// a navigation is sent to sign in (whose session then replaces the cookie); API clients
+/// still get 401 `invalid_token`.
+#[tokio::test]
+async fn an_expired_token_cookie_sends_a_browser_to_sign_in() {
+    let mut e = env().await;
+    let now = roomgate::state::system_clock();
+    let expired = roomgate::auth::token::mint(
+        "test",
+        &roomgate::sensitive::Secret::new(TOKEN_SECRET),
+        "acme",
+        "robot",
+        None,
+        Some(Duration::from_secs(60)),
+        now - 3600,
+    )
+    .unwrap();
+    let addr = e.browser.addr;
+    for bad in [expired.as_str(), "a.b.c"] {
+        let r = get_with(addr, "app.acme.test", "/", bad, &[]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{bad}");
+        assert_eq!(r.error_code(), "invalid_token");
+        let r = get_with(addr, "app.acme.test", "/", bad, &[HTML]).await;
+        assert_eq!(r.status, StatusCode::FOUND, "{bad}");
+        let page = e.browser.start(&location(&r)).await;
+        assert_eq!(page.status, StatusCode::OK);
+    }
+    // A valid token for another room is still refused, not sent round sign-in.
+    let other = token("beta", "robot", None);
+    let r = get_with(addr, "app.acme.test", "/", &other, &[HTML]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(e.up.requests(), 0);
+}
+
+/// Security (login CSRF through a sibling domain): the sign-in host's flow and session
+/// cookies are `__Host-` cookies (Secure, Path=/, no Domain), which a browser accepts from
+/// no other host; an unprefixed flow cookie a sibling domain planted is ignored and a
+/// fresh one issued. Neither cookie ever reaches an upstream.
+#[tokio::test]
+async fn the_sign_in_host_cookies_are_host_prefixed_and_planted_ones_are_ignored() {
+    let mut e = env().await;
+    let check = |line: &str| {
+        let attrs: Vec<String> = line
+            .split(';')
+            .map(|a| a.trim().to_ascii_lowercase())
+            .collect();
+        assert!(attrs.iter().any(|a| a == "secure"), "{line}");
+        assert!(attrs.iter().any(|a| a == "path=/"), "{line}");
+        assert!(!attrs.iter().any(|a| a.starts_with("domain")), "{line}");
+    };
+    let planted = "A".repeat(43);
+    let r = e.browser.visit("app.acme.test", "/").await;
+    let cookie = format!("__roomgate_flow={planted}");
+    let r = get(
+        e.browser.addr,
+        &e.browser.auth_host(),
+        location(&r).strip_prefix(&e.browser.auth_origin()).unwrap(),
+        &[HTML, ("cookie", cookie.as_str())],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let (flow, line) = set_cookie(&r, "__Host-roomgate_flow").expect("a fresh flow cookie");
+    assert_ne!(flow, planted);
+    check(&line);
+    e.browser.flow_cookie = Some(flow);
+    let form = hidden(&r, "flow").unwrap();
+    let r = e.browser.login(&form, "alice@acme.test", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let (_, line) = set_cookie(&r, "__Host-roomgate_signin").expect("sign-in cookie");
+    check(&line);
+
+    let code = hidden(&r, "code").unwrap();
+    let r = e.browser.callback("app.acme.test", &code).await;
+    let (session, _) = set_cookie(&r, "__meshagent_iap").unwrap();
+    let c = format!(
+        "a=1; __Host-roomgate_signin=s; __Host-roomgate_flow=f; __roomgate_flow=g; \
+         __meshagent_iap={session}; b=2"
+    );
+    let r = get(
+        e.browser.addr,
+        &e.browser.host("app.acme.test"),
+        "/",
+        &[("cookie", c.as_str())],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.echoed_header("cookie").as_deref(), Some("a=1; b=2"));
+}

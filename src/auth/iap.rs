@@ -6,10 +6,11 @@
 //!    `{auth_url}/.roomgate/start?rs=…`, where `rs` is a sealed return state (origin, host,
 //!    path; audience: the sign-in host; 10 min; single use).
 //! 2. `start` on the sign-in host: a user already signed in there (cookie
-//!    `__roomgate_signin`) goes straight to the handoff; otherwise a sign-in flow is
+//!    `__Host-roomgate_signin`) goes straight to the handoff; otherwise a sign-in flow is
 //!    recorded server-side under an opaque id (10 min, single use), bound to the browser
-//!    by the `__roomgate_flow` cookie, and the browser goes to the provider (OIDC: the id
-//!    is the `state`, with PKCE S256 and a nonce) or sees the static sign-in form.
+//!    by the `__Host-roomgate_flow` cookie, and the browser goes to the provider (OIDC:
+//!    the id is the `state`, with PKCE S256 and a nonce) or sees the static sign-in form.
+//!    (Without `secure_cookies` the two are `__roomgate_*`, scoped to `/.roomgate/`.)
 //! 3. `oidc/callback` (the only redirect URI) or `login` (static form) ends the flow and
 //!    creates the sign-in host session.
 //! 4. Handoff: a one-time code (60 s, single use, audience: the route's host) is posted
@@ -35,16 +36,20 @@ use super::redirect::safe_return_path;
 use super::session::{Session, SessionStore, StoreError};
 use super::signing::{self, digest, random_id};
 use super::{pages, AuthError, Decision, Identity};
-use crate::config::{Config, Iap, IapProvider};
+use crate::config::{Config, Iap, IapProvider, Listen};
 use crate::error::{full, Body, ProxyError};
 use crate::proxy::{ConnInfo, IAP_COOKIE};
-use crate::route::{canonical_host, canonical_path, Resolved};
+use crate::route::{canonical_host, canonical_path, DomainPattern, Resolved};
 use crate::state::{Shared, State};
 
 /// The sign-in host's own session cookie.
-pub const SIGNIN_COOKIE: &str = "__roomgate_signin";
+pub const SIGNIN_COOKIE: &str = "__Host-roomgate_signin";
 /// Binds a sign-in flow to the browser that started it.
-pub const FLOW_COOKIE: &str = "__roomgate_flow";
+pub const FLOW_COOKIE: &str = "__Host-roomgate_flow";
+/// The same two without `secure_cookies` (plain-HTTP local use), where browsers refuse
+/// `__Host-` cookies.
+pub const PLAIN_SIGNIN_COOKIE: &str = "__roomgate_signin";
+pub const PLAIN_FLOW_COOKIE: &str = "__roomgate_flow";
 
 pub const START_PATH: &str = "/.roomgate/start";
 pub const LOGIN_PATH: &str = "/.roomgate/login";
@@ -111,16 +116,27 @@ pub struct AuthHost {
     origin: String,
     /// Canonical host name.
     host: String,
+    /// `http` or `https`.
+    scheme: String,
+    /// The port `auth_url` names, if it names one.
+    port: Option<u16>,
 }
 
 impl AuthHost {
     pub fn from(iap: &Iap) -> Option<AuthHost> {
         let base = iap.auth_url.trim_end_matches('/').to_owned();
         let uri: http::Uri = base.parse().ok()?;
-        let authority = uri.authority()?.as_str();
-        let origin = format!("{}://{}", uri.scheme_str()?, authority).to_ascii_lowercase();
-        let host = canonical_host(authority)?.into_owned();
-        Some(AuthHost { base, origin, host })
+        let authority = uri.authority()?;
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        let origin = format!("{scheme}://{}", authority.as_str()).to_ascii_lowercase();
+        let host = canonical_host(authority.as_str())?.into_owned();
+        Some(AuthHost {
+            base,
+            origin,
+            host,
+            scheme,
+            port: authority.port_u16(),
+        })
     }
 }
 
@@ -158,6 +174,46 @@ struct Handoff {
 }
 
 // ---- pure helpers ----------------------------------------------------------------------
+
+/// The sign-in host's own cookies: their names and path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AuthCookies {
+    signin: &'static str,
+    flow: &'static str,
+    path: &'static str,
+}
+
+/// With `secure_cookies`, the `__Host-` names (Secure, Path=/, no Domain: a browser takes
+/// them from no other host, so a sibling domain cannot plant a flow or sign-in cookie);
+/// without, plain names scoped to `/.roomgate/`.
+fn auth_cookies(iap: &Iap) -> AuthCookies {
+    if iap.secure_cookies {
+        AuthCookies {
+            signin: SIGNIN_COOKIE,
+            flow: FLOW_COOKIE,
+            path: "/",
+        }
+    } else {
+        AuthCookies {
+            signin: PLAIN_SIGNIN_COOKIE,
+            flow: PLAIN_FLOW_COOKIE,
+            path: "/.roomgate/",
+        }
+    }
+}
+
+/// Remove roomgate's own sign-in host cookies from a request about to be forwarded (a
+/// sign-in host that is also a route domain gets them on every path).
+pub fn strip_own_cookies(headers: &mut HeaderMap) {
+    for name in [
+        SIGNIN_COOKIE,
+        FLOW_COOKIE,
+        PLAIN_SIGNIN_COOKIE,
+        PLAIN_FLOW_COOKIE,
+    ] {
+        crate::headers::strip_cookie(headers, name);
+    }
+}
 
 /// The value of cookie `name` in the request, if any (the first one).
 pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -286,6 +342,47 @@ fn looks_like_jwt(v: &str) -> bool {
     v.split('.').count() == 3
 }
 
+/// True when `host` (canonical) is a configured route domain, exactly or through a
+/// wildcard, whatever paths it routes.
+fn domain_configured(config: &Config, host: &str) -> bool {
+    config
+        .file
+        .routes
+        .iter()
+        .any(|r| domain_matches(&r.domain, host))
+}
+
+/// True when the route domain `pattern` covers the canonical `host` (as routing does: a
+/// wildcard covers exactly one more label).
+fn domain_matches(pattern: &str, host: &str) -> bool {
+    match DomainPattern::parse(pattern) {
+        Ok(DomainPattern::Exact(d)) => d == host,
+        Ok(DomainPattern::Wildcard(d)) => {
+            host.split_once('.').is_some_and(|(_, parent)| parent == d)
+        }
+        Err(_) => false,
+    }
+}
+
+/// True when a handoff may post its code to `origin` for the route host `host`: the
+/// sign-in host's scheme (an https sign-in host never hands off over plain http), `host`
+/// itself, and a port roomgate is reached on: the scheme's default, the one `auth_url`
+/// names, or that of roomgate's own listener for the scheme. Anything else came from a
+/// `Host` header the client chose.
+fn handoff_origin_allowed(origin: &str, host: &str, auth: &AuthHost, listen: &Listen) -> bool {
+    let scheme = auth.scheme.as_str();
+    let (default, listener) = if scheme == "https" {
+        (443, listen.https)
+    } else {
+        (80, listen.http)
+    };
+    origin == format!("{scheme}://{host}")
+        || [Some(default), auth.port, listener.map(|a| a.port())]
+            .into_iter()
+            .flatten()
+            .any(|p| origin == format!("{scheme}://{host}:{p}"))
+}
+
 // ---- the cookie port check -------------------------------------------------------------
 
 /// Authorize a request on a `cookie` port: participant token in `Authorization` (valid
@@ -316,15 +413,23 @@ pub async fn authorize(
     let Some(iap) = &config.file.iap else {
         return Decision::Deny(AuthError::MissingAuth);
     };
-    if let Some(value) = cookie_value(&parts.headers, IAP_COOKIE) {
-        if looks_like_jwt(value) {
-            return match state.tokens.verify(value, room, now) {
-                Ok(id) => Decision::Allow(id),
-                Err(e) => Decision::Deny(e),
-            };
-        }
-        match shared.iap.sessions.get(value, iap.idle_ttl.0, now).await {
-            Ok(Some((d, session))) => {
+    let html = wants_html(&parts.method, &parts.headers);
+    let host = raw_host(parts).and_then(canonical_host);
+    match cookie_value(&parts.headers, IAP_COOKIE) {
+        Some(value) if looks_like_jwt(value) => match state.tokens.verify(value, room, now) {
+            Ok(id) => return Decision::Allow(id),
+            // An expired or broken token must not lock a browser out: it signs in again,
+            // and the new session replaces the cookie.
+            Err(AuthError::InvalidToken) if html => {}
+            Err(e) => return Decision::Deny(e),
+        },
+        Some(value) => match shared.iap.sessions.get(value, iap.idle_ttl.0, now).await {
+            // A session is valid only on the domain it was handed off to.
+            Ok(Some((d, session)))
+                if host
+                    .as_deref()
+                    .is_some_and(|h| session.is_domain_session_for(h)) =>
+            {
                 let rules = config
                     .room(room)
                     .map(|r| r.participants.as_slice())
@@ -334,24 +439,22 @@ pub async fn authorize(
                         user: session.email,
                         api_scope,
                     }),
-                    None if wants_html(&parts.method, &parts.headers) => {
-                        Decision::NotAParticipant {
-                            email: session.email,
-                            csrf: signing::tag(&config.cookie_keys, "signout", &d)
-                                .unwrap_or_default(),
-                        }
-                    }
+                    None if html => Decision::NotAParticipant {
+                        email: session.email,
+                        csrf: signing::tag(&config.cookie_keys, "signout", &d).unwrap_or_default(),
+                    },
                     None => Decision::Deny(AuthError::NotAParticipant),
                 };
             }
-            Ok(None) => {}
+            Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "iap session store error");
                 return Decision::Deny(AuthError::SessionUnavailable);
             }
-        }
+        },
+        None => {}
     }
-    if !wants_html(&parts.method, &parts.headers) {
+    if !html {
         return Decision::Deny(AuthError::MissingAuth);
     }
     match sign_in_location(state, parts, now) {
@@ -426,7 +529,8 @@ pub async fn serve(
         return Err(ProxyError::NoRoute);
     };
     let on_auth = r.host == auth.host;
-    let routed = r.state.routes.resolve(r.host, "/").is_some();
+    // A route domain, whichever paths it routes (one routed only under `/v1` signs in too).
+    let routed = domain_configured(&r.state.config, r.host);
     let method = parts.method.clone();
     let result = match (r.path, on_auth) {
         (START_PATH, true) => match method {
@@ -446,7 +550,7 @@ pub async fn serve(
             _ => return Err(ProxyError::MethodNotAllowed),
         },
         (SIGNOUT_PATH, _) if routed || on_auth => match method {
-            Method::GET | Method::HEAD => Ok(signout_page(&r, on_auth, &parts)),
+            Method::GET | Method::HEAD => Ok(signout_page(&r, iap, on_auth, &parts)),
             Method::POST => signout(&r, iap, on_auth, &parts, body).await,
             _ => return Err(ProxyError::MethodNotAllowed),
         },
@@ -501,7 +605,7 @@ async fn start(
     let rs = query_param(parts.uri.query(), "rs").ok_or(SignInError::Invalid("no rs"))?;
     let ret: ReturnState = signing::open(keys, "return", &auth.host, now, &rs)
         .map_err(|_| SignInError::Invalid("return state"))?;
-    check_return(r.state, &ret)?;
+    check_return(r.state, auth, &ret)?;
     let sessions = &r.shared.iap.sessions;
     if !sessions
         .put_once("rs", &ret.jti, "1", FLOW_TTL, now)
@@ -510,19 +614,22 @@ async fn start(
         return Err(SignInError::Invalid("return state replayed"));
     }
     // Already signed in at the sign-in host: hand off without the provider.
-    if let Some(id) = cookie_value(&parts.headers, SIGNIN_COOKIE) {
+    let names = auth_cookies(iap);
+    if let Some(id) = cookie_value(&parts.headers, names.signin) {
         if let Some((d, session)) = sessions.get(id, iap.idle_ttl.0, now).await? {
-            return handoff(r, ret, session, d, None).await;
+            if session.is_sign_in_session_for(&auth.host) {
+                return handoff(r, ret, session, d, None).await;
+            }
         }
     }
-    let (binding, new_cookie) = match cookie_value(&parts.headers, FLOW_COOKIE) {
+    let (binding, new_cookie) = match cookie_value(&parts.headers, names.flow) {
         Some(v) if v.len() == 43 => (v.to_owned(), None),
         _ => {
             let v = random_id();
             let c = set_cookie(
-                FLOW_COOKIE,
+                names.flow,
                 &v,
-                "/.roomgate/",
+                names.path,
                 FLOW_TTL.as_secs() as i64,
                 iap.secure_cookies,
             );
@@ -595,10 +702,14 @@ fn oidc_error(e: OidcError) -> SignInError {
     }
 }
 
-/// The return state must still name a routed host and a safe path in the current config.
-fn check_return(state: &State, ret: &ReturnState) -> Result<(), SignInError> {
+/// The return state must still name a routed host and a safe path in the current config,
+/// and an origin roomgate serves that host on.
+fn check_return(state: &State, auth: &AuthHost, ret: &ReturnState) -> Result<(), SignInError> {
     if safe_return_path(&ret.path).is_none() {
         return Err(SignInError::Invalid("return path"));
+    }
+    if !handoff_origin_allowed(&ret.origin, &ret.host, auth, &state.config.file.listen) {
+        return Err(SignInError::Invalid("return origin scheme or port"));
     }
     let path_only = ret.path.split('?').next().unwrap_or("/");
     if state.routes.resolve(&ret.host, path_only).is_none() {
@@ -623,7 +734,15 @@ async fn take_flow(
     }
     .ok_or(SignInError::Invalid("unknown or used flow"))?;
     let flow: Flow = serde_json::from_str(&json).map_err(|_| SignInError::Invalid("flow"))?;
-    let bound = cookie_value(&parts.headers, FLOW_COOKIE)
+    let flow_cookie = r
+        .state
+        .config
+        .file
+        .iap
+        .as_ref()
+        .map(|i| auth_cookies(i).flow)
+        .ok_or(SignInError::Unavailable)?;
+    let bound = cookie_value(&parts.headers, flow_cookie)
         .is_some_and(|c| signing::digest(c).as_bytes() == flow.binding.as_bytes());
     if !bound {
         return Err(SignInError::Invalid("flow not started by this browser"));
@@ -674,6 +793,7 @@ async fn oidc_callback(
         expires: now + iap.session_ttl.0.as_secs() as i64,
         provider: "oidc".into(),
         parent: None,
+        host: None,
     };
     signed_in(r, iap, flow.ret, session).await
 }
@@ -687,6 +807,13 @@ async fn signed_in(
 ) -> Result<Response<Body>, SignInError> {
     let now = now(r);
     tracing::info!(iap.provider = %session.provider, "iap sign-in");
+    let names = auth_cookies(iap);
+    let auth = r.state.auth_host.as_ref().ok_or(SignInError::Unavailable)?;
+    let session = Session {
+        host: Some(auth.host.clone()),
+        parent: None,
+        ..session
+    };
     let id = r
         .shared
         .iap
@@ -694,13 +821,13 @@ async fn signed_in(
         .create(&session, iap.idle_ttl.0, now)
         .await?;
     let cookie = set_cookie(
-        SIGNIN_COOKIE,
+        names.signin,
         &id,
-        "/.roomgate/",
+        names.path,
         session.expires - now,
         iap.secure_cookies,
     );
-    let clear_flow = set_cookie(FLOW_COOKIE, "", "/.roomgate/", 0, iap.secure_cookies);
+    let clear_flow = set_cookie(names.flow, "", names.path, 0, iap.secure_cookies);
     handoff(r, ret, session, digest(&id), Some([cookie, clear_flow])).await
 }
 
@@ -714,6 +841,7 @@ async fn handoff(
 ) -> Result<Response<Body>, SignInError> {
     let now = now(r);
     session.parent = Some(parent);
+    session.host = Some(ret.host.clone());
     let code = random_id();
     let record = Handoff {
         aud: ret.host.clone(),
@@ -803,6 +931,7 @@ async fn login(
         expires: now + iap.session_ttl.0.as_secs() as i64,
         provider: "static".into(),
         parent: None,
+        host: None,
     };
     signed_in(r, iap, flow.ret, session).await
 }
@@ -885,17 +1014,24 @@ async fn callback(
     Ok(resp)
 }
 
-fn session_cookie_name(on_auth: bool) -> &'static str {
+/// The session cookie's name and path: the sign-in host's own, or a route domain's.
+fn session_cookie(iap: &Iap, on_auth: bool) -> (&'static str, &'static str) {
     if on_auth {
-        SIGNIN_COOKIE
+        let names = auth_cookies(iap);
+        (names.signin, names.path)
     } else {
-        IAP_COOKIE
+        (IAP_COOKIE, "/")
     }
 }
 
 /// GET `/.roomgate/signout`: a confirmation form (sign-out itself needs the POST).
-fn signout_page(r: &Reserved<'_>, on_auth: bool, parts: &http::request::Parts) -> Response<Body> {
-    match cookie_value(&parts.headers, session_cookie_name(on_auth)) {
+fn signout_page(
+    r: &Reserved<'_>,
+    iap: &Iap,
+    on_auth: bool,
+    parts: &http::request::Parts,
+) -> Response<Body> {
+    match cookie_value(&parts.headers, session_cookie(iap, on_auth).0) {
         Some(v) => pages::sign_out_confirm(
             &signing::tag(&r.state.config.cookie_keys, "signout", &digest(v)).unwrap_or_default(),
         ),
@@ -915,7 +1051,7 @@ async fn signout(
         return Err(SignInError::Invalid("cross-origin sign-out"));
     }
     let form = read_form(parts, body).await?;
-    let name = session_cookie_name(on_auth);
+    let (name, path) = session_cookie(iap, on_auth);
     let Some(value) = cookie_value(&parts.headers, name) else {
         return Ok(pages::signed_out());
     };
@@ -933,7 +1069,6 @@ async fn signout(
     }
     sessions.delete(&d).await?;
     tracing::info!("iap sign-out");
-    let path = if on_auth { "/.roomgate/" } else { "/" };
     let mut resp = pages::signed_out();
     add_cookie(&mut resp, set_cookie(name, "", path, 0, iap.secure_cookies));
     Ok(resp)
@@ -1005,6 +1140,117 @@ mod tests {
         assert!(c.contains("Path=/"));
         assert!(!c.to_ascii_lowercase().contains("domain="));
         assert!(!set_cookie("n", "v", "/", 60, false).contains("Secure"));
+    }
+
+    #[test]
+    fn sign_in_host_cookies_are_host_prefixed_only_when_secure() {
+        let secure = AuthCookies {
+            signin: "__Host-roomgate_signin",
+            flow: "__Host-roomgate_flow",
+            path: "/",
+        };
+        let plain = AuthCookies {
+            signin: "__roomgate_signin",
+            flow: "__roomgate_flow",
+            path: "/.roomgate/",
+        };
+        let iap = |secure_cookies: bool| Iap {
+            auth_url: "https://auth.test".into(),
+            provider: IapProvider::Static,
+            oidc: None,
+            static_users: None,
+            cookie_keys: vec![],
+            session_ttl: crate::config::HumanDuration(Duration::from_secs(60)),
+            idle_ttl: crate::config::HumanDuration(Duration::from_secs(60)),
+            secure_cookies,
+        };
+        assert_eq!(auth_cookies(&iap(true)), secure);
+        assert_eq!(auth_cookies(&iap(false)), plain);
+    }
+
+    #[test]
+    fn a_route_domain_is_matched_exactly_or_by_a_one_label_wildcard() {
+        assert!(domain_matches("api.acme.test", "api.acme.test"));
+        assert!(domain_matches("API.acme.test.", "api.acme.test"));
+        assert!(!domain_matches("api.acme.test", "x.api.acme.test"));
+        assert!(domain_matches("*.apps.test", "a.apps.test"));
+        assert!(!domain_matches("*.apps.test", "apps.test"));
+        assert!(!domain_matches("*.apps.test", "a.b.apps.test"));
+        assert!(!domain_matches("not a domain", "not a domain"));
+    }
+
+    fn auth(url: &str) -> AuthHost {
+        let uri: http::Uri = url.parse().unwrap();
+        AuthHost {
+            base: url.into(),
+            origin: url.into(),
+            host: uri.host().unwrap().into(),
+            scheme: uri.scheme_str().unwrap().into(),
+            port: uri.port_u16(),
+        }
+    }
+
+    fn listen(http: Option<&str>, https: Option<&str>) -> Listen {
+        Listen {
+            http: http.map(|a| a.parse().unwrap()),
+            https: https.map(|a| a.parse().unwrap()),
+            admin: None,
+            redirect_http_to_https: false,
+        }
+    }
+
+    #[test]
+    fn a_handoff_goes_only_to_the_sign_in_scheme_and_a_port_roomgate_serves() {
+        let a = auth("https://auth.test");
+        let l = listen(Some("0.0.0.0:8080"), Some("0.0.0.0:8443"));
+        let ok = |o: &str| handoff_origin_allowed(o, "app.test", &a, &l);
+        assert!(ok("https://app.test"));
+        assert!(ok("https://app.test:443"));
+        assert!(ok("https://app.test:8443"), "the https listener's port");
+        assert!(!ok("http://app.test"), "never downgraded to plain http");
+        assert!(!ok("http://app.test:8080"));
+        assert!(!ok("https://app.test:4444"), "a port from the Host header");
+        assert!(!ok("https://app.test:8080"), "the plain listener's port");
+        assert!(
+            !ok("https://evil.test"),
+            "another host than the code's audience"
+        );
+        assert!(!ok("https://app.test.evil.test"));
+        // The port auth_url names is one roomgate is reached on (a port-forwarded listener).
+        let a = auth("https://auth.test:9443");
+        assert!(handoff_origin_allowed(
+            "https://app.test:9443",
+            "app.test",
+            &a,
+            &l
+        ));
+        // A plain-http sign-in host (local use) hands off over http to its listener's port.
+        let a = auth("http://auth.test:8080");
+        let l = listen(Some("127.0.0.1:8080"), None);
+        assert!(handoff_origin_allowed(
+            "http://app.test:8080",
+            "app.test",
+            &a,
+            &l
+        ));
+        assert!(handoff_origin_allowed(
+            "http://app.test",
+            "app.test",
+            &a,
+            &l
+        ));
+        assert!(!handoff_origin_allowed(
+            "https://app.test:8080",
+            "app.test",
+            &a,
+            &l
+        ));
+        assert!(!handoff_origin_allowed(
+            "http://app.test:4444",
+            "app.test",
+            &a,
+            &l
+        ));
     }
 
     #[test]

@@ -50,8 +50,26 @@ pub struct Session {
     /// `oidc` or `static`.
     pub provider: String,
     /// Digest of the sign-in host session this one was handed off from; sign-out ends both.
+    /// `None` for the sign-in host's own session.
     #[serde(default)]
     pub parent: Option<String>,
+    /// The canonical host the session was issued for: the route domain it was handed off
+    /// to, or the sign-in host for its own session. A session is valid on that host only;
+    /// one stored without a host is valid nowhere.
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+impl Session {
+    /// True when this is a route domain's session issued for `host` (canonical).
+    pub fn is_domain_session_for(&self, host: &str) -> bool {
+        self.parent.is_some() && self.host.as_deref() == Some(host)
+    }
+
+    /// True when this is the sign-in host's own session and `host` is that sign-in host.
+    pub fn is_sign_in_session_for(&self, host: &str) -> bool {
+        self.parent.is_none() && self.host.as_deref() == Some(host)
+    }
 }
 
 /// The session store could not answer; requests fail closed.
@@ -505,7 +523,33 @@ mod tests {
             expires: now + 100,
             provider: "static".into(),
             parent: None,
+            host: None,
         }
+    }
+
+    #[test]
+    fn a_session_is_valid_only_on_the_host_and_in_the_role_it_was_issued_for() {
+        let sign_in = Session {
+            host: Some("auth.test".into()),
+            ..session(0)
+        };
+        assert!(sign_in.is_sign_in_session_for("auth.test"));
+        assert!(!sign_in.is_sign_in_session_for("app.acme.test"));
+        assert!(!sign_in.is_domain_session_for("auth.test"));
+        let domain = Session {
+            host: Some("app.acme.test".into()),
+            parent: Some("d".into()),
+            ..session(0)
+        };
+        assert!(domain.is_domain_session_for("app.acme.test"));
+        assert!(!domain.is_domain_session_for("docs.acme.test"));
+        assert!(!domain.is_sign_in_session_for("app.acme.test"));
+        let unbound = Session {
+            parent: Some("d".into()),
+            ..session(0)
+        };
+        assert!(!unbound.is_domain_session_for("app.acme.test"));
+        assert!(!session(0).is_sign_in_session_for("auth.test"));
     }
 
     #[tokio::test]

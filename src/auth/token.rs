@@ -1,8 +1,9 @@
 //! Participant tokens: HS256 JWTs with room grants.
 //!
 //! Owns verifying and minting tokens. The key is chosen by the `kid` in the payload (as
-//! MeshAgent issues them), falling back to the header's `kid`; `exp` is checked against
-//! the injected `now`. It must not read tokens from anywhere but the value it is given.
+//! MeshAgent issues them), falling back to the header's `kid`; `exp` and `nbf` (with
+//! [`NBF_LEEWAY`]) are checked against the injected `now`. It must not read tokens from
+//! anywhere but the value it is given.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -36,6 +37,9 @@ pub struct Claims {
     pub exp: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
+    /// Not valid before (unix seconds); honoured with [`NBF_LEEWAY`] for clock skew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,9 +105,19 @@ fn decode(token: &str, keys: &[(String, Secret)]) -> Result<Claims, AuthError> {
     Ok(claims)
 }
 
+/// How far in the future a token's `nbf` may lie and the token still be used: the clock
+/// skew tolerated between the issuer and roomgate.
+pub const NBF_LEEWAY: i64 = 60;
+
 /// The time and room checks, run on every use of a token (cached or not).
 fn admit(claims: &Claims, room: &str, now: i64) -> Result<Identity, AuthError> {
     if claims.exp.is_some_and(|exp| exp <= now) {
+        return Err(AuthError::InvalidToken);
+    }
+    if claims
+        .nbf
+        .is_some_and(|nbf| nbf > now.saturating_add(NBF_LEEWAY))
+    {
         return Err(AuthError::InvalidToken);
     }
     if !claims.grants_room(room) {
@@ -221,6 +235,7 @@ pub fn mint(
         kid: Some(kid.into()),
         exp: ttl.map(|t| now + t.as_secs() as i64),
         iat: Some(now),
+        nbf: None,
         sub: None,
         version: Some("1.0".into()),
     };
@@ -300,6 +315,47 @@ mod tests {
             verify(&t, &k, "acme", NOW + 60),
             Err(AuthError::InvalidToken)
         );
+    }
+
+    /// A token signed by the test key with these claims.
+    fn signed(claims: &Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(keys()[0].1.expose()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_beyond_the_leeway_is_invalid_even_from_the_cache() {
+        let k = keys();
+        let claims = |nbf: i64| {
+            json!({"name": "bob", "kid": "dev", "nbf": nbf,
+                   "grants": [{"name": "room", "scope": "acme"}]})
+        };
+        let early = signed(&claims(NOW + NBF_LEEWAY + 1));
+        assert_eq!(
+            verify(&early, &k, "acme", NOW),
+            Err(AuthError::InvalidToken)
+        );
+        let verifier = TokenVerifier::new(k.clone());
+        assert_eq!(
+            verifier.verify(&early, "acme", NOW),
+            Err(AuthError::InvalidToken)
+        );
+        assert!(
+            verifier.verify(&early, "acme", NOW + 1).is_ok(),
+            "valid once its nbf is within the leeway"
+        );
+        assert_eq!(
+            verifier.verify(&early, "acme", NOW),
+            Err(AuthError::InvalidToken),
+            "a cached token is checked again"
+        );
+        // Within the leeway (clock skew), and in the past: valid.
+        assert!(verify(&signed(&claims(NOW + NBF_LEEWAY)), &k, "acme", NOW).is_ok());
+        assert!(verify(&signed(&claims(NOW - 10)), &k, "acme", NOW).is_ok());
     }
 
     #[test]
@@ -395,6 +451,7 @@ mod tests {
             kid: None,
             exp: None,
             iat: None,
+            nbf: None,
             sub: None,
             version: None,
         };

@@ -148,7 +148,7 @@ impl Checker<'_> {
     }
 }
 
-pub(super) fn check(file: FileConfig, ctx: &LoadContext) -> Result<Config, ConfigErrors> {
+pub(super) fn check(mut file: FileConfig, ctx: &LoadContext) -> Result<Config, ConfigErrors> {
     let mut c = Checker {
         ctx,
         errors: Vec::new(),
@@ -242,15 +242,13 @@ pub(super) fn check(file: FileConfig, ctx: &LoadContext) -> Result<Config, Confi
 
     let mut cookie_keys = Vec::new();
     let mut oidc_client_secret = None;
-    if let Some(iap) = &file.iap {
-        if !(iap.auth_url.starts_with("https://") || iap.auth_url.starts_with("http://"))
-            || iap.auth_url.contains(['?', '#'])
-        {
-            c.err(
-                "iap.auth_url",
-                "must be an absolute http(s) URL without query",
-            );
+    if let Some(iap) = file.iap.as_mut() {
+        match normalize_auth_url(&iap.auth_url) {
+            Ok(url) => iap.auth_url = url,
+            Err(m) => c.err("iap.auth_url", m),
         }
+    }
+    if let Some(iap) = &file.iap {
         if iap.cookie_keys.is_empty() {
             c.err("iap.cookie_keys", "at least one key is required");
         }
@@ -567,6 +565,42 @@ fn check_path(c: &mut Checker<'_>, at: String, path: &str) {
     }
 }
 
+/// `iap.auth_url` as browsers will name it in `Origin`: `scheme://host[:port]`, lowercased,
+/// without the scheme's default port and without a trailing slash. Sign-in is served at
+/// the root of the sign-in host (`/.roomgate/…`), so a path, query, fragment or user info
+/// is an error.
+fn normalize_auth_url(raw: &str) -> Result<String, String> {
+    let shape = "must be an absolute http(s) URL naming only the sign-in host, like https://auth.example.test";
+    if raw.contains(['?', '#', '@']) || raw.trim() != raw {
+        return Err(shape.into());
+    }
+    let uri: http::Uri = raw.parse().map_err(|_| shape.to_owned())?;
+    let scheme = uri
+        .scheme_str()
+        .map(str::to_ascii_lowercase)
+        .ok_or_else(|| shape.to_owned())?;
+    let default = match scheme.as_str() {
+        "https" => 443,
+        "http" => 80,
+        _ => return Err(shape.into()),
+    };
+    let authority = uri.authority().ok_or_else(|| shape.to_owned())?;
+    if authority.host().is_empty() {
+        return Err(shape.into());
+    }
+    if !matches!(uri.path(), "" | "/") {
+        return Err(format!(
+            "must have no path (got {:?}): roomgate serves sign-in at the root of the sign-in host, under /.roomgate/",
+            uri.path()
+        ));
+    }
+    let host = authority.host().to_ascii_lowercase();
+    Ok(match authority.port_u16() {
+        Some(p) if p != default => format!("{scheme}://{host}:{p}"),
+        _ => format!("{scheme}://{host}"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,5 +631,64 @@ mod tests {
                 "{bad}: {errors:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_auth_url_loses_its_default_port_trailing_slash_and_case() {
+        for (raw, want) in [
+            ("https://auth.test", "https://auth.test"),
+            ("https://auth.test/", "https://auth.test"),
+            ("https://auth.test:443", "https://auth.test"),
+            ("HTTPS://Auth.Test:443/", "https://auth.test"),
+            ("http://auth.test:80", "http://auth.test"),
+            ("https://auth.test:8443", "https://auth.test:8443"),
+            ("http://auth.test:443", "http://auth.test:443"),
+            ("http://[::1]:8080", "http://[::1]:8080"),
+        ] {
+            assert_eq!(normalize_auth_url(raw).as_deref(), Ok(want), "{raw}");
+        }
+    }
+
+    #[test]
+    fn an_auth_url_with_a_path_query_user_or_other_scheme_is_refused() {
+        for raw in [
+            "https://auth.test/sso",
+            "https://auth.test/sso/",
+            "https://auth.test/?x=1",
+            "https://auth.test#f",
+            "https://user@auth.test",
+            "ftp://auth.test",
+            "auth.test",
+            "/sso",
+            "https://",
+            "",
+        ] {
+            assert!(normalize_auth_url(raw).is_err(), "{raw}");
+        }
+        let e = normalize_auth_url("https://auth.test/sso").unwrap_err();
+        assert!(e.contains("/sso") && e.contains("no path"), "{e}");
+    }
+
+    #[test]
+    fn a_config_with_an_auth_url_path_names_iap_auth_url_and_a_default_port_is_dropped() {
+        let yaml = |url: &str| {
+            format!(
+                "version: v1\nlisten: {{http: 127.0.0.1:8080}}\niap:\n  auth_url: {url}\n  provider: static\n  static: {{users: []}}\n  cookie_keys: [{{value: \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"}}]\n"
+            )
+        };
+        let ctx = LoadContext {
+            vars: Default::default(),
+            base_dir: std::env::temp_dir(),
+        };
+        let errors = Config::from_yaml_str(&yaml("https://auth.test/sso"), &ctx).unwrap_err();
+        assert!(
+            errors
+                .0
+                .iter()
+                .any(|e| e.to_string().contains("iap.auth_url")),
+            "{errors}"
+        );
+        let config = Config::from_yaml_str(&yaml("https://auth.test:443"), &ctx).unwrap();
+        assert_eq!(config.file.iap.unwrap().auth_url, "https://auth.test");
     }
 }

@@ -41,7 +41,8 @@ pub const DEFAULT_PARTICIPANTS: &str = r#"      - {emails: [alice@acme.test], ap
       - {groups: [ops]}"#;
 
 /// A config: static provider, sign-in host `auth.test:{port}`, route domains
-/// `app.acme.test` and `docs.acme.test` (room acme) and `beta.test` (room beta, alice only).
+/// `app.acme.test` and `docs.acme.test` (room acme), `beta.test` (room beta, alice only)
+/// and `api.acme.test` (room acme, routed only under `/v1`).
 pub fn yaml(port: u16, upstream: u16, redis: Option<&str>, participants: &str) -> String {
     let h = hash(PASSWORD);
     let redis = redis
@@ -88,6 +89,9 @@ routes:
   - {{domain: app.acme.test, room: acme, port: {upstream}}}
   - {{domain: docs.acme.test, room: acme, port: {upstream}}}
   - {{domain: beta.test, room: beta, port: {upstream}}}
+  - domain: api.acme.test
+    room: acme
+    paths: [{{path: /v1, match: prefix, port: {upstream}}}]
 "#,
         tokens = super::tokens_block()
     )
@@ -170,10 +174,10 @@ impl Browser {
         [
             self.flow_cookie
                 .as_ref()
-                .map(|c| format!("__roomgate_flow={c}")),
+                .map(|c| format!("__Host-roomgate_flow={c}")),
             self.signin_cookie
                 .as_ref()
-                .map(|c| format!("__roomgate_signin={c}")),
+                .map(|c| format!("__Host-roomgate_signin={c}")),
         ]
         .into_iter()
         .flatten()
@@ -200,7 +204,7 @@ impl Browser {
             &[HTML, ("cookie", cookies.as_str())],
         )
         .await;
-        if let Some((v, _)) = set_cookie(&r, "__roomgate_flow") {
+        if let Some((v, _)) = set_cookie(&r, "__Host-roomgate_flow") {
             self.flow_cookie = Some(v);
         }
         r
@@ -229,7 +233,7 @@ impl Browser {
             body.as_bytes(),
         )
         .await;
-        if let Some((v, _)) = set_cookie(&r, "__roomgate_signin") {
+        if let Some((v, _)) = set_cookie(&r, "__Host-roomgate_signin") {
             self.signin_cookie = Some(v);
         }
         r
