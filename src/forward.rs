@@ -3,25 +3,35 @@
 //! Owns the pooled upstream clients, response timeouts, WebSocket tunnels and the
 //! liveness poller. It receives requests that the pipeline has already authorized and
 //! cleaned; it must not make security decisions or look at credentials.
+//!
+//! A tunnel outlives the request that opened it (and, for HTTP/1.1, the connection's
+//! HTTP task), so it carries the connection's [`TunnelScope`]: it holds the connection's
+//! slot under `limits.max_connections` until it ends, closes after `idle_timeout` without
+//! a byte either way, and closes once shutdown's grace period is over.
 
 use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
 use crate::config::PortSpec;
 use crate::error::{empty, full, Body, ProxyError};
-use crate::pool::{Http1Pool, PoolError};
+use crate::moment::AtomicMoment;
+use crate::pool::{self, Http1Pool, PoolError};
 use crate::telemetry::{LivenessLabels, Metrics};
-use crate::websocket::{self, Verdict};
+use crate::websocket::{self, Switch, Verdict};
 
 /// Timeouts the forwarder applies.
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +40,21 @@ pub struct ForwardLimits {
     pub liveness_interval: Duration,
     pub liveness_wait: Duration,
     pub max_body_bytes: u64,
+}
+
+/// What a tunnel owes the client connection it was opened on. The listener puts one in
+/// the extensions of every request that may switch protocols; the forwarder takes it out
+/// (it never travels upstream) and gives it to the tunnel.
+#[derive(Clone)]
+pub struct TunnelScope {
+    /// Kept until the tunnel ends: the connection's slot under `limits.max_connections`.
+    pub hold: Arc<dyn Send + Sync>,
+    /// `limits.idle_timeout`: the tunnel closes after this long without a byte either way.
+    pub idle: Duration,
+    /// Set when shutdown begins.
+    pub stop: watch::Receiver<bool>,
+    /// `limits.shutdown_grace`: how long after the stop a tunnel may stay open.
+    pub grace: Duration,
 }
 
 /// What the admin listener says of a port.
@@ -82,14 +107,19 @@ enum SendError {
     Connect,
     Timeout,
     Other,
+    /// The client's request body broke (cut short, bad chunk) while it was being sent:
+    /// the client's fault, not the service's.
+    ClientBody,
 }
 
 impl SendError {
-    fn kind(self) -> &'static str {
+    /// The `upstream_errors` kind, or `None` for a failure that is not the service's.
+    fn kind(self) -> Option<&'static str> {
         match self {
-            SendError::Connect => "connect",
-            SendError::Timeout => "timeout",
-            SendError::Other => "protocol",
+            SendError::Connect => Some("connect"),
+            SendError::Timeout => Some("timeout"),
+            SendError::Other => Some("protocol"),
+            SendError::ClientBody => None,
         }
     }
 
@@ -97,6 +127,19 @@ impl SendError {
         match self {
             SendError::Connect | SendError::Other => ProxyError::BadGateway,
             SendError::Timeout => ProxyError::UpstreamTimeout,
+            SendError::ClientBody => ProxyError::BadRequestBody,
+        }
+    }
+
+    /// Classify a hyper-util client failure.
+    fn of(e: &hyper_util::client::legacy::Error) -> SendError {
+        if e.is_connect() {
+            SendError::Connect
+        } else if pool::caused_by_request_body(e) {
+            SendError::ClientBody
+        } else {
+            tracing::debug!(error = %e, "upstream exchange failed");
+            SendError::Other
         }
     }
 }
@@ -190,18 +233,22 @@ impl Upstreams {
                 .insert(header::TE, HeaderValue::from_static("trailers"));
         }
         let fail = |e: SendError| {
-            metrics
-                .upstream_errors
-                .get_or_create(&crate::telemetry::UpstreamErrorLabels {
-                    route: Arc::clone(route),
-                    kind: e.kind(),
-                })
-                .inc();
+            if let Some(kind) = e.kind() {
+                metrics
+                    .upstream_errors
+                    .get_or_create(&crate::telemetry::UpstreamErrorLabels {
+                        route: Arc::clone(route),
+                        kind,
+                    })
+                    .inc();
+            }
             e.into_proxy_error()
         };
 
+        // Taken out of every request: it must not ride along to an upstream connection.
+        let scope = req.extensions_mut().remove::<TunnelScope>();
         if is_upgrade(&req) {
-            return self.tunnel(port, req, limits).await.map_err(fail);
+            return self.tunnel(port, req, limits, scope).await.map_err(fail);
         }
         let Some(liveness) = &port.liveness else {
             return self.send(port, req, limits).await.map_err(fail);
@@ -288,6 +335,12 @@ impl Upstreams {
                 Err(PoolError::Timeout) => Err(SendError::Timeout),
                 Err(PoolError::Connect) => Err(SendError::Connect),
                 Err(PoolError::Exchange) => Err(SendError::Other),
+                Err(PoolError::RequestBody) => Err(SendError::ClientBody),
+                Ok(resp) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                    // Nothing asked to switch: the request was no WebSocket handshake.
+                    tracing::debug!(upstream.authority = %port.authority(), "service switched protocols unasked");
+                    Err(SendError::Other)
+                }
                 Ok(resp) => Ok(clean_response(resp)),
             };
         }
@@ -295,23 +348,26 @@ impl Upstreams {
         absolute_uri(&mut req, port).map_err(|_| SendError::Other)?;
         match tokio::time::timeout(limits.upstream_timeout, self.h2c.request(req)).await {
             Err(_) => Err(SendError::Timeout),
-            Ok(Err(e)) if e.is_connect() => Err(SendError::Connect),
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "upstream exchange failed");
-                Err(SendError::Other)
-            }
+            Ok(Err(e)) => Err(SendError::of(&e)),
             Ok(Ok(resp)) => Ok(clean_response(resp)),
         }
     }
 
-    /// Forward a WebSocket (or other `Upgrade`) handshake; once the service answers 101,
-    /// tunnel bytes both ways until either side closes.
+    /// Forward a WebSocket handshake; once the service answers 101 to `websocket`, tunnel
+    /// bytes both ways (see [`bridge`]).
     async fn tunnel(
         &self,
         port: &PortSpec,
         mut req: Request<Body>,
         limits: ForwardLimits,
+        scope: Option<TunnelScope>,
     ) -> Result<Response<Body>, SendError> {
+        let Some(scope) = scope else {
+            // Only a request that came through the listener can be tunnelled: nothing
+            // else could keep the tunnel within the connection limits.
+            tracing::debug!("upgrade without a tunnel scope refused");
+            return Err(SendError::Other);
+        };
         let client_side = hyper::upgrade::on(&mut req);
         // Set for an h2 client's extended CONNECT (RFC 8441) bridged to this handshake.
         let bridged = req.extensions_mut().remove::<websocket::Bridged>();
@@ -319,15 +375,19 @@ impl Upstreams {
         let fut = self.http1.request(req);
         let mut resp = match tokio::time::timeout(limits.upstream_timeout, fut).await {
             Err(_) => return Err(SendError::Timeout),
-            Ok(Err(e)) if e.is_connect() => return Err(SendError::Connect),
-            Ok(Err(_)) => return Err(SendError::Other),
+            Ok(Err(e)) => return Err(SendError::of(&e)),
             Ok(Ok(r)) => r,
         };
         match &bridged {
-            None if resp.status() != StatusCode::SWITCHING_PROTOCOLS => {
-                return Ok(clean_response(resp))
-            }
-            None => {}
+            None => match websocket::switched(resp.status(), resp.headers()) {
+                Switch::Declined => return Ok(clean_response(resp)),
+                Switch::WebSocket => {}
+                Switch::Other => {
+                    // Dropping the answer drops the switched upstream connection.
+                    tracing::debug!(upstream.authority = %port.authority(), "service switched to a protocol other than websocket");
+                    return Err(SendError::Other);
+                }
+            },
             Some(b) => match websocket::judge(resp.status(), resp.headers(), b) {
                 Verdict::Accepted => {}
                 Verdict::Refused => return Ok(clean_response(resp)),
@@ -339,21 +399,7 @@ impl Upstreams {
         }
         let upstream_side = hyper::upgrade::on(&mut resp);
         let authority = port.authority().to_owned();
-        tokio::spawn(async move {
-            match tokio::try_join!(client_side, upstream_side) {
-                Ok((client, upstream)) => {
-                    let mut client = TokioIo::new(client);
-                    let mut upstream = TokioIo::new(upstream);
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await
-                    {
-                        tracing::debug!(upstream.authority = %authority, error = %e, "tunnel closed with an error");
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(upstream.authority = %authority, error = %e, "upgrade failed")
-                }
-            }
-        });
+        tokio::spawn(bridge(client_side, upstream_side, scope, authority));
         let (mut parts, _) = clean_response(resp).into_parts();
         if bridged.is_some() {
             websocket::to_h2_answer(&mut parts.status, &mut parts.headers);
@@ -399,6 +445,128 @@ impl Upstreams {
             let _ = tx.send(Some(ready));
         });
         rx
+    }
+}
+
+/// Carry bytes both ways between the switched client and service until either side
+/// ends its stream, no byte passes either way for `scope.idle` (WebSocket pings are bytes, so a
+/// pinged session is not idle), or shutdown's grace period is over. The connection's slot
+/// is held until then.
+async fn bridge(client: OnUpgrade, upstream: OnUpgrade, scope: TunnelScope, authority: String) {
+    let TunnelScope {
+        hold,
+        idle,
+        mut stop,
+        grace,
+    } = scope;
+    let last = AtomicMoment::new(tokio::time::Instant::now());
+    last.set(tokio::time::Instant::now());
+    let carry = async {
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(both) => both,
+            Err(e) => {
+                tracing::debug!(upstream.authority = %authority, error = %e, "upgrade failed");
+                return "upgrade failed";
+            }
+        };
+        let (mut from_client, mut to_client) = tokio::io::split(Noted {
+            io: TokioIo::new(client),
+            last: &last,
+        });
+        let (mut from_upstream, mut to_upstream) = tokio::io::split(Noted {
+            io: TokioIo::new(upstream),
+            last: &last,
+        });
+        // A WebSocket has no half-close: once either side's stream ends (and what it sent
+        // is flushed), the session is over and both connections close, as nginx does.
+        let copied = tokio::select! {
+            c = tokio::io::copy(&mut from_client, &mut to_upstream) => c,
+            c = tokio::io::copy(&mut from_upstream, &mut to_client) => c,
+        };
+        match copied {
+            Ok(_) => "closed",
+            Err(e) => {
+                tracing::debug!(upstream.authority = %authority, error = %e, "tunnel broke");
+                "error"
+            }
+        }
+    };
+    let why = tokio::select! {
+        why = carry => why,
+        () = idle_expiry(&last, idle) => "idle",
+        () = grace_over(&mut stop, grace) => "shutdown",
+    };
+    tracing::debug!(upstream.authority = %authority, reason = why, "tunnel closed");
+    drop(hold);
+}
+
+/// Resolve once `last` is `idle` in the past; a byte noted meanwhile moves the deadline.
+async fn idle_expiry(last: &AtomicMoment, idle: Duration) {
+    loop {
+        let now = tokio::time::Instant::now();
+        let due = last.get().unwrap_or(now) + idle;
+        if now >= due {
+            return;
+        }
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+/// Resolve `grace` after shutdown began (or the server went away).
+async fn grace_over(stop: &mut watch::Receiver<bool>, grace: Duration) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
+    tokio::time::sleep(grace).await;
+}
+
+/// One side of a tunnel, noting when it last delivered bytes.
+struct Noted<'a, T> {
+    io: T,
+    last: &'a AtomicMoment,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Noted<'_, T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.last.set(tokio::time::Instant::now());
+        }
+        read
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Noted<'_, T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 
@@ -461,16 +629,9 @@ fn replayable_size(req: &Request<Body>, max: u64) -> bool {
     req.body().size_hint().upper().is_some_and(|n| n <= max)
 }
 
-/// True for a request asking to switch protocols (WebSocket handshake).
+/// True for a WebSocket handshake, the one switch of protocols roomgate tunnels.
 pub fn is_upgrade(req: &Request<Body>) -> bool {
-    req.headers().contains_key(header::UPGRADE)
-        && req
-            .headers()
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    websocket::is_handshake(req.headers())
 }
 
 /// True for a gRPC call (`application/grpc`, `application/grpc+proto`, ...).
@@ -491,4 +652,53 @@ fn clean_response(resp: Response<Incoming>) -> Response<Body> {
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::time::Instant;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tunnel_with_bytes_flowing_is_never_idle() {
+        let last = AtomicMoment::new(Instant::now());
+        last.set(Instant::now());
+        let expiry = idle_expiry(&last, Duration::from_secs(5));
+        tokio::pin!(expiry);
+        for _ in 0..10 {
+            tokio::select! {
+                () = &mut expiry => panic!("closed while bytes flow"),
+                () = tokio::time::sleep(Duration::from_secs(4)) => {}
+            }
+            // A ping (or any byte) either way.
+            last.set(Instant::now());
+        }
+        let quiet_from = Instant::now();
+        expiry.await;
+        let waited = quiet_from.elapsed();
+        assert!(waited >= Duration::from_secs(5), "{waited:?}");
+        assert!(waited <= Duration::from_millis(5_001), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_read_from_either_side_of_a_tunnel_are_noted() {
+        let start = Instant::now();
+        let last = AtomicMoment::new(start);
+        last.set(start);
+        let (near, mut far) = tokio::io::duplex(64);
+        let mut side = Noted {
+            io: near,
+            last: &last,
+        };
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        far.write_all(b"ping").await.expect("write");
+        let mut buf = [0u8; 4];
+        side.read_exact(&mut buf).await.expect("read");
+        assert_eq!(last.get(), Some(start + Duration::from_secs(3)));
+        // Writing is not noted on its own: what is written was read from the other side.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        side.write_all(b"pong").await.expect("write");
+        assert_eq!(last.get(), Some(start + Duration::from_secs(3)));
+    }
 }

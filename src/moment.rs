@@ -25,9 +25,23 @@ impl AtomicMoment {
     }
 
     pub fn set(&self, at: Instant) {
+        self.ms.store(self.encode(at), Ordering::Release);
+    }
+
+    /// Set to `at` only if set: what was cleared stays cleared, even when a `clear` races
+    /// with this.
+    pub fn move_if_set(&self, at: Instant) {
+        let ms = self.encode(at);
+        let _ = self
+            .ms
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                (cur != 0).then_some(ms)
+            });
+    }
+
+    fn encode(&self, at: Instant) -> u64 {
         let since = at.saturating_duration_since(self.epoch);
-        let ms = since.as_nanos().div_ceil(1_000_000) as u64;
-        self.ms.store(ms + 1, Ordering::Release);
+        since.as_nanos().div_ceil(1_000_000) as u64 + 1
     }
 
     pub fn clear(&self) {
@@ -60,5 +74,16 @@ mod tests {
         }
         m.clear();
         assert_eq!(m.get(), None);
+    }
+
+    #[test]
+    fn moving_a_cleared_moment_leaves_it_cleared() {
+        let epoch = Instant::now();
+        let m = AtomicMoment::new(epoch);
+        m.move_if_set(epoch + Duration::from_secs(1));
+        assert_eq!(m.get(), None);
+        m.set(epoch);
+        m.move_if_set(epoch + Duration::from_secs(1));
+        assert_eq!(m.get(), Some(epoch + Duration::from_secs(1)));
     }
 }

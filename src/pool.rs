@@ -11,20 +11,29 @@
 //! deadline on the connection it uses, and the connection's task, which looks at least
 //! once per `timeout` it was opened with, drops the connection when the deadline passes
 //! with no response head; the request then fails as timed out. So a request arms no timer.
+//! A request body moves the deadline ahead with every frame hyper takes from it (hyper has
+//! no hook for "request fully written", but it takes the last frame only then), so a slow
+//! upload is not taken for a slow service: `timeout` applies to a stalled upload, and to
+//! the wait for the response head from the last byte sent.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
+use http_body::{Body as _, Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::error::Body;
+use crate::error::{Body, BodyError};
 use crate::moment::AtomicMoment;
 
 /// Why an exchange through the pool failed.
@@ -34,6 +43,9 @@ pub enum PoolError {
     Connect,
     /// The exchange broke after the request was handed to a connection.
     Exchange,
+    /// The request body failed while it was being sent (a client's body cut short or
+    /// badly framed): the service is not at fault.
+    RequestBody,
     /// No response head before the deadline.
     Timeout,
 }
@@ -57,6 +69,12 @@ impl Deadline {
 
     fn start(&self, timeout: Duration) {
         self.due.set(Instant::now() + timeout);
+    }
+
+    /// The request body made progress: the exchange, if still waiting for its head, has
+    /// `timeout` from now.
+    fn progress(&self, timeout: Duration) {
+        self.due.move_if_set(Instant::now() + timeout);
     }
 
     fn finish(&self) {
@@ -118,6 +136,18 @@ impl Http1Pool {
                 None => (self.connect(authority, timeout).await?, false),
             };
             conn.deadline.start(timeout);
+            if !req.body().is_end_stream() {
+                // (A request handed back for a retry is wrapped again; the old wrapper's
+                // connection is gone and its deadline cleared, so it moves nothing.)
+                req = req.map(|body| {
+                    Paced {
+                        body,
+                        deadline: Arc::clone(&conn.deadline),
+                        timeout,
+                    }
+                    .boxed()
+                });
+            }
             let sent = conn.sender.try_send_request(req).await;
             conn.deadline.finish();
             match sent {
@@ -128,6 +158,7 @@ impl Http1Pool {
                 Err(_) if conn.deadline.expired.load(Ordering::Acquire) => {
                     return Err(PoolError::Timeout)
                 }
+                Err(e) if caused_by_request_body(e.error()) => return Err(PoolError::RequestBody),
                 Err(mut e) => match e.take_message() {
                     // A reused connection closed before taking the request: try another.
                     Some(back) if reused => req = back,
@@ -187,6 +218,52 @@ impl Http1Pool {
     }
 }
 
+/// A request body on its way to the service; see the module notes on deadlines.
+struct Paced {
+    body: Body,
+    deadline: Arc<Deadline>,
+    timeout: Duration,
+}
+
+impl http_body::Body for Paced {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if polled.is_ready() {
+            this.deadline.progress(this.timeout);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// True when a client exchange failed because the request body did: hyper keeps the
+/// body's error as the cause, and a [`BodyError`] can only come from a request body (what
+/// roomgate buffers itself never fails).
+pub fn caused_by_request_body(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if e.is::<BodyError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +285,58 @@ mod tests {
         let waited = started.elapsed();
         assert!(waited >= Duration::from_secs(10), "{waited:?}");
         assert!(waited <= Duration::from_millis(10_001), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_upload_in_progress_keeps_the_deadline_ahead_and_the_head_wait_counts_from_its_end()
+    {
+        let d = Arc::new(Deadline::new());
+        let timeout = Duration::from_secs(5);
+        let expiry = d.expiry(timeout);
+        tokio::pin!(expiry);
+        d.start(timeout);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BodyError>>(1);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|frame| (frame, rx))
+        });
+        let mut body = Paced {
+            body: http_body_util::StreamBody::new(stream).boxed(),
+            deadline: Arc::clone(&d),
+            timeout,
+        };
+        // Twenty seconds of upload, a chunk every four: longer than the timeout in all.
+        for _ in 0..5 {
+            tokio::select! {
+                () = &mut expiry => panic!("a slow upload was taken for a slow service"),
+                () = tokio::time::sleep(Duration::from_secs(4)) => {}
+            }
+            tx.send(Ok(Frame::data(Bytes::from_static(b"chunk"))))
+                .await
+                .expect("send");
+            body.frame().await.expect("frame").expect("data");
+        }
+        drop(tx);
+        assert!(body.frame().await.is_none());
+        let ended = Instant::now();
+        expiry.await;
+        let waited = ended.elapsed();
+        assert!(waited >= timeout, "{waited:?}");
+        assert!(waited <= timeout + Duration::from_millis(1), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_still_sent_after_the_response_head_moves_no_deadline() {
+        let d = Arc::new(Deadline::new());
+        let timeout = Duration::from_secs(1);
+        d.start(timeout);
+        let mut body = Paced {
+            body: crate::error::full("late"),
+            deadline: Arc::clone(&d),
+            timeout,
+        };
+        d.finish();
+        body.frame().await.expect("frame").expect("data");
+        assert_eq!(d.due.get(), None);
     }
 
     #[tokio::test(start_paused = true)]

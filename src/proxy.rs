@@ -182,7 +182,8 @@ async fn pipeline<'s>(
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".into());
     let config = &state.config;
-    let upgrade = parts.headers.contains_key(header::UPGRADE);
+    // Only a WebSocket handshake keeps `Upgrade`; any other is stripped as hop-by-hop.
+    let upgrade = websocket::is_handshake(&parts.headers);
     headers::strip_identity_headers(&mut parts.headers);
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     let trusted = headers::is_trusted(conn.peer.ip(), &config.file.trusted_proxies);

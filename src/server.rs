@@ -12,7 +12,10 @@
 //! WebSockets come as HTTP/1.1 upgrades or, from h2 clients, as RFC 8441 extended CONNECT
 //! (SETTINGS_ENABLE_CONNECT_PROTOCOL is advertised; [`crate::websocket`] bridges them to
 //! the service's HTTP/1.1 upgrade). An HTTP/1 upgrade request that is not answered 101
-//! closes its connection: the framing watch stops at an upgrade head.
+//! closes its connection: the framing watch stops at an upgrade head. A connection's slot
+//! under `max_connections` (and its count in the open-connections gauge) is shared with
+//! the tunnels opened on it ([`crate::forward::TunnelScope`]) and given back when the last
+//! of them ends; shutdown waits for those tunnels too.
 //!
 //! Deadlines are kept by one watcher per connection, from atomics the request path
 //! updates (no timer per request): `header_read_timeout` from the first byte of a request
@@ -37,13 +40,15 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, Limits, Listen};
 use crate::error::{Body, BodyError, ProxyError};
+use crate::forward::TunnelScope;
 use crate::proxy::{self, ConnInfo};
 use crate::route::{canonical_host, canonical_path};
 use crate::state::Shared;
@@ -234,10 +239,36 @@ struct Listener {
     https_port: Option<u16>,
 }
 
+/// A connection's place under `limits.max_connections` and its count in the open
+/// connections gauge, shared by the connection and the tunnels opened on it: given back
+/// when the last of them ends.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    open: Gauge,
+}
+
+impl Slot {
+    fn take(permit: OwnedSemaphorePermit, open: &Gauge) -> Slot {
+        open.inc();
+        Slot {
+            _permit: permit,
+            open: open.clone(),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
 async fn accept_loop(listener: TcpListener, this: Listener, mut stop: watch::Receiver<bool>) {
     let max = this.shared.state.load().config.limits().max_connections;
+    // Every slot, for the drain to take back.
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
     // Over the limit, new connections wait in the kernel's backlog until a slot frees.
-    let slots = Arc::new(Semaphore::new(max));
+    let slots = Arc::new(Semaphore::new(all as usize));
     let mut conns = JoinSet::new();
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -267,24 +298,31 @@ async fn accept_loop(listener: TcpListener, this: Listener, mut stop: watch::Rec
         let _ = stream.set_nodelay(true);
         let this = this.clone();
         let stop = stop.clone();
+        let slot = Arc::new(Slot::take(permit, &this.shared.metrics.connections));
         conns.spawn(async move {
-            this.shared.metrics.connections.inc();
-            serve_connection(stream, peer, &this, stop).await;
-            this.shared.metrics.connections.dec();
-            drop(permit);
+            serve_connection(stream, peer, &this, stop, slot).await;
         });
     }
     drop(listener);
-    // Drain: connections were asked to finish (stop); give them the grace period.
+    // Drain: connections were asked to finish (stop); give them the grace period. Every
+    // slot coming back means the tunnels opened on them have ended too.
     let grace = this.shared.state.load().config.limits().shutdown_grace.0;
-    let drained =
-        tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
+    let drained = tokio::time::timeout(grace, async {
+        while conns.join_next().await.is_some() {}
+        drop(slots.acquire_many(all).await);
+    })
+    .await;
     if drained.is_err() {
         tracing::warn!(
             remaining = conns.len(),
             "shutdown grace period over; closing remaining connections"
         );
         conns.shutdown().await;
+        // Tunnels close themselves once the grace period after the stop is over.
+        let closed = tokio::time::timeout(grace, slots.acquire_many(all)).await;
+        if closed.is_err() {
+            tracing::warn!("tunnels still open after the shutdown grace period");
+        }
     }
 }
 
@@ -293,8 +331,15 @@ async fn serve_connection(
     peer: SocketAddr,
     this: &Listener,
     stop: watch::Receiver<bool>,
+    slot: Arc<Slot>,
 ) {
     let limits = this.shared.state.load().config.limits().clone();
+    let tunnels = TunnelScope {
+        hold: slot,
+        idle: limits.idle_timeout.0,
+        stop: stop.clone(),
+        grace: limits.shutdown_grace.0,
+    };
     let Some(tls) = &this.tls else {
         let info = ConnInfo {
             peer,
@@ -303,7 +348,7 @@ async fn serve_connection(
             sni: None,
             tls_acceptor: None,
         };
-        serve_http(stream, info, this, stop, &limits).await;
+        serve_http(stream, info, this, stop, tunnels, &limits).await;
         return;
     };
     let Some(acceptor) = tls.load_full() else {
@@ -328,16 +373,18 @@ async fn serve_connection(
         sni,
         tls_acceptor: Some(acceptor),
     };
-    serve_http(io, info, this, stop, &limits).await;
+    serve_http(io, info, this, stop, tunnels, &limits).await;
 }
 
 /// Serve HTTP/1.1 or HTTP/2 on one connection until it ends, is idle too long, has served
-/// its request budget, or shutdown asks it to finish.
+/// its request budget, or shutdown asks it to finish. Requests that may switch protocols
+/// carry `tunnels`, so that a tunnel keeps the connection's slot.
 async fn serve_http<I>(
     io: I,
     info: ConnInfo,
     this: &Listener,
     stop: watch::Receiver<bool>,
+    tunnels: TunnelScope,
     limits: &Limits,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -355,15 +402,18 @@ async fn serve_http<I>(
     let shared = Arc::clone(&this.shared);
     let https_port = this.https_port;
     let info = Arc::new(info);
-    let service = service_fn(move |req: Request<Incoming>| {
+    let service = service_fn(move |mut req: Request<Incoming>| {
         let shared = Arc::clone(&shared);
         let info = Arc::clone(&info);
         let refused = refusal.get().copied();
+        let may_switch =
+            req.method() == http::Method::CONNECT || req.headers().contains_key(header::UPGRADE);
         // The framing watch stopped at this head; unless it switches protocols, the
         // connection ends with its answer.
-        let h1_upgrade = req.version() < http::Version::HTTP_2
-            && (req.method() == http::Method::CONNECT
-                || req.headers().contains_key(header::UPGRADE));
+        let h1_upgrade = req.version() < http::Version::HTTP_2 && may_switch;
+        if may_switch {
+            req.extensions_mut().insert(tunnels.clone());
+        }
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         let served = activity.served.fetch_add(1, Ordering::AcqRel) + 1;
         let guard = InFlight(Arc::clone(&activity));

@@ -1,5 +1,6 @@
-//! WebSockets over HTTP/2 (RFC 8441), bridged to the HTTP/1.1 upgrade (RFC 6455) services
-//! speak.
+//! WebSockets: which HTTP/1.1 upgrades are WebSocket handshakes (the only upgrade roomgate
+//! tunnels), and WebSockets over HTTP/2 (RFC 8441), bridged to the HTTP/1.1 upgrade
+//! (RFC 6455) services speak.
 //!
 //! An h2 client opens a WebSocket with an extended CONNECT (`:method CONNECT`,
 //! `:protocol websocket`) and gets `200` when the service accepted it; the service sees the
@@ -26,6 +27,54 @@ pub enum Connect {
     WebSocket,
     /// A plain CONNECT tunnel or another `:protocol`: not offered.
     Refused,
+}
+
+/// True for an HTTP/1.1 WebSocket handshake (RFC 6455 §4.1): `Connection` lists the
+/// `upgrade` token and `Upgrade` is `websocket`, in any case. This is the one upgrade
+/// roomgate tunnels: any other `Upgrade` (`h2c`, a made-up token) or an `Upgrade` without
+/// `Connection: upgrade` is a hop-by-hop header like the rest, stripped before the request
+/// is forwarded as plain HTTP, because after a switch no byte is looked at any more.
+pub fn is_handshake(headers: &HeaderMap) -> bool {
+    let connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+    connection_upgrade && upgrades_to_websocket(headers)
+}
+
+/// True when the message's one `Upgrade` value is `websocket` (any case).
+fn upgrades_to_websocket(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::UPGRADE).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => v
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(PROTOCOL.as_bytes()),
+        _ => false,
+    }
+}
+
+/// What the service's answer to an HTTP/1.1 client's handshake means.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// 101 to `Upgrade: websocket`: tunnel. (The client checks `Sec-WebSocket-Accept`.)
+    WebSocket,
+    /// Not 101: the client gets the answer as it is.
+    Declined,
+    /// 101 to anything else: the client must not be switched to it.
+    Other,
+}
+
+/// Judge a service's answer to a (classic) WebSocket handshake.
+pub fn switched(status: StatusCode, headers: &HeaderMap) -> Switch {
+    if status != StatusCode::SWITCHING_PROTOCOLS {
+        Switch::Declined
+    } else if upgrades_to_websocket(headers) {
+        Switch::WebSocket
+    } else {
+        Switch::Other
+    }
 }
 
 /// Classify a request head.
@@ -96,10 +145,7 @@ pub fn judge(status: StatusCode, headers: &HeaderMap, bridged: &Bridged) -> Verd
             Verdict::Refused
         };
     }
-    let upgrade_ok = headers
-        .get(header::UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(PROTOCOL.as_bytes()));
-    if !upgrade_ok {
+    if !upgrades_to_websocket(headers) {
         return Verdict::Invalid("service switched to a protocol other than websocket");
     }
     match headers.get(header::SEC_WEBSOCKET_ACCEPT) {
@@ -139,6 +185,76 @@ mod tests {
                 .insert(hyper::ext::Protocol::from_static(p));
         }
         req.into_parts().0
+    }
+
+    fn head(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn a_websocket_handshake_needs_connection_upgrade_and_upgrade_websocket_in_any_case() {
+        for pairs in [
+            &[("connection", "upgrade"), ("upgrade", "websocket")][..],
+            &[
+                ("connection", "Keep-Alive, Upgrade"),
+                ("upgrade", "WebSocket"),
+            ],
+            &[
+                ("connection", "keep-alive"),
+                ("connection", " UPGRADE "),
+                ("upgrade", " websocket "),
+            ],
+        ] {
+            assert!(is_handshake(&head(pairs)), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn any_other_upgrade_is_not_a_websocket_handshake() {
+        for pairs in [
+            &[("upgrade", "websocket")][..],
+            &[("connection", "keep-alive"), ("upgrade", "websocket")],
+            &[("connection", "upgrade")],
+            &[
+                ("connection", "Upgrade, HTTP2-Settings"),
+                ("upgrade", "h2c"),
+            ],
+            &[("connection", "upgrade"), ("upgrade", "foo")],
+            &[("connection", "upgrade"), ("upgrade", "websocket, h2c")],
+            &[
+                ("connection", "upgrade"),
+                ("upgrade", "websocket"),
+                ("upgrade", "h2c"),
+            ],
+            &[("connection", "upgraded"), ("upgrade", "websocket")],
+        ] {
+            assert!(!is_handshake(&head(pairs)), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_101_to_websocket_switches_an_http1_client() {
+        let ws = head(&[("upgrade", "WebSocket")]);
+        assert_eq!(
+            switched(StatusCode::SWITCHING_PROTOCOLS, &ws),
+            Switch::WebSocket
+        );
+        for other in [
+            head(&[("upgrade", "foo")]),
+            head(&[("upgrade", "h2c")]),
+            head(&[]),
+        ] {
+            assert_eq!(
+                switched(StatusCode::SWITCHING_PROTOCOLS, &other),
+                Switch::Other
+            );
+        }
+        assert_eq!(switched(StatusCode::FORBIDDEN, &ws), Switch::Declined);
+        assert_eq!(switched(StatusCode::OK, &head(&[])), Switch::Declined);
     }
 
     #[test]

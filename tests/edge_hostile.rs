@@ -20,12 +20,14 @@ struct Limits {
     header_read_timeout: &'static str,
     idle_timeout: &'static str,
     max_connections: usize,
+    upstream_timeout: &'static str,
 }
 
 const DEFAULT: Limits = Limits {
     header_read_timeout: "30s",
     idle_timeout: "30s",
     max_connections: 100,
+    upstream_timeout: "30s",
 };
 
 fn yaml(public: u16, private: u16, l: &Limits) -> String {
@@ -41,7 +43,7 @@ limits:
   max_headers: 10
   max_header_bytes: 8192
   max_requests_per_connection: 2
-  upstream_timeout: 30s
+  upstream_timeout: {upt}
 rooms:
   - name: acme
     services:
@@ -67,6 +69,7 @@ routes:
         hrt = l.header_read_timeout,
         idle = l.idle_timeout,
         maxc = l.max_connections,
+        upt = l.upstream_timeout,
     )
 }
 
@@ -447,4 +450,63 @@ async fn path_normalisation_table_routing_and_authorization_agree() {
         assert_eq!(got, *status, "{target}");
         assert_eq!(path.as_deref(), *seen, "{target}");
     }
+}
+
+/// A request body that breaks while it is being forwarded (cut short by the client, or a
+/// malformed chunk) is the client's fault: 400 `invalid_body`, not a 502 blamed on the
+/// service.
+#[tokio::test]
+async fn a_request_body_that_breaks_mid_forward_is_the_clients_fault() {
+    let s = setup(&DEFAULT).await;
+    let cases: [&[u8]; 2] = [
+        b"POST /upload HTTP/1.1\r\nHost: app.acme.test\r\nContent-Length: 100000\r\n\r\nonly a few bytes",
+        b"POST /upload HTTP/1.1\r\nHost: app.acme.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n",
+    ];
+    for (i, bytes) in cases.iter().enumerate() {
+        let mut c = TcpStream::connect(s.addr()).await.expect("connect");
+        c.write_all(bytes).await.expect("write");
+        if i == 0 {
+            // The upload reached the service; then the client gives up on its body (it
+            // still reads the answer).
+            tokio::time::timeout(WAIT, s.public.seen.first_chunk.notified())
+                .await
+                .expect("the body's first bytes reached the service");
+            c.shutdown().await.expect("half-close");
+        }
+        let raw = read_until_closed(&mut c, WAIT).await;
+        assert_eq!(raw.status(), Some(400), "case {i}: {}", raw.text);
+        assert!(raw.text.contains("invalid_body"), "case {i}: {}", raw.text);
+    }
+}
+
+/// An upload slower than `upstream_timeout` in all, but never stalled that long, is not
+/// cut off as a slow service: the response deadline counts from the upload's progress.
+#[tokio::test]
+async fn a_slow_upload_is_not_taken_for_a_slow_service() {
+    let s = setup(&Limits {
+        upstream_timeout: "2s",
+        ..DEFAULT
+    })
+    .await;
+    let mut c = TcpStream::connect(s.addr()).await.expect("connect");
+    let chunk = [b'x'; 1000];
+    c.write_all(b"POST /upload HTTP/1.1\r\nHost: app.acme.test\r\nContent-Length: 6000\r\n\r\n")
+        .await
+        .expect("write");
+    c.write_all(&chunk).await.expect("write");
+    tokio::time::timeout(WAIT, s.public.seen.first_chunk.notified())
+        .await
+        .expect("the upload reached the service");
+    let started = Instant::now();
+    for _ in 0..5 {
+        // Pacing, not synchronisation: 3 s of upload in all against a 2 s timeout.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        c.write_all(&chunk).await.expect("write");
+    }
+    assert!(started.elapsed() > Duration::from_secs(2));
+    let resp = tokio::time::timeout(WAIT, read_response(&mut c))
+        .await
+        .expect("answered");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.ends_with("6000"), "{resp}");
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::raw::read_until_closed;
+use common::raw::{read_response, read_until_closed};
 use common::upstream::Upstream;
 use common::ws::WsUpstream;
 use common::*;
@@ -19,7 +19,8 @@ use http_body_util::Empty;
 use hyper::client::conn::http2::SendRequest;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -32,6 +33,11 @@ type H2Ws = WebSocketStream<TokioIo<Upgraded>>;
 /// `ws.acme.test` is the WebSocket service; `plain.acme.test`, when given, a service that
 /// answers every request 200 and never switches protocols.
 fn yaml(ws: u16, plain: Option<u16>) -> String {
+    yaml_with_limits(ws, plain, "")
+}
+
+/// [`yaml`] with a `limits` block (YAML lines, each indented two spaces).
+fn yaml_with_limits(ws: u16, plain: Option<u16>, limits: &str) -> String {
     let (plain_service, plain_route) = match plain {
         Some(p) => (
             format!(
@@ -46,7 +52,9 @@ fn yaml(ws: u16, plain: Option<u16>) -> String {
 listen:
   http: 127.0.0.1:0
 {tokens}
-rooms:
+limits:
+  shutdown_grace: 30s
+{limits}rooms:
   - name: acme
     services:
       - name: chat
@@ -364,4 +372,203 @@ async fn plain_connect_is_refused_with_405() {
     assert!(raw.text.contains("method_not_allowed"));
     assert!(raw.closed);
     assert_eq!(up.accepted(), 0);
+}
+
+/// Open a WebSocket, check it echoes, and hand it back.
+async fn open_echoing(addr: SocketAddr, t: &str) -> Ws {
+    let mut ws = open(addr, "ws.acme.test", Some(t)).await.expect("upgrade");
+    ws.send(Message::text("ping")).await.expect("send");
+    assert_eq!(next_message(&mut ws).await, Some(Message::text("ping")));
+    ws
+}
+
+/// Close a WebSocket from the client and wait until the session is over.
+async fn close_fully(mut ws: Ws) {
+    ws.close(None).await.expect("close");
+    while let Some(Ok(_)) = next(&mut ws).await {}
+}
+
+/// Limits: a tunnel keeps its connection's slot under `max_connections`. With every slot
+/// held by an open WebSocket, a new connection waits (in the backlog, not refused) and is
+/// served once a tunnel closes: WebSockets cannot grow open sockets past the limit.
+#[tokio::test]
+async fn open_tunnels_hold_their_connection_slots() {
+    let up = WsUpstream::start().await;
+    let rg = start(&yaml_with_limits(
+        up.addr.port(),
+        None,
+        "  max_connections: 2\n",
+    ))
+    .await;
+    let addr = rg.bound.http.expect("http");
+    let t = token("acme", "bob", None);
+    let first = open_echoing(addr, &t).await;
+    let mut second = open_echoing(addr, &t).await;
+
+    let mut third = TcpStream::connect(addr).await.expect("connect");
+    third
+        .write_all(b"GET /probe HTTP/1.1\r\nHost: ws.acme.test\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 1024];
+    let early = tokio::time::timeout(Duration::from_millis(300), third.read(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "a connection past max_connections was served while every slot was held by a tunnel"
+    );
+
+    close_fully(first).await;
+    let resp = tokio::time::timeout(Duration::from_secs(10), read_response(&mut third))
+        .await
+        .expect("served once a tunnel closed");
+    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+
+    // The other tunnel was not disturbed.
+    second
+        .send(Message::text("still here"))
+        .await
+        .expect("send");
+    assert_eq!(
+        next_message(&mut second).await,
+        Some(Message::text("still here"))
+    );
+}
+
+/// Limits: a tunnel with no byte in either direction for `idle_timeout` is closed by
+/// roomgate, on both sides.
+#[tokio::test]
+async fn an_idle_tunnel_is_closed_after_the_idle_timeout() {
+    let up = WsUpstream::start().await;
+    let rg = start(&yaml_with_limits(
+        up.addr.port(),
+        None,
+        "  idle_timeout: 300ms\n",
+    ))
+    .await;
+    let addr = rg.bound.http.expect("http");
+    let t = token("acme", "bob", None);
+    let mut ws = open_echoing(addr, &t).await;
+    let quiet_from = std::time::Instant::now();
+    let end = next(&mut ws).await;
+    assert!(
+        matches!(end, None | Some(Err(_)) | Some(Ok(Message::Close(_)))),
+        "unexpected {end:?}"
+    );
+    assert!(
+        quiet_from.elapsed() >= Duration::from_millis(300),
+        "closed before idle_timeout: {:?}",
+        quiet_from.elapsed()
+    );
+    wait_ended(&up, 1).await;
+}
+
+/// Shutdown: an open tunnel is closed once the shutdown grace period is over, and
+/// shutdown waits for it.
+#[tokio::test]
+async fn shutdown_closes_open_tunnels_after_the_grace_period() {
+    let up = WsUpstream::start().await;
+    let yaml = yaml_with_limits(up.addr.port(), None, "")
+        .replace("shutdown_grace: 30s", "shutdown_grace: 200ms");
+    let rg = start(&yaml).await;
+    let addr = rg.bound.http.expect("http");
+    let t = token("acme", "bob", None);
+    let mut ws = open_echoing(addr, &t).await;
+    tokio::time::timeout(Duration::from_secs(10), rg.shutdown())
+        .await
+        .expect("shutdown within its grace period");
+    // Shutdown has returned: the tunnel is already gone.
+    wait_ended(&up, 1).await;
+    let end = next(&mut ws).await;
+    assert!(
+        matches!(end, None | Some(Err(_)) | Some(Ok(Message::Close(_)))),
+        "unexpected {end:?}"
+    );
+}
+
+/// Security: only a WebSocket handshake (`Connection: upgrade` and `Upgrade: websocket`)
+/// is tunnelled. Any other `Upgrade` (h2c, a made-up protocol, or `Upgrade` without
+/// `Connection: upgrade`) is stripped as hop-by-hop and the request forwarded as plain
+/// HTTP, so the service can never switch the client to a protocol roomgate does not look
+/// into.
+#[tokio::test]
+async fn an_upgrade_other_than_websocket_is_forwarded_as_plain_http() {
+    let up = WsUpstream::start().await;
+    let plain = Upstream::start().await;
+    let rg = start(&yaml(up.addr.port(), Some(plain.addr.port()))).await;
+    let addr = rg.bound.http.expect("http");
+    let t = token("acme", "bob", None);
+    let cases = [
+        "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n",
+        "Connection: upgrade\r\nUpgrade: foo\r\n",
+        "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+    ];
+    for (i, extra) in cases.iter().enumerate() {
+        let mut tcp = TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "GET /plain HTTP/1.1\r\nHost: plain.acme.test\r\nAuthorization: Bearer {t}\r\n{extra}\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.expect("write");
+        let raw = read_until_closed(&mut tcp, Duration::from_secs(10)).await;
+        assert_eq!(raw.status(), Some(200), "{extra}: {}", raw.text);
+        assert_eq!(plain.requests(), i + 1, "{extra}");
+        let seen = plain.seen.last_headers.lock().expect("lock").clone();
+        for (name, value) in &seen {
+            assert!(
+                !matches!(name.as_str(), "upgrade" | "http2-settings" | "connection"),
+                "{extra}: the service saw {name}: {value}"
+            );
+        }
+    }
+    assert_eq!(up.accepted(), 0);
+}
+
+/// Security: a service that answers a WebSocket handshake with a 101 to another protocol
+/// gives the HTTP/1.1 client 502 (never a switch roomgate would not vouch for), and its
+/// connection is dropped.
+#[tokio::test]
+async fn a_service_switching_to_another_protocol_is_502() {
+    let up = WsUpstream::start().await;
+    let service = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = service.local_addr().expect("addr").port();
+    let (dropped_tx, dropped) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut s, _) = service.accept().await.expect("accept");
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed before a full head");
+            head.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n",
+        )
+        .await
+        .expect("write");
+        // Whatever comes next, the proxy must hang up.
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+        let _ = dropped_tx.send(());
+    });
+    let rg = start(&yaml(up.addr.port(), Some(port))).await;
+    let addr = rg.bound.http.expect("http");
+    let t = token("acme", "bob", None);
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "GET /chat HTTP/1.1\r\nHost: plain.acme.test\r\nAuthorization: Bearer {t}\r\n\
+         Upgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    let raw = read_until_closed(&mut tcp, Duration::from_secs(10)).await;
+    assert_eq!(raw.status(), Some(502), "{}", raw.text);
+    assert!(raw.text.contains("bad_gateway"), "{}", raw.text);
+    assert!(raw.closed);
+    tokio::time::timeout(Duration::from_secs(10), dropped)
+        .await
+        .expect("the service's connection was dropped")
+        .expect("service task");
 }
