@@ -307,23 +307,25 @@ fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     }
 }
 
-/// Remove the IAP cookie from `Cookie`, keeping every other cookie.
-pub fn strip_cookie(headers: &mut HeaderMap, name: &str) {
-    let present = headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .any(|v| memchr_contains(v.as_bytes(), name.as_bytes()));
+/// Remove the cookies named `names` from `Cookie`, keeping every other cookie. A request
+/// without a `Cookie` header costs one lookup; one that names none of them, one scan.
+pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
+    let cookies = headers.get_all(http::header::COOKIE);
+    let named = |c: &str| names.contains(&c.split('=').next().unwrap_or("").trim());
+    let present = cookies.iter().any(|v| {
+        names
+            .iter()
+            .any(|n| memchr_contains(v.as_bytes(), n.as_bytes()))
+    });
     if !present {
         return;
     }
-    let values: Vec<String> = headers
-        .get_all(http::header::COOKIE)
+    let values: Vec<String> = cookies
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .filter(|c| c.split('=').next().map(str::trim) != Some(name))
+        .filter(|c| !c.is_empty() && !named(c))
         .map(str::to_owned)
         .collect();
     headers.remove(http::header::COOKIE);
@@ -520,11 +522,17 @@ mod tests {
     #[test]
     fn iap_cookie_is_removed_and_others_kept() {
         let mut h = map(&[("cookie", "a=1; __meshagent_iap=secret; b=2")]);
-        strip_cookie(&mut h, "__meshagent_iap");
+        strip_cookies(&mut h, &["__meshagent_iap"]);
         assert_eq!(h["cookie"], "a=1; b=2");
         let mut only = map(&[("cookie", "__meshagent_iap=secret")]);
-        strip_cookie(&mut only, "__meshagent_iap");
+        strip_cookies(&mut only, &["__meshagent_iap"]);
         assert!(!only.contains_key("cookie"));
+        let mut two = map(&[("cookie", "x=1; b=2"), ("cookie", "y=3; a=4")]);
+        strip_cookies(&mut two, &["x", "a"]);
+        assert_eq!(two["cookie"], "b=2; y=3");
+        let mut none = map(&[("cookie", "ab=1; xa=2")]);
+        strip_cookies(&mut none, &["a", "x"]);
+        assert_eq!(none["cookie"], "ab=1; xa=2");
     }
 
     #[test]

@@ -267,8 +267,8 @@ async fn pipeline<'s>(
         outcome.auth = "denied";
         return Err(ProxyError::Auth(auth::AuthError::InvalidToken));
     }
-    headers::strip_cookie(&mut parts.headers, IAP_COOKIE);
-    auth::iap::strip_own_cookies(&mut parts.headers);
+    let [a, b, c, d] = auth::iap::OWN_COOKIES;
+    headers::strip_cookies(&mut parts.headers, &[IAP_COOKIE, a, b, c, d]);
     // The service gets the authority that was routed and authorized: an absolute-form
     // target's or HTTP/2 `:authority` wins over a `Host` naming another (RFC 9112 §3.2.2).
     // A `Host` that already says it (nearly always) is kept as it is.

@@ -202,18 +202,14 @@ fn auth_cookies(iap: &Iap) -> AuthCookies {
     }
 }
 
-/// Remove roomgate's own sign-in host cookies from a request about to be forwarded (a
-/// sign-in host that is also a route domain gets them on every path).
-pub fn strip_own_cookies(headers: &mut HeaderMap) {
-    for name in [
-        SIGNIN_COOKIE,
-        FLOW_COOKIE,
-        PLAIN_SIGNIN_COOKIE,
-        PLAIN_FLOW_COOKIE,
-    ] {
-        crate::headers::strip_cookie(headers, name);
-    }
-}
+/// roomgate's own sign-in host cookies: never forwarded (a sign-in host that is also a
+/// route domain gets them on every path).
+pub const OWN_COOKIES: [&str; 4] = [
+    SIGNIN_COOKIE,
+    FLOW_COOKIE,
+    PLAIN_SIGNIN_COOKIE,
+    PLAIN_FLOW_COOKIE,
+];
 
 /// The value of cookie `name` in the request, if any (the first one).
 pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
