@@ -31,6 +31,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::error::{Body, BodyError};
@@ -202,6 +203,18 @@ impl Http1Pool {
             .map_err(|_| PoolError::Connect)?;
         let deadline = Arc::new(Deadline::new());
         let watched = Arc::clone(&deadline);
+        // The deadline is watched by a task of its own: polled beside the connection, its
+        // timer would be polled on every wake-up of every exchange. It reports through a
+        // oneshot, which costs the connection two atomic loads per poll.
+        let (mut expired_tx, expired) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = expired_tx.closed() => {}
+                () = watched.expiry(period) => {
+                    let _ = expired_tx.send(());
+                }
+            }
+        });
         tokio::spawn(async move {
             tokio::select! {
                 biased;
@@ -209,7 +222,7 @@ impl Http1Pool {
                     tracing::debug!(error = %e, "upstream connection ended with an error");
                 },
                 // Dropping the connection fails the waiting request.
-                () = watched.expiry(period) => {
+                _ = expired => {
                     tracing::debug!("upstream response timed out; connection dropped");
                 }
             }
