@@ -505,6 +505,82 @@ async fn login_attempts_are_rate_limited_per_user() {
     assert_eq!(r.status, StatusCode::OK);
 }
 
+/// `yaml` with `127.0.0.1` (every test client's address) as a trusted proxy.
+fn yaml_behind_proxy(port: u16, upstream: u16) -> String {
+    format!(
+        "{}trusted_proxies: [127.0.0.1/32]\n",
+        yaml(port, upstream, None, DEFAULT_PARTICIPANTS)
+    )
+}
+
+/// Fail one static sign-in per attempt allowed per IP, spread over users so no user's own
+/// limit is reached, each from the address `xff(i)` gives.
+async fn use_up_the_ip_limit(b: &mut Browser, flow: &str, xff: impl Fn(u64) -> String) {
+    let users = [
+        "bob@acme.test",
+        "carol@other.test",
+        "dave@other.test",
+        "mallory@evilacme.test",
+        "mallory@acme.test.evil",
+    ];
+    let per_user = roomgate::auth::iap::LOGIN_LIMIT_PER_USER;
+    assert!(users.len() as u64 * per_user >= roomgate::auth::iap::LOGIN_LIMIT_PER_IP);
+    for i in 0..roomgate::auth::iap::LOGIN_LIMIT_PER_IP {
+        let user = users[(i / per_user) as usize];
+        let from = xff(i);
+        let r = b
+            .login_with(flow, user, "guess", &[("x-forwarded-for", from.as_str())])
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+}
+
+/// Security: behind a trusted proxy the per-IP sign-in limit counts the client address
+/// the proxy reports, so users behind one load balancer do not share one bucket.
+#[tokio::test]
+async fn the_login_ip_limit_counts_the_client_behind_a_trusted_proxy() {
+    let up = Upstream::start().await;
+    let port = free_port();
+    let rg = start(&yaml_behind_proxy(port, up.addr.port())).await;
+    let mut b = Browser::new(rg.bound.http.expect("http"));
+    let r = b.visit("app.acme.test", "/").await;
+    let r = b.start(&location(&r)).await;
+    let flow = hidden(&r, "flow").unwrap();
+    use_up_the_ip_limit(&mut b, &flow, |_| "198.51.100.7".into()).await;
+    let one = [("x-forwarded-for", "198.51.100.7")];
+    let r = b.login_with(&flow, "alice@acme.test", "guess", &one).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.error_code(), "rate_limited");
+    // Another client behind the same proxy has its own bucket.
+    let two = [("x-forwarded-for", "203.0.113.9")];
+    let r = b.login_with(&flow, "alice@acme.test", PASSWORD, &two).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(hidden(&r, "code").is_some());
+}
+
+/// Security: an untrusted client's `X-Forwarded-For` is ignored by the per-IP sign-in
+/// limit: changing it on every attempt does not get a fresh bucket.
+#[tokio::test]
+async fn an_untrusted_client_cannot_dodge_the_login_ip_limit_with_x_forwarded_for() {
+    let mut e = env().await;
+    let r = e.browser.visit("app.acme.test", "/").await;
+    let r = e.browser.start(&location(&r)).await;
+    let flow = hidden(&r, "flow").unwrap();
+    use_up_the_ip_limit(&mut e.browser, &flow, |i| format!("198.51.100.{}", i + 1)).await;
+    let fresh = [("x-forwarded-for", "203.0.113.9")];
+    let r = e
+        .browser
+        .login_with(&flow, "alice@acme.test", PASSWORD, &fresh)
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.error_code(), "rate_limited");
+}
+
 /// Security: email domains match whole: look-alike domains that end or start with the
 /// room's domain are not participants, and a browser sees the HTML 403 with sign-out.
 #[tokio::test]
@@ -674,6 +750,118 @@ async fn sign_out_needs_its_csrf_token_and_ends_both_sessions() {
     let r = e.browser.visit("app.acme.test", "/").await;
     let r = e.browser.start(&location(&r)).await;
     assert!(hidden(&r, "flow").is_some() && hidden(&r, "code").is_none());
+}
+
+/// Sign out on the sign-in host itself, with its own session cookie.
+async fn sign_out_at_sign_in_host(b: &Browser) -> Reply {
+    let c = format!(
+        "__Host-roomgate_signin={}",
+        b.signin_cookie.as_deref().expect("signed in")
+    );
+    let page = get(
+        b.addr,
+        &b.auth_host(),
+        "/.roomgate/signout",
+        &[HTML, ("cookie", c.as_str())],
+    )
+    .await;
+    let csrf = hidden(&page, "csrf").expect("csrf");
+    send(
+        b.addr,
+        "POST",
+        &b.auth_host(),
+        "/.roomgate/signout",
+        &[
+            ("cookie", c.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        format!("csrf={csrf}").as_bytes(),
+    )
+    .await
+}
+
+/// Security: signing out on one domain, or on the sign-in host, ends the sign-in host
+/// session and every domain session handed off from it (a sibling domain is signed out
+/// too, and the next visit needs the password again), with Redis and in memory; another
+/// user's sessions stay.
+#[tokio::test]
+async fn sign_out_anywhere_ends_every_domain_session_of_that_sign_in() {
+    let redis = RedisServer::start();
+    for store in [Some(redis.url()), None] {
+        for on_sign_in_host in [false, true] {
+            let what = format!(
+                "redis: {}, on the sign-in host: {on_sign_in_host}",
+                store.is_some()
+            );
+            let e = env_with(store.as_deref(), DEFAULT_PARTICIPANTS).await;
+            let mut alice = Browser::new(e.browser.addr);
+            let app = alice.sign_in("app.acme.test", "/", "alice@acme.test").await;
+            let docs = alice
+                .sign_in("docs.acme.test", "/", "alice@acme.test")
+                .await;
+            let mut bob = Browser::new(e.browser.addr);
+            let bobs = bob.sign_in("docs.acme.test", "/", "bob@acme.test").await;
+            for (domain, cookie) in [
+                ("app.acme.test", &app.cookie),
+                ("docs.acme.test", &docs.cookie),
+            ] {
+                let r = get_with(e.browser.addr, domain, "/", cookie, &[]).await;
+                assert_eq!(r.status, StatusCode::OK, "{what}");
+            }
+            let r = if on_sign_in_host {
+                sign_out_at_sign_in_host(&alice).await
+            } else {
+                sign_out(&alice, "app.acme.test", &app.cookie).await
+            };
+            assert_eq!(r.status, StatusCode::OK, "{what}");
+            for (domain, cookie) in [
+                ("app.acme.test", &app.cookie),
+                ("docs.acme.test", &docs.cookie),
+            ] {
+                let r = get_with(e.browser.addr, domain, "/", cookie, &[]).await;
+                assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{domain}, {what}");
+                assert_eq!(r.error_code(), "missing_auth");
+                let r = get(
+                    e.browser.addr,
+                    &alice.host(domain),
+                    "/",
+                    &[HTML, ("cookie", &format!("__meshagent_iap={cookie}"))],
+                )
+                .await;
+                assert_eq!(r.status, StatusCode::FOUND, "{domain}, {what}");
+            }
+            // The sign-in host no longer skips the provider: the form is shown again.
+            let r = alice.visit("docs.acme.test", "/").await;
+            let r = alice.start(&location(&r)).await;
+            assert!(
+                hidden(&r, "flow").is_some() && hidden(&r, "code").is_none(),
+                "{what}"
+            );
+            // Bob signed in on his own and is not signed out.
+            let r = get_with(e.browser.addr, "docs.acme.test", "/", &bobs.cookie, &[]).await;
+            assert_eq!(r.status, StatusCode::OK, "{what}");
+        }
+    }
+}
+
+/// Security: a handoff code issued before sign-out cannot create a session after it.
+#[tokio::test]
+async fn a_handoff_code_redeemed_after_sign_out_creates_no_session() {
+    let mut e = env().await;
+    let app = e
+        .browser
+        .sign_in("app.acme.test", "/", "alice@acme.test")
+        .await;
+    let page = e
+        .browser
+        .handoff_page("docs.acme.test", "/", "alice@acme.test")
+        .await;
+    let code = hidden(&page, "code").expect("handed off straight away");
+    let r = sign_out(&e.browser, "app.acme.test", &app.cookie).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = e.browser.callback("docs.acme.test", &code).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(set_cookie(&r, "__meshagent_iap").is_none());
 }
 
 /// Wait (polling, bounded) until `domain` rejects `cookie`; returns how long it took.

@@ -16,13 +16,12 @@
 //! 4. Handoff: a one-time code (60 s, single use, audience: the route's host) is posted
 //!    by an auto-submitting form to `{origin}/.roomgate/callback`, which creates the
 //!    domain's own session, sets `__meshagent_iap` and 303s to the original path.
-//! 5. `signout` (POST, CSRF token) ends the domain session and the sign-in session it
-//!    came from, and clears the cookie.
+//! 5. `signout` (POST, CSRF token) ends the sign-in session and every domain session
+//!    handed off from it, whichever of them it is posted to, and clears the cookie.
 //!
 //! Every parameter that crosses the browser is sealed or opaque, and everything
 //! malformed fails closed with a 4xx. Provider tokens never leave `oidc`.
 
-use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -815,7 +814,8 @@ async fn signed_in(
         .iap
         .sessions
         .create(&session, iap.idle_ttl.0, now)
-        .await?;
+        .await?
+        .ok_or(SignInError::Unavailable)?;
     let cookie = set_cookie(
         names.signin,
         &id,
@@ -881,7 +881,11 @@ async fn login(
     let now = now(r);
     let email = email_raw.trim().to_lowercase();
     let sessions = &r.shared.iap.sessions;
-    let ip = client_ip(r.conn);
+    let ip = crate::headers::client_ip(
+        &parts.headers,
+        r.conn.peer.ip(),
+        &r.state.config.file.trusted_proxies,
+    );
     let per_user = sessions
         .hit("login-user", &email, LOGIN_WINDOW, now)
         .await?;
@@ -930,10 +934,6 @@ async fn login(
         host: None,
     };
     signed_in(r, iap, flow.ret, session).await
-}
-
-fn client_ip(conn: &ConnInfo) -> IpAddr {
-    conn.peer.ip()
 }
 
 /// Verify a password against an argon2 PHC hash.
@@ -995,7 +995,8 @@ async fn callback(
     let path = safe_return_path(&record.path).unwrap_or_else(|| "/".into());
     let id = sessions
         .create(&record.session, iap.idle_ttl.0, now)
-        .await?;
+        .await?
+        .ok_or(SignInError::Invalid("signed out since the handoff"))?;
     let mut resp = redirect(StatusCode::SEE_OTHER, &path);
     add_cookie(
         &mut resp,
@@ -1035,7 +1036,9 @@ fn signout_page(
     }
 }
 
-/// POST `/.roomgate/signout`: end this session and its sign-in host session.
+/// POST `/.roomgate/signout`: end this session, the sign-in host session it came from and
+/// every other domain session handed off from that one (on the sign-in host: its own
+/// session and all of those).
 async fn signout(
     r: &Reserved<'_>,
     iap: &Iap,
@@ -1056,14 +1059,7 @@ async fn signout(
     if !signing::check_tag(&r.state.config.cookie_keys, "signout", &d, csrf) {
         return Err(SignInError::Invalid("sign-out csrf token"));
     }
-    let sessions = &r.shared.iap.sessions;
-    let now = now(r);
-    if let Some((_, s)) = sessions.get(value, iap.idle_ttl.0, now).await? {
-        if let Some(parent) = &s.parent {
-            sessions.delete(parent).await?;
-        }
-    }
-    sessions.delete(&d).await?;
+    r.shared.iap.sessions.sign_out(&d).await?;
     tracing::info!("iap sign-out");
     let mut resp = pages::signed_out();
     add_cookie(&mut resp, set_cookie(name, "", path, 0, iap.secure_cookies));

@@ -4,8 +4,10 @@
 //! every instance), else in memory (the embedded single-instance mode). A session is
 //! stored under the SHA-256 digest of its random id, so the store (or a dump of it) never
 //! holds a value that works as a cookie. Sessions end at their absolute expiry, after
-//! `idle_ttl` without use, or when deleted (sign-out) or revoked by user (`roomgate
-//! sessions revoke`). Each instance caches a looked-up session for at most
+//! `idle_ttl` without use, or when signed out or revoked by user (`roomgate sessions
+//! revoke`). Each sign-in host session keeps the set of route domain sessions handed off
+//! from it (its children, until its absolute expiry), so signing out anywhere ends the
+//! sign-in host session and every domain session that came from it. Each instance caches a looked-up session for at most
 //! [`CACHE_TTL`], which bounds how long a revocation takes to reach every instance.
 //!
 //! It also keeps single-use records (handoff codes, sign-in flows, spent return states)
@@ -100,6 +102,8 @@ enum Backend {
     Redis {
         conn: ConnectionManager,
         revoke: Script,
+        create: Script,
+        sign_out: Script,
     },
 }
 
@@ -109,6 +113,8 @@ struct Memory {
     sessions: HashMap<String, (Session, i64)>,
     /// email → digests
     users: HashMap<String, HashSet<String>>,
+    /// sign-in host session digest → (digests of the sessions handed off from it, expiry)
+    children: HashMap<String, (HashSet<String>, i64)>,
     /// key → (value, expiry)
     once: HashMap<String, (String, i64)>,
     /// key → (count, window end)
@@ -121,6 +127,10 @@ fn session_key(digest: &str) -> String {
 
 fn user_key(email: &str) -> String {
     format!("roomgate:user-sessions:{email}")
+}
+
+fn children_key(parent: &str) -> String {
+    format!("roomgate:session-children:{parent}")
 }
 
 fn once_key(kind: &str, digest: &str) -> String {
@@ -139,6 +149,39 @@ for _, d in ipairs(digests) do
 end
 redis.call('DEL', KEYS[1])
 return #digests
+"#;
+
+/// Store a session, and for a domain session record it as a child of its parent, but only
+/// while the parent exists (a handoff redeemed after sign-out creates nothing). KEYS: the
+/// session, the user's set, then for a domain session the parent's session and children
+/// set. ARGV: the JSON, its TTL (ms), the digest, the sets' TTL (ms). Returns 1 if stored.
+const CREATE_SCRIPT: &str = r#"
+if #KEYS == 4 and redis.call('EXISTS', KEYS[3]) == 0 then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local sets = {KEYS[2]}
+if #KEYS == 4 then
+  sets[2] = KEYS[4]
+end
+for _, k in ipairs(sets) do
+  redis.call('SADD', k, ARGV[3])
+  redis.call('PEXPIRE', k, ARGV[4], 'NX')
+  redis.call('PEXPIRE', k, ARGV[4], 'GT')
+end
+return 1
+"#;
+
+/// Sign-out: delete a sign-in host session, every session handed off from it, and the
+/// session signed out from. KEYS: the root's children set. ARGV: the session key prefix,
+/// the root's digest, the signed-out session's digest. Returns the children's digests.
+const SIGN_OUT_SCRIPT: &str = r#"
+local digests = redis.call('SMEMBERS', KEYS[1])
+for _, d in ipairs(digests) do
+  redis.call('DEL', ARGV[1] .. d)
+end
+redis.call('DEL', KEYS[1], ARGV[1] .. ARGV[2], ARGV[1] .. ARGV[3])
+return digests
 "#;
 
 fn ms(secs: i64) -> i64 {
@@ -168,6 +211,8 @@ impl SessionStore {
             backend: Backend::Redis {
                 conn,
                 revoke: Script::new(REVOKE_SCRIPT),
+                create: Script::new(CREATE_SCRIPT),
+                sign_out: Script::new(SIGN_OUT_SCRIPT),
             },
             cache: Mutex::new(HashMap::new()),
         })
@@ -182,13 +227,15 @@ impl SessionStore {
     }
 
     /// Store a new session and return its id (the cookie value). Only the id's digest is
-    /// stored. Lives until `session.expires`, or `idle` without use.
+    /// stored. Lives until `session.expires`, or `idle` without use. A domain session (one
+    /// with a `parent`) is recorded as a child of that sign-in host session; `Ok(None)`
+    /// when the parent has ended (signed out since the handoff).
     pub async fn create(
         &self,
         session: &Session,
         idle: Duration,
         now: i64,
-    ) -> Result<String, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let id = random_id();
         let d = digest(&id);
         let remaining = session.expires - now;
@@ -199,43 +246,42 @@ impl SessionStore {
         match &self.backend {
             Backend::Memory(m) => {
                 let mut m = Self::mem(m);
+                if let Some(p) = &session.parent {
+                    let live = m.sessions.get(p).is_some_and(|(s, last)| {
+                        s.expires > now && now - *last < idle.as_secs() as i64
+                    });
+                    if !live {
+                        return Ok(None);
+                    }
+                    m.children.retain(|_, (_, exp)| *exp > now);
+                    m.children
+                        .entry(p.clone())
+                        .or_insert_with(|| (HashSet::new(), session.expires + 60))
+                        .0
+                        .insert(d.clone());
+                }
                 m.sessions.insert(d.clone(), (session.clone(), now));
                 m.users.entry(session.email.clone()).or_default().insert(d);
             }
-            Backend::Redis { conn, .. } => {
+            Backend::Redis { conn, create, .. } => {
                 let json = serde_json::to_string(session)
                     .map_err(|e| StoreError(format!("encoding a session: {e}")))?;
-                let user = user_key(&session.email);
-                let user_ttl = ms(remaining + 60);
-                let mut pipe = redis::pipe();
-                pipe.atomic()
-                    .cmd("SET")
-                    .arg(session_key(&d))
-                    .arg(json)
-                    .arg("PX")
-                    .arg(ms(ttl))
-                    .ignore()
-                    .cmd("SADD")
-                    .arg(&user)
-                    .arg(&d)
-                    .ignore()
-                    .cmd("PEXPIRE")
-                    .arg(&user)
-                    .arg(user_ttl)
-                    .arg("NX")
-                    .ignore()
-                    .cmd("PEXPIRE")
-                    .arg(&user)
-                    .arg(user_ttl)
-                    .arg("GT")
-                    .ignore();
+                let mut inv = create.prepare_invoke();
+                inv.key(session_key(&d)).key(user_key(&session.email));
+                if let Some(p) = &session.parent {
+                    inv.key(session_key(p)).key(children_key(p));
+                }
+                inv.arg(json).arg(ms(ttl)).arg(&d).arg(ms(remaining + 60));
                 let mut conn = conn.clone();
-                bounded::<()>(STORE_TIMEOUT, pipe.query_async(&mut conn))
+                let stored: i64 = bounded(STORE_TIMEOUT, inv.invoke_async(&mut conn))
                     .await
                     .map_err(StoreError)?;
+                if stored == 0 {
+                    return Ok(None);
+                }
             }
         }
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// The live session for a cookie value, refreshing its idle deadline. `Ok(None)` when
@@ -322,27 +368,58 @@ impl SessionStore {
         }
     }
 
-    /// End one session by the digest of its id (sign-out).
-    pub async fn delete(&self, d: &str) -> Result<(), StoreError> {
-        self.cache().remove(d);
+    /// Sign-out by the digest of a session id: end that session, the sign-in host session
+    /// it was handed off from (or itself, if it is one), and every other session handed off
+    /// from that sign-in host session.
+    pub async fn sign_out(&self, d: &str) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Memory(m) => {
                 let mut m = Self::mem(m);
-                if let Some((s, _)) = m.sessions.remove(d) {
-                    if let Some(set) = m.users.get_mut(&s.email) {
-                        set.remove(d);
+                let root = m
+                    .sessions
+                    .get(d)
+                    .and_then(|(s, _)| s.parent.clone())
+                    .unwrap_or_else(|| d.to_owned());
+                let mut ended = m.children.remove(&root).map(|c| c.0).unwrap_or_default();
+                ended.insert(root);
+                ended.insert(d.to_owned());
+                for x in &ended {
+                    if let Some((s, _)) = m.sessions.remove(x) {
+                        if let Some(set) = m.users.get_mut(&s.email) {
+                            set.remove(x);
+                        }
                     }
                 }
                 Ok(())
             }
-            Backend::Redis { conn, .. } => {
+            Backend::Redis { conn, sign_out, .. } => {
                 let mut conn = conn.clone();
-                bounded::<()>(
+                let json: Option<String> = bounded(
                     STORE_TIMEOUT,
-                    redis::cmd("DEL").arg(session_key(d)).query_async(&mut conn),
+                    redis::cmd("GET").arg(session_key(d)).query_async(&mut conn),
                 )
                 .await
-                .map_err(StoreError)
+                .map_err(StoreError)?;
+                let root = json
+                    .and_then(|j| serde_json::from_str::<Session>(&j).ok())
+                    .and_then(|s| s.parent)
+                    .unwrap_or_else(|| d.to_owned());
+                let mut inv = sign_out.prepare_invoke();
+                inv.key(children_key(&root))
+                    .arg(session_key(""))
+                    .arg(&root)
+                    .arg(d);
+                let children: Vec<String> = bounded(STORE_TIMEOUT, inv.invoke_async(&mut conn))
+                    .await
+                    .map_err(StoreError)?;
+                let mut cache = self.cache();
+                cache.retain(|k, (s, _)| {
+                    k != d
+                        && *k != root
+                        && s.parent.as_deref() != Some(root.as_str())
+                        && !children.contains(k)
+                });
+                Ok(())
             }
         }
     }
@@ -360,7 +437,7 @@ impl SessionStore {
                 }
                 Ok(digests.len() as u64)
             }
-            Backend::Redis { conn, revoke } => {
+            Backend::Redis { conn, revoke, .. } => {
                 let mut conn = conn.clone();
                 let mut inv = revoke.prepare_invoke();
                 inv.key(user_key(&email)).arg(session_key(""));
@@ -558,6 +635,7 @@ mod tests {
         let id = store
             .create(&session(0), Duration::from_secs(50), 0)
             .await
+            .unwrap()
             .unwrap();
         let (d, s) = store
             .get(&id, Duration::from_secs(50), 1)
@@ -576,7 +654,7 @@ mod tests {
     async fn a_session_ends_after_its_idle_time_without_use() {
         let store = SessionStore::memory();
         let idle = Duration::from_secs(10);
-        let id = store.create(&session(0), idle, 0).await.unwrap();
+        let id = store.create(&session(0), idle, 0).await.unwrap().unwrap();
         assert!(store.get(&id, idle, 9).await.unwrap().is_some());
         assert!(store.get(&id, idle, 18).await.unwrap().is_some());
         assert!(store.get(&id, idle, 28).await.unwrap().is_none());
@@ -586,7 +664,7 @@ mod tests {
     async fn a_session_ends_at_its_absolute_expiry_even_when_used() {
         let store = SessionStore::memory();
         let idle = Duration::from_secs(60);
-        let id = store.create(&session(0), idle, 0).await.unwrap();
+        let id = store.create(&session(0), idle, 0).await.unwrap().unwrap();
         for t in [30, 60, 90, 99] {
             assert!(store.get(&id, idle, t).await.unwrap().is_some());
         }
@@ -597,11 +675,54 @@ mod tests {
     async fn revoking_a_user_ends_all_their_sessions() {
         let store = SessionStore::memory();
         let idle = Duration::from_secs(60);
-        let a = store.create(&session(0), idle, 0).await.unwrap();
-        let b = store.create(&session(0), idle, 0).await.unwrap();
+        let a = store.create(&session(0), idle, 0).await.unwrap().unwrap();
+        let b = store.create(&session(0), idle, 0).await.unwrap().unwrap();
         assert_eq!(store.revoke_user("Alice@acme.test").await.unwrap(), 2);
         assert!(store.get(&a, idle, 1).await.unwrap().is_none());
         assert!(store.get(&b, idle, 1).await.unwrap().is_none());
+    }
+
+    fn child(parent: &str, host: &str) -> Session {
+        Session {
+            parent: Some(parent.into()),
+            host: Some(host.into()),
+            ..session(0)
+        }
+    }
+
+    #[tokio::test]
+    async fn signing_out_anywhere_ends_the_sign_in_session_and_every_session_handed_off_from_it() {
+        let idle = Duration::from_secs(60);
+        for out_on in ["app", "sign-in host"] {
+            let store = SessionStore::memory();
+            let root = store.create(&session(0), idle, 0).await.unwrap().unwrap();
+            let other = store.create(&session(0), idle, 0).await.unwrap().unwrap();
+            let app = child(&digest(&root), "app.test");
+            let app = store.create(&app, idle, 0).await.unwrap().unwrap();
+            let docs = child(&digest(&root), "docs.test");
+            let docs = store.create(&docs, idle, 0).await.unwrap().unwrap();
+            let gone = if out_on == "app" { &app } else { &root };
+            store.sign_out(&digest(gone)).await.unwrap();
+            for id in [&root, &app, &docs] {
+                assert!(store.get(id, idle, 1).await.unwrap().is_none(), "{out_on}");
+            }
+            assert!(
+                store.get(&other, idle, 1).await.unwrap().is_some(),
+                "another sign-in of the same user stays"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn no_session_is_handed_off_from_a_sign_in_session_that_has_ended() {
+        let idle = Duration::from_secs(60);
+        let store = SessionStore::memory();
+        let root = store.create(&session(0), idle, 0).await.unwrap().unwrap();
+        store.sign_out(&digest(&root)).await.unwrap();
+        let late = child(&digest(&root), "app.test");
+        assert_eq!(store.create(&late, idle, 1).await.unwrap(), None);
+        let unknown = child(&digest("never issued"), "app.test");
+        assert_eq!(store.create(&unknown, idle, 1).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -212,6 +212,17 @@ impl Browser {
 
     /// Post the sign-in form.
     pub async fn login(&mut self, flow: &str, email: &str, password: &str) -> Reply {
+        self.login_with(flow, email, password, &[]).await
+    }
+
+    /// Post the sign-in form with extra headers (say, an `X-Forwarded-For`).
+    pub async fn login_with(
+        &mut self,
+        flow: &str,
+        email: &str,
+        password: &str,
+        extra: &[(&str, &str)],
+    ) -> Reply {
         let body = format!(
             "flow={}&email={}&password={}",
             enc(flow),
@@ -220,16 +231,18 @@ impl Browser {
         );
         let cookies = self.auth_cookies();
         let origin = self.auth_origin();
+        let mut headers = vec![
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cookie", cookies.as_str()),
+            ("origin", origin.as_str()),
+        ];
+        headers.extend_from_slice(extra);
         let r = send(
             self.addr,
             "POST",
             &self.auth_host(),
             "/.roomgate/login",
-            &[
-                ("content-type", "application/x-www-form-urlencoded"),
-                ("cookie", cookies.as_str()),
-                ("origin", origin.as_str()),
-            ],
+            &headers,
             body.as_bytes(),
         )
         .await;
