@@ -22,6 +22,7 @@
 //! head (the framing watch notes when a read leaves a head incomplete) or, before the
 //! first request, from the accept; `idle_timeout` from the end of the last response.
 
+mod bare_errors;
 mod framing;
 
 use std::convert::Infallible;
@@ -54,6 +55,7 @@ use crate::route::{canonical_host, canonical_path};
 use crate::state::Shared;
 use crate::tls::{TlsAcceptor, TlsError};
 
+use bare_errors::JsonErrors;
 pub use framing::{FramingGuard, HeadClock, Refusal};
 
 /// Why the server could not start.
@@ -437,7 +439,7 @@ async fn serve_http<I>(
         }
     });
     let builder = http_builder(limits);
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(JsonErrors::new(io)), service);
     tokio::pin!(conn);
     let activity_head = Arc::clone(&watch_activity.head);
     // The watcher is a task of its own: polled beside the connection, its timer and the

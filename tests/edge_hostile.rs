@@ -260,6 +260,12 @@ async fn oversized_heads_and_too_many_headers_get_431() {
     );
     let r = exchange(s.addr(), big.as_bytes(), WAIT).await;
     assert_eq!(r.status(), Some(431), "{}", r.text);
+    assert_eq!(
+        r.error_code().as_deref(),
+        Some("headers_too_large"),
+        "{}",
+        r.text
+    );
     let mut many = String::from("GET / HTTP/1.1\r\nHost: app.acme.test\r\n");
     for i in 0..20 {
         many.push_str(&format!("X-H{i}: {i}\r\n"));
@@ -267,6 +273,53 @@ async fn oversized_heads_and_too_many_headers_get_431() {
     many.push_str("\r\n");
     let r = exchange(s.addr(), many.as_bytes(), WAIT).await;
     assert_eq!(r.status(), Some(431), "{}", r.text);
+    assert_eq!(
+        r.error_code().as_deref(),
+        Some("headers_too_large"),
+        "{}",
+        r.text
+    );
+    assert_eq!(s.forwarded(), 0);
+}
+
+/// A head hyper cannot parse is answered by hyper itself, before any service: the answer
+/// is still a JSON error with a stable code, and the connection closes.
+#[tokio::test]
+async fn an_unparseable_head_gets_a_json_error() {
+    let s = setup(&DEFAULT).await;
+    for (name, bytes) in [
+        (
+            "header line without a colon",
+            "GET / HTTP/1.1\r\nHost: app.acme.test\r\nno colon here\r\n\r\n",
+        ),
+        (
+            "space before the colon",
+            "GET / HTTP/1.1\r\nHost : app.acme.test\r\n\r\n",
+        ),
+        (
+            "bad method token",
+            "G(T / HTTP/1.1\r\nHost: app.acme.test\r\n\r\n",
+        ),
+        (
+            "unknown version",
+            "GET / HTTP/7.1\r\nHost: app.acme.test\r\n\r\n",
+        ),
+    ] {
+        let r = exchange(s.addr(), bytes.as_bytes(), WAIT).await;
+        assert_eq!(r.status(), Some(400), "{name}: {}", r.text);
+        assert_eq!(
+            r.error_code().as_deref(),
+            Some("invalid_header"),
+            "{name}: {}",
+            r.text
+        );
+        assert!(
+            r.text.contains("content-type: application/json"),
+            "{name}: {}",
+            r.text
+        );
+        assert!(r.closed, "{name}: connection closed");
+    }
     assert_eq!(s.forwarded(), 0);
 }
 
@@ -374,6 +427,13 @@ async fn smuggling_by_framing_is_refused_and_closes_the_connection() {
     for (name, bytes) in cases {
         let r = exchange(s.addr(), bytes.as_bytes(), WAIT).await;
         assert_eq!(r.status(), Some(400), "{name}: {}", r.text);
+        // Whether roomgate's framing watch or hyper's own parser refused it.
+        assert_eq!(
+            r.error_code().as_deref(),
+            Some("invalid_header"),
+            "{name}: {}",
+            r.text
+        );
         assert!(r.closed, "{name}: connection closed");
         assert_eq!(
             r.text.matches("HTTP/1.1").count(),

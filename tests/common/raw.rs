@@ -23,6 +23,14 @@ impl Raw {
             .and_then(|r| r.get(..3))
             .and_then(|s| s.parse().ok())
     }
+
+    /// The `error` code of the first response's JSON body, if it has one.
+    pub fn error_code(&self) -> Option<String> {
+        let (_, rest) = self.text.split_once("\r\n\r\n")?;
+        let mut values = serde_json::Deserializer::from_str(rest).into_iter::<serde_json::Value>();
+        let body = values.next()?.ok()?;
+        body["error"].as_str().map(str::to_owned)
+    }
 }
 
 /// Write `bytes`, then read until the server closes or `deadline` passes.
