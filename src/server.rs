@@ -419,7 +419,10 @@ async fn serve_http<I>(
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         let served = activity.served.fetch_add(1, Ordering::AcqRel) + 1;
         let guard = InFlight(Arc::clone(&activity));
-        async move {
+        // Boxed: hyper keeps the service future inline in the connection (several KiB,
+        // held by every idle keep-alive connection) and moves it once per request; a box
+        // is allocated only while a request is in flight, and moved as a pointer.
+        Box::pin(async move {
             let mut resp = if let Some(why) = refused {
                 refuse(why, &req, &info)
             } else if info.tls_acceptor.is_none() && redirects(&shared) {
@@ -436,7 +439,7 @@ async fn serve_http<I>(
                 body,
                 _guard: guard,
             }))
-        }
+        })
     });
     let builder = http_builder(limits);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(JsonErrors::new(io)), service);
