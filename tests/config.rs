@@ -284,3 +284,46 @@ routes:
         "{errors:?}"
     );
 }
+
+/// Participant emails and domains are compared in one normalised form, made once at load:
+/// what the operator wrote in any case matches a user whatever the case of their email,
+/// and an email that could never match is a load error, not a rule that silently admits
+/// nobody.
+#[test]
+fn participant_emails_and_domains_are_normalised_at_load() {
+    let yaml = |emails: &str| {
+        format!(
+            r#"version: v1
+listen: {{http: 127.0.0.1:0}}
+rooms:
+  - name: acme
+    participants:
+      - {{emails: [{emails}], email_domains: [Acme.Test]}}
+    services: []
+"#
+        )
+    };
+    let config = load(&yaml(" Alice@Example.TEST ")).expect("valid");
+    let rule = &config.file.rooms[0].participants[0];
+    assert_eq!(rule.emails, ["alice@example.test"]);
+    assert_eq!(rule.email_domains, ["acme.test"]);
+    let rules = &config.file.rooms[0].participants;
+    for (email, admitted) in [
+        ("ALICE@example.test", true),
+        ("bob@ACME.test", true),
+        ("bob@example.test", false),
+    ] {
+        assert_eq!(
+            roomgate::auth::membership::participant_scope(rules, email, &[]).is_some(),
+            admitted,
+            "{email}"
+        );
+    }
+    let errors = load(&yaml("\"al ice@example.test\"")).unwrap_err().0;
+    assert!(
+        errors[0]
+            .to_string()
+            .starts_with("rooms[0].participants[0].emails[0]: "),
+        "{errors:?}"
+    );
+}

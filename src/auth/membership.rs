@@ -39,24 +39,36 @@ pub fn normalize_email(email: &str) -> Option<String> {
     Some(email.to_lowercase())
 }
 
-/// The api scope of the first rule that admits this user, or `None` when none does.
+/// Put a rule's emails and domains in the form requests are compared in (trimmed,
+/// lowercased); done once, at config load. An email that is not well-formed is left as
+/// written (config validation refuses it).
+pub fn normalize_rule(rule: &mut ParticipantRule) {
+    for e in &mut rule.emails {
+        if let Some(n) = normalize_email(e) {
+            *e = n;
+        }
+    }
+    for d in &mut rule.email_domains {
+        *d = d.trim().to_ascii_lowercase();
+    }
+}
+
+/// The api scope of the first rule that admits this user, or `None` when none does. The
+/// rules are as loaded: their emails and domains already normalised (config validation),
+/// so a request normalises only its own email.
 pub fn participant_scope(
     rules: &[ParticipantRule],
     email: &str,
     groups: &[String],
 ) -> Option<Value> {
     let email = normalize_email(email)?;
-    let domain = email_domain(&email)?;
+    // Well-formed, so it has exactly one `@`.
+    let domain = email.rsplit_once('@')?.1;
     rules
         .iter()
         .find(|rule| {
-            rule.emails
-                .iter()
-                .any(|e| normalize_email(e).as_deref() == Some(email.as_str()))
-                || rule.email_domains.iter().any(|d| {
-                    let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
-                    !d.is_empty() && d == domain
-                })
+            rule.emails.contains(&email)
+                || rule.email_domains.iter().any(|d| d == domain)
                 || rule
                     .groups
                     .iter()
@@ -74,7 +86,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Rules as config load leaves them.
     fn rules() -> Vec<ParticipantRule> {
+        let mut rules = raw_rules();
+        rules.iter_mut().for_each(normalize_rule);
+        rules
+    }
+
+    fn raw_rules() -> Vec<ParticipantRule> {
         vec![
             ParticipantRule {
                 emails: vec!["Alice@Acme.test".into()],

@@ -292,6 +292,7 @@ pub(super) fn check(mut file: FileConfig, ctx: &LoadContext) -> Result<Config, C
     if !c.errors.is_empty() {
         return Err(ConfigErrors(c.errors));
     }
+    normalize_participants(&mut file.rooms);
     Ok(Config {
         file,
         token_keys,
@@ -330,7 +331,7 @@ fn check_rooms(c: &mut Checker<'_>, file: &FileConfig) -> Vec<Arc<PortSpec>> {
                 c.err(&ppath, "a rule needs emails, email_domains or groups");
             }
             for (ei, e) in rule.emails.iter().enumerate() {
-                if e.matches('@').count() != 1 || e.starts_with('@') || e.ends_with('@') {
+                if crate::auth::membership::normalize_email(e).is_none() {
                     c.err(
                         format!("{ppath}.emails[{ei}]"),
                         format!("{e:?} is not an email"),
@@ -545,6 +546,15 @@ fn check_routes(c: &mut Checker<'_>, file: &FileConfig, ports: &[Arc<PortSpec>])
             check_port(c, format!("{ppath}.port"), p.port);
         }
     }
+}
+
+/// Participant emails and domains in the form requests compare them in, once at load
+/// rather than on every request.
+fn normalize_participants(rooms: &mut [Room]) {
+    rooms
+        .iter_mut()
+        .flat_map(|r| r.participants.iter_mut())
+        .for_each(crate::auth::membership::normalize_rule);
 }
 
 /// A route or endpoint path must be written as requests are matched: in canonical form
