@@ -91,14 +91,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             .all(|v| names_nothing(v.as_bytes()))
     {
         // Names listed in `Connection` that the fixed list and `Upgrade` do not cover.
-        let listed: Vec<HeaderName> = headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && !names_nothing(t.as_bytes()))
-            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        let listed: Vec<HeaderName> = connection_tokens(headers)
+            .filter(|t| !names_nothing(t))
+            .filter_map(|t| HeaderName::from_bytes(t).ok())
             .filter(|n| hop_index(n.as_str()).is_none())
             .collect();
         for name in listed {
@@ -116,6 +111,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             HeaderValue::from_static("upgrade"),
         );
     }
+}
+
+/// The tokens of every `Connection` value (comma-separated, trimmed, empty ones skipped).
+pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
 }
 
 /// The position of a (lowercase) name in [`HOP_BY_HOP`], `HOPS` for `Upgrade`, `None`
@@ -338,20 +343,23 @@ fn memchr_contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
 }
 
+/// Tests: a header map from name/value pairs, repeated names appended in order.
+#[cfg(test)]
+pub(crate) fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
+    use super::header_map as map;
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        h
-    }
 
     #[test]
     fn underscore_header_names_are_refused() {

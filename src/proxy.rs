@@ -267,8 +267,7 @@ async fn pipeline<'s>(
         outcome.auth = "denied";
         return Err(ProxyError::Auth(auth::AuthError::InvalidToken));
     }
-    let [a, b, c, d] = auth::iap::OWN_COOKIES;
-    headers::strip_cookies(&mut parts.headers, &[IAP_COOKIE, a, b, c, d]);
+    headers::strip_cookies(&mut parts.headers, &auth::iap::NOT_FORWARDED_COOKIES);
     // The service gets the authority that was routed and authorized: an absolute-form
     // target's or HTTP/2 `:authority` wins over a `Host` naming another (RFC 9112 §3.2.2).
     // A `Host` that already says it (nearly always) is kept as it is.
@@ -404,17 +403,7 @@ fn rebuild_uri(path: &str, query: Option<&str>) -> Option<Uri> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn forwarded(pairs: &[(&str, &str)]) -> http::HeaderMap {
-        let mut h = http::HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        h
-    }
+    use crate::headers::header_map as forwarded;
 
     /// A trusted proxy chain's `X-Forwarded-Proto: https, http` names the client's scheme
     /// first; the URL a provider signed is never `https, http://...`.

@@ -35,11 +35,8 @@ pub enum Connect {
 /// `Connection: upgrade` is a hop-by-hop header like the rest, stripped before the request
 /// is forwarded as plain HTTP, because after a switch no byte is looked at any more.
 pub fn is_handshake(headers: &HeaderMap) -> bool {
-    let connection_upgrade = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+    let connection_upgrade =
+        crate::headers::connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(b"upgrade"));
     connection_upgrade && upgrades_to_websocket(headers)
 }
 

@@ -684,22 +684,26 @@ async fn participant_tokens_work_in_the_cookie_and_bad_bearers_are_never_ignored
 }
 
 async fn sign_out(b: &Browser, domain: &str, cookie: &str) -> Reply {
-    let c = format!("__meshagent_iap={cookie}");
+    sign_out_with(b, &b.host(domain), &format!("__meshagent_iap={cookie}")).await
+}
+
+/// The sign-out form on `host` with `cookie` (a `Cookie` header value), then its POST.
+async fn sign_out_with(b: &Browser, host: &str, cookie: &str) -> Reply {
     let page = get(
         b.addr,
-        &b.host(domain),
+        host,
         "/.roomgate/signout",
-        &[HTML, ("cookie", c.as_str())],
+        &[HTML, ("cookie", cookie)],
     )
     .await;
     let csrf = hidden(&page, "csrf").expect("csrf");
     send(
         b.addr,
         "POST",
-        &b.host(domain),
+        host,
         "/.roomgate/signout",
         &[
-            ("cookie", c.as_str()),
+            ("cookie", cookie),
             ("content-type", "application/x-www-form-urlencoded"),
         ],
         format!("csrf={csrf}").as_bytes(),
@@ -758,26 +762,7 @@ async fn sign_out_at_sign_in_host(b: &Browser) -> Reply {
         "__Host-roomgate_signin={}",
         b.signin_cookie.as_deref().expect("signed in")
     );
-    let page = get(
-        b.addr,
-        &b.auth_host(),
-        "/.roomgate/signout",
-        &[HTML, ("cookie", c.as_str())],
-    )
-    .await;
-    let csrf = hidden(&page, "csrf").expect("csrf");
-    send(
-        b.addr,
-        "POST",
-        &b.auth_host(),
-        "/.roomgate/signout",
-        &[
-            ("cookie", c.as_str()),
-            ("content-type", "application/x-www-form-urlencoded"),
-        ],
-        format!("csrf={csrf}").as_bytes(),
-    )
-    .await
+    sign_out_with(b, &b.auth_host(), &c).await
 }
 
 /// Security: signing out on one domain, or on the sign-in host, ends the sign-in host

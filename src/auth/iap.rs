@@ -201,9 +201,10 @@ fn auth_cookies(iap: &Iap) -> AuthCookies {
     }
 }
 
-/// roomgate's own sign-in host cookies: never forwarded (a sign-in host that is also a
-/// route domain gets them on every path).
-pub const OWN_COOKIES: [&str; 4] = [
+/// The cookies roomgate never forwards to a service: the domain session, and the sign-in
+/// host's own (a sign-in host that is also a route domain gets them on every path).
+pub const NOT_FORWARDED_COOKIES: [&str; 5] = [
+    IAP_COOKIE,
     SIGNIN_COOKIE,
     FLOW_COOKIE,
     PLAIN_SIGNIN_COOKIE,
@@ -1069,17 +1070,7 @@ async fn signout(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut m = HeaderMap::new();
-        for (k, v) in pairs {
-            m.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        m
-    }
+    use crate::headers::header_map as h;
 
     #[test]
     fn a_browser_navigation_wants_html() {

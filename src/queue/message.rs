@@ -195,13 +195,8 @@ fn push_digits(out: &mut String, value: u32, width: u32) {
 /// (including any the `Connection` header names) left out. One pass over the map, written
 /// straight into one buffer.
 pub fn headers_json(headers: &HeaderMap) -> String {
-    let connection = headers.get_all(http::header::CONNECTION);
     let named_by_connection = |name: &str| {
-        connection
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|listed| listed.trim().eq_ignore_ascii_case(name))
+        crate::headers::connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
     };
     let mut kept: Vec<(&HeaderName, &HeaderValue)> = headers
         .iter()
