@@ -176,11 +176,6 @@ async fn pipeline<'s>(
     outcome.series = Some(resolved.metrics);
     outcome.room = Some(resolved.port);
 
-    let raw_target = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "/".into());
     let config = &state.config;
     // Only a WebSocket handshake keeps `Upgrade`; any other is stripped as hop-by-hop.
     let upgrade = websocket::is_handshake(&parts.headers);
@@ -199,7 +194,8 @@ async fn pipeline<'s>(
 
     let (identity, body) = match resolved.policy.validation {
         Validation::Webhook(provider) => {
-            let public_url = public_url(&parts.headers, conn.tls, &raw_host, &raw_target);
+            let raw_target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let public_url = public_url(&parts.headers, conn.tls, trusted, &raw_host, raw_target);
             let target = ingest::Target {
                 provider,
                 policy: resolved.policy,
@@ -323,7 +319,18 @@ async fn pipeline<'s>(
 /// `headers` are as [`headers::set_forwarded`] left them. A proxy chain may list several
 /// values (`https, http`): the first is the client's. A scheme other than `http` or
 /// `https` is not believed; the listener's (`tls`) stands instead.
-fn public_url(headers: &http::HeaderMap, tls: bool, raw_host: &str, raw_target: &str) -> String {
+fn public_url(
+    headers: &http::HeaderMap,
+    tls: bool,
+    trusted: bool,
+    raw_host: &str,
+    raw_target: &str,
+) -> String {
+    let listener = if tls { "https" } else { "http" };
+    if !trusted {
+        // set_forwarded replaced an untrusted peer's claims with this hop's own.
+        return [listener, "://", raw_host, raw_target].concat();
+    }
     let first = |name: &http::HeaderName| {
         headers
             .get(name)
@@ -335,8 +342,7 @@ fn public_url(headers: &http::HeaderMap, tls: bool, raw_host: &str, raw_target: 
     let scheme = match first(&headers::X_FORWARDED_PROTO) {
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         Some(p) if p.eq_ignore_ascii_case("http") => "http",
-        _ if tls => "https",
-        _ => "http",
+        _ => listener,
     };
     // set_forwarded kept a trusted proxy's X-Forwarded-Host, or wrote the canonical host;
     // the Host as sent keeps its port, which some providers sign.
@@ -414,7 +420,7 @@ mod tests {
             ("x-forwarded-host", "hooks.acme.test, inner.test"),
         ]);
         assert_eq!(
-            public_url(&h, false, "app.test:8080", "/hook?a=1"),
+            public_url(&h, false, true, "app.test:8080", "/hook?a=1"),
             "https://hooks.acme.test/hook?a=1"
         );
     }
@@ -435,7 +441,7 @@ mod tests {
                 None => http::HeaderMap::new(),
             };
             assert_eq!(
-                public_url(&h, tls, "app.test", "/hook"),
+                public_url(&h, tls, true, "app.test", "/hook"),
                 format!("{want}://app.test/hook"),
                 "{proto:?}, tls: {tls}"
             );
@@ -450,8 +456,26 @@ mod tests {
             ("x-forwarded-host", "app.test"),
         ]);
         assert_eq!(
-            public_url(&h, false, "App.Test:8080", "/hook"),
+            public_url(&h, false, true, "App.Test:8080", "/hook"),
             "http://App.Test:8080/hook"
+        );
+    }
+
+    /// From an untrusted peer, the URL is the listener's scheme and the Host as sent,
+    /// whatever forwarding claims the headers carry.
+    #[test]
+    fn public_url_from_an_untrusted_peer_ignores_forwarding_claims() {
+        let h = forwarded(&[
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.test"),
+        ]);
+        assert_eq!(
+            public_url(&h, false, false, "App.Test:8080", "/hook?a=1"),
+            "http://App.Test:8080/hook?a=1"
+        );
+        assert_eq!(
+            public_url(&h, true, false, "app.test", "/hook"),
+            "https://app.test/hook"
         );
     }
 }
