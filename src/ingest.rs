@@ -123,16 +123,16 @@ pub async fn ingest(
     if parts.method == Method::GET {
         let secrets = sinks
             .secrets
-            .get(target.room, &policy.processor, secret_id)
+            .get_at(target.room, &policy.processor, secret_id, target.now)
             .await
             .map_err(|e| secret_error(target.provider, e))?;
         let challenge = match &policy.challenge_secret_id {
             Some(id) => sinks
                 .secrets
-                .get(target.room, &policy.processor, id)
+                .get_at(target.room, &policy.processor, id, target.now)
                 .await
                 .map_err(|e| secret_error(target.provider, e))?,
-            None => Vec::new(),
+            None => std::sync::Arc::from([]),
         };
         let query = parts.uri.query().unwrap_or("");
         match handshake::subscription_get(
@@ -160,7 +160,7 @@ pub async fn ingest(
     let bytes = read_body(parts, body, policy.max_body_bytes).await?;
     let secrets = sinks
         .secrets
-        .get(target.room, &policy.processor, secret_id)
+        .get_at(target.room, &policy.processor, secret_id, target.now)
         .await
         .map_err(|e| secret_error(target.provider, e))?;
     let request = WebhookRequest {

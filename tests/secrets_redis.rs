@@ -68,7 +68,8 @@ async fn set_get_list_and_rm_round_trip() {
     assert_eq!(
         s.get("acme", "webhook-worker", "stripe-signing-secret")
             .await
-            .expect("get"),
+            .expect("get")
+            .to_vec(),
         vec![Secret::new("whsec_1")]
     );
     let all = s.list("acme", None).await.expect("list");
@@ -212,7 +213,7 @@ async fn a_value_set_on_one_instance_is_seen_by_another_within_the_cache_ttl() {
         .await
         .expect("set");
     assert_eq!(
-        reader.get("acme", "w", "k").await.expect("get"),
+        reader.get("acme", "w", "k").await.expect("get").to_vec(),
         vec![Secret::new("v1")]
     );
 
@@ -224,7 +225,7 @@ async fn a_value_set_on_one_instance_is_seen_by_another_within_the_cache_ttl() {
     let deadline = changed + ttl + Duration::from_secs(3);
     loop {
         let seen = reader.get("acme", "w", "k").await.expect("get");
-        if seen == vec![Secret::new("v2")] {
+        if *seen == [Secret::new("v2")] {
             break;
         }
         assert!(Instant::now() < deadline, "the change was not picked up");
@@ -254,13 +255,15 @@ async fn the_previous_value_stays_accepted_during_the_rotation_window_and_not_af
     assert_eq!(
         s.get_at("acme", "w", "k", t + Duration::from_secs(1))
             .await
-            .expect("get"),
+            .expect("get")
+            .to_vec(),
         vec![Secret::new("new"), Secret::new("old")]
     );
     assert_eq!(
         s.get_at("acme", "w", "k", t + Duration::from_secs(3600))
             .await
-            .expect("get"),
+            .expect("get")
+            .to_vec(),
         vec![Secret::new("new")]
     );
     // A second store (no cache) agrees.
@@ -269,7 +272,8 @@ async fn the_previous_value_stays_accepted_during_the_rotation_window_and_not_af
         fresh
             .get_at("acme", "w", "k", t + Duration::from_secs(7200))
             .await
-            .expect("get"),
+            .expect("get")
+            .to_vec(),
         vec![Secret::new("new")]
     );
     // Replacing without a window drops the old value at once.
@@ -277,7 +281,7 @@ async fn the_previous_value_stays_accepted_during_the_rotation_window_and_not_af
         .await
         .expect("set");
     assert_eq!(
-        s.get_at("acme", "w", "k", t).await.expect("get"),
+        s.get_at("acme", "w", "k", t).await.expect("get").to_vec(),
         vec![Secret::new("newer")]
     );
 }
@@ -317,7 +321,8 @@ async fn the_store_is_built_from_the_config() {
         store(&server, Duration::ZERO)
             .get("acme", "w", "k")
             .await
-            .expect("get"),
+            .expect("get")
+            .to_vec(),
         vec![Secret::new("v")]
     );
 }

@@ -43,13 +43,13 @@ pub struct MessageMeta {
 pub struct QueueMessage {
     body: Bytes,
     content_type: String,
-    method: String,
+    method: Method,
     host: String,
     path: String,
     room: String,
     queue: String,
     processor: String,
-    provider: String,
+    provider: &'static str,
     delivery_id: String,
     received_at: String,
     headers: String,
@@ -66,7 +66,7 @@ impl QueueMessage {
         now: OffsetDateTime,
     ) -> QueueMessage {
         let now = now.to_offset(UtcOffset::UTC);
-        let provider = verified.provider().as_str().to_owned();
+        let provider = verified.provider().as_str();
         let delivery_id = match verified.delivery_id() {
             Some(id) => id.to_owned(),
             None => new_delivery_id(now),
@@ -78,7 +78,7 @@ impl QueueMessage {
         QueueMessage {
             body: verified.into_body(),
             content_type,
-            method: meta.method.as_str().to_owned(),
+            method: meta.method,
             host: meta.host,
             path: meta.path,
             room: meta.room,
@@ -97,7 +97,7 @@ impl QueueMessage {
         [
             ("body", &self.body[..]),
             ("content_type", self.content_type.as_bytes()),
-            ("method", self.method.as_bytes()),
+            ("method", self.method.as_str().as_bytes()),
             ("host", self.host.as_bytes()),
             ("path", self.path.as_bytes()),
             ("room", self.room.as_bytes()),
@@ -128,7 +128,7 @@ impl QueueMessage {
     }
 
     pub fn provider(&self) -> &str {
-        &self.provider
+        self.provider
     }
 
     pub fn delivery_id(&self) -> &str {
@@ -198,7 +198,7 @@ pub fn headers_json(headers: &HeaderMap) -> String {
     // The names `Connection` lists, read once (the pipeline has normally removed it and
     // them already; a message never relies on that).
     let listed: Vec<&[u8]> = crate::headers::connection_tokens(headers).collect();
-    let mut kept: Vec<(&str, &HeaderValue)> = Vec::with_capacity(headers.len());
+    let mut kept: Vec<(u64, &str, &HeaderValue)> = Vec::with_capacity(headers.len());
     let mut bytes = 2;
     for (name, value) in headers {
         let name = name.as_str();
@@ -210,14 +210,16 @@ pub fn headers_json(headers: &HeaderMap) -> String {
             continue;
         }
         bytes += name.len() + value.len() + 6;
-        kept.push((name, value));
+        kept.push((sort_prefix(name), name, value));
     }
+    // By the first eight bytes as one integer, then by the rest: the same order as by
+    // the names, with the full comparison only for names that share eight bytes.
     // Stable: the values of a repeated header keep their order.
-    kept.sort_by(|a, b| a.0.cmp(b.0));
+    kept.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
     let mut out = Vec::with_capacity(bytes);
     out.push(b'{');
     let mut previous: Option<&str> = None;
-    for (name, value) in kept {
+    for (_, name, value) in kept {
         if previous == Some(name) {
             // Another value of the same header: extend the string just written.
             out.pop();
@@ -238,6 +240,15 @@ pub fn headers_json(headers: &HeaderMap) -> String {
     out.push(b'}');
     // Only JSON text was written, and JSON text is UTF-8.
     String::from_utf8(out).unwrap_or_else(|_| String::from("{}"))
+}
+
+/// The first eight bytes of a name as a big-endian integer, zero-padded: ordering these
+/// orders the names by their first eight bytes.
+fn sort_prefix(name: &str) -> u64 {
+    let mut prefix = [0u8; 8];
+    let n = name.len().min(8);
+    prefix[..n].copy_from_slice(&name.as_bytes()[..n]);
+    u64::from_be_bytes(prefix)
 }
 
 /// Append the inside of a JSON string literal for a header value: printable ASCII other
@@ -457,5 +468,29 @@ pub(crate) mod tests {
              \"x-b\":\"say \\\"hi\\\"\\\\\"}"
         );
         assert_eq!(headers_json(&HeaderMap::new()), "{}");
+    }
+
+    /// Names that share their first eight bytes, or are a prefix of another, still sort
+    /// as strings; the values of a repeated header keep the order they came in.
+    #[test]
+    fn headers_json_sorts_names_sharing_a_long_prefix_and_keeps_repeated_values_in_order() {
+        let mut h = HeaderMap::new();
+        for (name, value) in [
+            ("x-github-hook-id", "3"),
+            ("x-github-event", "2"),
+            ("x-gith", "0"),
+            ("x-github-delivery", "1"),
+            ("x-github", "0b"),
+            ("accept", "second"),
+            ("a", "first"),
+        ] {
+            h.append(name, value.parse().unwrap());
+        }
+        h.append("accept", "third".parse().unwrap());
+        assert_eq!(
+            headers_json(&h),
+            "{\"a\":\"first\",\"accept\":\"second, third\",\"x-gith\":\"0\",\"x-github\":\"0b\",\
+             \"x-github-delivery\":\"1\",\"x-github-event\":\"2\",\"x-github-hook-id\":\"3\"}"
+        );
     }
 }

@@ -13,7 +13,7 @@ pub mod sealed;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -67,11 +67,13 @@ pub struct ActiveValue {
 
 impl ActiveValue {
     pub fn is_active(&self, now: OffsetDateTime) -> bool {
-        match self.until {
-            Some(until) => now < until,
-            None => true,
-        }
+        active_at(self.until, now)
     }
+}
+
+/// Whether a value whose rotation window ends at `until` is accepted at `now`.
+fn active_at(until: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    until.map_or(true, |until| now < until)
 }
 
 /// Where the values live.
@@ -82,13 +84,53 @@ enum Backend {
     Redis(Box<RedisSecrets>),
 }
 
-type Key = (String, String, String);
+/// The cache key of (room, identity, id): each name but the last prefixed with its
+/// length, so that no two triples share a key. One allocation, one hash, no formatting.
+fn cache_key(room: &str, identity: &str, id: &str) -> Box<[u8]> {
+    let mut key = Vec::with_capacity(room.len() + identity.len() + id.len() + 16);
+    for name in [room, identity] {
+        key.extend_from_slice(&name.len().to_le_bytes());
+        key.extend_from_slice(name.as_bytes());
+    }
+    key.extend_from_slice(id.as_bytes());
+    key.into_boxed_slice()
+}
+
+/// One secret as read from the store: every value, current first, and the end of each
+/// value's rotation window.
+#[derive(Debug)]
+struct Found {
+    secrets: Arc<[Secret]>,
+    until: Box<[Option<OffsetDateTime>]>,
+}
+
+impl Found {
+    fn new(values: Vec<ActiveValue>) -> Found {
+        let until = values.iter().map(|v| v.until).collect();
+        let secrets = values.into_iter().map(|v| v.secret).collect();
+        Found { secrets, until }
+    }
+
+    /// The values active at `now`. Outside a rotation window that is all of them, and
+    /// they are shared, not copied.
+    fn active(&self, now: OffsetDateTime) -> Arc<[Secret]> {
+        if self.until.iter().all(|&until| active_at(until, now)) {
+            return Arc::clone(&self.secrets);
+        }
+        self.secrets
+            .iter()
+            .zip(self.until.iter())
+            .filter(|(_, &until)| active_at(until, now))
+            .map(|(secret, _)| secret.clone())
+            .collect()
+    }
+}
 
 #[derive(Debug)]
 struct Cached {
     fetched: Instant,
     /// `None`: the secret did not exist when read (cached too, briefly).
-    values: Option<Vec<ActiveValue>>,
+    found: Option<Found>,
 }
 
 /// Room secrets with a short per-key read cache.
@@ -96,7 +138,7 @@ struct Cached {
 pub struct SecretStore {
     backend: Backend,
     cache_ttl: Duration,
-    cache: Mutex<HashMap<Key, Cached>>,
+    cache: Mutex<HashMap<Box<[u8]>, Cached>>,
 }
 
 /// Reject names that cannot be stored unambiguously.
@@ -175,7 +217,7 @@ impl SecretStore {
         room: &str,
         identity: &str,
         id: &str,
-    ) -> Result<Vec<Secret>, SecretError> {
+    ) -> Result<Arc<[Secret]>, SecretError> {
         self.get_at(room, identity, id, OffsetDateTime::now_utc())
             .await
     }
@@ -189,30 +231,25 @@ impl SecretStore {
         identity: &str,
         id: &str,
         now: OffsetDateTime,
-    ) -> Result<Vec<Secret>, SecretError> {
-        let key: Key = (room.to_owned(), identity.to_owned(), id.to_owned());
-        let values = match self.cached(&key) {
-            Some(values) => values,
+    ) -> Result<Arc<[Secret]>, SecretError> {
+        let key = cache_key(room, identity, id);
+        let active = match self.cached(&key, now) {
+            Some(active) => active,
             None => {
-                let fetched = match self.fetch(room, identity, id, now).await {
-                    Ok(values) => Some(values),
+                let found = match self.fetch(room, identity, id, now).await {
+                    Ok(values) => Some(Found::new(values)),
                     Err(SecretError::NotFound { .. }) => None,
                     Err(e) => return Err(e),
                 };
-                self.remember(key, fetched.clone());
-                fetched
+                let active = found.as_ref().map(|f| f.active(now));
+                self.remember(key, found);
+                active
             }
         };
-        let active: Vec<Secret> = values
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|v| v.is_active(now))
-            .map(|v| v.secret)
-            .collect();
-        if active.is_empty() {
-            return Err(SecretError::not_found(room, identity, id));
+        match active {
+            Some(active) if !active.is_empty() => Ok(active),
+            _ => Err(SecretError::not_found(room, identity, id)),
         }
-        Ok(active)
     }
 
     async fn fetch(
@@ -236,11 +273,13 @@ impl SecretStore {
         Ok(values)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Cached>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<[u8]>, Cached>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn cached(&self, key: &Key) -> Option<Option<Vec<ActiveValue>>> {
+    /// The values active at `now` of a fresh cache entry: `Some(None)` when the secret
+    /// was cached as missing, `None` when there is no fresh entry.
+    fn cached(&self, key: &[u8], now: OffsetDateTime) -> Option<Option<Arc<[Secret]>>> {
         if self.cache_ttl.is_zero() {
             return None;
         }
@@ -248,10 +287,10 @@ impl SecretStore {
         cache
             .get(key)
             .filter(|c| c.fetched.elapsed() < self.cache_ttl)
-            .map(|c| c.values.clone())
+            .map(|c| c.found.as_ref().map(|f| f.active(now)))
     }
 
-    fn remember(&self, key: Key, values: Option<Vec<ActiveValue>>) {
+    fn remember(&self, key: Box<[u8]>, found: Option<Found>) {
         if self.cache_ttl.is_zero() {
             return;
         }
@@ -262,14 +301,13 @@ impl SecretStore {
             key,
             Cached {
                 fetched: Instant::now(),
-                values,
+                found,
             },
         );
     }
 
     fn forget(&self, room: &str, identity: &str, id: &str) {
-        self.lock()
-            .remove(&(room.to_owned(), identity.to_owned(), id.to_owned()));
+        self.lock().remove(&cache_key(room, identity, id));
     }
 
     /// Store `value` as the current value: see [`SecretStore::set_at`].
@@ -383,13 +421,13 @@ mod tests {
             .get_at("acme", "w", "k", t + Duration::from_secs(3599))
             .await
             .unwrap();
-        assert_eq!(during, vec![Secret::new("new"), Secret::new("old")]);
+        assert_eq!(*during, [Secret::new("new"), Secret::new("old")]);
         // Same cache entry, later clock: the window is checked on every call.
         let after = s
             .get_at("acme", "w", "k", t + Duration::from_secs(3600))
             .await
             .unwrap();
-        assert_eq!(after, vec![Secret::new("new")]);
+        assert_eq!(*after, [Secret::new("new")]);
     }
 
     #[tokio::test]
@@ -404,7 +442,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            s.get_at("acme", "w", "k", t).await.unwrap(),
+            s.get_at("acme", "w", "k", t).await.unwrap().to_vec(),
             vec![Secret::new("new")]
         );
     }
@@ -426,7 +464,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            s.get("acme", "w", "k").await.unwrap(),
+            s.get("acme", "w", "k").await.unwrap().to_vec(),
             vec![Secret::new("v1")]
         );
         s.rm("acme", "w", "k").await.unwrap();
