@@ -232,27 +232,35 @@ impl Upstreams {
             req.headers_mut()
                 .insert(header::TE, HeaderValue::from_static("trailers"));
         }
-        let fail = |e: SendError| {
-            if let Some(kind) = e.kind() {
-                metrics
-                    .upstream_errors
-                    .get_or_create(&crate::telemetry::UpstreamErrorLabels {
-                        route: Arc::clone(route),
-                        kind,
-                    })
-                    .inc();
-            }
-            e.into_proxy_error()
-        };
+        let fail = |e: SendError| count_failure(metrics, route, e);
 
         // Taken out of every request: it must not ride along to an upstream connection.
         let scope = req.extensions_mut().remove::<TunnelScope>();
+        // The tunnel and the cold-start wait are boxed: rare, and their state would
+        // otherwise size (and be copied with) the future of every request.
         if is_upgrade(&req) {
-            return self.tunnel(port, req, limits, scope).await.map_err(fail);
+            return Box::pin(self.tunnel(port, req, limits, scope))
+                .await
+                .map_err(fail);
         }
         let Some(liveness) = &port.liveness else {
             return self.send(port, req, limits).await.map_err(fail);
         };
+        Box::pin(self.through_cold_start(port, liveness, req, limits, metrics, route)).await
+    }
+
+    /// Forward to a port that declares `liveness`: a refused connection waits for the
+    /// service to come up, then sends the request again when its body could be kept.
+    async fn through_cold_start(
+        &self,
+        port: &PortSpec,
+        liveness: &str,
+        req: Request<Body>,
+        limits: ForwardLimits,
+        metrics: &Metrics,
+        route: &Arc<String>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let fail = |e: SendError| count_failure(metrics, route, e);
         let replayable = replayable_size(&req, limits.max_body_bytes);
         if !replayable {
             // Too large (or unbounded) to keep a copy: a refused connection starts the
@@ -640,6 +648,20 @@ fn is_grpc(req: &Request<Body>) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+/// Count an upstream failure under its route and kind, and say what the client gets.
+fn count_failure(metrics: &Metrics, route: &Arc<String>, e: SendError) -> ProxyError {
+    if let Some(kind) = e.kind() {
+        metrics
+            .upstream_errors
+            .get_or_create(&crate::telemetry::UpstreamErrorLabels {
+                route: Arc::clone(route),
+                kind,
+            })
+            .inc();
+    }
+    e.into_proxy_error()
 }
 
 /// The service's response with its hop-by-hop headers removed.

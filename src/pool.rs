@@ -134,7 +134,9 @@ impl Http1Pool {
         loop {
             let (mut conn, reused) = match self.checkout(authority) {
                 Some(conn) => (conn, true),
-                None => (self.connect(authority, timeout).await?, false),
+                // Boxed: a new connection is rare, and its state (connect, handshake)
+                // would otherwise size every request's future.
+                None => (Box::pin(self.connect(authority, timeout)).await?, false),
             };
             conn.deadline.start(timeout);
             if !req.body().is_end_stream() {

@@ -115,12 +115,16 @@ impl RedisQueue {
         let mut conn = self.conn.clone();
         let run = async {
             match cmd.query_async(&mut conn).await {
-                // A Redis that restarted or flushed its scripts: load it, then run it again.
+                // A Redis that restarted or flushed its scripts: load it, then run it again
+                // (boxed: rare, and it would otherwise size every enqueue's future).
                 Err(e)
                     if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
                 {
-                    self.script.load_async(&mut conn).await?;
-                    cmd.query_async(&mut conn).await
+                    Box::pin(async {
+                        self.script.load_async(&mut conn).await?;
+                        cmd.query_async(&mut conn).await
+                    })
+                    .await
                 }
                 other => other,
             }

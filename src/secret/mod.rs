@@ -236,7 +236,9 @@ impl SecretStore {
         let active = match self.cached(&key, now) {
             Some(active) => active,
             None => {
-                let found = match self.fetch(room, identity, id, now).await {
+                // Boxed: a cache miss is rare, and the store's round trip would
+                // otherwise size every webhook request's future.
+                let found = match Box::pin(self.fetch(room, identity, id, now)).await {
                     Ok(values) => Some(Found::new(values)),
                     Err(SecretError::NotFound { .. }) => None,
                     Err(e) => return Err(e),
