@@ -22,7 +22,7 @@
 //! Every parameter that crosses the browser is sealed or opaque, and everything
 //! malformed fails closed with a 4xx. Provider tokens never leave `oidc`.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
@@ -432,11 +432,11 @@ pub async fn authorize(
                     .unwrap_or(&[]);
                 return match participant_scope(rules, &session.email, &session.groups) {
                     Some(api_scope) => Decision::Allow(Identity {
-                        user: session.email,
+                        user: session.email.clone(),
                         api_scope,
                     }),
                     None if html => Decision::NotAParticipant {
-                        email: session.email,
+                        email: session.email.clone(),
                         csrf: signing::tag(&config.cookie_keys, "signout", &d).unwrap_or_default(),
                     },
                     None => Decision::Deny(AuthError::NotAParticipant),
@@ -614,7 +614,7 @@ async fn start(
     if let Some(id) = cookie_value(&parts.headers, names.signin) {
         if let Some((d, session)) = sessions.get(id, iap.idle_ttl.0, now).await? {
             if session.is_sign_in_session_for(&auth.host) {
-                return handoff(r, ret, session, d, None).await;
+                return handoff(r, ret, Arc::unwrap_or_clone(session), d, None).await;
             }
         }
     }

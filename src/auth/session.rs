@@ -14,7 +14,7 @@
 //! and the counters behind login rate limits. It never logs ids, codes or the Redis URL.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
@@ -82,7 +82,8 @@ pub struct StoreError(pub String);
 /// Sessions, single-use records and counters, in Redis or in memory.
 pub struct SessionStore {
     backend: Backend,
-    cache: Mutex<HashMap<String, (Session, Instant)>>,
+    /// Shared, not copied, with each request that reads them.
+    cache: Mutex<HashMap<String, (Arc<Session>, Instant)>>,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -110,7 +111,7 @@ enum Backend {
 #[derive(Default)]
 struct Memory {
     /// digest → (session, last use)
-    sessions: HashMap<String, (Session, i64)>,
+    sessions: HashMap<String, (Arc<Session>, i64)>,
     /// email → digests
     users: HashMap<String, HashSet<String>>,
     /// sign-in host session digest → (digests of the sessions handed off from it, expiry)
@@ -222,7 +223,7 @@ impl SessionStore {
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Session, Instant)>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<Session>, Instant)>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -260,7 +261,7 @@ impl SessionStore {
                         .0
                         .insert(d.clone());
                 }
-                m.sessions.insert(d.clone(), (session.clone(), now));
+                m.sessions.insert(d.clone(), (Arc::new(session.clone()), now));
                 m.users.entry(session.email.clone()).or_default().insert(d);
             }
             Backend::Redis { conn, create, .. } => {
@@ -291,7 +292,7 @@ impl SessionStore {
         id: &str,
         idle: Duration,
         now: i64,
-    ) -> Result<Option<(String, Session)>, StoreError> {
+    ) -> Result<Option<(String, Arc<Session>)>, StoreError> {
         if id.len() > 128 {
             return Ok(None);
         }
@@ -306,7 +307,7 @@ impl SessionStore {
         d: &str,
         idle: Duration,
         now: i64,
-    ) -> Result<Option<Session>, StoreError> {
+    ) -> Result<Option<Arc<Session>>, StoreError> {
         let idle_secs = idle.as_secs() as i64;
         match &self.backend {
             Backend::Memory(m) => {
@@ -314,7 +315,7 @@ impl SessionStore {
                 let live = match m.sessions.get_mut(d) {
                     Some((s, last)) if s.expires > now && now - *last < idle_secs => {
                         *last = now;
-                        Some(s.clone())
+                        Some(Arc::clone(s))
                     }
                     Some(_) => None,
                     None => return Ok(None),
@@ -327,7 +328,7 @@ impl SessionStore {
             Backend::Redis { conn, .. } => {
                 if let Some((s, at)) = self.cache().get(d) {
                     if at.elapsed() < CACHE_TTL && s.expires > now {
-                        return Ok(Some(s.clone()));
+                        return Ok(Some(Arc::clone(s)));
                     }
                 }
                 let key = session_key(d);
@@ -362,7 +363,8 @@ impl SessionStore {
                 if cache.len() >= CACHE_CAPACITY {
                     cache.clear();
                 }
-                cache.insert(d.to_owned(), (session.clone(), Instant::now()));
+                let session = Arc::new(session);
+                cache.insert(d.to_owned(), (Arc::clone(&session), Instant::now()));
                 Ok(Some(session))
             }
         }
