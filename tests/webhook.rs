@@ -769,3 +769,82 @@ async fn official_sdk_signatures_are_accepted_and_enqueued_byte_exact() {
     let stored = entries(redis, "github-events").await;
     assert_eq!(field(&stored[0], "body"), body);
 }
+
+/// A Square notification signed over `signed_url`, sent with the forwarding claims of a
+/// proxy that was called at `https://hooks.public.test`.
+async fn post_square(rg: &roomgate::server::Running, signed_url: &str) -> Reply {
+    use base64::Engine as _;
+    let body = br#"{"type":"payment.updated","event_id":"e-1"}"#;
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"square-signature-key").unwrap();
+    mac.update(signed_url.as_bytes());
+    mac.update(body);
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let headers = [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "hooks.public.test"),
+        ("x-square-hmacsha256-signature", sig.as_str()),
+    ];
+    send(
+        rg.bound.http.unwrap(),
+        "POST",
+        HOST,
+        "/square?x=1",
+        &headers,
+        body,
+    )
+    .await
+}
+
+/// Square signs the notification URL as it called it. Behind a trusted proxy that is the
+/// proxy's URL (`X-Forwarded-Proto` and `-Host`); from any other peer those headers are
+/// not believed, and only the URL roomgate itself was called at verifies.
+#[tokio::test]
+async fn a_signed_url_is_the_one_a_trusted_proxy_was_called_at() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets.yaml");
+    std::fs::write(
+        &secrets,
+        "rooms:\n  acme:\n    webhook-worker:\n      sq: {value: \"square-signature-key\"}\n",
+    )
+    .unwrap();
+    let config = |trusted: &str| {
+        format!(
+            "version: v1\nlisten: {{http: 127.0.0.1:0, admin: 127.0.0.1:0}}\n\
+             trusted_proxies: [{trusted}]\n\
+             secrets:\n  backend: file\n  file: {secrets}\n\
+             rooms:\n  - name: acme\n    services:\n      - name: hooks\n        ports:\n\
+             \x20         - num: {up}\n            published: true\n            public: true\n\
+             \x20           endpoints:\n{endpoint}\
+             routes:\n  - {{domain: {HOST}, room: acme, port: {up}}}\n",
+            secrets = secrets.display(),
+            up = upstream.addr.port(),
+            endpoint = endpoint("/square", "square", "sq", Some("square-events")),
+        )
+    };
+    let public = "https://hooks.public.test/square?x=1";
+    let own = format!("http://{HOST}/square?x=1");
+
+    let behind_proxy = common::start(&config("127.0.0.0/8")).await;
+    let r = post_square(&behind_proxy, public).await;
+    assert_eq!(
+        r.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+
+    let direct = common::start(&config("")).await;
+    let r = post_square(&direct, public).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_signature")
+    );
+    let r = post_square(&direct, &own).await;
+    assert_eq!(
+        r.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+}

@@ -261,7 +261,8 @@ impl SessionStore {
                         .0
                         .insert(d.clone());
                 }
-                m.sessions.insert(d.clone(), (Arc::new(session.clone()), now));
+                m.sessions
+                    .insert(d.clone(), (Arc::new(session.clone()), now));
                 m.users.entry(session.email.clone()).or_default().insert(d);
             }
             Backend::Redis { conn, create, .. } => {
