@@ -130,6 +130,18 @@ async fn xlen(server: &RedisServer) -> u64 {
 
 type Entry = (String, Vec<(String, Vec<u8>)>);
 
+/// Every entry of the test stream, oldest first.
+async fn entries(server: &RedisServer) -> Vec<Entry> {
+    let mut c = connection(server).await;
+    redis::cmd("XRANGE")
+        .arg(stream_key(ROOM, QUEUE))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut c)
+        .await
+        .expect("XRANGE")
+}
+
 #[tokio::test]
 async fn the_stream_entry_has_exactly_the_design_fields_and_the_exact_body() {
     let server = RedisServer::start();
@@ -143,14 +155,7 @@ async fn the_stream_entry_has_exactly_the_design_fields_and_the_exact_body() {
     assert!(!done.duplicate);
     assert_eq!(done.delivery_id, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
 
-    let mut c = connection(&server).await;
-    let entries: Vec<Entry> = redis::cmd("XRANGE")
-        .arg(stream_key(ROOM, QUEUE))
-        .arg("-")
-        .arg("+")
-        .query_async(&mut c)
-        .await
-        .expect("XRANGE");
+    let entries = entries(&server).await;
     assert_eq!(entries.len(), 1);
     let (id, fields) = &entries[0];
     assert_eq!(id, &done.id);
@@ -248,14 +253,7 @@ async fn a_shared_token_is_not_in_the_stored_headers() {
     q.enqueue(&telegram_message(7, "/webhooks/telegram"))
         .await
         .expect("enqueued");
-    let mut c = connection(&server).await;
-    let entries: Vec<Entry> = redis::cmd("XRANGE")
-        .arg(stream_key(ROOM, QUEUE))
-        .arg("-")
-        .arg("+")
-        .query_async(&mut c)
-        .await
-        .expect("XRANGE");
+    let entries = entries(&server).await;
     assert_eq!(entries.len(), 1);
     let (_, fields) = &entries[0];
     let raw = &fields

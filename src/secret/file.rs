@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{ActiveValue, SecretError};
+use super::{active_at, ActiveValue, SecretError};
 use crate::config::{yaml, LoadContext, SecretRef};
 use crate::sensitive::Secret;
 
@@ -191,7 +191,7 @@ impl FileSecrets {
             let until = value
                 .until()
                 .map_err(|m| unavailable(&self.path, format!("{place}: {m}")))?;
-            if until.is_some_and(|u| now >= u) {
+            if !active_at(until, now) {
                 continue;
             }
             let reference = value

@@ -65,12 +65,6 @@ pub struct ActiveValue {
     pub until: Option<OffsetDateTime>,
 }
 
-impl ActiveValue {
-    pub fn is_active(&self, now: OffsetDateTime) -> bool {
-        active_at(self.until, now)
-    }
-}
-
 /// Whether a value whose rotation window ends at `until` is accepted at `now`.
 fn active_at(until: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
     until.map_or(true, |until| now < until)

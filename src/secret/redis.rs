@@ -18,7 +18,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::sealed::{associated_data, Sealed, SealingKey, NONCE_LEN};
-use super::{ActiveValue, SecretError};
+use super::{active_at, ActiveValue, SecretError};
 use crate::queue::redis::{bounded, connection_manager};
 use crate::sensitive::Secret;
 
@@ -155,7 +155,7 @@ impl RedisSecrets {
                 .as_deref()
                 .and_then(|u| OffsetDateTime::parse(u, &Rfc3339).ok());
             // A previous value without a readable end is not accepted.
-            if let Some(until) = until.filter(|u| now < *u) {
+            if let Some(until) = until.filter(|&u| active_at(Some(u), now)) {
                 active.push(ActiveValue {
                     secret: self.open(&aad, previous, &place)?,
                     until: Some(until),

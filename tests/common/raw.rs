@@ -31,6 +31,18 @@ impl Raw {
         let body = values.next()?.ok()?;
         body["error"].as_str().map(str::to_owned)
     }
+
+    /// Assert that the first response is `status` with the JSON error `code`.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str, context: &str) {
+        assert_eq!(self.status(), Some(status), "{context}: {}", self.text);
+        assert_eq!(
+            self.error_code().as_deref(),
+            Some(code),
+            "{context}: {}",
+            self.text
+        );
+    }
 }
 
 /// Write `bytes`, then read until the server closes or `deadline` passes.
