@@ -400,6 +400,115 @@ async fn when_redis_is_slow_enqueue_times_out_and_the_retry_is_not_doubled() {
     assert_eq!(xlen(&server).await, 1);
 }
 
+/// Enqueues share one pipelined connection: each must get the id of its own entry back,
+/// however many are in flight at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_enqueues_each_get_the_id_of_their_own_entry() {
+    let server = RedisServer::start();
+    let q = queue(&server);
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let q = q.clone();
+            tokio::spawn(async move {
+                let delivery = format!("concurrent-{i}");
+                let body = format!("{{\"n\":{i}}}");
+                let done = q
+                    .enqueue(&message(body.as_bytes(), Some(&delivery)))
+                    .await
+                    .expect("enqueued");
+                (delivery, done)
+            })
+        })
+        .collect();
+    let mut claimed = HashMap::new();
+    for task in tasks {
+        let (delivery, done) = task.await.expect("task");
+        assert!(!done.duplicate);
+        assert_eq!(done.delivery_id, delivery);
+        assert!(
+            claimed.insert(done.id, delivery).is_none(),
+            "an id given twice"
+        );
+    }
+    let stored = entries(&server).await;
+    assert_eq!(stored.len(), 400);
+    for (id, fields) in stored {
+        let delivery = fields
+            .iter()
+            .find(|(name, _)| name == "delivery_id")
+            .map(|(_, v)| String::from_utf8(v.clone()).expect("utf-8"))
+            .expect("a delivery_id field");
+        assert_eq!(claimed.get(&id), Some(&delivery), "entry {id}");
+    }
+}
+
+/// The URL's password and database are used; a wrong password is an outage that names
+/// no secret.
+#[tokio::test]
+async fn the_urls_password_and_database_are_used() {
+    let server = RedisServer::start_with_password("s3cret-pass");
+    let url = format!("redis://:s3cret-pass@127.0.0.1:{}/3", server.port);
+    let q = RedisQueue::connect(&Secret::new(url), DEFAULT_DEDUP_TTL, Duration::from_secs(2))
+        .expect("a valid url");
+    let done = q
+        .enqueue(&message(b"{}", Some("authed-1")))
+        .await
+        .expect("enqueued with AUTH and SELECT");
+    let key = stream_key(ROOM, QUEUE);
+    assert_eq!(server.cli(&["-n", "3", "XLEN", &key]).trim(), "1");
+    assert_eq!(server.cli(&["-n", "0", "XLEN", &key]).trim(), "0");
+    assert!(server
+        .cli(&["-n", "3", "XRANGE", &key, "-", "+"])
+        .contains(&done.id));
+
+    let wrong = format!("redis://:not-the-pass@127.0.0.1:{}/3", server.port);
+    let q = RedisQueue::connect(
+        &Secret::new(wrong),
+        DEFAULT_DEDUP_TTL,
+        Duration::from_secs(2),
+    )
+    .expect("a valid url");
+    match q.enqueue(&message(b"{}", Some("authed-2"))).await {
+        Err(QueueError::Unavailable(why)) => assert!(!why.contains("not-the-pass"), "{why}"),
+        other => panic!("a wrong password must fail the enqueue: {other:?}"),
+    }
+    assert_eq!(server.cli(&["-n", "3", "XLEN", &key]).trim(), "1");
+}
+
+/// A connection Redis closes is replaced: at most the enqueue in flight when it went
+/// fails (with 503, so the provider retries), and the next one connects again.
+#[tokio::test]
+async fn a_connection_redis_closes_is_replaced() {
+    let server = RedisServer::start();
+    let q = queue(&server);
+    q.enqueue(&message(b"{}", Some("before-kill")))
+        .await
+        .expect("enqueued");
+    let killed: u64 = server
+        .cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+        .trim()
+        .parse()
+        .expect("a count of killed clients");
+    assert!(killed >= 1, "the queue's connection was open");
+    let mut failures = 0;
+    let mut i = 0;
+    loop {
+        i += 1;
+        match q
+            .enqueue(&message(b"{}", Some(&format!("after-kill-{i}"))))
+            .await
+        {
+            Ok(done) => {
+                assert!(!done.duplicate);
+                break;
+            }
+            Err(QueueError::Unavailable(_)) => failures += 1,
+        }
+        assert!(failures <= 1, "the connection was not replaced");
+    }
+    assert_eq!(xlen(&server).await, 2);
+}
+
 #[tokio::test]
 async fn stats_report_length_and_pending_after_a_group_read() {
     let server = RedisServer::start();

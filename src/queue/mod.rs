@@ -8,6 +8,7 @@
 
 mod memory;
 mod message;
+mod pipe;
 pub(crate) mod redis;
 
 use std::time::Duration;

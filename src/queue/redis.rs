@@ -7,11 +7,13 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 
+use super::pipe::{bulk, command_head, Pipe, Reply};
 use super::{dedup_key, stream_key, Enqueued, QueueError, QueueMessage, QueueStats};
 use crate::sensitive::Secret;
 
@@ -27,9 +29,11 @@ redis.call('SET', KEYS[2], id, 'PX', ARGV[1])
 return {id, 0}
 "#;
 
-/// A queue in Redis Streams. Clones share one multiplexed connection.
+/// A queue in Redis Streams. Clones share one pipelined connection for enqueues and one
+/// multiplexed connection for everything else.
 #[derive(Clone)]
 pub struct RedisQueue {
+    pipe: Arc<Pipe>,
     conn: ConnectionManager,
     script: Script,
     dedup_ttl: Duration,
@@ -99,9 +103,13 @@ impl RedisQueue {
         dedup_ttl: Duration,
         timeout: Duration,
     ) -> Result<RedisQueue, QueueError> {
-        let conn = connection_manager(url, timeout)
-            .map_err(|_| QueueError::Unavailable("the Redis URL is not valid".into()))?;
+        let invalid = || QueueError::Unavailable("the Redis URL is not valid".into());
+        let conn = connection_manager(url, timeout).map_err(|_| invalid())?;
+        let text = url.expose_str().ok_or_else(invalid)?;
+        let pipe = Pipe::new(text.trim(), timeout / 2)
+            .map_err(|e| QueueError::Unavailable(e.to_string()))?;
         Ok(RedisQueue {
+            pipe: Arc::new(pipe),
             conn,
             script: Script::new(ENQUEUE_SCRIPT),
             dedup_ttl,
@@ -111,37 +119,53 @@ impl RedisQueue {
 
     /// Dedup and XADD in one script; `Ok` only once Redis has answered it.
     pub async fn enqueue(&self, msg: &QueueMessage) -> Result<Enqueued, QueueError> {
-        let cmd = self.enqueue_cmd(msg);
-        let mut conn = self.conn.clone();
         let run = async {
-            match cmd.query_async(&mut conn).await {
+            match self.evalsha(msg).await? {
                 // A Redis that restarted or flushed its scripts: load it, then run it again
                 // (boxed: rare, and it would otherwise size every enqueue's future).
-                Err(e)
-                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
+                Reply::Error(e) if e.starts_with("NOSCRIPT") => {
                     Box::pin(async {
-                        self.script.load_async(&mut conn).await?;
-                        cmd.query_async(&mut conn).await
+                        let mut conn = self.conn.clone();
+                        self.script
+                            .load_async(&mut conn)
+                            .await
+                            .map_err(|e| describe(&e))?;
+                        self.evalsha(msg).await
                     })
                     .await
                 }
-                other => other,
+                reply => Ok(reply),
             }
         };
-        let (id, duplicate): (String, i64) = bounded(self.timeout, run)
-            .await
-            .map_err(QueueError::Unavailable)?;
+        let reply = match tokio::time::timeout(self.timeout, run).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => return Err(QueueError::Unavailable(e)),
+            Err(_) => {
+                return Err(QueueError::Unavailable(format!(
+                    "redis did not answer within {:?}",
+                    self.timeout
+                )))
+            }
+        };
+        let (id, duplicate) = enqueued(reply).map_err(QueueError::Unavailable)?;
         Ok(Enqueued {
             id,
             delivery_id: msg.delivery_id().to_owned(),
-            duplicate: duplicate == 1,
+            duplicate,
         })
     }
 
-    /// `EVALSHA` of the enqueue script, built once at its final size (the body is copied
-    /// into it once).
-    fn enqueue_cmd(&self, msg: &QueueMessage) -> redis::Cmd {
+    /// Run the enqueue script for `msg` through the pipe.
+    async fn evalsha(&self, msg: &QueueMessage) -> Result<Reply, String> {
+        self.pipe
+            .call(|out| self.enqueue_command(out, msg))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// `EVALSHA` of the enqueue script, written straight into the connection's buffer
+    /// (the body is copied once).
+    fn enqueue_command(&self, out: &mut Vec<u8>, msg: &QueueMessage) {
         let stream = stream_key(msg.room(), msg.queue());
         let dedup = dedup_key(
             msg.room(),
@@ -151,21 +175,26 @@ impl RedisQueue {
             msg.delivery_id(),
         );
         let fields = msg.fields();
-        let data: usize = fields.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>()
+        let data: usize = fields
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 32)
+            .sum::<usize>()
             + stream.len()
             + dedup.len()
-            + 64;
-        let mut cmd = redis::Cmd::with_capacity(6 + 2 * fields.len(), data);
-        cmd.arg("EVALSHA")
-            .arg(self.script.get_hash())
-            .arg(2)
-            .arg(stream)
-            .arg(dedup)
-            .arg(u64::try_from(self.dedup_ttl.as_millis()).unwrap_or(u64::MAX));
+            + 192;
+        out.reserve(data);
+        command_head(out, 6 + 2 * fields.len());
+        bulk(out, b"EVALSHA");
+        bulk(out, self.script.get_hash().as_bytes());
+        bulk(out, b"2");
+        bulk(out, stream.as_bytes());
+        bulk(out, dedup.as_bytes());
+        let ttl = u64::try_from(self.dedup_ttl.as_millis()).unwrap_or(u64::MAX);
+        bulk(out, itoa::Buffer::new().format(ttl).as_bytes());
         for (name, value) in fields {
-            cmd.arg(name).arg(value);
+            bulk(out, name.as_bytes());
+            bulk(out, value);
         }
-        cmd
     }
 
     /// XLEN, the oldest entry, and pending entries summed over consumer groups.
@@ -215,5 +244,22 @@ impl RedisQueue {
             .await
             .map_err(QueueError::Unavailable)?;
         Ok(())
+    }
+}
+
+/// The script's answer, `[entry id, 1 if a duplicate else 0]`, or what went wrong.
+fn enqueued(reply: Reply) -> Result<(String, bool), String> {
+    let Reply::Array(mut parts) = reply else {
+        return Err(match reply {
+            Reply::Error(e) => format!("redis error: {e}"),
+            _ => "redis gave an unexpected reply to the enqueue script".into(),
+        });
+    };
+    match (parts.pop(), parts.pop(), parts.is_empty()) {
+        (Some(Reply::Integer(duplicate)), Some(Reply::BulkString(id)), true) => {
+            let id = String::from_utf8(id).map_err(|_| "a stream id that is not UTF-8")?;
+            Ok((id, duplicate == 1))
+        }
+        _ => Err("redis gave an unexpected reply to the enqueue script".into()),
     }
 }

@@ -10,6 +10,8 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     /// Append-only file with fsync on every write: acknowledged writes survive a kill.
     persistent: bool,
+    /// `requirepass`, when the server asks for one.
+    password: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -22,21 +24,27 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Start a fresh, empty redis-server (no persistence) and wait until it answers PING.
     pub fn start() -> RedisServer {
-        Self::start_with(false)
+        Self::start_with(false, None)
     }
 
     /// A server whose acknowledged writes survive `stop()`/`restart()`.
     pub fn start_persistent() -> RedisServer {
-        Self::start_with(true)
+        Self::start_with(true, None)
     }
 
-    fn start_with(persistent: bool) -> RedisServer {
+    /// A server that requires `AUTH password` (`requirepass`).
+    pub fn start_with_password(password: &str) -> RedisServer {
+        Self::start_with(false, Some(password.to_owned()))
+    }
+
+    fn start_with(persistent: bool, password: Option<String>) -> RedisServer {
         for _ in 0..5 {
             let mut server = RedisServer {
                 child: None,
                 port: free_port(),
                 dir: tempfile::tempdir().expect("tempdir"),
                 persistent,
+                password: password.clone(),
             };
             if server.spawn() {
                 return server;
@@ -46,7 +54,11 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
+        let child = command
             .args([
                 "--port",
                 &self.port.to_string(),
@@ -90,8 +102,8 @@ impl RedisServer {
 
     /// True when the server answers PING.
     pub fn ping(&self) -> bool {
-        Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "ping"])
+        self.redis_cli()
+            .arg("ping")
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG")
             .unwrap_or(false)
@@ -103,12 +115,18 @@ impl RedisServer {
 
     /// Run a redis-cli command against this server and return its stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli");
+        let out = self.redis_cli().args(args).output().expect("redis-cli");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `redis-cli` for this server, authenticated when it needs a password.
+    fn redis_cli(&self) -> Command {
+        let mut command = Command::new("redis-cli");
+        command.args(["-p", &self.port.to_string()]);
+        if let Some(password) = &self.password {
+            command.args(["--no-auth-warning", "-a", password]);
+        }
+        command
     }
 
     /// Stop the server (SIGKILL), keeping the port reserved for [`RedisServer::restart`].
