@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Limited};
 
 use crate::config::Policy;
 use crate::error::{full, Body, ProxyError};
-use crate::queue::{MessageMeta, Queue, QueueError, QueueMessage};
+use crate::queue::{json_string_body, MessageMeta, Queue, QueueError, QueueMessage};
 use crate::secret::{SecretError, SecretStore};
 use crate::sensitive::Secret;
 use crate::telemetry::{Metrics, WebhookLabels};
@@ -88,13 +88,18 @@ pub async fn read_body(parts: &Parts, body: Body, limit: u64) -> Result<Bytes, P
     }
 }
 
-/// The 202 body of an enqueued webhook.
-#[derive(serde::Serialize)]
-struct Accepted<'a> {
-    status: &'static str,
-    queue: &'a str,
-    id: &'a str,
-    delivery_id: &'a str,
+/// The 202 body of an enqueued webhook:
+/// `{"status":"accepted","queue":…,"id":…,"delivery_id":…}`.
+fn accepted_body(queue: &str, id: &str, delivery_id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + queue.len() + id.len() + delivery_id.len());
+    out.extend_from_slice(br#"{"status":"accepted","queue":""#);
+    json_string_body(&mut out, queue.as_bytes());
+    out.extend_from_slice(br#"","id":""#);
+    json_string_body(&mut out, id.as_bytes());
+    out.extend_from_slice(br#"","delivery_id":""#);
+    json_string_body(&mut out, delivery_id.as_bytes());
+    out.extend_from_slice(br#""}"#);
+    out
 }
 
 /// Verify and dispatch one webhook request.
@@ -216,13 +221,7 @@ pub async fn ingest(
                 queue.duplicate = done.duplicate,
                 "webhook enqueued"
             );
-            let body = Accepted {
-                status: "accepted",
-                queue,
-                id: &done.id,
-                delivery_id: &done.delivery_id,
-            };
-            let body = serde_json::to_vec(&body).unwrap_or_default();
+            let body = accepted_body(queue, &done.id, &done.delivery_id);
             let mut resp = Response::new(full(body));
             *resp.status_mut() = StatusCode::ACCEPTED;
             resp.headers_mut().insert(
@@ -289,6 +288,23 @@ fn reply_response(reply: handshake::HandshakeReply) -> Response<Body> {
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn the_202_body_is_json_whatever_the_delivery_id_holds() {
+        for delivery in ["d-1", "quote\" back\\ nl\n tab\t nul\u{0} é ✓", ""] {
+            let body = accepted_body("github-events", "1700000000000-0", delivery);
+            let parsed: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+            assert_eq!(
+                parsed,
+                serde_json::json!({
+                    "status": "accepted",
+                    "queue": "github-events",
+                    "id": "1700000000000-0",
+                    "delivery_id": delivery,
+                }),
+            );
+        }
+    }
 
     /// Log lines written while `f` runs, without colours.
     fn logged(f: impl FnOnce()) -> String {

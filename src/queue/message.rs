@@ -57,6 +57,9 @@ pub struct QueueMessage {
 }
 
 impl QueueMessage {
+    /// How many field/value pairs an entry has (DESIGN.md, "Queue messages").
+    pub const FIELDS: usize = 12;
+
     /// Build the message for a verified body. The delivery id is the provider's when it
     /// sends one (stable across its retries), else a fresh UUIDv7 stamped with `now`.
     pub fn new(
@@ -92,21 +95,43 @@ impl QueueMessage {
         }
     }
 
+    /// The names of the stream entry's fields, in DESIGN.md's order.
+    pub const FIELD_NAMES: [&'static str; Self::FIELDS] = [
+        "body",
+        "content_type",
+        "method",
+        "host",
+        "path",
+        "room",
+        "queue",
+        "processor",
+        "provider",
+        "delivery_id",
+        "received_at",
+        "headers",
+    ];
+
     /// The stream entry's fields, in DESIGN.md's order. The body is the exact bytes.
-    pub fn fields(&self) -> [(&'static str, &[u8]); 12] {
+    pub fn fields(&self) -> [(&'static str, &[u8]); Self::FIELDS] {
+        let values = self.values();
+        std::array::from_fn(|i| (Self::FIELD_NAMES[i], values[i]))
+    }
+
+    /// The values of [`QueueMessage::fields`], in the order of [`QueueMessage::FIELD_NAMES`].
+    pub fn values(&self) -> [&[u8]; Self::FIELDS] {
         [
-            ("body", &self.body[..]),
-            ("content_type", self.content_type.as_bytes()),
-            ("method", self.method.as_str().as_bytes()),
-            ("host", self.host.as_bytes()),
-            ("path", self.path.as_bytes()),
-            ("room", self.room.as_bytes()),
-            ("queue", self.queue.as_bytes()),
-            ("processor", self.processor.as_bytes()),
-            ("provider", self.provider.as_bytes()),
-            ("delivery_id", self.delivery_id.as_bytes()),
-            ("received_at", self.received_at.as_bytes()),
-            ("headers", self.headers.as_bytes()),
+            &self.body[..],
+            self.content_type.as_bytes(),
+            self.method.as_str().as_bytes(),
+            self.host.as_bytes(),
+            self.path.as_bytes(),
+            self.room.as_bytes(),
+            self.queue.as_bytes(),
+            self.processor.as_bytes(),
+            self.provider.as_bytes(),
+            self.delivery_id.as_bytes(),
+            self.received_at.as_bytes(),
+            self.headers.as_bytes(),
         ]
     }
 
@@ -254,7 +279,7 @@ fn sort_prefix(name: &str) -> u64 {
 /// Append the inside of a JSON string literal for a header value: printable ASCII other
 /// than `"` and `\\` as it is (nearly every value), anything else through `serde_json`
 /// (bytes that are not UTF-8 become U+FFFD).
-fn json_string_body(out: &mut Vec<u8>, value: &[u8]) {
+pub(crate) fn json_string_body(out: &mut Vec<u8>, value: &[u8]) {
     // Folded rather than `all`: no early exit, so the scan vectorises.
     if value.iter().fold(true, |plain, &b| plain & plain_json(b)) {
         out.extend_from_slice(value);

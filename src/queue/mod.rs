@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use crate::config::Config;
 
 pub use memory::MemoryQueue;
+pub(crate) use message::json_string_body;
 pub use message::{format_received_at, headers_json, MessageMeta, QueueMessage};
 pub use redis::RedisQueue;
 

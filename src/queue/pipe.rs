@@ -283,11 +283,26 @@ pub(crate) fn command_head(out: &mut Vec<u8>, args: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// One argument of a command.
+/// One argument of a command: `$<length>\r\n<arg>\r\n`. The length is formatted in place,
+/// so the argument costs two copies and no formatting call (this runs 18 times per
+/// enqueue).
 pub(crate) fn bulk(out: &mut Vec<u8>, arg: &[u8]) {
-    out.push(b'$');
-    out.extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
+    let mut head = [0u8; 24];
+    let mut start = head.len() - 2;
+    head[start..].copy_from_slice(b"\r\n");
+    let mut len = arg.len();
+    loop {
+        start -= 1;
+        head[start] = b'0' + (len % 10) as u8;
+        len /= 10;
+        if len == 0 {
+            break;
+        }
+    }
+    start -= 1;
+    head[start] = b'$';
+    out.reserve(head.len() - start + arg.len() + 2);
+    out.extend_from_slice(&head[start..]);
     out.extend_from_slice(arg);
     out.extend_from_slice(b"\r\n");
 }
@@ -482,6 +497,12 @@ mod tests {
         let mut out = Vec::new();
         command(&mut out, &[b"SET", b"k", b""]);
         assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
+        out.clear();
+        let long = vec![b'x'; 1234567];
+        bulk(&mut out, &long);
+        assert_eq!(&out[..11], b"$1234567\r\nx");
+        assert_eq!(out.len(), 10 + long.len() + 2);
+        assert!(out.ends_with(b"x\r\n"));
     }
 
     #[test]

@@ -29,6 +29,37 @@ redis.call('SET', KEYS[2], id, 'PX', ARGV[1])
 return {id, 0}
 "#;
 
+/// The constant parts of every enqueue command, encoded once.
+struct Template {
+    /// The argument count, `EVALSHA`, the script's hash, the key count.
+    head: Box<[u8]>,
+    /// The dedup TTL in milliseconds, as an argument.
+    ttl: Box<[u8]>,
+    /// The entry's field names, each as an argument.
+    field_names: [Box<[u8]>; QueueMessage::FIELDS],
+}
+
+impl Template {
+    fn new(script: &Script, dedup_ttl: Duration) -> Template {
+        let arg = |bytes: &[u8]| {
+            let mut arg = Vec::new();
+            bulk(&mut arg, bytes);
+            arg.into_boxed_slice()
+        };
+        let mut head = Vec::new();
+        command_head(&mut head, 6 + 2 * QueueMessage::FIELDS);
+        for part in [&b"EVALSHA"[..], script.get_hash().as_bytes(), b"2"] {
+            bulk(&mut head, part);
+        }
+        let ttl = u64::try_from(dedup_ttl.as_millis()).unwrap_or(u64::MAX);
+        Template {
+            head: head.into_boxed_slice(),
+            ttl: arg(itoa::Buffer::new().format(ttl).as_bytes()),
+            field_names: QueueMessage::FIELD_NAMES.map(|name| arg(name.as_bytes())),
+        }
+    }
+}
+
 /// A queue in Redis Streams. Clones share one pipelined connection for enqueues and one
 /// multiplexed connection for everything else.
 #[derive(Clone)]
@@ -36,6 +67,7 @@ pub struct RedisQueue {
     pipe: Arc<Pipe>,
     conn: ConnectionManager,
     script: Script,
+    template: Arc<Template>,
     dedup_ttl: Duration,
     timeout: Duration,
 }
@@ -108,10 +140,13 @@ impl RedisQueue {
         let text = url.expose_str().ok_or_else(invalid)?;
         let pipe = Pipe::new(text.trim(), timeout / 2)
             .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        let script = Script::new(ENQUEUE_SCRIPT);
+        let template = Template::new(&script, dedup_ttl);
         Ok(RedisQueue {
             pipe: Arc::new(pipe),
             conn,
-            script: Script::new(ENQUEUE_SCRIPT),
+            script,
+            template: Arc::new(template),
             dedup_ttl,
             timeout,
         })
@@ -174,25 +209,20 @@ impl RedisQueue {
             msg.path(),
             msg.delivery_id(),
         );
-        let fields = msg.fields();
-        let data: usize = fields
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 32)
-            .sum::<usize>()
+        let values = msg.values();
+        let template = &*self.template;
+        let data: usize = values.iter().map(|v| v.len() + 40).sum::<usize>()
             + stream.len()
             + dedup.len()
-            + 192;
+            + template.head.len()
+            + 64;
         out.reserve(data);
-        command_head(out, 6 + 2 * fields.len());
-        bulk(out, b"EVALSHA");
-        bulk(out, self.script.get_hash().as_bytes());
-        bulk(out, b"2");
+        out.extend_from_slice(&template.head);
         bulk(out, stream.as_bytes());
         bulk(out, dedup.as_bytes());
-        let ttl = u64::try_from(self.dedup_ttl.as_millis()).unwrap_or(u64::MAX);
-        bulk(out, itoa::Buffer::new().format(ttl).as_bytes());
-        for (name, value) in fields {
-            bulk(out, name.as_bytes());
+        out.extend_from_slice(&template.ttl);
+        for (name, value) in template.field_names.iter().zip(values) {
+            out.extend_from_slice(name);
             bulk(out, value);
         }
     }

@@ -127,12 +127,16 @@ struct Cached {
     found: Option<Found>,
 }
 
+/// Cached values by [`cache_key`]. The keys come from the config, not from requests, so a
+/// fast hash without flooding resistance is enough.
+type CacheMap = HashMap<Box<[u8]>, Cached, foldhash::fast::RandomState>;
+
 /// Room secrets with a short per-key read cache.
 #[derive(Debug)]
 pub struct SecretStore {
     backend: Backend,
     cache_ttl: Duration,
-    cache: Mutex<HashMap<Box<[u8]>, Cached>>,
+    cache: Mutex<CacheMap>,
 }
 
 /// Reject names that cannot be stored unambiguously.
@@ -201,7 +205,7 @@ impl SecretStore {
         SecretStore {
             backend,
             cache_ttl,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::default(),
         }
     }
 
@@ -269,7 +273,7 @@ impl SecretStore {
         Ok(values)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<[u8]>, Cached>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheMap> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
