@@ -52,7 +52,7 @@ pub struct QueueMessage {
     provider: &'static str,
     delivery_id: String,
     received_at: String,
-    headers: String,
+    headers: Vec<u8>,
     received: OffsetDateTime,
 }
 
@@ -131,7 +131,7 @@ impl QueueMessage {
             self.provider.as_bytes(),
             self.delivery_id.as_bytes(),
             self.received_at.as_bytes(),
-            self.headers.as_bytes(),
+            &self.headers,
         ]
     }
 
@@ -171,7 +171,7 @@ impl QueueMessage {
     }
 
     /// The kept request headers as a compact JSON object.
-    pub fn headers_json(&self) -> &str {
+    pub fn headers_json(&self) -> &[u8] {
         &self.headers
     }
 }
@@ -219,7 +219,7 @@ fn push_digits(out: &mut String, value: u32, width: u32) {
 /// sorted order, repeated headers joined with `, `, credentials and hop-by-hop headers
 /// (including any the `Connection` header names) left out. One pass over the map, written
 /// straight into one buffer.
-pub fn headers_json(headers: &HeaderMap) -> String {
+pub fn headers_json(headers: &HeaderMap) -> Vec<u8> {
     // The names `Connection` lists, read once (the pipeline has normally removed it and
     // them already; a message never relies on that).
     let listed: Vec<&[u8]> = crate::headers::connection_tokens(headers).collect();
@@ -263,8 +263,7 @@ pub fn headers_json(headers: &HeaderMap) -> String {
         previous = Some(name);
     }
     out.push(b'}');
-    // Only JSON text was written, and JSON text is UTF-8.
-    String::from_utf8(out).unwrap_or_else(|_| String::from("{}"))
+    out
 }
 
 /// The first eight bytes of a name as a big-endian integer, zero-padded: ordering these
@@ -457,7 +456,7 @@ pub(crate) mod tests {
         h.insert("X-GitHub-Event", "push".parse().unwrap());
         h.append("accept", "a".parse().unwrap());
         h.append("accept", "b".parse().unwrap());
-        let json: serde_json::Value = serde_json::from_str(&headers_json(&h)).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&headers_json(&h)).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"x-github-event": "push", "accept": "a, b"})
@@ -475,7 +474,7 @@ pub(crate) mod tests {
         );
         h.insert("X-Gitlab-Token", "gl-token".parse().unwrap());
         h.insert("x-gitlab-event", "Push Hook".parse().unwrap());
-        let json: serde_json::Value = serde_json::from_str(&headers_json(&h)).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&headers_json(&h)).unwrap();
         assert_eq!(json, serde_json::json!({"x-gitlab-event": "Push Hook"}));
     }
 
@@ -488,11 +487,29 @@ pub(crate) mod tests {
         h.insert("x-a", http::HeaderValue::from_bytes(b"caf\xe9").unwrap());
         h.insert("content-type", "application/json".parse().unwrap());
         assert_eq!(
-            headers_json(&h),
+            String::from_utf8(headers_json(&h)).expect("UTF-8"),
             "{\"content-type\":\"application/json\",\"x-a\":\"caf\u{fffd}\",\
              \"x-b\":\"say \\\"hi\\\"\\\\\"}"
         );
-        assert_eq!(headers_json(&HeaderMap::new()), "{}");
+        assert_eq!(headers_json(&HeaderMap::new()), b"{}");
+    }
+
+    /// A character that must be escaped is found wherever it sits in a value.
+    #[test]
+    fn a_character_to_escape_is_found_at_any_position() {
+        for len in [1, 15, 16, 17, 31, 32, 33, 70] {
+            for at in 0..len {
+                for special in [b'"', b'\\', b'\t', 0x7f] {
+                    let mut value = vec![b'a'; len];
+                    value[at] = special;
+                    let mut out = vec![b'"'];
+                    json_string_body(&mut out, &value);
+                    out.push(b'"');
+                    let parsed: String = serde_json::from_slice(&out).expect("a JSON string");
+                    assert_eq!(parsed.as_bytes(), &value[..], "len {len}, at {at}");
+                }
+            }
+        }
     }
 
     /// Names that share their first eight bytes, or are a prefix of another, still sort
@@ -513,7 +530,7 @@ pub(crate) mod tests {
         }
         h.append("accept", "third".parse().unwrap());
         assert_eq!(
-            headers_json(&h),
+            String::from_utf8(headers_json(&h)).expect("UTF-8"),
             "{\"a\":\"first\",\"accept\":\"second, third\",\"x-gith\":\"0\",\"x-github\":\"0b\",\
              \"x-github-delivery\":\"1\",\"x-github-event\":\"2\",\"x-github-hook-id\":\"3\"}"
         );
