@@ -121,11 +121,17 @@ pub(crate) async fn bounded<T>(
     timeout: Duration,
     op: impl Future<Output = Result<T, RedisError>>,
 ) -> Result<T, String> {
-    match tokio::time::timeout(timeout, op).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(describe(&e)),
-        Err(_) => Err(format!("redis did not answer within {timeout:?}")),
-    }
+    within(timeout, async { op.await.map_err(|e| describe(&e)) }).await
+}
+
+/// Run `op`, whose errors are already described, under a hard deadline.
+async fn within<T>(
+    timeout: Duration,
+    op: impl Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(timeout, op)
+        .await
+        .unwrap_or_else(|_| Err(format!("redis did not answer within {timeout:?}")))
 }
 
 impl RedisQueue {
@@ -172,17 +178,10 @@ impl RedisQueue {
                 reply => Ok(reply),
             }
         };
-        let reply = match tokio::time::timeout(self.timeout, run).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(e)) => return Err(QueueError::Unavailable(e)),
-            Err(_) => {
-                return Err(QueueError::Unavailable(format!(
-                    "redis did not answer within {:?}",
-                    self.timeout
-                )))
-            }
-        };
-        let (id, duplicate) = enqueued(reply).map_err(QueueError::Unavailable)?;
+        let (id, duplicate) = within(self.timeout, run)
+            .await
+            .and_then(enqueued)
+            .map_err(QueueError::Unavailable)?;
         Ok(Enqueued {
             id,
             delivery_id: msg.delivery_id().to_owned(),
