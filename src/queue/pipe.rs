@@ -283,26 +283,17 @@ pub(crate) fn command_head(out: &mut Vec<u8>, args: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// One argument of a command: `$<length>\r\n<arg>\r\n`. The length is formatted in place,
-/// so the argument costs two copies and no formatting call (this runs 18 times per
-/// enqueue).
+/// One argument of a command: `$<length>\r\n<arg>\r\n`. The header is assembled on the
+/// stack, so the argument costs two copies into `out` (this runs 14 times per enqueue).
 pub(crate) fn bulk(out: &mut Vec<u8>, arg: &[u8]) {
+    let mut len = itoa::Buffer::new();
+    let len = len.format(arg.len()).as_bytes();
     let mut head = [0u8; 24];
-    let mut start = head.len() - 2;
-    head[start..].copy_from_slice(b"\r\n");
-    let mut len = arg.len();
-    loop {
-        start -= 1;
-        head[start] = b'0' + (len % 10) as u8;
-        len /= 10;
-        if len == 0 {
-            break;
-        }
-    }
-    start -= 1;
-    head[start] = b'$';
-    out.reserve(head.len() - start + arg.len() + 2);
-    out.extend_from_slice(&head[start..]);
+    head[0] = b'$';
+    head[1..=len.len()].copy_from_slice(len);
+    head[len.len() + 1..len.len() + 3].copy_from_slice(b"\r\n");
+    out.reserve(len.len() + arg.len() + 5);
+    out.extend_from_slice(&head[..len.len() + 3]);
     out.extend_from_slice(arg);
     out.extend_from_slice(b"\r\n");
 }
