@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::iap::*;
 use common::redis::RedisServer;
-use common::upstream::{free_port, Upstream};
+use common::upstream::Upstream;
 use common::*;
 use http::StatusCode;
 
@@ -20,8 +20,7 @@ struct Env {
 
 async fn env_with(redis: Option<&str>, participants: &str) -> Env {
     let up = Upstream::start().await;
-    let port = free_port();
-    let rg = start(&yaml(port, up.addr.port(), redis, participants)).await;
+    let (rg, _) = start_on_free_port(|port| yaml(port, up.addr.port(), redis, participants)).await;
     let addr = rg.bound.http.expect("http");
     Env {
         _rg: rg,
@@ -540,8 +539,7 @@ async fn use_up_the_ip_limit(b: &mut Browser, flow: &str, xff: impl Fn(u64) -> S
 #[tokio::test]
 async fn the_login_ip_limit_counts_the_client_behind_a_trusted_proxy() {
     let up = Upstream::start().await;
-    let port = free_port();
-    let rg = start(&yaml_behind_proxy(port, up.addr.port())).await;
+    let (rg, _) = start_on_free_port(|port| yaml_behind_proxy(port, up.addr.port())).await;
     let mut b = Browser::new(rg.bound.http.expect("http"));
     let r = b.visit("app.acme.test", "/").await;
     let r = b.start(&location(&r)).await;
@@ -625,9 +623,8 @@ async fn a_group_rule_admits_a_member_of_the_group() {
 #[tokio::test]
 async fn a_member_removed_by_a_reload_is_locked_out_at_the_next_request() {
     let up = Upstream::start().await;
-    let port = free_port();
-    let y = yaml(port, up.addr.port(), None, DEFAULT_PARTICIPANTS);
-    let rg = start(&y).await;
+    let (rg, port) =
+        start_on_free_port(|port| yaml(port, up.addr.port(), None, DEFAULT_PARTICIPANTS)).await;
     let mut b = Browser::new(rg.bound.http.unwrap());
     let s = b.sign_in("app.acme.test", "/", "bob@acme.test").await;
     assert_eq!(
@@ -869,21 +866,16 @@ async fn until_rejected(addr: std::net::SocketAddr, cookie: &str, limit: Duratio
 async fn a_session_revoked_on_one_instance_is_rejected_by_another_within_a_second() {
     let redis = RedisServer::start();
     let up = Upstream::start().await;
-    let (pa, pb) = (free_port(), free_port());
-    let a = start(&yaml(
-        pa,
-        up.addr.port(),
-        Some(&redis.url()),
-        DEFAULT_PARTICIPANTS,
-    ))
-    .await;
-    let b = start(&yaml(
-        pb,
-        up.addr.port(),
-        Some(&redis.url()),
-        DEFAULT_PARTICIPANTS,
-    ))
-    .await;
+    let on_redis = |port| {
+        yaml(
+            port,
+            up.addr.port(),
+            Some(&redis.url()),
+            DEFAULT_PARTICIPANTS,
+        )
+    };
+    let (a, pa) = start_on_free_port(on_redis).await;
+    let (b, _) = start_on_free_port(on_redis).await;
     let (addr_a, addr_b) = (a.bound.http.unwrap(), b.bound.http.unwrap());
     let mut browser = Browser::new(addr_a);
 

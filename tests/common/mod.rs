@@ -42,6 +42,22 @@ pub async fn start(yaml: &str) -> Running {
         .expect("roomgate starts")
 }
 
+/// Start roomgate on a port its config must name before it starts (sign-in URLs carry
+/// it). The port is found free and released first; if something else binds it before
+/// roomgate does, another is chosen. Returns the server and the port.
+pub async fn start_on_free_port(yaml: impl Fn(u16) -> String) -> (Running, u16) {
+    for _ in 0..5 {
+        let port = upstream::free_port();
+        match server::start(config(&yaml(port), &[])).await {
+            Ok(running) => return (running, port),
+            Err(server::ServerError::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse => {}
+            Err(e) => panic!("roomgate starts: {e:?}"),
+        }
+    }
+    panic!("every port chosen was taken before roomgate could bind it");
+}
+
 /// A participant token minted with the test key.
 pub fn token(room: &str, name: &str, api: Option<serde_json::Value>) -> String {
     roomgate::auth::token::mint(
