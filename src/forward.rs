@@ -349,7 +349,8 @@ impl Upstreams {
                     tracing::debug!(upstream.authority = %port.authority(), "service switched protocols unasked");
                     Err(SendError::Other)
                 }
-                Ok(resp) => Ok(clean_response(resp)),
+                // The pool has removed the hop-by-hop fields.
+                Ok(resp) => Ok(resp),
             };
         }
         let mut req = req;
@@ -357,7 +358,7 @@ impl Upstreams {
         match tokio::time::timeout(limits.upstream_timeout, self.h2c.request(req)).await {
             Err(_) => Err(SendError::Timeout),
             Ok(Err(e)) => Err(SendError::of(&e)),
-            Ok(Ok(resp)) => Ok(clean_response(resp)),
+            Ok(Ok(resp)) => Ok(clean_response(boxed(resp))),
         }
     }
 
@@ -388,7 +389,7 @@ impl Upstreams {
         };
         match &bridged {
             None => match websocket::switched(resp.status(), resp.headers()) {
-                Switch::Declined => return Ok(clean_response(resp)),
+                Switch::Declined => return Ok(clean_response(boxed(resp))),
                 Switch::WebSocket => {}
                 Switch::Other => {
                     // Dropping the answer drops the switched upstream connection.
@@ -398,7 +399,7 @@ impl Upstreams {
             },
             Some(b) => match websocket::judge(resp.status(), resp.headers(), b) {
                 Verdict::Accepted => {}
-                Verdict::Refused => return Ok(clean_response(resp)),
+                Verdict::Refused => return Ok(clean_response(boxed(resp))),
                 Verdict::Invalid(why) => {
                     tracing::debug!(upstream.authority = %port.authority(), reason = why, "WebSocket handshake refused");
                     return Err(SendError::Other);
@@ -408,7 +409,7 @@ impl Upstreams {
         let upstream_side = hyper::upgrade::on(&mut resp);
         let authority = port.authority().to_owned();
         tokio::spawn(bridge(client_side, upstream_side, scope, authority));
-        let (mut parts, _) = clean_response(resp).into_parts();
+        let (mut parts, _) = clean_response(boxed(resp)).into_parts();
         if bridged.is_some() {
             websocket::to_h2_answer(&mut parts.status, &mut parts.headers);
         }
@@ -664,10 +665,14 @@ fn count_failure(metrics: &Metrics, route: &Arc<String>, e: SendError) -> ProxyE
     e.into_proxy_error()
 }
 
+/// A response from hyper's client, with roomgate's body type.
+fn boxed(resp: Response<Incoming>) -> Response<Body> {
+    resp.map(|b| b.map_err(crate::error::BodyError::new).boxed())
+}
+
 /// The service's response with its hop-by-hop headers removed.
-fn clean_response(resp: Response<Incoming>) -> Response<Body> {
+fn clean_response(mut resp: Response<Body>) -> Response<Body> {
     let upgrade = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    let mut resp = resp.map(|b| b.map_err(crate::error::BodyError::new).boxed());
     crate::headers::strip_hop_by_hop(resp.headers_mut(), upgrade);
     if upgrade {
         resp.headers_mut()

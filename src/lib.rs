@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod forward;
+pub mod h1;
 pub mod headers;
 pub mod ingest;
 pub mod moment;

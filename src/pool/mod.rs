@@ -1,6 +1,11 @@
 //! The HTTP/1.1 keep-alive pool roomgate forwards through.
 //!
-//! Owns idle upstream connections per authority. A sender goes back to its list as soon as
+//! Owns idle upstream connections per authority, of two kinds. A request without a body
+//! goes through roomgate's own exchange ([`exchange`]), on the request's own task. A
+//! request with a body goes through hyper's client connection, which streams the body
+//! while it reads the response; the rest of these notes are about those connections.
+//!
+//! A sender goes back to its list as soon as
 //! the response head arrives; hyper marks it ready again once that response's body is done,
 //! and checkout takes only ready senders. So no task is spawned per response to return a
 //! connection. A request that a reused connection closed before taking it is retried on
@@ -18,7 +23,6 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -32,10 +36,13 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 use crate::error::{Body, BodyError};
-use crate::moment::AtomicMoment;
+
+pub mod deadline;
+mod exchange;
+
+use deadline::Deadline;
 
 /// Why an exchange through the pool failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,56 +58,6 @@ pub enum PoolError {
     Timeout,
 }
 
-/// The response deadline of the exchange in progress on one connection.
-#[derive(Debug)]
-struct Deadline {
-    /// Set while a request awaits its response head.
-    due: AtomicMoment,
-    /// Set by the connection's task when it gave up on the exchange.
-    expired: AtomicBool,
-}
-
-impl Deadline {
-    fn new() -> Deadline {
-        Deadline {
-            due: AtomicMoment::new(Instant::now()),
-            expired: AtomicBool::new(false),
-        }
-    }
-
-    fn start(&self, timeout: Duration) {
-        self.due.set(Instant::now() + timeout);
-    }
-
-    /// The request body made progress: the exchange, if still waiting for its head, has
-    /// `timeout` from now.
-    fn progress(&self, timeout: Duration) {
-        self.due.move_if_set(Instant::now() + timeout);
-    }
-
-    fn finish(&self) {
-        self.due.clear();
-    }
-
-    /// Resolve once an exchange is past its deadline. Requests do not wake this; it looks
-    /// at least every `period`, so a deadline set after a look is found before it passes
-    /// (when it is at least `period` away) and waited for exactly.
-    async fn expiry(&self, period: Duration) {
-        loop {
-            let now = Instant::now();
-            let wake = match self.due.get() {
-                Some(due) if now >= due => {
-                    self.expired.store(true, Ordering::Release);
-                    return;
-                }
-                Some(due) => due.min(now + period),
-                None => now + period,
-            };
-            tokio::time::sleep_until(wake).await;
-        }
-    }
-}
-
 /// An idle connection: its sender and its deadline.
 struct Pooled {
     sender: SendRequest<Body>,
@@ -109,7 +66,10 @@ struct Pooled {
 
 /// Idle connections per upstream authority.
 pub struct Http1Pool {
+    /// hyper connections, for requests with a body.
     idle: Mutex<HashMap<String, Vec<Pooled>, foldhash::fast::RandomState>>,
+    /// roomgate's own connections, for requests without one.
+    slots: Mutex<HashMap<String, Arc<exchange::Slot>, foldhash::fast::RandomState>>,
     connect_timeout: Duration,
     max_idle_per_authority: usize,
 }
@@ -118,14 +78,47 @@ impl Http1Pool {
     pub fn new(connect_timeout: Duration, max_idle_per_authority: usize) -> Http1Pool {
         Http1Pool {
             idle: Mutex::default(),
+            slots: Mutex::default(),
             connect_timeout,
             max_idle_per_authority,
         }
     }
 
-    /// Send `req` (origin-form URI, `Host` set) to `authority` over a pooled connection;
-    /// fail with [`PoolError::Timeout`] when no response head came within `timeout`.
+    /// Send `req` (origin-form URI, `Host` set) to `authority`; fail with
+    /// [`PoolError::Timeout`] when no response head came within `timeout`. The response
+    /// comes without hop-by-hop fields: they described the connection to the service.
     pub async fn send(
+        &self,
+        authority: &str,
+        req: Request<Body>,
+        timeout: Duration,
+    ) -> Result<Response<Body>, PoolError> {
+        if req.body().is_end_stream() {
+            let open = exchange::Open {
+                authority,
+                connect_timeout: self.connect_timeout,
+                period: timeout,
+            };
+            return exchange::send(&self.slot(authority), open, &req, timeout).await;
+        }
+        let mut resp = self.send_streaming(authority, req, timeout).await?;
+        crate::headers::strip_hop_by_hop(resp.headers_mut(), false);
+        Ok(resp.map(|b| b.map_err(BodyError::new).boxed()))
+    }
+
+    /// The own connections to `authority`.
+    fn slot(&self, authority: &str) -> Arc<exchange::Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = slots.get(authority) {
+            return Arc::clone(slot);
+        }
+        let slot = Arc::new(exchange::Slot::new(self.max_idle_per_authority));
+        slots.insert(authority.to_owned(), Arc::clone(&slot));
+        slot
+    }
+
+    /// Send `req`, whose body streams, over one of hyper's connections.
+    async fn send_streaming(
         &self,
         authority: &str,
         mut req: Request<Body>,
@@ -158,9 +151,7 @@ impl Http1Pool {
                     self.checkin(authority, conn);
                     return Ok(resp);
                 }
-                Err(_) if conn.deadline.expired.load(Ordering::Acquire) => {
-                    return Err(PoolError::Timeout)
-                }
+                Err(_) if conn.deadline.expired() => return Err(PoolError::Timeout),
                 Err(e) if caused_by_request_body(e.error()) => return Err(PoolError::RequestBody),
                 Err(mut e) => match e.take_message() {
                     // A reused connection closed before taking the request: try another.
@@ -282,25 +273,7 @@ pub fn caused_by_request_body(e: &(dyn std::error::Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_deadline_set_between_looks_expires_exactly_when_due() {
-        let d = Deadline::new();
-        let period = Duration::from_secs(10);
-        let expiry = d.expiry(period);
-        tokio::pin!(expiry);
-        tokio::select! {
-            () = &mut expiry => panic!("expired with no exchange"),
-            () = tokio::time::sleep(Duration::from_secs(25)) => {}
-        }
-        let started = Instant::now();
-        d.start(period);
-        expiry.await;
-        assert!(d.expired.load(Ordering::Acquire));
-        let waited = started.elapsed();
-        assert!(waited >= Duration::from_secs(10), "{waited:?}");
-        assert!(waited <= Duration::from_millis(10_001), "{waited:?}");
-    }
+    use tokio::time::Instant;
 
     #[tokio::test(start_paused = true)]
     async fn an_upload_in_progress_keeps_the_deadline_ahead_and_the_head_wait_counts_from_its_end()
@@ -351,24 +324,6 @@ mod tests {
         };
         d.finish();
         body.frame().await.expect("frame").expect("data");
-        assert_eq!(d.due.get(), None);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_finished_exchange_never_expires() {
-        let d = Deadline::new();
-        let expiry = d.expiry(Duration::from_secs(1));
-        tokio::pin!(expiry);
-        d.start(Duration::from_secs(1));
-        tokio::select! {
-            () = &mut expiry => panic!("expired too early"),
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-        d.finish();
-        tokio::select! {
-            () = &mut expiry => panic!("expired after the response head came"),
-            () = tokio::time::sleep(Duration::from_secs(60)) => {}
-        }
-        assert!(!d.expired.load(Ordering::Acquire));
+        assert_eq!(d.due(), None);
     }
 }
