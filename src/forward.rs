@@ -10,12 +10,15 @@
 //! a byte either way, and closes once shutdown's grace period is over.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::future::Either;
+use futures_util::FutureExt;
 use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -213,14 +216,18 @@ impl Upstreams {
 
     /// Forward an authorized, cleaned request to `port`, waiting through a cold start
     /// when the port declares `liveness`.
-    pub async fn forward(
-        &self,
-        port: &PortSpec,
+    ///
+    /// Not an `async fn`: the preparation runs now, and the future returned is the
+    /// exchange's own (rare paths boxed), so the request is not kept once more in a
+    /// layer of state around it; every request's future is copied into its box whole.
+    pub fn forward<'a>(
+        &'a self,
+        port: &'a PortSpec,
         mut req: Request<Body>,
         limits: ForwardLimits,
-        metrics: &Metrics,
-        route: &Arc<String>,
-    ) -> Result<Response<Body>, ProxyError> {
+        metrics: &'a Metrics,
+        route: &'a Arc<String>,
+    ) -> impl Future<Output = Result<Response<Body>, ProxyError>> + Send + 'a {
         *req.version_mut() = if port.h2c {
             http::Version::HTTP_2
         } else {
@@ -232,21 +239,20 @@ impl Upstreams {
             req.headers_mut()
                 .insert(header::TE, HeaderValue::from_static("trailers"));
         }
-        let fail = |e: SendError| count_failure(metrics, route, e);
+        let fail = move |e: SendError| count_failure(metrics, route, e);
 
         // Taken out of every request: it must not ride along to an upstream connection.
         let scope = req.extensions_mut().remove::<TunnelScope>();
         // The tunnel and the cold-start wait are boxed: rare, and their state would
         // otherwise size (and be copied with) the future of every request.
-        if is_upgrade(&req) {
-            return Box::pin(self.tunnel(port, req, limits, scope))
-                .await
-                .map_err(fail);
-        }
-        let Some(liveness) = &port.liveness else {
-            return self.send(port, req, limits).await.map_err(fail);
+        let rare: Pin<Box<dyn Future<Output = _> + Send + 'a>> = if is_upgrade(&req) {
+            Box::pin(async move { self.tunnel(port, req, limits, scope).await.map_err(fail) })
+        } else if let Some(liveness) = &port.liveness {
+            Box::pin(self.through_cold_start(port, liveness, req, limits, metrics, route))
+        } else {
+            return Either::Left(self.send(port, req, limits).map(move |r| r.map_err(fail)));
         };
-        Box::pin(self.through_cold_start(port, liveness, req, limits, metrics, route)).await
+        Either::Right(rare)
     }
 
     /// Forward to a port that declares `liveness`: a refused connection waits for the
@@ -327,33 +333,42 @@ impl Upstreams {
         }
     }
 
-    async fn send(
+    /// One exchange with the service (not an `async fn`, as [`Upstreams::forward`]).
+    fn send<'a>(
+        &'a self,
+        port: &'a PortSpec,
+        mut req: Request<Body>,
+        limits: ForwardLimits,
+    ) -> impl Future<Output = Result<Response<Body>, SendError>> + Send + 'a {
+        if port.h2c {
+            // Boxed: the h2c client's state would otherwise size every request's future.
+            return Either::Right(Box::pin(self.send_h2c(port, req, limits)));
+        }
+        *req.uri_mut() = origin_form(req.uri());
+        let sent = self
+            .pool
+            .send(port.authority(), req, limits.upstream_timeout);
+        Either::Left(sent.map(move |sent| match sent {
+            Err(PoolError::Timeout) => Err(SendError::Timeout),
+            Err(PoolError::Connect) => Err(SendError::Connect),
+            Err(PoolError::Exchange) => Err(SendError::Other),
+            Err(PoolError::RequestBody) => Err(SendError::ClientBody),
+            Ok(resp) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                // Nothing asked to switch: the request was no WebSocket handshake.
+                tracing::debug!(upstream.authority = %port.authority(), "service switched protocols unasked");
+                Err(SendError::Other)
+            }
+            // The pool has removed the hop-by-hop fields.
+            Ok(resp) => Ok(resp),
+        }))
+    }
+
+    async fn send_h2c(
         &self,
         port: &PortSpec,
-        req: Request<Body>,
+        mut req: Request<Body>,
         limits: ForwardLimits,
     ) -> Result<Response<Body>, SendError> {
-        if !port.h2c {
-            let mut req = req;
-            *req.uri_mut() = origin_form(req.uri());
-            let sent = self
-                .pool
-                .send(port.authority(), req, limits.upstream_timeout);
-            return match sent.await {
-                Err(PoolError::Timeout) => Err(SendError::Timeout),
-                Err(PoolError::Connect) => Err(SendError::Connect),
-                Err(PoolError::Exchange) => Err(SendError::Other),
-                Err(PoolError::RequestBody) => Err(SendError::ClientBody),
-                Ok(resp) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
-                    // Nothing asked to switch: the request was no WebSocket handshake.
-                    tracing::debug!(upstream.authority = %port.authority(), "service switched protocols unasked");
-                    Err(SendError::Other)
-                }
-                // The pool has removed the hop-by-hop fields.
-                Ok(resp) => Ok(resp),
-            };
-        }
-        let mut req = req;
         absolute_uri(&mut req, port).map_err(|_| SendError::Other)?;
         match tokio::time::timeout(limits.upstream_timeout, self.h2c.request(req)).await {
             Err(_) => Err(SendError::Timeout),

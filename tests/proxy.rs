@@ -562,6 +562,55 @@ async fn request_bodies_stream_without_buffering() {
     );
 }
 
+/// The service's connection stays on roomgate's side: hop-by-hop fields of its response
+/// (and the fields its `Connection` names) never reach the client, a chunked body arrives
+/// whole, and the kept-alive connection to the service carries the next requests.
+#[tokio::test]
+async fn the_services_connection_fields_stay_behind_and_its_connection_is_reused() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while s.read(&mut byte).await.is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                    if head.ends_with(b"\r\n\r\n") {
+                        head.clear();
+                        let answer = "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop-Secret\r\n\
+                            X-Hop-Secret: s\r\nKeep-Alive: timeout=30\r\nProxy-Authenticate: Basic\r\n\
+                            Transfer-Encoding: chunked\r\nX-End: e\r\n\r\n\
+                            5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+                        if s.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let private = Upstream::start().await;
+    let rg = start(&yaml(port, private.addr.port(), "", "")).await;
+    let addr = rg.bound.http.unwrap();
+    for _ in 0..3 {
+        let r = get(addr, "public.acme.test", "/x", &[]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(&r.body[..], b"hello world");
+        assert_eq!(r.headers["x-end"], "e");
+        for hop in ["x-hop-secret", "keep-alive", "proxy-authenticate"] {
+            assert!(!r.headers.contains_key(hop), "{hop} reached the client");
+        }
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn admin_listener_serves_health_and_metrics() {
     let (rg, _, _) = setup().await;

@@ -20,6 +20,7 @@
 //! before answering is sent again on a new connection when its method is idempotent
 //! (RFC 9110 §9.2.2), as nginx does; otherwise it fails with 502.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -97,30 +98,35 @@ pub struct Open<'a> {
 /// Send a request whose body is empty to the service at `open.authority`, through the
 /// connections of `slot`; fail with [`PoolError::Timeout`] when no response head came
 /// within `timeout`.
-pub async fn send(
-    slot: &Arc<Slot>,
+// Not an `async fn` on purpose: its arguments would be kept twice in its state (as
+// arguments, then as locals), and the request is large.
+#[allow(clippy::manual_async_fn)]
+pub fn send(
+    slot: Arc<Slot>,
     open: Open<'_>,
-    req: &Request<Body>,
+    req: Request<Body>,
     timeout: Duration,
-) -> Result<Response<Body>, PoolError> {
-    let head_request = req.method() == Method::HEAD;
-    let mut idle = slot.checkout();
-    loop {
-        let (mut conn, reused) = match idle.take() {
-            Some(conn) => (conn, true),
-            // Boxed: a new connection is rare, and its state would otherwise size every
-            // request's future.
-            None => (Box::pin(Conn::open(open)).await?, false),
-        };
-        match conn.exchange(req, head_request, timeout).await {
-            Ok(head) => return Ok(respond(conn, head, slot)),
-            // The service closed a kept-alive connection as the request went out: it
-            // never saw the request, or the method makes seeing it twice harmless.
-            Err(Failure::Unanswered) if reused && req.method().is_idempotent() => {}
-            Err(Failure::Timeout) => return Err(PoolError::Timeout),
-            Err(failure) => {
-                tracing::debug!(upstream.authority = open.authority, error = %failure, "upstream exchange failed");
-                return Err(PoolError::Exchange);
+) -> impl Future<Output = Result<Response<Body>, PoolError>> + Send + '_ {
+    async move {
+        let head_request = req.method() == Method::HEAD;
+        let mut idle = slot.checkout();
+        loop {
+            let (mut conn, reused) = match idle.take() {
+                Some(conn) => (conn, true),
+                // Boxed: a new connection is rare, and its state would otherwise size
+                // every request's future.
+                None => (Box::pin(Conn::open(open)).await?, false),
+            };
+            match conn.exchange(&req, head_request, timeout).await {
+                Ok(head) => return Ok(respond(conn, head, &slot)),
+                // The service closed a kept-alive connection as the request went out: it
+                // never saw the request, or the method makes seeing it twice harmless.
+                Err(Failure::Unanswered) if reused && req.method().is_idempotent() => {}
+                Err(Failure::Timeout) => return Err(PoolError::Timeout),
+                Err(failure) => {
+                    tracing::debug!(upstream.authority = open.authority, error = %failure, "upstream exchange failed");
+                    return Err(PoolError::Exchange);
+                }
             }
         }
     }
@@ -473,14 +479,14 @@ mod tests {
     async fn send_to(
         svc: &Service,
         slot: &Arc<Slot>,
-        req: &Request<Body>,
+        req: Request<Body>,
     ) -> Result<Response<Body>, PoolError> {
         let open = Open {
             authority: &svc.authority,
             connect_timeout: Duration::from_secs(5),
             period: Duration::from_secs(5),
         };
-        send(slot, open, req, Duration::from_secs(5)).await
+        send(Arc::clone(slot), open, req, Duration::from_secs(5)).await
     }
 
     async fn text(resp: Response<Body>) -> Result<String, BodyError> {
@@ -496,7 +502,7 @@ mod tests {
         .await;
         let slot = Arc::new(Slot::new(8));
         for _ in 0..3 {
-            let resp = send_to(&svc, &slot, &get(Method::GET)).await.expect("sent");
+            let resp = send_to(&svc, &slot, get(Method::GET)).await.expect("sent");
             assert_eq!(slot.idle(), 1, "back in the pool before the body is read");
             assert_eq!(resp.headers()["x-a"], "1");
             assert_eq!(text(resp).await.expect("body"), "ok");
@@ -525,7 +531,7 @@ mod tests {
         .await;
         let slot = Arc::new(Slot::new(8));
         for _ in 0..2 {
-            let resp = send_to(&svc, &slot, &get(Method::GET)).await.expect("sent");
+            let resp = send_to(&svc, &slot, get(Method::GET)).await.expect("sent");
             let mut body = resp.into_body();
             let first = body.frame().await.expect("frame").expect("data");
             // The service holds the rest back until the first chunk was seen.
@@ -547,7 +553,7 @@ mod tests {
         })
         .await;
         let slot = Arc::new(Slot::new(8));
-        let resp = send_to(&svc, &slot, &get(Method::GET)).await.expect("sent");
+        let resp = send_to(&svc, &slot, get(Method::GET)).await.expect("sent");
         assert_eq!(text(resp).await.expect("body"), "until the close");
         assert_eq!(slot.idle(), 0);
     }
@@ -565,7 +571,7 @@ mod tests {
             })
             .await;
             let slot = Arc::new(Slot::new(8));
-            let resp = send_to(&svc, &slot, &get(Method::GET)).await.expect("sent");
+            let resp = send_to(&svc, &slot, get(Method::GET)).await.expect("sent");
             assert!(text(resp).await.is_err(), "{answer:?}");
             assert_eq!(slot.idle(), 0);
         }
@@ -579,7 +585,7 @@ mod tests {
         .await;
         let slot = Arc::new(Slot::new(8));
         for _ in 0..2 {
-            let resp = send_to(&svc, &slot, &get(Method::GET)).await.expect("sent");
+            let resp = send_to(&svc, &slot, get(Method::GET)).await.expect("sent");
             assert_eq!(text(resp).await.expect("body"), "ok");
             assert_eq!(slot.idle(), 0);
         }
@@ -593,9 +599,7 @@ mod tests {
         ))
         .await;
         let slot = Arc::new(Slot::new(8));
-        let resp = send_to(&svc, &slot, &get(Method::HEAD))
-            .await
-            .expect("sent");
+        let resp = send_to(&svc, &slot, get(Method::HEAD)).await.expect("sent");
         assert_eq!(resp.status(), http::StatusCode::OK);
         assert_eq!(resp.headers()["content-length"], "5");
         assert!(!resp.headers().contains_key("link"));
@@ -612,7 +616,7 @@ mod tests {
         ] {
             let svc = service(answering(answer)).await;
             let slot = Arc::new(Slot::new(8));
-            let got = send_to(&svc, &slot, &get(Method::GET)).await;
+            let got = send_to(&svc, &slot, get(Method::GET)).await;
             assert_eq!(got.err(), Some(PoolError::Exchange), "{answer:?}");
             assert_eq!(slot.idle(), 0);
         }
@@ -648,10 +652,8 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let svc = dropping_the_second_request(Arc::clone(&seen)).await;
         let slot = Arc::new(Slot::new(8));
-        send_to(&svc, &slot, &get(Method::GET))
-            .await
-            .expect("first");
-        let resp = send_to(&svc, &slot, &get(Method::GET))
+        send_to(&svc, &slot, get(Method::GET)).await.expect("first");
+        let resp = send_to(&svc, &slot, get(Method::GET))
             .await
             .expect("sent again");
         assert_eq!(text(resp).await.expect("body"), "ok");
@@ -664,10 +666,8 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let svc = dropping_the_second_request(Arc::clone(&seen)).await;
         let slot = Arc::new(Slot::new(8));
-        send_to(&svc, &slot, &get(Method::GET))
-            .await
-            .expect("first");
-        let got = send_to(&svc, &slot, &get(Method::POST)).await;
+        send_to(&svc, &slot, get(Method::GET)).await.expect("first");
+        let got = send_to(&svc, &slot, get(Method::POST)).await;
         assert_eq!(got.err(), Some(PoolError::Exchange));
         let seen = seen.lock().expect("lock").clone();
         assert_eq!(seen, ["GET /x HTTP/1.1", "POST /x HTTP/1.1"]);
@@ -689,7 +689,7 @@ mod tests {
             period: timeout,
         };
         let started = std::time::Instant::now();
-        let got = send(&slot, open, &get(Method::GET), timeout).await;
+        let got = send(Arc::clone(&slot), open, get(Method::GET), timeout).await;
         assert_eq!(got.err(), Some(PoolError::Timeout));
         assert!(started.elapsed() >= timeout, "{:?}", started.elapsed());
         assert_eq!(slot.idle(), 0);
@@ -708,7 +708,13 @@ mod tests {
             period: Duration::from_secs(5),
         };
         let slot = Arc::new(Slot::new(8));
-        let got = send(&slot, open, &get(Method::GET), Duration::from_secs(5)).await;
+        let got = send(
+            Arc::clone(&slot),
+            open,
+            get(Method::GET),
+            Duration::from_secs(5),
+        )
+        .await;
         assert_eq!(got.err(), Some(PoolError::Connect));
     }
 }

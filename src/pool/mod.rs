@@ -22,12 +22,14 @@
 //! the wait for the response head from the last byte sent.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::{Request, Response};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -87,23 +89,27 @@ impl Http1Pool {
     /// Send `req` (origin-form URI, `Host` set) to `authority`; fail with
     /// [`PoolError::Timeout`] when no response head came within `timeout`. The response
     /// comes without hop-by-hop fields: they described the connection to the service.
-    pub async fn send(
-        &self,
-        authority: &str,
+    pub fn send<'a>(
+        &'a self,
+        authority: &'a str,
         req: Request<Body>,
         timeout: Duration,
-    ) -> Result<Response<Body>, PoolError> {
+    ) -> impl Future<Output = Result<Response<Body>, PoolError>> + Send + 'a {
         if req.body().is_end_stream() {
             let open = exchange::Open {
                 authority,
                 connect_timeout: self.connect_timeout,
                 period: timeout,
             };
-            return exchange::send(&self.slot(authority), open, &req, timeout).await;
+            return Either::Left(exchange::send(self.slot(authority), open, req, timeout));
         }
-        let mut resp = self.send_streaming(authority, req, timeout).await?;
-        crate::headers::strip_hop_by_hop(resp.headers_mut(), false);
-        Ok(resp.map(|b| b.map_err(BodyError::new).boxed()))
+        // Boxed: hyper's exchange state would otherwise size every request's future,
+        // and a request with a body is the rarer kind.
+        Either::Right(Box::pin(async move {
+            let mut resp = self.send_streaming(authority, req, timeout).await?;
+            crate::headers::strip_hop_by_hop(resp.headers_mut(), false);
+            Ok(resp.map(|b| b.map_err(BodyError::new).boxed()))
+        }))
     }
 
     /// The own connections to `authority`.
