@@ -20,6 +20,7 @@
 //! before answering is sent again on a new connection when its method is idempotent
 //! (RFC 9110 §9.2.2), as nginx does; otherwise it fails with 502.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,16 +46,16 @@ const HEAD_READ: usize = 8 * 1024;
 /// Room made in the read buffer before reading more of a body.
 const BODY_READ: usize = 64 * 1024;
 
-/// The idle connections to one upstream authority.
+/// The idle connections to one upstream authority, most recently used last.
 pub struct Slot {
-    idle: Mutex<Vec<Conn>>,
+    idle: Mutex<VecDeque<Conn>>,
     max_idle: usize,
 }
 
 impl Slot {
     pub fn new(max_idle: usize) -> Slot {
         Slot {
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(VecDeque::new()),
             max_idle,
         }
     }
@@ -62,7 +63,7 @@ impl Slot {
     /// The most recently used idle connection the service has not closed.
     fn checkout(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(conn) = idle.pop() {
+        while let Some(conn) = idle.pop_back() {
             if conn.is_idle() {
                 return Some(conn);
             }
@@ -70,10 +71,16 @@ impl Slot {
         None
     }
 
+    /// Keep `conn` for the next request. The least recently used connection is dropped
+    /// here if the service has closed it: an idle connection has no task to notice, and
+    /// one at the bottom of the list may wait long for a checkout.
     fn checkin(&self, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.front().is_some_and(|oldest| !oldest.is_idle()) {
+            idle.pop_front();
+        }
         if idle.len() < self.max_idle {
-            idle.push(conn);
+            idle.push_back(conn);
         }
     }
 
@@ -692,6 +699,32 @@ mod tests {
         let got = send(Arc::clone(&slot), open, get(Method::GET), timeout).await;
         assert_eq!(got.err(), Some(PoolError::Timeout));
         assert!(started.elapsed() >= timeout, "{:?}", started.elapsed());
+        assert_eq!(slot.idle(), 0);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_the_service_closed_are_not_kept() {
+        // The service closes every connection as soon as it is accepted.
+        let svc = service(|_, s| async move { drop(s) }).await;
+        let open = Open {
+            authority: &svc.authority,
+            connect_timeout: Duration::from_secs(5),
+            period: Duration::from_secs(5),
+        };
+        let (first, second) = (
+            Conn::open(open).await.expect("open"),
+            Conn::open(open).await.expect("open"),
+        );
+        first.io.readable().await.expect("first closed");
+        second.io.readable().await.expect("second closed");
+        let slot = Slot::new(8);
+        slot.checkin(first);
+        slot.checkin(second);
+        assert_eq!(slot.idle(), 1, "the oldest, closed, was dropped at checkin");
+        assert!(
+            slot.checkout().is_none(),
+            "a closed connection was handed out"
+        );
         assert_eq!(slot.idle(), 0);
     }
 
