@@ -5,12 +5,12 @@
 //! request with a body goes through hyper's client connection, which streams the body
 //! while it reads the response; the rest of these notes are about those connections.
 //!
-//! A sender goes back to its list as soon as
-//! the response head arrives; hyper marks it ready again once that response's body is done,
-//! and checkout takes only ready senders. So no task is spawned per response to return a
-//! connection. A request that a reused connection closed before taking it is retried on
-//! another connection (it never left roomgate). Tunnels (upgrades) and h2c use hyper-util's
-//! client; this module makes no security decision.
+//! A sender goes back to its list as soon as the response head arrives; hyper marks it
+//! ready again once that response's body is done, and checkout takes only ready senders.
+//! So no task is spawned per response to return a connection. A request that a reused
+//! connection closed before taking it is retried on another connection (it never left
+//! roomgate). Tunnels (upgrades) and h2c use hyper-util's client; this module makes no
+//! security decision.
 //!
 //! The response deadline is kept per connection, not per request: a request notes its
 //! deadline on the connection it uses, and the connection's task, which looks at least
