@@ -289,8 +289,12 @@ fn respond(mut conn: Conn, head: Head, slot: &Arc<Slot>) -> Response<Body> {
 }
 
 /// Back to the idle list when the exchange left the connection clean; closed otherwise.
-fn release(conn: Conn, reusable: bool, slot: &Slot) {
+/// An idle connection keeps no more read space than a response head needs.
+fn release(mut conn: Conn, reusable: bool, slot: &Slot) {
     if reusable && conn.buf.is_empty() {
+        if conn.buf.capacity() > HEAD_READ {
+            conn.buf = BytesMut::new();
+        }
         slot.checkin(conn);
     }
 }
@@ -548,6 +552,12 @@ mod tests {
             let rest = body.collect().await.expect("rest").to_bytes();
             assert_eq!(rest, " rest");
             assert_eq!(slot.idle(), 1);
+            let idle = slot.checkout().expect("idle connection");
+            assert!(
+                idle.buf.capacity() <= HEAD_READ,
+                "idle with the body's read space"
+            );
+            slot.checkin(idle);
         }
         assert_eq!(svc.accepted.load(Ordering::SeqCst), 1);
     }
