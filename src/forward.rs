@@ -21,7 +21,6 @@ use futures_util::future::Either;
 use futures_util::FutureExt;
 use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -373,7 +372,7 @@ impl Upstreams {
         match tokio::time::timeout(limits.upstream_timeout, self.h2c.request(req)).await {
             Err(_) => Err(SendError::Timeout),
             Ok(Err(e)) => Err(SendError::of(&e)),
-            Ok(Ok(resp)) => Ok(clean_response(boxed(resp))),
+            Ok(Ok(resp)) => Ok(pool::cleaned(resp)),
         }
     }
 
@@ -404,7 +403,7 @@ impl Upstreams {
         };
         match &bridged {
             None => match websocket::switched(resp.status(), resp.headers()) {
-                Switch::Declined => return Ok(clean_response(boxed(resp))),
+                Switch::Declined => return Ok(pool::cleaned(resp)),
                 Switch::WebSocket => {}
                 Switch::Other => {
                     // Dropping the answer drops the switched upstream connection.
@@ -414,7 +413,7 @@ impl Upstreams {
             },
             Some(b) => match websocket::judge(resp.status(), resp.headers(), b) {
                 Verdict::Accepted => {}
-                Verdict::Refused => return Ok(clean_response(boxed(resp))),
+                Verdict::Refused => return Ok(pool::cleaned(resp)),
                 Verdict::Invalid(why) => {
                     tracing::debug!(upstream.authority = %port.authority(), reason = why, "WebSocket handshake refused");
                     return Err(SendError::Other);
@@ -424,7 +423,7 @@ impl Upstreams {
         let upstream_side = hyper::upgrade::on(&mut resp);
         let authority = port.authority().to_owned();
         tokio::spawn(bridge(client_side, upstream_side, scope, authority));
-        let (mut parts, _) = clean_response(boxed(resp)).into_parts();
+        let (mut parts, _) = pool::cleaned(resp).into_parts();
         if bridged.is_some() {
             websocket::to_h2_answer(&mut parts.status, &mut parts.headers);
         }
@@ -678,22 +677,6 @@ fn count_failure(metrics: &Metrics, route: &Arc<String>, e: SendError) -> ProxyE
             .inc();
     }
     e.into_proxy_error()
-}
-
-/// A response from hyper's client, with roomgate's body type.
-fn boxed(resp: Response<Incoming>) -> Response<Body> {
-    resp.map(|b| b.map_err(crate::error::BodyError::new).boxed())
-}
-
-/// The service's response with its hop-by-hop headers removed.
-fn clean_response(mut resp: Response<Body>) -> Response<Body> {
-    let upgrade = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    crate::headers::strip_hop_by_hop(resp.headers_mut(), upgrade);
-    if upgrade {
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    }
-    resp
 }
 
 #[cfg(test)]

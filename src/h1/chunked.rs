@@ -137,10 +137,11 @@ fn chunk_size(line: &[u8]) -> Result<u64, ChunkError> {
     if digits == 0 || digits > 16 {
         return Err(ChunkError);
     }
-    let size = line[..digits].iter().fold(0u64, |n, d| {
-        // At most 16 digits: no overflow.
-        (n << 4) | u64::from((*d as char).to_digit(16).unwrap_or(0))
-    });
+    // At most 16 hex digits: they fit.
+    let size = std::str::from_utf8(&line[..digits])
+        .ok()
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .ok_or(ChunkError)?;
     let rest = line[digits..].trim_ascii_start();
     let clean = rest
         .iter()

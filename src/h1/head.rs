@@ -11,6 +11,8 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
+use crate::headers::{is_hop_by_hop, list_tokens};
+
 /// The largest response head read (status line and fields).
 pub const MAX_HEAD: usize = 64 * 1024;
 /// The most response header fields read; hyper's limit too.
@@ -184,11 +186,11 @@ impl Fields {
             self.length(raw)?;
             return Ok(false);
         }
-        if !crate::headers::is_hop_by_hop(name.as_str()) {
+        if !is_hop_by_hop(name.as_str()) {
             return Ok(false);
         }
         if name == header::CONNECTION {
-            for token in tokens(raw) {
+            for token in list_tokens(raw) {
                 if token.eq_ignore_ascii_case(b"close") {
                     self.close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
@@ -199,7 +201,7 @@ impl Fields {
             }
         } else if name == header::TRANSFER_ENCODING {
             self.coded = true;
-            if let Some(last) = tokens(raw).last() {
+            if let Some(last) = list_tokens(raw).last() {
                 self.chunked = last.eq_ignore_ascii_case(b"chunked");
             }
         }
@@ -211,10 +213,12 @@ impl Fields {
     fn length(&mut self, raw: &[u8]) -> Result<(), HeadError> {
         for part in raw.split(|b| *b == b',') {
             let part = part.trim_ascii();
-            if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
-                return Err(HeadError::ContentLength);
-            }
-            let n = part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            // Digits only: `parse` alone would take a sign.
+            let n = std::str::from_utf8(part)
+                .ok()
+                .filter(|_| !part.is_empty() && part.iter().all(u8::is_ascii_digit))
+                .and_then(|digits| digits.parse::<u64>().ok())
+                .ok_or(HeadError::ContentLength)?;
             match self.length {
                 Some(m) if m != n => return Err(HeadError::ContentLength),
                 _ => self.length = Some(n),
@@ -230,17 +234,10 @@ impl Fields {
             .filter(|(ns, ne, _, _)| {
                 head[*ns as usize..*ne as usize].eq_ignore_ascii_case(b"connection")
             })
-            .flat_map(|&(_, _, vs, ve)| tokens(&head[vs as usize..ve as usize]))
+            .flat_map(|&(_, _, vs, ve)| list_tokens(&head[vs as usize..ve as usize]))
             .filter_map(|t| HeaderName::from_bytes(t).ok())
             .collect()
     }
-}
-
-/// The comma-separated tokens of a field value, trimmed, empty ones skipped.
-fn tokens(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
-    raw.split(|b| *b == b',')
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
 }
 
 /// What [`parse_response`] read.

@@ -167,11 +167,7 @@ pub struct Conn {
 
 impl Conn {
     async fn open(open: Open<'_>) -> Result<Conn, PoolError> {
-        let io = tokio::time::timeout(open.connect_timeout, TcpStream::connect(open.authority))
-            .await
-            .map_err(|_| PoolError::Connect)?
-            .map_err(|_| PoolError::Connect)?;
-        let _ = io.set_nodelay(true);
+        let io = super::dial(open.authority, open.connect_timeout).await?;
         // The watcher's handle on the socket: shutting it down ends a read in progress.
         let shut = socket2::SockRef::from(&io)
             .try_clone()

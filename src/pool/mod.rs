@@ -106,9 +106,7 @@ impl Http1Pool {
         // Boxed: hyper's exchange state would otherwise size every request's future,
         // and a request with a body is the rarer kind.
         Either::Right(Box::pin(async move {
-            let mut resp = self.send_streaming(authority, req, timeout).await?;
-            crate::headers::strip_hop_by_hop(resp.headers_mut(), false);
-            Ok(resp.map(|b| b.map_err(BodyError::new).boxed()))
+            Ok(cleaned(self.send_streaming(authority, req, timeout).await?))
         }))
     }
 
@@ -192,11 +190,7 @@ impl Http1Pool {
 
     /// Open a connection whose task keeps its deadlines, looking at least every `period`.
     async fn connect(&self, authority: &str, period: Duration) -> Result<Pooled, PoolError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority))
-            .await
-            .map_err(|_| PoolError::Connect)?
-            .map_err(|_| PoolError::Connect)?;
-        let _ = stream.set_nodelay(true);
+        let stream = dial(authority, self.connect_timeout).await?;
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|_| PoolError::Connect)?;
@@ -228,6 +222,31 @@ impl Http1Pool {
         });
         Ok(Pooled { sender, deadline })
     }
+}
+
+/// A TCP connection to `authority` within `timeout`, with Nagle off.
+async fn dial(authority: &str, timeout: Duration) -> Result<TcpStream, PoolError> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(authority))
+        .await
+        .map_err(|_| PoolError::Connect)?
+        .map_err(|_| PoolError::Connect)?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// A response from one of hyper's clients, with roomgate's body type and without its
+/// hop-by-hop fields. `Upgrade` is kept on a `101`, with `Connection: upgrade`.
+pub fn cleaned(resp: Response<Incoming>) -> Response<Body> {
+    let upgrade = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    let mut resp = resp.map(|b| b.map_err(BodyError::new).boxed());
+    crate::headers::strip_hop_by_hop(resp.headers_mut(), upgrade);
+    if upgrade {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("upgrade"),
+        );
+    }
+    resp
 }
 
 /// A request body on its way to the service; see the module notes on deadlines.
