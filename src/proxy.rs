@@ -11,8 +11,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::{header, HeaderValue, Request, Response, Uri};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use crate::auth::{self, Decision, Identity};
 use crate::config::Validation;
@@ -60,7 +58,7 @@ struct Outcome<'s> {
 pub async fn handle(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    mut req: Request<Body>,
 ) -> Response<Body> {
     let started = Instant::now();
     let state = shared.state.load_full();
@@ -70,7 +68,6 @@ pub async fn handle(
         auth: "none",
         ..Default::default()
     };
-    let mut req = req.map(|b| b.map_err(crate::error::BodyError::new).boxed());
     // Room for what roomgate adds (request id, X-Forwarded-*, identity): one growth, not
     // one per insert.
     req.headers_mut().reserve(8);

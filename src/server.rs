@@ -23,7 +23,9 @@
 //! first request, from the accept; `idle_timeout` from the end of the last response.
 
 mod bare_errors;
+mod direct;
 mod framing;
+mod rewind;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -37,6 +39,7 @@ use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -391,19 +394,39 @@ async fn serve_http<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let refusal = Arc::new(OnceLock::new());
     let activity = Arc::new(Activity::new(limits.max_requests_per_connection));
+    let info = Arc::new(info);
+    // The watcher is a task of its own: polled beside the connection, its timer and the
+    // shutdown signal would be polled (a lock each) on every wake-up of every request.
+    let (closing_tx, mut closing) = oneshot::channel();
+    tokio::spawn(watch_connection(
+        Arc::clone(&activity),
+        stop,
+        (limits.header_read_timeout.0, limits.idle_timeout.0),
+        closing_tx,
+    ));
+    let front = direct::Front {
+        shared: &this.shared,
+        info: &info,
+        https_port: this.https_port,
+        activity: &activity,
+        limits,
+    };
+    let io = match direct::serve(io, front, &mut closing).await {
+        direct::Ended::Done => return,
+        direct::Ended::Elsewhere(io) => io,
+    };
+    let refusal = Arc::new(OnceLock::new());
     let io = FramingGuard::new(
         io,
         Arc::clone(&refusal),
         limits.max_header_bytes,
         Arc::clone(&activity.head),
     );
-    let watch_activity = Arc::clone(&activity);
+    let activity_head = Arc::clone(&activity.head);
     let max_requests = limits.max_requests_per_connection;
     let shared = Arc::clone(&this.shared);
     let https_port = this.https_port;
-    let info = Arc::new(info);
     let service = service_fn(move |mut req: Request<Incoming>| {
         let shared = Arc::clone(&shared);
         let info = Arc::clone(&info);
@@ -425,10 +448,9 @@ async fn serve_http<I>(
         Box::pin(async move {
             let mut resp = if let Some(why) = refused {
                 refuse(why, &req, &info)
-            } else if info.tls_acceptor.is_none() && redirects(&shared) {
-                redirect_to_https(&req, https_port)
             } else {
-                proxy::handle(shared, info, req).await
+                let req = req.map(|b| b.map_err(BodyError::new).boxed());
+                answer(shared, info, https_port, req).await
             };
             let failed_upgrade = h1_upgrade && resp.status() != StatusCode::SWITCHING_PROTOCOLS;
             if refused.is_some() || served >= max_requests || failed_upgrade {
@@ -444,16 +466,6 @@ async fn serve_http<I>(
     let builder = http_builder(limits);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(JsonErrors::new(io)), service);
     tokio::pin!(conn);
-    let activity_head = Arc::clone(&watch_activity.head);
-    // The watcher is a task of its own: polled beside the connection, its timer and the
-    // shutdown signal would be polled (a lock each) on every wake-up of every request.
-    let (closing_tx, mut closing) = oneshot::channel();
-    tokio::spawn(watch_connection(
-        watch_activity,
-        stop,
-        (limits.header_read_timeout.0, limits.idle_timeout.0),
-        closing_tx,
-    ));
     let why = tokio::select! {
         biased;
         res = conn.as_mut() => {
@@ -475,6 +487,21 @@ async fn serve_http<I>(
     conn.as_mut().graceful_shutdown();
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// The answer to one request: the plain listener's redirect to HTTPS when that is
+/// configured, the request pipeline's otherwise.
+async fn answer(
+    shared: Arc<Shared>,
+    info: Arc<ConnInfo>,
+    https_port: Option<u16>,
+    req: Request<Body>,
+) -> Response<Body> {
+    if info.tls_acceptor.is_none() && redirects(&shared) {
+        redirect_to_https(&req, https_port)
+    } else {
+        proxy::handle(shared, info, req).await
     }
 }
 
@@ -650,7 +677,7 @@ fn refuse(why: Refusal, req: &Request<Incoming>, info: &ConnInfo) -> Response<Bo
 
 /// The plain listener's answer when `listen.redirect_http_to_https` is set: 308 to the
 /// same host (on the HTTPS port), path and query.
-fn redirect_to_https(req: &Request<Incoming>, https_port: Option<u16>) -> Response<Body> {
+fn redirect_to_https<B>(req: &Request<B>, https_port: Option<u16>) -> Response<Body> {
     let raw_host = crate::route::request_authority(req.uri(), req.headers()).unwrap_or("");
     let path_and_query = req
         .uri()

@@ -87,9 +87,7 @@ pub fn encode_request(method: &Method, target: &str, headers: &HeaderMap, out: &
 /// is incomplete. Interim (1xx) heads are read like final ones; [`Parsed::Interim`] says
 /// to skip them. `head_request`: the request was HEAD, so no response has a body.
 pub fn parse_response(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, HeadError> {
-    // Byte ranges of each field in `buf`, so the fields can share one frozen copy of the
-    // head instead of one allocation each.
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let mut spans: [Span; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
     let mut slots =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let (len, code, minor, count) = {
@@ -111,17 +109,7 @@ pub fn parse_response(buf: &mut BytesMut, head_request: bool) -> Result<Option<P
         if len > MAX_HEAD {
             return Err(HeadError::TooLarge);
         }
-        let start = buf.as_ptr() as usize;
-        for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
-            let name = h.name.as_ptr() as usize - start;
-            let value = h.value.as_ptr() as usize - start;
-            *span = (
-                name as u32,
-                (name + h.name.len()) as u32,
-                value as u32,
-                (value + h.value.len()) as u32,
-            );
-        }
+        note_spans(&buf[..], resp.headers, &mut spans);
         let code = resp.code.ok_or(HeadError::Malformed)?;
         let minor = resp.version.ok_or(HeadError::Malformed)?;
         (len, code, minor, resp.headers.len())
@@ -163,6 +151,26 @@ pub fn parse_response(buf: &mut BytesMut, head_request: bool) -> Result<Option<P
         framing,
         reusable,
     })))
+}
+
+/// Where a field's name and value lie in the head they were parsed from, as byte ranges
+/// (name start, name end, value start, value end): the fields can then share one frozen
+/// copy of the head instead of one allocation each.
+pub(super) type Span = (u32, u32, u32, u32);
+
+/// Note where each of `fields`, parsed from `head`, lies in it.
+pub(super) fn note_spans(head: &[u8], fields: &[httparse::Header<'_>], spans: &mut [Span]) {
+    let start = head.as_ptr() as usize;
+    for (span, h) in spans.iter_mut().zip(fields) {
+        let name = h.name.as_ptr() as usize - start;
+        let value = h.value.as_ptr() as usize - start;
+        *span = (
+            name as u32,
+            (name + h.name.len()) as u32,
+            value as u32,
+            (value + h.value.len()) as u32,
+        );
+    }
 }
 
 /// What the framing fields of a response head say. Hop-by-hop fields are read here and
@@ -228,7 +236,7 @@ impl Fields {
     }
 
     /// The names listed in `Connection` values.
-    fn listed_names(&self, head: &[u8], spans: &[(u32, u32, u32, u32)]) -> Vec<HeaderName> {
+    fn listed_names(&self, head: &[u8], spans: &[Span]) -> Vec<HeaderName> {
         spans
             .iter()
             .filter(|(ns, ne, _, _)| {

@@ -1,0 +1,261 @@
+//! roomgate's own HTTP/1.1 serving, for requests without a body.
+//!
+//! Every connection starts here. A request whose head [`h1::server`] serves (HTTP/1.1,
+//! no body, no upgrade: nearly every GET) is read, answered by the same pipeline hyper's
+//! requests go to, and its response written, all in the connection's own task, with no
+//! per-request task, box or timer. The first head that is anything else (a body, an
+//! upgrade, HTTP/2's preface, HTTP/1.0, anything malformed or too large) hands the
+//! connection to hyper for the rest of its life, with the bytes already read put back in
+//! front ([`Rewound`]): hyper then reads that head as if it had read it first, with its
+//! checks, the framing watch and its error answers. So the requests served here are the
+//! ones with nothing to get wrong, and everything else keeps hyper's behaviour.
+//!
+//! The connection's deadlines are the watcher's, from the same [`Activity`] atomics hyper's
+//! requests update. Shutdown or a deadline closes a connection at once between requests
+//! (and while a head is incomplete), and after the response in progress otherwise.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::FutureExt;
+use http::{header, Method, Response};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+use super::rewind::Rewound;
+use super::{answer, Activity, InFlight};
+use crate::config::Limits;
+use crate::error::Body;
+use crate::h1::server::{self as h1, Parse};
+use crate::proxy::ConnInfo;
+use crate::state::Shared;
+
+/// How much is read at a time, and kept for reading between requests.
+const READ_SIZE: usize = 8 * 1024;
+/// A first body chunk up to this size goes out in the same write as the head.
+const COALESCE: usize = 16 * 1024;
+
+/// What one connection serves with.
+pub(super) struct Front<'a> {
+    pub shared: &'a Arc<Shared>,
+    pub info: &'a Arc<ConnInfo>,
+    pub https_port: Option<u16>,
+    pub activity: &'a Arc<Activity>,
+    pub limits: &'a Limits,
+}
+
+/// How serving here ended.
+pub(super) enum Ended<T> {
+    /// The connection is finished with.
+    Done,
+    /// hyper takes the connection from the head at the front of it.
+    Elsewhere(Rewound<T>),
+}
+
+/// Serve requests on `io` until it ends, `closing` says why it should, or a head comes
+/// that hyper should read.
+pub(super) async fn serve<T>(
+    mut io: T,
+    front: Front<'_>,
+    closing: &mut oneshot::Receiver<&'static str>,
+) -> Ended<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buf = BytesMut::with_capacity(READ_SIZE);
+    let mut out = Vec::with_capacity(1024);
+    // What the head clock was last told.
+    let mut incomplete = false;
+    loop {
+        let simple = loop {
+            if !buf.is_empty() {
+                match h1::parse_request(&mut buf, front.limits.max_headers) {
+                    Parse::Simple(s) => break s,
+                    Parse::Elsewhere => return Ended::Elsewhere(Rewound::new(buf.freeze(), io)),
+                    // hyper answers a head that outgrows the limit (431).
+                    Parse::Partial if buf.len() >= front.limits.max_header_bytes => {
+                        return Ended::Elsewhere(Rewound::new(buf.freeze(), io))
+                    }
+                    Parse::Partial => {}
+                }
+            }
+            if incomplete == buf.is_empty() {
+                incomplete = !incomplete;
+                front.activity.head.set(incomplete);
+            }
+            buf.reserve(READ_SIZE);
+            let read = tokio::select! {
+                biased;
+                why = &mut *closing => {
+                    tracing::debug!(reason = why.unwrap_or("shutdown"), "closing connection");
+                    return Ended::Done;
+                }
+                read = io.read_buf(&mut buf) => read,
+            };
+            match read {
+                Ok(0) => return Ended::Done,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                    return Ended::Done;
+                }
+            }
+        };
+        if incomplete {
+            incomplete = false;
+            front.activity.head.set(false);
+        }
+        let activity = front.activity;
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        let served = activity.served.fetch_add(1, Ordering::AcqRel) + 1;
+        let in_flight = InFlight(Arc::clone(activity));
+        let head_request = simple.request.method() == Method::HEAD;
+        let request = simple.request.map(|()| crate::error::empty());
+        let response = answer(
+            Arc::clone(front.shared),
+            Arc::clone(front.info),
+            front.https_port,
+            request,
+        )
+        .await;
+        let close = simple.close
+            || served >= activity.max_requests
+            || response
+                .headers()
+                .get(header::CONNECTION)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let written = write_response(&mut io, &mut out, response, head_request, close).await;
+        drop(in_flight);
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "connection ended with an error");
+            return Ended::Done;
+        }
+        if close {
+            let _ = io.shutdown().await;
+            return Ended::Done;
+        }
+        // A deadline or shutdown that came while the response was being written.
+        match closing.try_recv() {
+            Err(oneshot::error::TryRecvError::Empty) => {}
+            why => {
+                tracing::debug!(reason = why.unwrap_or("shutdown"), "closing connection");
+                let _ = io.shutdown().await;
+                return Ended::Done;
+            }
+        }
+    }
+}
+
+/// Write `response` and its body. An error (the client went away, the body failed or
+/// was not the length it stated) means the connection cannot carry another response.
+async fn write_response<T>(
+    io: &mut T,
+    out: &mut Vec<u8>,
+    response: Response<Body>,
+    head_request: bool,
+    close: bool,
+) -> io::Result<()>
+where
+    T: AsyncWrite + Unpin,
+{
+    let (parts, mut body) = response.into_parts();
+    let framing = h1::framing(
+        parts.status,
+        head_request,
+        http_body::Body::size_hint(&body).exact(),
+    );
+    out.clear();
+    with_date(|date| h1::encode_response(parts.status, &parts.headers, framing, date, close, out));
+    drop(parts);
+    if framing.has_body() {
+        let chunked = framing == h1::Framing::Chunked;
+        let mut written = 0u64;
+        loop {
+            // A frame that is ready now joins what is waiting to be written; otherwise
+            // that goes out before waiting.
+            let frame = match body.frame().now_or_never() {
+                Some(frame) => frame,
+                None => {
+                    flush(io, out).await?;
+                    body.frame().await
+                }
+            };
+            let data = match frame {
+                None => break,
+                Some(Err(e)) => return Err(io::Error::other(e)),
+                // Trailers are not sent to HTTP/1 clients.
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) if !data.is_empty() => data,
+                    _ => continue,
+                },
+            };
+            written += data.len() as u64;
+            if chunked {
+                h1::chunk_size_line(data.len(), out);
+            }
+            if out.len() + data.len() <= COALESCE {
+                out.extend_from_slice(&data);
+            } else {
+                write_both(io, out, data).await?;
+            }
+            if chunked {
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        match framing {
+            h1::Framing::Length(n) if written != n => {
+                return Err(io::Error::other("the body was not the length it stated"))
+            }
+            h1::Framing::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
+            _ => {}
+        }
+    }
+    flush(io, out).await
+}
+
+/// Write what `out` holds and flush it to the client.
+async fn flush<T: AsyncWrite + Unpin>(io: &mut T, out: &mut Vec<u8>) -> io::Result<()> {
+    if !out.is_empty() {
+        io.write_all(out).await?;
+        out.clear();
+    }
+    io.flush().await
+}
+
+/// Write what `out` holds, then `data`, in vectored writes where the connection takes them.
+async fn write_both<T: AsyncWrite + Unpin>(
+    io: &mut T,
+    out: &mut Vec<u8>,
+    data: Bytes,
+) -> io::Result<()> {
+    {
+        let mut both = Buf::chain(&out[..], data);
+        io.write_all_buf(&mut both).await?;
+    }
+    out.clear();
+    Ok(())
+}
+
+/// Call `f` with the current time as an HTTP date, formatted once a second per thread.
+fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, String)> = const {
+            std::cell::RefCell::new((u64::MAX, String::new()))
+        };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with(|date| {
+        let mut date = date.borrow_mut();
+        if date.0 != second {
+            *date = (second, httpdate::fmt_http_date(now));
+        }
+        f(date.1.as_bytes())
+    })
+}

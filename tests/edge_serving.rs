@@ -1,0 +1,211 @@
+//! HTTP/1.1 as clients see it on one connection: roomgate serves bodiless requests itself
+//! and hands a connection to hyper at the first head that has a body (or anything else),
+//! so these tests mix both on one connection, pipeline, stream, ask HEAD and close.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::raw::{read_response, read_until_closed, Raw};
+use common::upstream::Upstream;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn setup() -> (roomgate::server::Running, Upstream, SocketAddr) {
+    let up = Upstream::start().await;
+    let rg = common::start(&format!(
+        r#"version: v1
+listen:
+  http: 127.0.0.1:0
+rooms:
+  - name: acme
+    services:
+      - name: web
+        ports:
+          - {{num: {port}, published: true, public: true}}
+routes:
+  - {{domain: app.acme.test, room: acme, port: {port}}}
+"#,
+        port = up.addr.port()
+    ))
+    .await;
+    let addr = rg.bound.http.expect("http");
+    (rg, up, addr)
+}
+
+/// The JSON the echo upstream answered with, from the body of a response.
+fn echoed(response: &str) -> serde_json::Value {
+    let (_, body) = response.split_once("\r\n\r\n").expect("a head");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
+}
+
+fn field<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.split("\r\n\r\n").next()?.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// GETs, then a POST with a body, then GETs again, on one kept-alive connection: each is
+/// forwarded as sent and answered in turn.
+#[tokio::test]
+async fn gets_and_a_post_share_one_connection() {
+    let (_rg, up, addr) = setup().await;
+    let mut c = TcpStream::connect(addr).await.expect("connect");
+    let steps: [(&[u8], &str, &str, &str); 4] = [
+        (
+            b"GET /a?x=1 HTTP/1.1\r\nHost: app.acme.test\r\n\r\n",
+            "GET",
+            "/a?x=1",
+            "",
+        ),
+        (
+            b"DELETE /b HTTP/1.1\r\nHost: app.acme.test\r\n\r\n",
+            "DELETE",
+            "/b",
+            "",
+        ),
+        (
+            b"POST /c HTTP/1.1\r\nHost: app.acme.test\r\nContent-Length: 5\r\n\r\nhello",
+            "POST",
+            "/c",
+            "hello",
+        ),
+        (
+            b"GET /d HTTP/1.1\r\nHost: app.acme.test\r\n\r\n",
+            "GET",
+            "/d",
+            "",
+        ),
+    ];
+    for (raw, method, path, body) in steps {
+        c.write_all(raw).await.expect("write");
+        let resp = read_response(&mut c).await;
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+        let seen = echoed(&resp);
+        assert_eq!(seen["method"], method, "{resp}");
+        assert_eq!(seen["path"], path, "{resp}");
+        assert_eq!(seen["body"], body, "{resp}");
+        assert_eq!(seen["headers"]["x-forwarded-host"], "app.acme.test");
+        assert!(field(&resp, "x-request-id").is_some(), "{resp}");
+    }
+    assert_eq!(up.requests(), 4);
+}
+
+/// Three GETs written at once are answered in order; the last asked to close, so the
+/// connection ends after it.
+#[tokio::test]
+async fn pipelined_gets_are_answered_in_order() {
+    let (_rg, up, addr) = setup().await;
+    let mut c = TcpStream::connect(addr).await.expect("connect");
+    c.write_all(
+        b"GET /1 HTTP/1.1\r\nHost: app.acme.test\r\n\r\n\
+          GET /2 HTTP/1.1\r\nHost: app.acme.test\r\n\r\n\
+          GET /3 HTTP/1.1\r\nHost: app.acme.test\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let Raw { text, closed } = read_until_closed(&mut c, WAIT).await;
+    assert!(closed, "{text}");
+    let answers: Vec<&str> = text.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(answers.len(), 3, "{text}");
+    for (i, answer) in answers.iter().enumerate() {
+        let path = format!("\"path\":\"/{}\"", i + 1);
+        assert!(answer.starts_with("200 OK\r\n"), "{text}");
+        assert!(
+            answer.contains(&path),
+            "answer {i} is not for {path}: {text}"
+        );
+    }
+    assert_eq!(field(answers[2], "connection"), Some("close"), "{text}");
+    assert_eq!(field(answers[0], "connection"), None, "{text}");
+    assert_eq!(up.requests(), 3);
+}
+
+/// A response the service streams without a length reaches the client chunked, whole and
+/// correctly terminated.
+#[tokio::test]
+async fn a_streamed_response_is_chunked_and_arrives_whole() {
+    let (_rg, up, addr) = setup().await;
+    // The upstream waits for this after its first chunk; the permit is kept until then.
+    up.seen.proceed.notify_one();
+    let mut c = TcpStream::connect(addr).await.expect("connect");
+    c.write_all(
+        b"GET /download?chunks=2 HTTP/1.1\r\nHost: app.acme.test\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let Raw { text, closed } = read_until_closed(&mut c, WAIT).await;
+    assert!(closed);
+    let (head, mut rest) = text.split_once("\r\n\r\n").expect("a head");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(field(head, "transfer-encoding"), Some("chunked"), "{head}");
+    assert_eq!(field(head, "content-length"), None, "{head}");
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").expect("a chunk size line");
+        let size = usize::from_str_radix(size, 16).expect("hex size");
+        if size == 0 {
+            assert_eq!(after, "\r\n", "the chunked body ends with its last chunk");
+            break;
+        }
+        body.push_str(&after[..size]);
+        rest = after[size..].strip_prefix("\r\n").expect("CRLF after data");
+    }
+    assert_eq!(body.len(), 3 * 65536);
+    assert!(body.bytes().all(|b| b == b'x'));
+}
+
+/// HEAD is answered with the length a GET would have and no body, so the next response
+/// on the connection starts right after the head.
+#[tokio::test]
+async fn head_gets_the_length_without_the_body() {
+    let (_rg, _up, addr) = setup().await;
+    let mut c = TcpStream::connect(addr).await.expect("connect");
+    c.write_all(
+        b"HEAD /h HTTP/1.1\r\nHost: app.acme.test\r\n\r\n\
+          GET /g HTTP/1.1\r\nHost: app.acme.test\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let Raw { text, closed } = read_until_closed(&mut c, WAIT).await;
+    assert!(closed);
+    let (head, rest) = text.split_once("\r\n\r\n").expect("a head");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    let length: usize = field(head, "content-length")
+        .expect("a length")
+        .parse()
+        .expect("a number");
+    assert!(length > 0, "{text}");
+    assert!(rest.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert_eq!(echoed(rest)["path"], "/g");
+}
+
+/// roomgate's own answers are framed like forwarded ones, and every answer has a Date.
+#[tokio::test]
+async fn own_answers_are_framed_and_dated() {
+    let (_rg, _up, addr) = setup().await;
+    let mut c = TcpStream::connect(addr).await.expect("connect");
+    c.write_all(b"GET / HTTP/1.1\r\nHost: nowhere.test\r\n\r\n")
+        .await
+        .expect("write");
+    let resp = read_response(&mut c).await;
+    assert!(resp.starts_with("HTTP/1.1 404 Not Found\r\n"), "{resp}");
+    let (head, body) = resp.split_once("\r\n\r\n").expect("a head");
+    assert_eq!(
+        field(head, "content-length"),
+        Some(&*body.len().to_string())
+    );
+    assert_eq!(echoed(&resp)["error"], "no_route");
+    let date = field(head, "date").expect("a date");
+    assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
+    c.write_all(b"GET / HTTP/1.1\r\nHost: app.acme.test\r\n\r\n")
+        .await
+        .expect("write");
+    let resp = read_response(&mut c).await;
+    assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+    assert!(field(&resp, "date").is_some(), "{resp}");
+}
