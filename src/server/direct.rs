@@ -73,14 +73,19 @@ where
     loop {
         let simple = loop {
             if !buf.is_empty() {
-                match h1::parse_request(&mut buf, front.limits.max_headers) {
+                let parsed = h1::parse_request(&mut buf, front.limits.max_headers);
+                // hyper answers a head that outgrows the limit (431).
+                let elsewhere = match parsed {
                     Parse::Simple(s) => break s,
-                    Parse::Elsewhere => return Ended::Elsewhere(Rewound::new(buf.freeze(), io)),
-                    // hyper answers a head that outgrows the limit (431).
-                    Parse::Partial if buf.len() >= front.limits.max_header_bytes => {
-                        return Ended::Elsewhere(Rewound::new(buf.freeze(), io))
+                    Parse::Partial => buf.len() >= front.limits.max_header_bytes,
+                    Parse::Elsewhere => true,
+                };
+                if elsewhere {
+                    // The framing watch keeps the head clock from here, from a clear start.
+                    if incomplete {
+                        front.activity.head.set(false);
                     }
-                    Parse::Partial => {}
+                    return Ended::Elsewhere(Rewound::new(buf.freeze(), io));
                 }
             }
             if incomplete == buf.is_empty() {
@@ -133,6 +138,10 @@ where
         if let Err(e) = written {
             tracing::debug!(error = %e, "connection ended with an error");
             return Ended::Done;
+        }
+        // An idle connection keeps no more write space than a head with a small body needs.
+        if out.capacity() > 2 * COALESCE {
+            out = Vec::with_capacity(1024);
         }
         if close {
             let _ = io.shutdown().await;
