@@ -1,6 +1,7 @@
-//! HTTP/1.1 as clients see it on one connection: roomgate serves bodiless requests itself
-//! and hands a connection to hyper at the first head that has a body (or anything else),
-//! so these tests mix both on one connection, pipeline, stream, ask HEAD and close.
+//! HTTP/1.1 as clients see it on one connection: roomgate serves requests whose body (if
+//! any) came with the head itself, and hands a connection to hyper at the first head that
+//! is anything else, so these tests mix both on one connection, pipeline, stream, ask
+//! HEAD and close.
 
 mod common;
 
@@ -49,13 +50,13 @@ fn field<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// GETs, then a POST with a body, then GETs again, on one kept-alive connection: each is
-/// forwarded as sent and answered in turn.
+/// GETs, a POST with its body, a chunked POST (hyper's from there on), then a GET, on one kept-alive connection: each is forwarded as sent and
+/// answered in turn.
 #[tokio::test]
 async fn gets_and_a_post_share_one_connection() {
     let (_rg, up, addr) = setup().await;
     let mut c = TcpStream::connect(addr).await.expect("connect");
-    let steps: [(&[u8], &str, &str, &str); 4] = [
+    let steps: [(&[u8], &str, &str, &str); 5] = [
         (
             b"GET /a?x=1 HTTP/1.1\r\nHost: app.acme.test\r\n\r\n",
             "GET",
@@ -75,6 +76,13 @@ async fn gets_and_a_post_share_one_connection() {
             "hello",
         ),
         (
+            b"POST /e HTTP/1.1\r\nHost: app.acme.test\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5\r\nworld\r\n0\r\n\r\n",
+            "POST",
+            "/e",
+            "world",
+        ),
+        (
             b"GET /d HTTP/1.1\r\nHost: app.acme.test\r\n\r\n",
             "GET",
             "/d",
@@ -92,18 +100,18 @@ async fn gets_and_a_post_share_one_connection() {
         assert_eq!(seen["headers"]["x-forwarded-host"], "app.acme.test");
         assert!(field(&resp, "x-request-id").is_some(), "{resp}");
     }
-    assert_eq!(up.requests(), 4);
+    assert_eq!(up.requests(), 5);
 }
 
-/// Three GETs written at once are answered in order; the last asked to close, so the
-/// connection ends after it.
+/// Three requests written at once (a POST with its body among them) are answered in
+/// order; the last asked to close, so the connection ends after it.
 #[tokio::test]
-async fn pipelined_gets_are_answered_in_order() {
+async fn pipelined_requests_are_answered_in_order() {
     let (_rg, up, addr) = setup().await;
     let mut c = TcpStream::connect(addr).await.expect("connect");
     c.write_all(
         b"GET /1 HTTP/1.1\r\nHost: app.acme.test\r\n\r\n\
-          GET /2 HTTP/1.1\r\nHost: app.acme.test\r\n\r\n\
+          POST /2 HTTP/1.1\r\nHost: app.acme.test\r\nContent-Length: 3\r\n\r\nabc\
           GET /3 HTTP/1.1\r\nHost: app.acme.test\r\nConnection: close\r\n\r\n",
     )
     .await
@@ -120,6 +128,7 @@ async fn pipelined_gets_are_answered_in_order() {
             "answer {i} is not for {path}: {text}"
         );
     }
+    assert!(answers[1].contains("\"body\":\"abc\""), "{text}");
     assert_eq!(field(answers[2], "connection"), Some("close"), "{text}");
     assert_eq!(field(answers[0], "connection"), None, "{text}");
     assert_eq!(up.requests(), 3);

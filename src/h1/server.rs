@@ -3,8 +3,10 @@
 //! writes back.
 //!
 //! Only the plainest requests are served here: HTTP/1.1, a method other than CONNECT, an
-//! origin-form target without `#`, and no field that frames a body or changes the
-//! connection (`Content-Length`, `Transfer-Encoding`, `Upgrade`, `Expect`). Anything else,
+//! origin-form target without `#`, no field that changes the connection or asks for an
+//! interim answer (`Transfer-Encoding`, `Upgrade`, `Expect`), and either no body or one
+//! plain `Content-Length` whose bytes have all arrived with the head (a webhook's small
+//! POST, nearly always). A body still on its way goes to hyper, which streams it. Anything else,
 //! including every head this module cannot read, is [`Parse::Elsewhere`]: hyper takes the
 //! connection from that head on, with its own checks and answers. So this module never
 //! rejects anything itself, and a request it reads is one hyper would have read the same
@@ -38,20 +40,23 @@ pub enum Parse {
     Simple(Simple),
 }
 
-/// A request head served here.
+/// A request served here.
 #[derive(Debug)]
 pub struct Simple {
     pub request: Request<()>,
+    /// The whole body (empty without one).
+    pub body: Bytes,
     /// The client asked to close the connection after this exchange.
     pub close: bool,
 }
 
-/// Read one request head from the front of `buf` if it is one served here; `max_fields`
-/// is `limits.max_headers`. The fields' values share one frozen copy of the head.
+/// Read one request from the front of `buf` if it is one served here; `max_fields` is
+/// `limits.max_headers`. The fields' values and the body share one frozen copy of the
+/// bytes read.
 pub fn parse_request(buf: &mut BytesMut, max_fields: usize) -> Parse {
     let mut spans: [Span; MAX_FIELDS] = [(0, 0, 0, 0); MAX_FIELDS];
     let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
-    let (len, method, target, count, close) = {
+    let (len, method, target, count, close, length) = {
         let mut req = httparse::Request::new(&mut []);
         let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
             &mut req,
@@ -76,17 +81,29 @@ pub fn parse_request(buf: &mut BytesMut, max_fields: usize) -> Parse {
             return Parse::Elsewhere;
         }
         let mut close = false;
+        let mut length = None;
         for h in req.headers.iter() {
             let name = h.name.as_bytes();
-            if ["content-length", "transfer-encoding", "upgrade", "expect"]
+            if ["transfer-encoding", "upgrade", "expect"]
                 .iter()
                 .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
             {
                 return Parse::Elsewhere;
             }
+            if name.eq_ignore_ascii_case(b"content-length") {
+                // One field of digits only; a repeat or a list is the framing watch's to judge.
+                match (length, plain_length(h.value)) {
+                    (None, Some(n)) => length = Some(n),
+                    _ => return Parse::Elsewhere,
+                }
+            }
             if name.eq_ignore_ascii_case(b"connection") {
                 close |= list_tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"close"));
             }
+        }
+        let length = length.unwrap_or(0);
+        if ((buf.len() - len) as u64) < length {
+            return Parse::Elsewhere;
         }
         note_spans(&buf[..], req.headers, &mut spans);
         let start = buf.as_ptr() as usize;
@@ -97,11 +114,19 @@ pub fn parse_request(buf: &mut BytesMut, max_fields: usize) -> Parse {
             target..target + path.len(),
             req.headers.len(),
             close,
+            length as usize,
         )
     };
     let head = buf.split_to(len).freeze();
     match request(&head, method, target, &spans[..count]) {
-        Some(request) => Parse::Simple(Simple { request, close }),
+        Some(request) => {
+            let body = buf.split_to(length).freeze();
+            Parse::Simple(Simple {
+                request,
+                body,
+                close,
+            })
+        }
         None => {
             // The `http` types refused what httparse took: rare, so the copy back is too.
             let mut whole = BytesMut::with_capacity(head.len() + buf.len());
@@ -111,6 +136,14 @@ pub fn parse_request(buf: &mut BytesMut, max_fields: usize) -> Parse {
             Parse::Elsewhere
         }
     }
+}
+
+/// A `Content-Length` value of digits only (`parse` alone would take a sign).
+fn plain_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// The request a parsed head describes; `None` when a part is not valid for `http`.
@@ -271,6 +304,24 @@ mod tests {
     }
 
     #[test]
+    fn a_body_that_came_with_its_head_is_read_with_it() {
+        let (parsed, rest) =
+            parse("POST /hook HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /");
+        let Parse::Simple(s) = parsed else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(s.request.method(), Method::POST);
+        assert_eq!(&s.body[..], b"hello");
+        assert_eq!(s.request.headers()["content-length"], "5");
+        assert_eq!(&rest[..], b"GET /");
+        let (parsed, _) = parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        let Parse::Simple(s) = parsed else {
+            panic!("{parsed:?}")
+        };
+        assert!(s.body.is_empty());
+    }
+
+    #[test]
     fn connection_close_is_noted() {
         let (parsed, _) =
             parse("HEAD / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, CLOSE\r\n\r\n");
@@ -292,7 +343,12 @@ mod tests {
     fn every_other_request_goes_elsewhere_with_its_bytes_untouched() {
         let many = format!("GET / HTTP/1.1\r\n{}\r\n", "x-f: 1\r\n".repeat(101));
         for raw in [
-            "POST /hook HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi",
+            "POST /hook HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhi",
+            "POST /hook HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi",
+            "POST /hook HTTP/1.1\r\nContent-Length: 2, 2\r\n\r\nhi",
+            "POST /hook HTTP/1.1\r\nContent-Length: +2\r\n\r\nhi",
+            "POST /hook HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\nhi",
+            "POST /hook HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\nhi",
             "POST /hook HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
             "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
             "PUT /f HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",

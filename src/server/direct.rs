@@ -1,10 +1,11 @@
-//! roomgate's own HTTP/1.1 serving, for requests without a body.
+//! roomgate's own HTTP/1.1 serving, for requests whose body (if any) came with the head.
 //!
 //! Every connection starts here. A request whose head [`h1::server`] serves (HTTP/1.1,
-//! no body, no upgrade: nearly every GET) is read, answered by the same pipeline hyper's
+//! no upgrade, no body or a `Content-Length` body already read: nearly every GET, and a
+//! webhook's small POST) is read, answered by the same pipeline hyper's
 //! requests go to, and its response written, all in the connection's own task, with no
-//! per-request task, box or timer. The first head that is anything else (a body, an
-//! upgrade, HTTP/2's preface, HTTP/1.0, anything malformed or too large) hands the
+//! per-request task, box or timer. The first head that is anything else (a body still on
+//! its way, chunked, an upgrade, HTTP/2's preface, HTTP/1.0, anything malformed or too large) hands the
 //! connection to hyper for the rest of its life, with the bytes already read put back in
 //! front ([`Rewound`]): hyper then reads that head as if it had read it first, with its
 //! checks, the framing watch and its error answers. So the requests served here are the
@@ -119,7 +120,14 @@ where
         let served = activity.served.fetch_add(1, Ordering::AcqRel) + 1;
         let in_flight = InFlight(Arc::clone(activity));
         let head_request = simple.request.method() == Method::HEAD;
-        let request = simple.request.map(|()| crate::error::empty());
+        let body = simple.body;
+        let request = simple.request.map(|()| {
+            if body.is_empty() {
+                crate::error::empty()
+            } else {
+                crate::error::full(body)
+            }
+        });
         let response = answer(
             Arc::clone(front.shared),
             Arc::clone(front.info),
