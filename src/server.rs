@@ -25,7 +25,6 @@
 mod bare_errors;
 mod direct;
 mod framing;
-mod rewind;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -412,12 +411,13 @@ async fn serve_http<I>(
         activity: &activity,
         limits,
     };
-    let io = match direct::serve(io, front, &mut closing).await {
+    let (read, io) = match direct::serve(io, front, &mut closing).await {
         direct::Ended::Done => return,
-        direct::Ended::Elsewhere(io) => io,
+        direct::Ended::Elsewhere { read, io } => (read, io),
     };
     let refusal = Arc::new(OnceLock::new());
     let io = FramingGuard::new(
+        read,
         io,
         Arc::clone(&refusal),
         limits.max_header_bytes,

@@ -7,7 +7,7 @@
 //! per-request task, box or timer. The first head that is anything else (a body still on
 //! its way, chunked, an upgrade, HTTP/2's preface, HTTP/1.0, anything malformed or too large) hands the
 //! connection to hyper for the rest of its life, with the bytes already read put back in
-//! front ([`Rewound`]): hyper then reads that head as if it had read it first, with its
+//! front (the framing watch reads them first): hyper then reads that head as if it had read it first, with its
 //! checks, the framing watch and its error answers. So the requests served here are the
 //! ones with nothing to get wrong, and everything else keeps hyper's behaviour.
 //!
@@ -27,7 +27,6 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
-use super::rewind::Rewound;
 use super::{answer, Activity, InFlight};
 use crate::config::Limits;
 use crate::error::Body;
@@ -53,8 +52,8 @@ pub(super) struct Front<'a> {
 pub(super) enum Ended<T> {
     /// The connection is finished with.
     Done,
-    /// hyper takes the connection from the head at the front of it.
-    Elsewhere(Rewound<T>),
+    /// hyper takes the connection, `read` (a head, and what followed it) to be read first.
+    Elsewhere { read: Bytes, io: T },
 }
 
 /// Serve requests on `io` until it ends, `closing` says why it should, or a head comes
@@ -86,7 +85,10 @@ where
                     if incomplete {
                         front.activity.head.set(false);
                     }
-                    return Ended::Elsewhere(Rewound::new(buf.freeze(), io));
+                    return Ended::Elsewhere {
+                        read: buf.freeze(),
+                        io,
+                    };
                 }
             }
             if incomplete == buf.is_empty() {

@@ -12,9 +12,12 @@
 //! for a request target holding `#`: the `http` crate drops a fragment silently, so the
 //! raw bytes are the only place it can be seen and refused.
 //!
-//! It only observes: it never changes, delays or buffers the bytes hyper reads. Once the
-//! stream stops being plain HTTP/1 (HTTP/2 preface, an upgrade, something it cannot parse,
-//! a head larger than the limit) it stops looking, and hyper's own checks apply.
+//! It only observes: it never changes, delays or buffers the bytes hyper reads. The one
+//! thing it adds is the bytes roomgate's own serving had read before it handed the
+//! connection to hyper (`server::direct`): those are read first, and watched like the
+//! rest. Once the stream stops being plain HTTP/1 (HTTP/2 preface, an upgrade, something
+//! it cannot parse, a head larger than the limit) it stops looking, and hyper's own
+//! checks apply.
 //!
 //! Because it sees every head arrive, it also keeps the [`HeadClock`]: when a read leaves a
 //! head incomplete, it notes the time, and the connection's watcher holds that head to
@@ -26,6 +29,7 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -67,6 +71,9 @@ impl HeadClock {
 
 /// An IO object that watches the HTTP/1 framing of what is read through it.
 pub struct FramingGuard<T> {
+    /// Bytes read from `io` before the guard took it (roomgate's own serving read them,
+    /// then handed the connection on): read first, and watched like the rest.
+    prefix: Bytes,
     io: T,
     sniffer: Sniffer,
     refusal: Arc<OnceLock<Refusal>>,
@@ -76,15 +83,17 @@ pub struct FramingGuard<T> {
 }
 
 impl<T> FramingGuard<T> {
-    /// Watch `io`; `refusal` is set once a head that must be refused has been read, and
-    /// `clock` follows incomplete heads.
+    /// Watch `prefix`, then `io`; `refusal` is set once a head that must be refused has
+    /// been read, and `clock` follows incomplete heads.
     pub fn new(
+        prefix: Bytes,
         io: T,
         refusal: Arc<OnceLock<Refusal>>,
         max_head: usize,
         clock: Arc<HeadClock>,
     ) -> Self {
         FramingGuard {
+            prefix,
             io,
             sniffer: Sniffer::new(max_head),
             refusal,
@@ -102,7 +111,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for FramingGuard<T> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        if this.prefix.is_empty() {
+            ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        } else {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+        }
         if let Some(r) = this.sniffer.feed(&buf.filled()[before..]) {
             let _ = this.refusal.set(r);
         }
@@ -467,6 +481,41 @@ mod tests {
     fn sniff(chunks: &[&[u8]]) -> bool {
         let mut s = Sniffer::new(65536);
         chunks.iter().fold(None, |_, c| s.feed(c)) == Some(Refusal::AmbiguousFraming)
+    }
+
+    /// The bytes roomgate's own serving read are read first, and watched like the rest: a
+    /// head split between them and the stream is still seen whole. Writes pass through.
+    #[tokio::test]
+    async fn the_bytes_already_read_come_first_and_are_watched() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut near, far) = tokio::io::duplex(256);
+        let refusal = Arc::new(OnceLock::new());
+        let clock = Arc::new(HeadClock::new(Instant::now()));
+        let mut guard = FramingGuard::new(
+            Bytes::from_static(b"POST / HTTP/1.1\r\nContent-Length: 4\r\n"),
+            far,
+            Arc::clone(&refusal),
+            65536,
+            clock,
+        );
+        near.write_all(b"Transfer-Encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        drop(near.shutdown().await);
+        let mut first = [0u8; 4];
+        guard.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"POST");
+        guard.write_all(b"reply").await.unwrap();
+        let mut rest = Vec::new();
+        guard.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(
+            rest,
+            b" / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        assert_eq!(refusal.get(), Some(&Refusal::AmbiguousFraming));
+        let mut got = [0u8; 5];
+        near.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"reply");
     }
 
     #[test]
