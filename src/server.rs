@@ -4,7 +4,9 @@
 //! off), the per-connection task (TLS handshake under a timeout, HTTP/1.1 and HTTP/2 with
 //! the configured limits, idle and head deadlines, upgrades), the plain listener's
 //! redirect to HTTPS, and graceful shutdown (stop accepting, let in-flight requests finish
-//! until a deadline, then close what remains). It hands every request to
+//! until a deadline, then close what remains). Every connection starts in [`direct`],
+//! roomgate's own HTTP/1.1 serving of requests whose body (if any) came with the head,
+//! and goes to hyper at the first head that is anything else. It hands every request to
 //! [`crate::proxy::handle`] and makes no routing or security decision itself; the one
 //! refusal it renders is a connection whose HTTP/1 framing was ambiguous (see
 //! [`framing`]), because only the connection layer sees the raw bytes.
