@@ -72,15 +72,29 @@ pub fn encode_request(method: &Method, target: &str, headers: &HeaderMap, out: &
             stated_length = true;
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if stated_length || matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
         out.extend_from_slice(b"content-length: 0\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Write one header field line.
+pub(super) fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A length of decimal digits only (`parse` alone would take a sign), as `Content-Length`
+/// and nothing else.
+pub(super) fn digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// Read one response head from the front of `buf`, removing it: `Ok(None)` while the head
@@ -220,13 +234,7 @@ impl Fields {
     /// §8.6); anything else is an error.
     fn length(&mut self, raw: &[u8]) -> Result<(), HeadError> {
         for part in raw.split(|b| *b == b',') {
-            let part = part.trim_ascii();
-            // Digits only: `parse` alone would take a sign.
-            let n = std::str::from_utf8(part)
-                .ok()
-                .filter(|_| !part.is_empty() && part.iter().all(u8::is_ascii_digit))
-                .and_then(|digits| digits.parse::<u64>().ok())
-                .ok_or(HeadError::ContentLength)?;
+            let n = digits(part.trim_ascii()).ok_or(HeadError::ContentLength)?;
             match self.length {
                 Some(m) if m != n => return Err(HeadError::ContentLength),
                 _ => self.length = Some(n),

@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
 
-use super::head::{note_spans, Span};
+use super::head::{digits, field, note_spans, Span};
 use crate::headers::list_tokens;
 
 /// The most fields a head served here may have; one with more goes to hyper, whose
@@ -92,7 +92,7 @@ pub fn parse_request(buf: &mut BytesMut, max_fields: usize) -> Parse {
             }
             if name.eq_ignore_ascii_case(b"content-length") {
                 // One field of digits only; a repeat or a list is the framing watch's to judge.
-                match (length, plain_length(h.value)) {
+                match (length, digits(h.value)) {
                     (None, Some(n)) => length = Some(n),
                     _ => return Parse::Elsewhere,
                 }
@@ -136,14 +136,6 @@ pub fn parse_request(buf: &mut BytesMut, max_fields: usize) -> Parse {
             Parse::Elsewhere
         }
     }
-}
-
-/// A `Content-Length` value of digits only (`parse` alone would take a sign).
-fn plain_length(value: &[u8]) -> Option<u64> {
-    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// The request a parsed head describes; `None` when a part is not valid for `http`.
@@ -256,13 +248,6 @@ pub fn encode_response(
     if close {
         field(out, b"connection", b"close");
     }
-    out.extend_from_slice(b"\r\n");
-}
-
-fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
