@@ -218,3 +218,142 @@ async fn own_answers_are_framed_and_dated() {
     assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
     assert!(field(&resp, "date").is_some(), "{resp}");
 }
+
+/// An upstream on a raw socket that takes one request, answers with `reply` (if any) and
+/// then holds the connection open. It says when the request arrived and when roomgate
+/// closed the connection.
+async fn holding_upstream(
+    reply: &'static [u8],
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Receiver<()>,
+) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (arrived_tx, arrived) = tokio::sync::oneshot::channel();
+    let (closed_tx, closed) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.expect("accept");
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.expect("read");
+            assert!(n > 0, "the request ended early");
+            head.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(reply).await.expect("reply");
+        let _ = arrived_tx.send(());
+        // Hold until roomgate lets go of the connection.
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+        let _ = closed_tx.send(());
+    });
+    (addr, arrived, closed)
+}
+
+async fn through(upstream: SocketAddr) -> (roomgate::server::Running, SocketAddr) {
+    let rg = common::start(&format!(
+        r#"version: v1
+listen:
+  http: 127.0.0.1:0
+rooms:
+  - name: acme
+    services:
+      - name: web
+        ports:
+          - {{num: {port}, published: true, public: true}}
+routes:
+  - {{domain: app.acme.test, room: acme, port: {port}}}
+"#,
+        port = upstream.port()
+    ))
+    .await;
+    let addr = rg.bound.http.expect("http");
+    (rg, addr)
+}
+
+/// A client that goes away while its request waits for the service cancels the request:
+/// roomgate lets go of the upstream connection at once (the upstream deadline is 60 s).
+#[tokio::test]
+async fn a_client_that_leaves_before_the_response_cancels_the_upstream_request() {
+    let (upstream, arrived, closed) = holding_upstream(b"").await;
+    let (_rg, addr) = through(upstream).await;
+    let mut c = TcpStream::connect(addr).await.expect("connect");
+    c.write_all(b"GET /slow HTTP/1.1\r\nHost: app.acme.test\r\n\r\n")
+        .await
+        .expect("write");
+    tokio::time::timeout(WAIT, arrived)
+        .await
+        .expect("the request reached the upstream")
+        .expect("arrived");
+    drop(c);
+    tokio::time::timeout(WAIT, closed)
+        .await
+        .expect("roomgate closed the upstream connection when the client left")
+        .expect("closed");
+}
+
+/// The same while a streamed response waits for its next chunk (an event stream, say).
+#[tokio::test]
+async fn a_client_that_leaves_a_stream_cancels_the_upstream_response() {
+    let (upstream, arrived, closed) = holding_upstream(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n7\r\ndata: 1\r\n",
+    )
+    .await;
+    let (_rg, addr) = through(upstream).await;
+    let mut c = TcpStream::connect(addr).await.expect("connect");
+    c.write_all(b"GET /events HTTP/1.1\r\nHost: app.acme.test\r\n\r\n")
+        .await
+        .expect("write");
+    tokio::time::timeout(WAIT, arrived)
+        .await
+        .expect("the request reached the upstream")
+        .expect("arrived");
+    // The first event reaches the client before it leaves.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains("data: 1") {
+        use tokio::io::AsyncReadExt;
+        let n = tokio::time::timeout(WAIT, c.read(&mut buf))
+            .await
+            .expect("the first event in time")
+            .expect("read");
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    drop(c);
+    tokio::time::timeout(WAIT, closed)
+        .await
+        .expect("roomgate closed the upstream connection when the client left")
+        .expect("closed");
+}
+
+/// The same for a request hyper serves (a chunked upload): the client leaves, the upstream
+/// request is cancelled.
+#[tokio::test]
+async fn a_client_that_leaves_after_a_chunked_upload_cancels_the_upstream_request() {
+    let (upstream, arrived, closed) = holding_upstream(b"").await;
+    let (_rg, addr) = through(upstream).await;
+    let mut c = TcpStream::connect(addr).await.expect("connect");
+    c.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: app.acme.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    tokio::time::timeout(WAIT, arrived)
+        .await
+        .expect("the request reached the upstream")
+        .expect("arrived");
+    drop(c);
+    tokio::time::timeout(WAIT, closed)
+        .await
+        .expect("roomgate closed the upstream connection when the client left")
+        .expect("closed");
+}

@@ -14,7 +14,12 @@
 //! The connection's deadlines are the watcher's, from the same [`Activity`] atomics hyper's
 //! requests update. Shutdown or a deadline closes a connection at once between requests
 //! (and while a head is incomplete), and after the response in progress otherwise.
+//!
+//! While a request waits for its response, or a streamed response for its next chunk, the
+//! client is watched: a client that closes the connection (or resets it) cancels the
+//! request, which drops the exchange with the service, as nginx and hyper do.
 
+use std::future::Future;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -38,6 +43,8 @@ use crate::state::Shared;
 const READ_SIZE: usize = 8 * 1024;
 /// A first body chunk up to this size goes out in the same write as the head.
 const COALESCE: usize = 16 * 1024;
+/// What one look at the client reads while a response is pending.
+const PROBE: usize = 512;
 
 /// What one connection serves with.
 pub(super) struct Front<'a> {
@@ -130,20 +137,35 @@ where
                 crate::error::full(body)
             }
         });
-        let response = answer(
+        let mut watch = Watch::new();
+        let answering = answer(
             Arc::clone(front.shared),
             Arc::clone(front.info),
             front.https_port,
             request,
-        )
-        .await;
+        );
+        let Some(response) = watch.unless_gone(&mut io, &mut buf, answering).await else {
+            tracing::debug!("the client went away before the response");
+            return Ended::Done;
+        };
         let close = simple.close
             || served >= activity.max_requests
             || response
                 .headers()
                 .get(header::CONNECTION)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-        let written = write_response(&mut io, &mut out, response, head_request, close).await;
+        let written = write_response(
+            &mut io,
+            &mut out,
+            Pending {
+                buf: &mut buf,
+                watch,
+            },
+            response,
+            head_request,
+            close,
+        )
+        .await;
         drop(in_flight);
         if let Err(e) = written {
             tracing::debug!(error = %e, "connection ended with an error");
@@ -169,17 +191,69 @@ where
     }
 }
 
+/// Watching the client while its response is pending.
+struct Watch {
+    /// False once the client sent more (a pipelined request): from then on it is not
+    /// read again until that request's turn, and only a failed write tells it left.
+    reading: bool,
+}
+
+impl Watch {
+    fn new() -> Watch {
+        Watch { reading: true }
+    }
+
+    /// Wait for `fut` while reading from the client. `None` when the connection ended
+    /// first (closed, half-closed or reset): the caller drops `fut`, cancelling it. What
+    /// the client sends meanwhile is kept in `buf`, after what is already there.
+    async fn unless_gone<T, F>(
+        &mut self,
+        io: &mut T,
+        buf: &mut BytesMut,
+        fut: F,
+    ) -> Option<F::Output>
+    where
+        T: AsyncRead + Unpin,
+        F: Future,
+    {
+        if !self.reading {
+            return Some(fut.await);
+        }
+        let mut probe = [0u8; PROBE];
+        tokio::pin!(fut);
+        tokio::select! {
+            biased;
+            out = &mut fut => Some(out),
+            read = io.read(&mut probe) => match read {
+                Ok(0) | Err(_) => None,
+                Ok(n) => {
+                    buf.extend_from_slice(&probe[..n]);
+                    self.reading = false;
+                    Some(fut.await)
+                }
+            },
+        }
+    }
+}
+
+/// The connection's read side while a response is written.
+struct Pending<'a> {
+    buf: &'a mut BytesMut,
+    watch: Watch,
+}
+
 /// Write `response` and its body. An error (the client went away, the body failed or
 /// was not the length it stated) means the connection cannot carry another response.
 async fn write_response<T>(
     io: &mut T,
     out: &mut Vec<u8>,
+    mut pending: Pending<'_>,
     response: Response<Body>,
     head_request: bool,
     close: bool,
 ) -> io::Result<()>
 where
-    T: AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
 {
     let (parts, mut body) = response.into_parts();
     let framing = h1::framing(
@@ -200,7 +274,11 @@ where
                 Some(frame) => frame,
                 None => {
                     flush(io, out).await?;
-                    body.frame().await
+                    let next = body.frame();
+                    match pending.watch.unless_gone(io, pending.buf, next).await {
+                        Some(frame) => frame,
+                        None => return Err(io::ErrorKind::ConnectionAborted.into()),
+                    }
                 }
             };
             let data = match frame {
