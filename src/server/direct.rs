@@ -19,17 +19,19 @@
 //! client is watched: a client that closes the connection (or resets it) cancels the
 //! request, which drops the exchange with the service, as nginx and hyper do.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::SystemTime;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::FutureExt;
 use http::{header, Method, Response};
 use http_body_util::BodyExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::oneshot;
 
 use super::{answer, Activity, InFlight};
@@ -44,7 +46,7 @@ const READ_SIZE: usize = 8 * 1024;
 /// A first body chunk up to this size goes out in the same write as the head.
 const COALESCE: usize = 16 * 1024;
 /// What one look at the client reads while a response is pending.
-const PROBE: usize = 512;
+const PROBE: usize = 64;
 
 /// What one connection serves with.
 pub(super) struct Front<'a> {
@@ -138,12 +140,12 @@ where
             }
         });
         let mut watch = Watch::new();
-        let answering = answer(
+        let answering = std::pin::pin!(answer(
             Arc::clone(front.shared),
             Arc::clone(front.info),
             front.https_port,
             request,
-        );
+        ));
         let Some(response) = watch.unless_gone(&mut io, &mut buf, answering).await else {
             tracing::debug!("the client went away before the response");
             return Ended::Done;
@@ -205,12 +207,13 @@ impl Watch {
 
     /// Wait for `fut` while reading from the client. `None` when the connection ended
     /// first (closed, half-closed or reset): the caller drops `fut`, cancelling it. What
-    /// the client sends meanwhile is kept in `buf`, after what is already there.
+    /// the client sends meanwhile is kept in `buf`, after what is already there. `fut` is
+    /// pinned where the caller made it, so a large future is not moved.
     async fn unless_gone<T, F>(
         &mut self,
         io: &mut T,
         buf: &mut BytesMut,
-        fut: F,
+        mut fut: Pin<&mut F>,
     ) -> Option<F::Output>
     where
         T: AsyncRead + Unpin,
@@ -220,20 +223,40 @@ impl Watch {
             return Some(fut.await);
         }
         let mut probe = [0u8; PROBE];
-        tokio::pin!(fut);
-        tokio::select! {
-            biased;
-            out = &mut fut => Some(out),
-            read = io.read(&mut probe) => match read {
-                Ok(0) | Err(_) => None,
-                Ok(n) => {
-                    buf.extend_from_slice(&probe[..n]);
-                    self.reading = false;
-                    Some(fut.await)
+        let mut probe = ReadBuf::new(&mut probe);
+        let first = poll_fn(|cx| {
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(First::Done(out));
+            }
+            Pin::new(&mut *io).poll_read(cx, &mut probe).map(|read| {
+                if read.is_ok() && !probe.filled().is_empty() {
+                    First::Sent
+                } else {
+                    First::Gone
                 }
-            },
+            })
+        })
+        .await;
+        match first {
+            First::Done(out) => Some(out),
+            First::Gone => None,
+            First::Sent => {
+                buf.extend_from_slice(probe.filled());
+                self.reading = false;
+                Some(fut.await)
+            }
         }
     }
+}
+
+/// What happened first while a response was pending.
+enum First<O> {
+    /// It was ready.
+    Done(O),
+    /// The client sent more.
+    Sent,
+    /// The connection ended.
+    Gone,
 }
 
 /// The connection's read side while a response is written.
@@ -274,7 +297,7 @@ where
                 Some(frame) => frame,
                 None => {
                     flush(io, out).await?;
-                    let next = body.frame();
+                    let next = std::pin::pin!(body.frame());
                     match pending.watch.unless_gone(io, pending.buf, next).await {
                         Some(frame) => frame,
                         None => return Err(io::ErrorKind::ConnectionAborted.into()),
