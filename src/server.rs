@@ -417,6 +417,40 @@ async fn serve_http<I>(
         direct::Ended::Done => return,
         direct::Ended::Elsewhere { read, io } => (read, io),
     };
+    // Boxed: hyper's connection state is several KiB, which every connection served
+    // directly would otherwise carry inline, idle or not.
+    let rest = Hyper {
+        read,
+        info,
+        activity,
+        closing,
+        tunnels,
+    };
+    Box::pin(serve_with_hyper(io, rest, this, limits)).await;
+}
+
+/// What a connection handed to hyper carries over from direct serving.
+struct Hyper {
+    /// The bytes already read, to be read first.
+    read: Bytes,
+    info: Arc<ConnInfo>,
+    activity: Arc<Activity>,
+    closing: oneshot::Receiver<&'static str>,
+    tunnels: TunnelScope,
+}
+
+/// Serve the rest of a connection with hyper, from the head direct serving left to it.
+async fn serve_with_hyper<I>(io: I, rest: Hyper, this: &Listener, limits: &Limits)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Hyper {
+        read,
+        info,
+        activity,
+        mut closing,
+        tunnels,
+    } = rest;
     let refusal = Arc::new(OnceLock::new());
     let io = FramingGuard::new(
         read,

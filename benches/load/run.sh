@@ -497,7 +497,18 @@ PY
   log "redis-server on 127.0.0.1:$REDIS_PORT (pid $SC_EXTRA_PID); body 1024 bytes, $sig"
 }
 xlen() { timeout 10 redis-cli -p "$REDIS_PORT" XLEN "$WEBHOOK_STREAM"; }
-webhook_before() { [ "$1" = roomgate ] && XLEN_BEFORE=$(xlen); return 0; }
+# redis_stat FIELD: a counter from INFO stats (reads, writes and commands since start).
+redis_stat() {
+  timeout 10 redis-cli -p "$REDIS_PORT" INFO stats | tr -d '\r' | sed -n "s/^$1://p"
+}
+webhook_before() {
+  if [ "$1" = roomgate ]; then
+    XLEN_BEFORE=$(xlen)
+    READS_BEFORE=$(redis_stat total_reads_processed)
+    CMDS_BEFORE=$(redis_stat total_commands_processed)
+  fi
+  return 0
+}
 webhook_after() { # webhook_after LABEL ROUND OUT
   local statuses
   statuses=$(grep '^statuses:' "$3" | sed 's/^statuses: //')
@@ -506,6 +517,10 @@ webhook_after() { # webhook_after LABEL ROUND OUT
     grown=$(( $(xlen) - XLEN_BEFORE ))
     accepted=$(sed -n 's/.*202=\([0-9]*\).*/\1/p' <<<"$statuses")
     note "webhook round $2 roomgate: stream grew by $grown entries; wrk saw $statuses (entries - 202s = $((grown - accepted)): requests in flight when wrk stopped, at most -c$CONNECTIONS)"
+    local reads cmds
+    reads=$(( $(redis_stat total_reads_processed) - READS_BEFORE ))
+    cmds=$(( $(redis_stat total_commands_processed) - CMDS_BEFORE ))
+    note "webhook round $2 redis-server: $cmds commands in $reads reads ($(awk -v c="$cmds" -v r="$reads" 'BEGIN { printf "%.1f", (r > 0 ? c / r : 0) }') per read)"
     timeout 30 redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
   else
     note "webhook round $2 $1: wrk saw $statuses"

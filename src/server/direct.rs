@@ -21,10 +21,11 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{ready, Poll};
 use std::time::SystemTime;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -104,14 +105,20 @@ where
                 incomplete = !incomplete;
                 front.activity.head.set(incomplete);
             }
-            buf.reserve(READ_SIZE);
+            // Between requests nothing is kept for reading until bytes arrive.
+            let idle = buf.is_empty();
+            if idle {
+                buf = BytesMut::new();
+            } else {
+                buf.reserve(READ_SIZE);
+            }
             let read = tokio::select! {
                 biased;
                 why = &mut *closing => {
                     tracing::debug!(reason = why.unwrap_or("shutdown"), "closing connection");
                     return Ended::Done;
                 }
-                read = io.read_buf(&mut buf) => read,
+                read = read_more(&mut io, &mut buf, idle) => read,
             };
             match read {
                 Ok(0) => return Ended::Done,
@@ -191,6 +198,32 @@ where
             }
         }
     }
+}
+
+/// Read what the client sent into `buf`. When `fresh`, the bytes are read into space on
+/// the stack of this poll and `buf` is allocated only once some have arrived, so an idle
+/// connection holds no read buffer (as nginx frees its buffer on idle keep-alive
+/// connections).
+async fn read_more<T: AsyncRead + Unpin>(
+    io: &mut T,
+    buf: &mut BytesMut,
+    fresh: bool,
+) -> io::Result<usize> {
+    if !fresh {
+        return io.read_buf(buf).await;
+    }
+    poll_fn(|cx| {
+        let mut space = [MaybeUninit::<u8>::uninit(); READ_SIZE];
+        let mut space = ReadBuf::uninit(&mut space);
+        ready!(Pin::new(&mut *io).poll_read(cx, &mut space))?;
+        let read = space.filled();
+        if !read.is_empty() {
+            buf.reserve(READ_SIZE);
+            buf.extend_from_slice(read);
+        }
+        Poll::Ready(Ok(read.len()))
+    })
+    .await
 }
 
 /// Watching the client while its response is pending.
