@@ -76,7 +76,7 @@ pub(super) async fn serve<T>(
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut buf = BytesMut::with_capacity(READ_SIZE);
+    let mut buf = BytesMut::new();
     let mut out = Vec::with_capacity(1024);
     // What the head clock was last told.
     let mut incomplete = false;
@@ -108,7 +108,7 @@ where
             // Between requests nothing is kept for reading until bytes arrive.
             let idle = buf.is_empty();
             if idle {
-                buf = BytesMut::new();
+                spare::put(std::mem::take(&mut buf));
             } else {
                 buf.reserve(READ_SIZE);
             }
@@ -218,12 +218,74 @@ async fn read_more<T: AsyncRead + Unpin>(
         ready!(Pin::new(&mut *io).poll_read(cx, &mut space))?;
         let read = space.filled();
         if !read.is_empty() {
-            buf.reserve(READ_SIZE);
+            *buf = spare::take();
             buf.extend_from_slice(read);
         }
         Poll::Ready(Ok(read.len()))
     })
     .await
+}
+
+/// Read buffers of connections that went idle, kept per thread for the next connection
+/// that receives bytes: idle connections hold none, and a busy thread allocates none.
+mod spare {
+    use std::cell::RefCell;
+
+    use bytes::BytesMut;
+
+    use super::READ_SIZE;
+
+    /// At most this many per thread (256 KiB).
+    const KEEP: usize = 32;
+
+    thread_local! {
+        static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A read buffer with room for `READ_SIZE` bytes.
+    pub(super) fn take() -> BytesMut {
+        SPARE
+            .with(|spare| spare.borrow_mut().pop())
+            .unwrap_or_else(|| BytesMut::with_capacity(READ_SIZE))
+    }
+
+    /// Keep `buf` (empty) for [`take`], if nothing else still shares its storage.
+    pub(super) fn put(mut buf: BytesMut) {
+        if buf.is_empty() && buf.try_reclaim(READ_SIZE) {
+            SPARE.with(|spare| {
+                let mut spare = spare.borrow_mut();
+                if spare.len() < KEEP {
+                    spare.push(buf);
+                }
+            });
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn an_idle_buffer_is_taken_again_once_nothing_shares_it() {
+            let mut buf = take();
+            buf.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+            let storage = buf.as_ptr();
+            let head = buf.split().freeze();
+            // The head is still in use: the buffer is not kept.
+            put(std::mem::take(&mut buf));
+            assert_ne!(take().as_ptr(), storage);
+
+            let mut buf = BytesMut::with_capacity(READ_SIZE);
+            buf.extend_from_slice(&head);
+            let storage = buf.as_ptr();
+            let head = buf.split().freeze();
+            drop(head);
+            put(buf);
+            let again = take();
+            assert_eq!(again.as_ptr(), storage, "the same storage, from its start");
+            assert!(again.is_empty() && again.capacity() >= READ_SIZE);
+        }
+    }
 }
 
 /// Watching the client while its response is pending.
