@@ -17,6 +17,12 @@ const WAIT: Duration = Duration::from_secs(10);
 
 async fn setup() -> (roomgate::server::Running, Upstream, SocketAddr) {
     let up = Upstream::start().await;
+    let (rg, addr) = through(up.addr).await;
+    (rg, up, addr)
+}
+
+/// roomgate in front of `upstream`, published as app.acme.test.
+async fn through(upstream: SocketAddr) -> (roomgate::server::Running, SocketAddr) {
     let rg = common::start(&format!(
         r#"version: v1
 listen:
@@ -30,11 +36,11 @@ rooms:
 routes:
   - {{domain: app.acme.test, room: acme, port: {port}}}
 "#,
-        port = up.addr.port()
+        port = upstream.port()
     ))
     .await;
     let addr = rg.bound.http.expect("http");
-    (rg, up, addr)
+    (rg, addr)
 }
 
 /// The JSON the echo upstream answered with, from the body of a response.
@@ -258,75 +264,31 @@ async fn holding_upstream(
     (addr, arrived, closed)
 }
 
-async fn through(upstream: SocketAddr) -> (roomgate::server::Running, SocketAddr) {
-    let rg = common::start(&format!(
-        r#"version: v1
-listen:
-  http: 127.0.0.1:0
-rooms:
-  - name: acme
-    services:
-      - name: web
-        ports:
-          - {{num: {port}, published: true, public: true}}
-routes:
-  - {{domain: app.acme.test, room: acme, port: {port}}}
-"#,
-        port = upstream.port()
-    ))
-    .await;
-    let addr = rg.bound.http.expect("http");
-    (rg, addr)
-}
-
-/// A client that goes away while its request waits for the service cancels the request:
-/// roomgate lets go of the upstream connection at once (the upstream deadline is 60 s).
-#[tokio::test]
-async fn a_client_that_leaves_before_the_response_cancels_the_upstream_request() {
-    let (upstream, arrived, closed) = holding_upstream(b"").await;
+/// Send `request` through roomgate to an upstream that answers with `reply` and holds
+/// on; once the request arrived (and the client read `first` of the response, if
+/// given), the client leaves. roomgate must let go of the upstream connection at once:
+/// without that, it would wait for the upstream deadline (60 s).
+async fn leave_and_expect_cancel(request: &[u8], reply: &'static [u8], first: Option<&str>) {
+    use tokio::io::AsyncReadExt;
+    let (upstream, arrived, closed) = holding_upstream(reply).await;
     let (_rg, addr) = through(upstream).await;
     let mut c = TcpStream::connect(addr).await.expect("connect");
-    c.write_all(b"GET /slow HTTP/1.1\r\nHost: app.acme.test\r\n\r\n")
-        .await
-        .expect("write");
+    c.write_all(request).await.expect("write");
     tokio::time::timeout(WAIT, arrived)
         .await
         .expect("the request reached the upstream")
         .expect("arrived");
-    drop(c);
-    tokio::time::timeout(WAIT, closed)
-        .await
-        .expect("roomgate closed the upstream connection when the client left")
-        .expect("closed");
-}
-
-/// The same while a streamed response waits for its next chunk (an event stream, say).
-#[tokio::test]
-async fn a_client_that_leaves_a_stream_cancels_the_upstream_response() {
-    let (upstream, arrived, closed) = holding_upstream(
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n7\r\ndata: 1\r\n",
-    )
-    .await;
-    let (_rg, addr) = through(upstream).await;
-    let mut c = TcpStream::connect(addr).await.expect("connect");
-    c.write_all(b"GET /events HTTP/1.1\r\nHost: app.acme.test\r\n\r\n")
-        .await
-        .expect("write");
-    tokio::time::timeout(WAIT, arrived)
-        .await
-        .expect("the request reached the upstream")
-        .expect("arrived");
-    // The first event reaches the client before it leaves.
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !String::from_utf8_lossy(&got).contains("data: 1") {
-        use tokio::io::AsyncReadExt;
-        let n = tokio::time::timeout(WAIT, c.read(&mut buf))
-            .await
-            .expect("the first event in time")
-            .expect("read");
-        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&buf[..n]);
+    if let Some(first) = first {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&got).contains(first) {
+            let n = tokio::time::timeout(WAIT, c.read(&mut buf))
+                .await
+                .expect("the first part in time")
+                .expect("read");
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
     }
     drop(c);
     tokio::time::timeout(WAIT, closed)
@@ -335,25 +297,36 @@ async fn a_client_that_leaves_a_stream_cancels_the_upstream_response() {
         .expect("closed");
 }
 
-/// The same for a request hyper serves (a chunked upload): the client leaves, the upstream
-/// request is cancelled.
+/// A client that goes away while its request waits for the service cancels the request.
+#[tokio::test]
+async fn a_client_that_leaves_before_the_response_cancels_the_upstream_request() {
+    leave_and_expect_cancel(
+        b"GET /slow HTTP/1.1\r\nHost: app.acme.test\r\n\r\n",
+        b"",
+        None,
+    )
+    .await;
+}
+
+/// The same while a streamed response waits for its next chunk (an event stream, say),
+/// after the first event reached the client.
+#[tokio::test]
+async fn a_client_that_leaves_a_stream_cancels_the_upstream_response() {
+    leave_and_expect_cancel(
+        b"GET /events HTTP/1.1\r\nHost: app.acme.test\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n7\r\ndata: 1\r\n",
+        Some("data: 1"),
+    )
+    .await;
+}
+
+/// The same for a request hyper serves (a chunked upload).
 #[tokio::test]
 async fn a_client_that_leaves_after_a_chunked_upload_cancels_the_upstream_request() {
-    let (upstream, arrived, closed) = holding_upstream(b"").await;
-    let (_rg, addr) = through(upstream).await;
-    let mut c = TcpStream::connect(addr).await.expect("connect");
-    c.write_all(
+    leave_and_expect_cancel(
         b"POST /upload HTTP/1.1\r\nHost: app.acme.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"",
+        None,
     )
-    .await
-    .expect("write");
-    tokio::time::timeout(WAIT, arrived)
-        .await
-        .expect("the request reached the upstream")
-        .expect("arrived");
-    drop(c);
-    tokio::time::timeout(WAIT, closed)
-        .await
-        .expect("roomgate closed the upstream connection when the client left")
-        .expect("closed");
+    .await;
 }
