@@ -77,7 +77,6 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let mut buf = BytesMut::new();
-    let mut out = Vec::with_capacity(1024);
     // What the head clock was last told.
     let mut incomplete = false;
     loop {
@@ -108,7 +107,7 @@ where
             // Between requests nothing is kept for reading until bytes arrive.
             let idle = buf.is_empty();
             if idle {
-                spare::put(std::mem::take(&mut buf));
+                spare::put_read(std::mem::take(&mut buf));
             } else {
                 buf.reserve(READ_SIZE);
             }
@@ -147,13 +146,17 @@ where
             }
         });
         let mut watch = Watch::new();
-        let answering = std::pin::pin!(answer(
-            Arc::clone(front.shared),
-            Arc::clone(front.info),
-            front.https_port,
-            request,
-        ));
-        let Some(response) = watch.unless_gone(&mut io, &mut buf, answering).await else {
+        // In a block of its own, so the answer's space is free again for the writing.
+        let response = {
+            let answering = std::pin::pin!(answer(
+                Arc::clone(front.shared),
+                Arc::clone(front.info),
+                front.https_port,
+                request,
+            ));
+            watch.unless_gone(&mut io, &mut buf, answering).await
+        };
+        let Some(response) = response else {
             tracing::debug!("the client went away before the response");
             return Ended::Done;
         };
@@ -163,6 +166,7 @@ where
                 .headers()
                 .get(header::CONNECTION)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let mut out = spare::take_write();
         let written = write_response(
             &mut io,
             &mut out,
@@ -176,13 +180,10 @@ where
         )
         .await;
         drop(in_flight);
+        spare::put_write(out);
         if let Err(e) = written {
             tracing::debug!(error = %e, "connection ended with an error");
             return Ended::Done;
-        }
-        // An idle connection keeps no more write space than a head with a small body needs.
-        if out.capacity() > 2 * COALESCE {
-            out = Vec::with_capacity(1024);
         }
         if close {
             let _ = io.shutdown().await;
@@ -218,7 +219,7 @@ async fn read_more<T: AsyncRead + Unpin>(
         ready!(Pin::new(&mut *io).poll_read(cx, &mut space))?;
         let read = space.filled();
         if !read.is_empty() {
-            *buf = spare::take();
+            *buf = spare::take_read();
             buf.extend_from_slice(read);
         }
         Poll::Ready(Ok(read.len()))
@@ -226,38 +227,64 @@ async fn read_more<T: AsyncRead + Unpin>(
     .await
 }
 
-/// Read buffers of connections that went idle, kept per thread for the next connection
-/// that receives bytes: idle connections hold none, and a busy thread allocates none.
+/// Read and write buffers of connections that went idle, kept per thread for the next
+/// connection that needs one: idle connections hold none, and a busy thread allocates
+/// none.
 mod spare {
     use std::cell::RefCell;
+    use std::thread::LocalKey;
 
     use bytes::BytesMut;
 
-    use super::READ_SIZE;
+    use super::{COALESCE, READ_SIZE};
 
-    /// At most this many per thread (256 KiB).
+    /// At most this many of each kind per thread (read: 256 KiB; write: at most 1 MiB).
     const KEEP: usize = 32;
+    /// A write buffer grown past this is let go (a head with a coalesced first chunk fits).
+    const WRITE_MAX: usize = 2 * COALESCE;
+
+    type List<T> = &'static LocalKey<RefCell<Vec<T>>>;
 
     thread_local! {
-        static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+        static READS: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+        static WRITES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn pop<T>(list: List<T>) -> Option<T> {
+        list.with(|list| list.borrow_mut().pop())
+    }
+
+    fn push<T>(list: List<T>, item: T) {
+        list.with(|list| {
+            let mut list = list.borrow_mut();
+            if list.len() < KEEP {
+                list.push(item);
+            }
+        });
     }
 
     /// A read buffer with room for `READ_SIZE` bytes.
-    pub(super) fn take() -> BytesMut {
-        SPARE
-            .with(|spare| spare.borrow_mut().pop())
-            .unwrap_or_else(|| BytesMut::with_capacity(READ_SIZE))
+    pub(super) fn take_read() -> BytesMut {
+        pop(&READS).unwrap_or_else(|| BytesMut::with_capacity(READ_SIZE))
     }
 
-    /// Keep `buf` (empty) for [`take`], if nothing else still shares its storage.
-    pub(super) fn put(mut buf: BytesMut) {
+    /// Keep `buf` (empty) for [`take_read`], if nothing else still shares its storage.
+    pub(super) fn put_read(mut buf: BytesMut) {
         if buf.is_empty() && buf.try_reclaim(READ_SIZE) {
-            SPARE.with(|spare| {
-                let mut spare = spare.borrow_mut();
-                if spare.len() < KEEP {
-                    spare.push(buf);
-                }
-            });
+            push(&READS, buf);
+        }
+    }
+
+    /// An empty write buffer.
+    pub(super) fn take_write() -> Vec<u8> {
+        pop(&WRITES).unwrap_or_else(|| Vec::with_capacity(1024))
+    }
+
+    /// Keep `out` for [`take_write`], unless it grew large.
+    pub(super) fn put_write(mut out: Vec<u8>) {
+        if out.capacity() <= WRITE_MAX {
+            out.clear();
+            push(&WRITES, out);
         }
     }
 
@@ -267,23 +294,39 @@ mod spare {
 
         #[test]
         fn an_idle_buffer_is_taken_again_once_nothing_shares_it() {
-            let mut buf = take();
+            let mut buf = take_read();
             buf.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
             let storage = buf.as_ptr();
             let head = buf.split().freeze();
             // The head is still in use: the buffer is not kept.
-            put(std::mem::take(&mut buf));
-            assert_ne!(take().as_ptr(), storage);
+            put_read(std::mem::take(&mut buf));
+            let other = take_read();
+            assert_ne!(other.as_ptr(), storage);
 
             let mut buf = BytesMut::with_capacity(READ_SIZE);
             buf.extend_from_slice(&head);
             let storage = buf.as_ptr();
             let head = buf.split().freeze();
             drop(head);
-            put(buf);
-            let again = take();
+            put_read(buf);
+            let again = take_read();
             assert_eq!(again.as_ptr(), storage, "the same storage, from its start");
             assert!(again.is_empty() && again.capacity() >= READ_SIZE);
+        }
+
+        #[test]
+        fn a_write_buffer_comes_back_empty_unless_it_grew_large() {
+            let mut out = take_write();
+            out.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\n");
+            let storage = out.as_ptr();
+            put_write(out);
+            let again = take_write();
+            assert_eq!(again.as_ptr(), storage);
+            assert!(again.is_empty());
+
+            put_write(Vec::with_capacity(WRITE_MAX + 1));
+            let next = take_write();
+            assert!(next.capacity() <= WRITE_MAX, "a large buffer is let go");
         }
     }
 }
