@@ -267,14 +267,20 @@ mod tests {
         (parse_request(&mut buf, 100), buf)
     }
 
+    /// A request served here, and what stays in the buffer after it.
+    #[track_caller]
+    fn simple(raw: &str) -> (Simple, BytesMut) {
+        match parse(raw) {
+            (Parse::Simple(s), rest) => (s, rest),
+            (parsed, _) => panic!("{raw:?}: {parsed:?}"),
+        }
+    }
+
     #[test]
     fn a_plain_get_is_read_and_what_follows_stays_in_the_buffer() {
-        let (parsed, rest) = parse(
+        let (s, rest) = simple(
             "GET /a/b?q=1 HTTP/1.1\r\nHost: App.Test\r\nX-A: 1\r\nx-a: 2\r\nConnection: keep-alive\r\n\r\nGET /next",
         );
-        let Parse::Simple(s) = parsed else {
-            panic!("{parsed:?}")
-        };
         let r = s.request;
         assert!(!s.close);
         assert_eq!(r.method(), Method::GET);
@@ -290,29 +296,19 @@ mod tests {
 
     #[test]
     fn a_body_that_came_with_its_head_is_read_with_it() {
-        let (parsed, rest) =
-            parse("POST /hook HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /");
-        let Parse::Simple(s) = parsed else {
-            panic!("{parsed:?}")
-        };
+        let (s, rest) =
+            simple("POST /hook HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /");
         assert_eq!(s.request.method(), Method::POST);
         assert_eq!(&s.body[..], b"hello");
         assert_eq!(s.request.headers()["content-length"], "5");
         assert_eq!(&rest[..], b"GET /");
-        let (parsed, _) = parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-        let Parse::Simple(s) = parsed else {
-            panic!("{parsed:?}")
-        };
+        let (s, _) = simple("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
         assert!(s.body.is_empty());
     }
 
     #[test]
     fn connection_close_is_noted() {
-        let (parsed, _) =
-            parse("HEAD / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, CLOSE\r\n\r\n");
-        let Parse::Simple(s) = parsed else {
-            panic!("{parsed:?}")
-        };
+        let (s, _) = simple("HEAD / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, CLOSE\r\n\r\n");
         assert!(s.close);
         assert_eq!(s.request.method(), Method::HEAD);
     }
