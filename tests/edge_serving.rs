@@ -8,7 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::raw::{read_response, read_until_closed, Raw};
+use common::raw::{head_field as field, read_response, read_until_closed, Raw};
 use common::upstream::Upstream;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -47,13 +47,6 @@ routes:
 fn echoed(response: &str) -> serde_json::Value {
     let (_, body) = response.split_once("\r\n\r\n").expect("a head");
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
-}
-
-fn field<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.split("\r\n\r\n").next()?.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
 }
 
 /// GETs, a POST with its body, a chunked POST (hyper's from there on), then a GET, on one kept-alive connection: each is forwarded as sent and

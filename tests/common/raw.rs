@@ -86,18 +86,20 @@ pub async fn read_response(s: &mut TcpStream) -> String {
         out.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&out).into_owned();
         if let Some(end) = text.find("\r\n\r\n") {
-            let len = text[..end]
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())
-                        .flatten()
-                })
+            let len = head_field(&text, "content-length")
+                .and_then(|v| v.parse::<usize>().ok())
                 .unwrap_or(0);
             if out.len() >= end + 4 + len {
                 return text;
             }
         }
     }
+}
+
+/// The value of the first field `name` in the head at the start of `text`, trimmed.
+pub fn head_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.split("\r\n\r\n").next()?.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
 }
