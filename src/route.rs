@@ -176,6 +176,33 @@ fn is_canonical_path(raw: &str) -> bool {
     true
 }
 
+/// The canonical path as routes and endpoints are matched against it: every segment
+/// without its `;` parameters (RFC 3986 §3.3), and the segments that leaves empty
+/// dropped. Tomcat, Jetty and Spring strip parameters before they route, so `/admin;x=1`
+/// and `/;x/admin` are `/admin` to them and must meet `/admin`'s policy here too. The
+/// service still receives the path as it was. Borrows when there is no `;` (nearly
+/// always).
+pub fn match_view(path: &str) -> Cow<'_, str> {
+    if !path.contains(';') {
+        return Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(path.len());
+    let mut segments = path.strip_prefix('/').unwrap_or(path).split('/').peekable();
+    while let Some(seg) = segments.next() {
+        let name = seg.split_once(';').map_or(seg, |(name, _)| name);
+        if !name.is_empty() {
+            out.push('/');
+            out.push_str(name);
+        } else if segments.peek().is_none() {
+            out.push('/');
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Cow::Owned(out)
+}
+
 /// `.` or `..`.
 fn is_dot_segment(seg: &[u8]) -> bool {
     matches!(seg, b"." | b"..")
@@ -375,14 +402,16 @@ impl RouteTable {
         table
     }
 
-    /// Route a canonical host and path. Exact domains beat wildcards.
+    /// Route a canonical host and path. Exact domains beat wildcards. Paths are matched
+    /// as [`match_view`] reads them.
     pub fn resolve(&self, host: &str, path: &str) -> Option<Resolved<'_>> {
         let domain = self.exact.get(host).or_else(|| {
             let (_, parent) = host.split_once('.')?;
             self.wildcard.get(parent)
         })?;
-        let port = domain.routes.resolve(path)?;
-        let (endpoint, policy) = port.policy_for(path);
+        let path = match_view(path);
+        let port = domain.routes.resolve(&path)?;
+        let (endpoint, policy) = port.policy_for(&path);
         Some(Resolved {
             domain: &domain.name,
             metrics: &domain.metrics,
@@ -404,6 +433,29 @@ impl RouteTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Security: path parameters do not hide a segment from matching. Servers that strip
+    /// them (Tomcat, Jetty, Spring) read these as the plain path.
+    #[test]
+    fn path_parameters_are_left_out_of_the_match_view() {
+        for (path, view) in [
+            ("/admin;x=1", "/admin"),
+            ("/admin;x=1/users", "/admin/users"),
+            ("/admin;jsessionid=A;b=c/users;p", "/admin/users"),
+            ("/;x/admin", "/admin"),
+            ("/;x", "/"),
+            ("/admin/;x", "/admin/"),
+            ("/a;/b", "/a/b"),
+        ] {
+            assert_eq!(match_view(path), view, "{path}");
+        }
+        for plain in ["/", "/admin", "/admin/", "/a/b%3Bc"] {
+            assert!(
+                matches!(match_view(plain), Cow::Borrowed(p) if p == plain),
+                "{plain}"
+            );
+        }
+    }
 
     #[test]
     fn host_is_lowercased_and_loses_port_and_trailing_dot() {

@@ -150,6 +150,50 @@ async fn encoded_letters_meet_the_same_endpoint_policy_as_the_plain_path() {
     );
 }
 
+/// Security: `;` parameters do not take a path out of an endpoint's policy. Tomcat,
+/// Jetty and Spring strip them and would serve `/admin;x=1` as `/admin`, so it meets
+/// `/admin`'s policy here; with the token, the service receives the path as sent.
+#[tokio::test]
+async fn path_parameters_meet_the_same_endpoint_policy_as_the_plain_path() {
+    let env = setup().await;
+    let addr = env.addr();
+    for path in [
+        "/admin;x=1",
+        "/admin;x=1/users",
+        "/;x/admin/users",
+        "/admin;/users",
+    ] {
+        let r = get(addr, HOST, path, &[]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(r.error_code(), "missing_auth", "{path}");
+    }
+    for path in ["/webhooks/stripe;x", "/hooks;a/gh;b"] {
+        let r = send(addr, "POST", HOST, path, &[], b"{}").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(r.error_code(), "missing_signature", "{path}");
+    }
+    assert_eq!(env.web.requests(), 0, "nothing unauthorized was forwarded");
+
+    let t = token("acme", "alice", None);
+    let r = get(
+        addr,
+        HOST,
+        "/admin;jsessionid=abc/users",
+        &[("authorization", &format!("Bearer {t}"))],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["path"], "/admin;jsessionid=abc/users");
+    assert_eq!(
+        r.echoed_header("x-meshagent-user").as_deref(),
+        Some("alice")
+    );
+    // Parameters elsewhere leave a public path public.
+    let r = get(addr, HOST, "/docs;v=2/intro", &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["path"], "/docs;v=2/intro");
+}
+
 /// The service receives the one canonical path: escaped unreserved characters decoded,
 /// other escapes with upper-case hex, UTF-8 intact.
 #[tokio::test]
