@@ -229,7 +229,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .revoke_user(&user)
                     .await
             })?;
-            eprintln!("revoked {n} session(s) of {}", user.trim().to_lowercase());
+            eprintln!(
+                "revoked {n} session(s) of {}",
+                user.trim().to_ascii_lowercase()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Queue(QueueCommand::Stats {

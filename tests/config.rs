@@ -228,12 +228,34 @@ async fn minted_tokens_pass_the_proxy() {
         Some(r#"{"queues":{"send":["q"]}}"#)
     );
 
-    let bad = Command::new(common::bin())
-        .args(["token", "mint", "--room", "nope", "--name", "x", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(1));
+    // An unknown room, a name no header could carry, an api grant that is no object:
+    // each exits 1 with no token printed.
+    for (args, says) in [
+        (
+            ["--room", "nope", "--name", "x", "--api", "{}"],
+            "unknown room",
+        ),
+        (
+            ["--room", "acme", "--name", "bad\nname", "--api", "{}"],
+            "name",
+        ),
+        (
+            ["--room", "acme", "--name", "x", "--api", "[1]"],
+            "JSON object",
+        ),
+    ] {
+        let bad = Command::new(common::bin())
+            .args(["token", "mint"])
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(bad.status.code(), Some(1), "{args:?}");
+        assert!(bad.stdout.is_empty(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }
 
 /// Requests are matched in canonical form (`/%7Eb` arrives as `/~b`), so a configured path

@@ -87,6 +87,25 @@ async fn static_sign_in_lands_on_the_original_path_with_a_safe_cookie() {
     assert_eq!(e.up.requests(), 1);
 }
 
+/// A deep link whose path or query carries encoded spaces, `%23` or a non-UTF-8 escape
+/// comes back exactly after sign-in, not as `/`.
+#[tokio::test]
+async fn deep_links_with_encoded_bytes_survive_sign_in() {
+    let mut e = env().await;
+    for target in [
+        "/files/my%20doc.pdf",
+        "/deep/page?q=hello%20world&x=1",
+        "/search?q=caf%E9",
+        "/x?a=%23b",
+    ] {
+        let s = e
+            .browser
+            .sign_in("app.acme.test", target, "alice@acme.test")
+            .await;
+        assert_eq!(s.location, target);
+    }
+}
+
 /// A user signed in at the sign-in host reaches a second domain without the sign-in form.
 #[tokio::test]
 async fn a_second_domain_is_reached_without_signing_in_again() {
@@ -824,6 +843,63 @@ async fn sign_out_anywhere_ends_every_domain_session_of_that_sign_in() {
             assert_eq!(r.status, StatusCode::OK, "{what}");
         }
     }
+}
+
+/// The sign-in host may be a route domain too. There a non-participant's 403 page carries
+/// a sign-out form for the domain session, and that form signs out (the sign-in session
+/// as well), although the sign-in host's own cookie is also sent.
+#[tokio::test]
+async fn sign_out_from_the_403_page_works_on_a_sign_in_host_that_is_a_route_domain() {
+    let up = Upstream::start().await;
+    let (rg, _) = start_on_free_port(|port| {
+        yaml(port, up.addr.port(), None, DEFAULT_PARTICIPANTS).replace(
+            "routes:\n",
+            &format!(
+                "routes:\n  - {{domain: auth.test, room: acme, port: {}}}\n",
+                up.addr.port()
+            ),
+        )
+    })
+    .await;
+    let mut b = Browser::new(rg.bound.http.expect("http"));
+    let s = b.sign_in("auth.test", "/", "dave@other.test").await;
+    let cookies = format!(
+        "__Host-roomgate_signin={}; __meshagent_iap={}",
+        b.signin_cookie.as_deref().expect("signed in"),
+        s.cookie
+    );
+    let host = b.auth_host();
+    let page = get(b.addr, &host, "/", &[HTML, ("cookie", &cookies)]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let csrf = hidden(&page, "csrf").expect("sign-out form on the 403 page");
+    let r = send(
+        b.addr,
+        "POST",
+        &host,
+        "/.roomgate/signout",
+        &[
+            ("cookie", &cookies),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", &b.auth_origin()),
+        ],
+        format!("csrf={csrf}").as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let (v, _) = set_cookie(&r, "__meshagent_iap").expect("domain cookie cleared");
+    assert!(v.is_empty());
+    // Both sessions are over: the domain session is refused and sign-in asks again.
+    let r = get_with(b.addr, "auth.test", "/", &s.cookie, &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = b.visit("app.acme.test", "/").await;
+    let r = b.start(&location(&r)).await;
+    assert!(hidden(&r, "flow").is_some() && hidden(&r, "code").is_none());
+    assert_eq!(up.requests(), 0);
 }
 
 /// Security: a handoff code issued before sign-out cannot create a session after it.

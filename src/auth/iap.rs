@@ -880,7 +880,7 @@ async fn login(
     // The flow id is the form's CSRF token: it is bound to this browser's flow cookie.
     take_flow(r, parts, flow_id, true).await?;
     let now = now(r);
-    let email = email_raw.trim().to_lowercase();
+    let email = email_raw.trim().to_ascii_lowercase();
     let sessions = &r.shared.iap.sessions;
     let ip = crate::headers::client_ip(
         &parts.headers,
@@ -1051,15 +1051,27 @@ async fn signout(
         return Err(SignInError::Invalid("cross-origin sign-out"));
     }
     let form = read_form(parts, body).await?;
-    let (name, path) = session_cookie(iap, on_auth);
-    let Some(value) = cookie_value(&parts.headers, name) else {
-        return Ok(pages::signed_out());
-    };
-    let d = digest(value);
-    let csrf = field(&form, "csrf").unwrap_or("");
-    if !signing::check_tag(&r.state.config.cookie_keys, "signout", &d, csrf) {
-        return Err(SignInError::Invalid("sign-out csrf token"));
+    // A sign-in host that is also a route domain holds both cookies; its "not a
+    // participant" page signs the domain session's token, the confirmation form the
+    // sign-in session's. Either ends the sign-in.
+    let mut cookies = vec![session_cookie(iap, on_auth)];
+    if on_auth {
+        cookies.push(session_cookie(iap, false));
     }
+    let present: Vec<_> = cookies
+        .into_iter()
+        .filter_map(|(name, path)| Some((name, path, digest(cookie_value(&parts.headers, name)?))))
+        .collect();
+    if present.is_empty() {
+        return Ok(pages::signed_out());
+    }
+    let csrf = field(&form, "csrf").unwrap_or("");
+    let Some((name, path, d)) = present
+        .into_iter()
+        .find(|(_, _, d)| signing::check_tag(&r.state.config.cookie_keys, "signout", d, csrf))
+    else {
+        return Err(SignInError::Invalid("sign-out csrf token"));
+    };
     r.shared.iap.sessions.sign_out(&d).await?;
     tracing::info!("iap sign-out");
     let mut resp = pages::signed_out();

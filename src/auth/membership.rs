@@ -32,11 +32,13 @@ pub fn email_domain(email: &str) -> Option<String> {
     Some(domain)
 }
 
-/// The email as compared: trimmed and lowercased, when well-formed.
+/// The email as compared: trimmed and ASCII-lowercased, when well-formed. Unicode case
+/// folding is not applied: it maps distinct characters together (U+212A, the Kelvin sign,
+/// becomes `k`), so another account could pass as an email a rule names.
 pub fn normalize_email(email: &str) -> Option<String> {
     let email = email.trim();
     email_domain(email)?;
-    Some(email.to_lowercase())
+    Some(email.to_ascii_lowercase())
 }
 
 /// Put a rule's emails and domains in the form requests are compared in (trimmed,
@@ -118,6 +120,32 @@ mod tests {
             participant_scope(&rules(), "ALICE@acme.TEST", &[]),
             Some(json!({"queues": {}}))
         );
+    }
+
+    /// Security: only ASCII letters fold. Unicode lowercasing would turn the Kelvin sign
+    /// (U+212A) into `k`, letting a look-alike account pass as a named email.
+    #[test]
+    fn look_alike_letters_do_not_fold_into_a_named_email() {
+        let kate = [ParticipantRule {
+            emails: vec!["kate@other.test".into()],
+            api: Some(json!({"admin": true})),
+            ..Default::default()
+        }];
+        let kate = kate.map(|mut r| {
+            normalize_rule(&mut r);
+            r
+        });
+        assert_eq!(
+            participant_scope(&kate, "KATE@other.test", &[]),
+            Some(json!({"admin": true}))
+        );
+        for email in ["\u{212A}ate@other.test", "\u{212A}ATE@other.test"] {
+            assert_eq!(participant_scope(&kate, email, &[]), None, "{email}");
+            assert_eq!(
+                normalize_email(email).as_deref(),
+                Some(email.to_ascii_lowercase().as_str())
+            );
+        }
     }
 
     #[test]

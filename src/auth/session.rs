@@ -429,7 +429,7 @@ impl SessionStore {
 
     /// End every session of a user; returns how many there were.
     pub async fn revoke_user(&self, email: &str) -> Result<u64, StoreError> {
-        let email = email.trim().to_lowercase();
+        let email = email.trim().to_ascii_lowercase();
         self.cache().retain(|_, (s, _)| s.email != email);
         match &self.backend {
             Backend::Memory(m) => {

@@ -102,6 +102,15 @@ fn decode(token: &str, keys: &[(String, Secret)]) -> Result<Claims, AuthError> {
     if claims.name.is_empty() {
         return Err(AuthError::InvalidToken);
     }
+    // The api grant is forwarded as the ApiScope object; anything else is refused, not
+    // passed on for the service to misread.
+    if claims
+        .grants
+        .iter()
+        .any(|g| g.name == "api" && !g.scope.is_object())
+    {
+        return Err(AuthError::InvalidToken);
+    }
     Ok(claims)
 }
 
@@ -209,6 +218,17 @@ fn unverified_kid(token: &str) -> Option<Option<String>> {
     Some(kid)
 }
 
+/// Why [`mint`] made no token.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error("the name must be non-empty and hold no control characters")]
+    Name,
+    #[error("the api grant must be a JSON object")]
+    Api,
+    #[error("the token could not be encoded: {0}")]
+    Encode(#[from] jsonwebtoken::errors::Error),
+}
+
 /// Mint a participant token for `room` with the given key.
 pub fn mint(
     kid: &str,
@@ -218,7 +238,14 @@ pub fn mint(
     api: Option<Value>,
     ttl: Option<Duration>,
     now: i64,
-) -> Result<String, jsonwebtoken::errors::Error> {
+) -> Result<String, MintError> {
+    // What verification would refuse is not minted: a token no request could use.
+    if name.is_empty() || http::HeaderValue::from_bytes(name.as_bytes()).is_err() {
+        return Err(MintError::Name);
+    }
+    if api.as_ref().is_some_and(|a| !a.is_object()) {
+        return Err(MintError::Api);
+    }
     let mut grants = vec![Grant {
         name: "room".into(),
         scope: Value::String(room.into()),
@@ -239,11 +266,11 @@ pub fn mint(
         sub: None,
         version: Some("1.0".into()),
     };
-    jsonwebtoken::encode(
+    Ok(jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
         &EncodingKey::from_secret(key.expose()),
-    )
+    )?)
 }
 
 #[cfg(test)]
@@ -356,6 +383,43 @@ mod tests {
         // Within the leeway (clock skew), and in the past: valid.
         assert!(verify(&signed(&claims(NOW + NBF_LEEWAY)), &k, "acme", NOW).is_ok());
         assert!(verify(&signed(&claims(NOW - 10)), &k, "acme", NOW).is_ok());
+    }
+
+    /// The api grant reaches the service as the ApiScope object; a token whose api grant
+    /// is anything else is refused, and `mint` makes none.
+    #[test]
+    fn an_api_grant_that_is_not_an_object_is_invalid_and_never_minted() {
+        let k = keys();
+        for scope in [json!([1]), json!("admin"), json!(null), json!(true)] {
+            let t = signed(&json!({"name": "bob", "kid": "dev", "grants": [
+                {"name": "room", "scope": "acme"}, {"name": "api", "scope": scope}]}));
+            assert_eq!(
+                verify(&t, &k, "acme", NOW),
+                Err(AuthError::InvalidToken),
+                "{scope}"
+            );
+            assert!(matches!(
+                mint("dev", &k[0].1, "acme", "bob", Some(scope), None, NOW),
+                Err(MintError::Api)
+            ));
+        }
+    }
+
+    #[test]
+    fn a_name_no_request_could_carry_is_never_minted() {
+        let k = keys();
+        for name in ["", "bad\nname", "nul\0"] {
+            assert!(
+                matches!(
+                    mint("dev", &k[0].1, "acme", name, None, None, NOW),
+                    Err(MintError::Name)
+                ),
+                "{name:?}"
+            );
+        }
+        // UTF-8 names are fine: they pass as header bytes.
+        let t = mint("dev", &k[0].1, "acme", "José", None, None, NOW).unwrap();
+        assert_eq!(verify(&t, &k, "acme", NOW).unwrap().user, "José");
     }
 
     #[test]

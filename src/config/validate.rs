@@ -11,6 +11,9 @@ use super::yaml::{self, Value};
 use super::{Config, ConfigError, ConfigErrors, LoadContext, PortSpec};
 use crate::route::DomainPattern;
 
+/// The shortest IAP session and idle lifetime accepted.
+const MIN_SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 const TOP_LEVEL: &[&str] = &[
     "version",
     "listen",
@@ -280,6 +283,15 @@ pub(super) fn check(mut file: FileConfig, ctx: &LoadContext) -> Result<Config, C
                 }
                 None => c.err("iap.static", "provider static needs a static block"),
             },
+        }
+        // Shorter would end a session before its sign-in could finish.
+        for (path, ttl) in [
+            ("iap.session_ttl", iap.session_ttl),
+            ("iap.idle_ttl", iap.idle_ttl),
+        ] {
+            if ttl.0 < MIN_SESSION_TTL {
+                c.err(path, "must be at least 1m");
+            }
         }
         if iap.idle_ttl.0 > iap.session_ttl.0 {
             c.err("iap.idle_ttl", "must not exceed session_ttl");
@@ -641,6 +653,37 @@ mod tests {
                 "{bad}: {errors:?}"
             );
         }
+    }
+
+    fn errors_with_iap_ttls(session: &str, idle: &str) -> Vec<String> {
+        let src = format!(
+            "version: v1\nlisten: {{http: 127.0.0.1:0}}\niap:\n  auth_url: https://auth.test\n  \
+             provider: static\n  static: {{users: []}}\n  cookie_keys: [{{value: \"{}\"}}]\n  \
+             session_ttl: {session}\n  idle_ttl: {idle}\n",
+            "k".repeat(44)
+        );
+        match parse(&src).and_then(|file| check(file, &LoadContext::default())) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// A zero or seconds-long session or idle lifetime would end every session before
+    /// its sign-in finished; `roomgate check` says so instead of serving it.
+    #[test]
+    fn iap_lifetimes_under_a_minute_are_errors() {
+        assert_eq!(errors_with_iap_ttls("1h", "1m"), Vec::<String>::new());
+        assert_eq!(
+            errors_with_iap_ttls("12h", "0s"),
+            ["iap.idle_ttl: must be at least 1m"]
+        );
+        assert_eq!(
+            errors_with_iap_ttls("59s", "59s"),
+            [
+                "iap.session_ttl: must be at least 1m",
+                "iap.idle_ttl: must be at least 1m"
+            ]
+        );
     }
 
     #[test]

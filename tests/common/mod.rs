@@ -72,6 +72,17 @@ pub fn token(room: &str, name: &str, api: Option<serde_json::Value>) -> String {
     .expect("mint")
 }
 
+/// A token with exactly these claims, signed with the test key: for claims `mint`
+/// refuses to write (a name with a line break, say).
+pub fn signed_token(claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(TOKEN_SECRET.as_bytes()),
+    )
+    .expect("sign")
+}
+
 /// The `tokens` block matching [`token`].
 pub fn tokens_block() -> String {
     format!("tokens:\n  keys:\n    - kid: test\n      secret: {{value: \"{TOKEN_SECRET}\"}}\n")
