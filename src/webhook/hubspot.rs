@@ -3,7 +3,10 @@
 //!
 //! Like the official SDKs the URL is used as given (the public URL the caller passes) and
 //! only timestamps older than the window (5 minutes) are rejected, compared in
-//! milliseconds. The v1/v2 back-compat `X-HubSpot-Signature` is not accepted.
+//! milliseconds. HubSpot's request-validation page also has the signer decode a table of
+//! escapes in the URI (`%3A %2F %3F %40 %21 %24 %27 %28 %29 %2A %2C %3B`), so a URL that
+//! holds any of them is also tried in that form. The v1/v2 back-compat
+//! `X-HubSpot-Signature` is not accepted.
 
 use std::time::Duration;
 
@@ -23,22 +26,69 @@ pub fn verify(
     let ts = sig::header(req, "x-hubspot-request-timestamp")?;
     sig::check_window(sig::parse_unix(ts)?, 1000, now, window, WINDOW_SIDE)?;
     let expected = sig::decode_base64(signature)?;
-    sig::verdict(sig::sha256_matches(
-        secret.expose(),
-        &[
-            req.method.as_str().as_bytes(),
-            req.url.as_bytes(),
-            req.body,
-            ts.as_bytes(),
-        ],
-        &expected,
-    ))
+    let signed_over = |url: &str| {
+        sig::sha256_matches(
+            secret.expose(),
+            &[
+                req.method.as_str().as_bytes(),
+                url.as_bytes(),
+                req.body,
+                ts.as_bytes(),
+            ],
+            &expected,
+        )
+    };
+    let matched = signed_over(req.url) || decoded_uri(req.url).is_some_and(|url| signed_over(&url));
+    sig::verdict(matched)
+}
+
+/// `url` with the escapes HubSpot's table lists decoded (either hex case), or `None` when
+/// it holds none of them. Every other escape stays as written.
+fn decoded_uri(url: &str) -> Option<String> {
+    let decode = |hex: &str| -> Option<char> {
+        let c = match hex.to_ascii_uppercase().as_str() {
+            "3A" => ':',
+            "2F" => '/',
+            "3F" => '?',
+            "40" => '@',
+            "21" => '!',
+            "24" => '$',
+            "27" => '\'',
+            "28" => '(',
+            "29" => ')',
+            "2A" => '*',
+            "2C" => ',',
+            "3B" => ';',
+            _ => return None,
+        };
+        Some(c)
+    };
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    let mut changed = false;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        match rest.get(i + 1..i + 3).and_then(decode) {
+            Some(c) => {
+                out.push(c);
+                changed = true;
+                rest = &rest[i + 3..];
+            }
+            None => {
+                out.push('%');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    changed.then_some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::webhook::testkit::{headers, post, secs, T};
+    use base64::Engine;
 
     // hubspot-api-python tests/spec/utils/test_signature.py (v3), providers.md §3b.
     const KAT_SECRET: &str = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy";
@@ -88,6 +138,38 @@ mod tests {
             check(SIG, TS_MS, URL, b"[]", SECRET, T),
             Err(SignatureError::Invalid)
         );
+    }
+
+    /// HubSpot's table: `%3A %2F %2C …` in the URI are decoded before signing, so a
+    /// signature over the decoded form verifies, as does one over the URL as sent (the
+    /// SDKs' way); any other change to the URL does not.
+    #[test]
+    fn a_signature_over_the_uri_with_the_table_decoded_verifies() {
+        let sent = "https://hooks.example.test/hubspot?return=https%3a%2F%2Fapp.test%2Fdone&tag=a%2Cb&q=%20x";
+        let decoded =
+            "https://hooks.example.test/hubspot?return=https://app.test/done&tag=a,b&q=%20x";
+        assert_eq!(decoded_uri(sent).as_deref(), Some(decoded));
+        assert_eq!(decoded_uri(URL), None);
+        assert_eq!(decoded_uri("https://h.test/a%20b%2"), None);
+        for signed in [sent, decoded] {
+            let mac = sig::hmac_sha256(
+                SECRET.as_bytes(),
+                &[b"POST", signed.as_bytes(), BODY, TS_MS.as_bytes()],
+            )
+            .unwrap();
+            let mac = base64::engine::general_purpose::STANDARD.encode(mac);
+            assert_eq!(
+                check(&mac, TS_MS, sent, BODY, SECRET, T),
+                Ok(()),
+                "{signed}"
+            );
+            let other = sent.replace("tag=a", "tag=b");
+            assert_eq!(
+                check(&mac, TS_MS, &other, BODY, SECRET, T),
+                Err(SignatureError::Invalid),
+                "{signed}"
+            );
+        }
     }
 
     #[test]
