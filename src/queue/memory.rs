@@ -83,8 +83,8 @@ impl MemoryQueue {
     /// A new, empty in-memory queue remembering delivery ids for `dedup_ttl`.
     pub fn new(dedup_ttl: Duration) -> MemoryQueue {
         tracing::warn!(
-            "queues are in memory: messages are NOT durable and are lost on restart; \
-             configure redis.url for production"
+            "queues are in memory: messages are NOT durable, are lost on restart and no \
+             worker can read them; configure redis.url for production"
         );
         MemoryQueue {
             streams: Arc::default(),
