@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use bytes::Bytes;
 use common::grpc::{grpc_frame, GrpcUpstream};
 use common::tls::{self, TestCerts};
@@ -80,17 +78,6 @@ async fn h2_over_tls(s: &Setup, sni: &str) -> SendRequest<Full<Bytes>> {
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .expect("h2 handshake");
-    tokio::spawn(conn);
-    send
-}
-
-/// An HTTP/2-only hyper client speaking h2c with prior knowledge.
-async fn h2c(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    let (send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("h2c handshake");
     tokio::spawn(conn);
     send
 }

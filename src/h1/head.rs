@@ -152,6 +152,9 @@ pub fn parse_response(buf: &mut BytesMut, head_request: bool) -> Result<Option<P
     if fields.coded && minor == 0 {
         return Err(HeadError::LegacyTransferEncoding);
     }
+    if fields.length.is_some() {
+        settle_length(&mut headers, fields.coded);
+    }
     if fields.listed {
         // Rare: `Connection` names end-to-end-looking fields that are this hop's only.
         for name in fields.listed_names(&head, &spans[..count]) {
@@ -202,7 +205,8 @@ struct Fields {
 }
 
 impl Fields {
-    /// Note a field; true when it is hop-by-hop (not to be forwarded).
+    /// Note a field; true when it is hop-by-hop (not to be forwarded). A `Content-Length`
+    /// is kept here, and settled once the whole head is read ([`settle_length`]).
     fn hop(&mut self, name: &HeaderName, raw: &[u8]) -> Result<bool, HeadError> {
         if name == header::CONTENT_LENGTH {
             self.length(raw)?;
@@ -230,16 +234,9 @@ impl Fields {
         Ok(true)
     }
 
-    /// One `Content-Length` value: a number, or the same number repeated (RFC 9110
-    /// §8.6); anything else is an error.
+    /// One `Content-Length` value, which must agree with those before it.
     fn length(&mut self, raw: &[u8]) -> Result<(), HeadError> {
-        for part in raw.split(|b| *b == b',') {
-            let n = digits(part.trim_ascii()).ok_or(HeadError::ContentLength)?;
-            match self.length {
-                Some(m) if m != n => return Err(HeadError::ContentLength),
-                _ => self.length = Some(n),
-            }
-        }
+        self.length = Some(fold_length(self.length, raw)?);
         Ok(())
     }
 
@@ -254,6 +251,57 @@ impl Fields {
             .filter_map(|t| HeaderName::from_bytes(t).ok())
             .collect()
     }
+}
+
+/// Leave the `Content-Length` fields of a response head to forward as its framing
+/// allows: none when the body is transfer-coded (`coded`), since RFC 9112 §6.3 has the
+/// coding override the length and roomgate frames that body anew; otherwise at most one,
+/// the single number the fields agree on (`7, 7`, or the field twice, is `7`: RFC 9110
+/// §8.6). Left as sent, the stale length would frame the body for the next hop (a client
+/// taking the first bytes of a chunked body as the whole), and a repeat would be refused
+/// there. Fields that disagree have failed the exchange already (502); if any reach here
+/// they are dropped, and the body's own framing stands.
+pub fn settle_length(headers: &mut HeaderMap, coded: bool) {
+    if coded {
+        headers.remove(header::CONTENT_LENGTH);
+        return;
+    }
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let Some(first) = values.next() else {
+        return;
+    };
+    // The common case, one field of one number, stays as it came.
+    if values.next().is_none() && digits(first.as_bytes()).is_some() {
+        return;
+    }
+    let agreed = headers
+        .get_all(header::CONTENT_LENGTH)
+        .iter()
+        .try_fold(None, |stated, v| {
+            fold_length(stated, v.as_bytes()).map(Some)
+        });
+    match agreed {
+        Ok(Some(n)) => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        _ => {
+            headers.remove(header::CONTENT_LENGTH);
+        }
+    }
+}
+
+/// The number a `Content-Length` value states, taken together with the number earlier
+/// values stated (`stated`): a number, or the same number repeated (RFC 9110 §8.6);
+/// anything else is an error.
+fn fold_length(mut stated: Option<u64>, raw: &[u8]) -> Result<u64, HeadError> {
+    for part in raw.split(|b| *b == b',') {
+        let n = digits(part.trim_ascii()).ok_or(HeadError::ContentLength)?;
+        match stated {
+            Some(m) if m != n => return Err(HeadError::ContentLength),
+            _ => stated = Some(n),
+        }
+    }
+    stated.ok_or(HeadError::ContentLength)
 }
 
 /// What [`parse_response`] read.
@@ -465,10 +513,92 @@ mod tests {
         assert_eq!(h.headers["content-length"], "7");
     }
 
+    const NONE: [&str; 0] = [];
+
+    /// The lengths a response head is forwarded with, read as the service sent it.
+    fn lengths(raw: &str, head_request: bool) -> Vec<String> {
+        let h = match parse(raw, head_request) {
+            Ok(Some(Parsed::Final(h))) => h,
+            other => panic!("{raw:?}: {other:?}"),
+        };
+        h.headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect()
+    }
+
+    /// A length beside a transfer coding does not describe the body roomgate forwards
+    /// (RFC 9112 §6.3): kept, it would cut the re-framed body short at the next hop.
+    #[test]
+    fn a_transfer_coded_response_is_forwarded_without_a_length() {
+        for raw in [
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        ] {
+            for head_request in [false, true] {
+                assert_eq!(lengths(raw, head_request), NONE, "{raw:?}");
+            }
+        }
+        assert_eq!(
+            head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n")
+                .framing,
+            Framing::Chunked
+        );
+    }
+
+    /// Equal lengths, repeated or listed, are one length (RFC 9110 §8.6), forwarded once:
+    /// the next hop may refuse a repeat.
+    #[test]
+    fn equal_lengths_are_forwarded_as_one() {
+        for fields in [
+            "Content-Length: 5\r\nContent-Length: 5",
+            "Content-Length: 5, 5",
+            "Content-Length: 5,5\r\nX-A: 1\r\ncontent-length: 5",
+        ] {
+            let raw = format!("HTTP/1.1 200 OK\r\n{fields}\r\n\r\n");
+            for head_request in [false, true] {
+                assert_eq!(lengths(&raw, head_request), ["5"], "{fields:?}");
+            }
+        }
+        assert_eq!(
+            lengths("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true),
+            ["5"]
+        );
+        assert_eq!(lengths("HTTP/1.1 200 OK\r\n\r\n", true), NONE);
+    }
+
+    /// What hyper's client hands on is settled by the same rule: it keeps every length
+    /// field as it came, and one beside a transfer coding unchecked.
+    #[test]
+    fn settled_lengths_follow_the_framing() {
+        let settled = |values: &[&'static str], coded: bool| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(header::CONTENT_LENGTH, HeaderValue::from_static(v));
+            }
+            settle_length(&mut h, coded);
+            h.get_all(header::CONTENT_LENGTH)
+                .iter()
+                .map(|v| v.to_str().expect("ascii").to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(settled(&["5"], false), ["5"]);
+        assert_eq!(settled(&["5", "5"], false), ["5"]);
+        assert_eq!(settled(&["5 , 5"], false), ["5"]);
+        assert_eq!(settled(&["5"], true), NONE);
+        assert_eq!(settled(&["5", "6"], true), NONE);
+        assert_eq!(settled(&["5", "6"], false), NONE);
+        assert_eq!(settled(&[], false), NONE);
+    }
+
     #[test]
     fn a_doubtful_length_is_an_error() {
         for bad in [
             "Content-Length: 7\r\nContent-Length: 8",
+            "Content-Length: 7\r\nTransfer-Encoding: chunked\r\nContent-Length: 8",
             "Content-Length: 7, 8",
             "Content-Length: +7",
             "Content-Length: 0x7",

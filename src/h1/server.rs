@@ -184,13 +184,19 @@ impl Framing {
 
 /// How to frame a response with `status` to a request (`head_request`: a HEAD) whose body
 /// is known to be `exact` bytes long, if it is known.
+///
+/// A HEAD answer states a length of its own only for a body that is there: one roomgate
+/// made itself (a JSON error), which hyper would describe the same way. A forwarded HEAD
+/// answer comes with an empty body that stands for nothing, so its length is the
+/// service's field, if it sent one; `content-length: 0` would tell the client that the
+/// GET's body is empty when the service never said how long it is.
 pub fn framing(status: StatusCode, head_request: bool, exact: Option<u64>) -> Framing {
     if status.is_informational() || status == StatusCode::NO_CONTENT {
         Framing::None
     } else if status == StatusCode::NOT_MODIFIED {
         Framing::Stated(None)
     } else if head_request {
-        Framing::Stated(exact)
+        Framing::Stated(exact.filter(|&n| n > 0))
     } else {
         match exact {
             Some(n) => Framing::Length(n),
@@ -364,8 +370,8 @@ mod tests {
         assert_eq!(framing(StatusCode::OK, false, Some(5)), Framing::Length(5));
         assert_eq!(framing(StatusCode::OK, false, None), Framing::Chunked);
         assert_eq!(
-            framing(StatusCode::OK, true, Some(0)),
-            Framing::Stated(Some(0))
+            framing(StatusCode::OK, true, Some(42)),
+            Framing::Stated(Some(42))
         );
         assert_eq!(
             framing(StatusCode::NO_CONTENT, false, Some(0)),
@@ -376,6 +382,18 @@ mod tests {
             Framing::Stated(None)
         );
         assert!(!framing(StatusCode::OK, true, None).has_body());
+    }
+
+    /// A forwarded HEAD answer comes with an empty body in place of the GET's: no length
+    /// is made up from it (the service's own field, if any, is in the head).
+    #[test]
+    fn an_empty_head_answer_states_no_length_of_its_own() {
+        let none = framing(StatusCode::OK, true, Some(0));
+        assert_eq!(none, Framing::Stated(None));
+        assert!(!encode(StatusCode::OK, &HeaderMap::new(), none, false).contains("length"));
+        let mut h = HeaderMap::new();
+        h.insert("content-length", HeaderValue::from_static("5"));
+        assert!(encode(StatusCode::OK, &h, none, false).contains("\r\ncontent-length: 5\r\n"));
     }
 
     fn encode(status: StatusCode, headers: &HeaderMap, framing: Framing, close: bool) -> String {

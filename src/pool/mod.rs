@@ -235,10 +235,14 @@ async fn dial(authority: &str, timeout: Duration) -> Result<TcpStream, PoolError
 }
 
 /// A response from one of hyper's clients, with roomgate's body type and without its
-/// hop-by-hop fields. `Upgrade` is kept on a `101`, with `Connection: upgrade`.
+/// hop-by-hop fields. `Upgrade` is kept on a `101`, with `Connection: upgrade`. Its
+/// `Content-Length` is settled as on roomgate's own exchange: hyper keeps the service's
+/// fields as they came, even beside a `Transfer-Encoding` it framed the body by.
 pub fn cleaned(resp: Response<Incoming>) -> Response<Body> {
     let upgrade = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     let mut resp = resp.map(|b| b.map_err(BodyError::new).boxed());
+    let coded = resp.headers().contains_key(http::header::TRANSFER_ENCODING);
+    crate::h1::head::settle_length(resp.headers_mut(), coded);
     crate::headers::strip_hop_by_hop(resp.headers_mut(), upgrade);
     if upgrade {
         resp.headers_mut().insert(

@@ -152,6 +152,19 @@ pub async fn get(addr: SocketAddr, host: &str, path: &str, headers: &[(&str, &st
     send(addr, "GET", host, path, headers, b"").await
 }
 
+/// An HTTP/2-only hyper client speaking h2c with prior knowledge.
+pub async fn h2c(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2c handshake");
+    tokio::spawn(conn);
+    send
+}
+
 /// Path of the built `roomgate` binary (cargo builds it for integration tests).
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_roomgate")

@@ -98,8 +98,37 @@ pub async fn read_response(s: &mut TcpStream) -> String {
 
 /// The value of the first field `name` in the head at the start of `text`, trimmed.
 pub fn head_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    text.split("\r\n\r\n").next()?.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
+    head_fields(text, name).into_iter().next()
+}
+
+/// The values of every field `name` in the head at the start of `text`, trimmed, in order.
+pub fn head_fields<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    head.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+        .collect()
+}
+
+/// The chunked body at the start of `text` (chunk sizes checked, no trailers), decoded,
+/// and what follows its last chunk.
+#[track_caller]
+pub fn dechunked(mut text: &str) -> (String, &str) {
+    let mut body = String::new();
+    loop {
+        let (size, after) = text
+            .split_once("\r\n")
+            .unwrap_or_else(|| panic!("a chunk size line: {text:?}"));
+        let size = usize::from_str_radix(size, 16).expect("hex size");
+        if size == 0 {
+            let rest = after
+                .strip_prefix("\r\n")
+                .unwrap_or_else(|| panic!("the chunked body ends with its last chunk: {text:?}"));
+            return (body, rest);
+        }
+        body.push_str(&after[..size]);
+        text = after[size..].strip_prefix("\r\n").expect("CRLF after data");
+    }
 }
