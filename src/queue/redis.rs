@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
+use tokio::time::Instant;
 
-use super::pipe::{bulk, command_head, Pipe, Reply};
+use super::pipe::{bulk, command_head, Pipe, PipeError, Reply};
 use super::{dedup_key, stream_key, Enqueued, QueueError, QueueMessage, QueueStats};
 use crate::sensitive::Secret;
 
@@ -121,17 +122,10 @@ pub(crate) async fn bounded<T>(
     timeout: Duration,
     op: impl Future<Output = Result<T, RedisError>>,
 ) -> Result<T, String> {
-    within(timeout, async { op.await.map_err(|e| describe(&e)) }).await
-}
-
-/// Run `op`, whose errors are already described, under a hard deadline.
-async fn within<T>(
-    timeout: Duration,
-    op: impl Future<Output = Result<T, String>>,
-) -> Result<T, String> {
-    tokio::time::timeout(timeout, op)
-        .await
-        .unwrap_or_else(|_| Err(format!("redis did not answer within {timeout:?}")))
+    match tokio::time::timeout(timeout, op).await {
+        Ok(done) => done.map_err(|e| describe(&e)),
+        Err(_) => Err(format!("redis did not answer within {timeout:?}")),
+    }
 }
 
 impl RedisQueue {
@@ -160,28 +154,18 @@ impl RedisQueue {
 
     /// Dedup and XADD in one script; `Ok` only once Redis has answered it.
     pub async fn enqueue(&self, msg: &QueueMessage) -> Result<Enqueued, QueueError> {
-        let run = async {
-            match self.evalsha(msg).await? {
-                // A Redis that restarted or flushed its scripts: load it, then run it again
-                // (boxed: rare, and it would otherwise size every enqueue's future).
-                Reply::Error(e) if e.starts_with("NOSCRIPT") => {
-                    Box::pin(async {
-                        let mut conn = self.conn.clone();
-                        self.script
-                            .load_async(&mut conn)
-                            .await
-                            .map_err(|e| describe(&e))?;
-                        self.evalsha(msg).await
-                    })
-                    .await
-                }
-                reply => Ok(reply),
+        // One deadline for the whole enqueue, kept by the pipe's call: a reply that misses
+        // it also tells the pipe that its connection stopped answering.
+        let deadline = Instant::now() + self.timeout;
+        let reply = match self.evalsha(msg, deadline).await {
+            // A Redis that restarted or flushed its scripts: load it, then run it again
+            // (boxed: rare, and it would otherwise size every enqueue's future).
+            Ok(Reply::Error(e)) if e.starts_with("NOSCRIPT") => {
+                Box::pin(self.load_and_evalsha(msg, deadline)).await
             }
+            reply => reply,
         };
-        let (id, duplicate) = within(self.timeout, run)
-            .await
-            .and_then(enqueued)
-            .map_err(QueueError::Unavailable)?;
+        let (id, duplicate) = reply.and_then(enqueued).map_err(QueueError::Unavailable)?;
         Ok(Enqueued {
             id,
             delivery_id: msg.delivery_id().to_owned(),
@@ -190,11 +174,34 @@ impl RedisQueue {
     }
 
     /// Run the enqueue script for `msg` through the pipe.
-    async fn evalsha(&self, msg: &QueueMessage) -> Result<Reply, String> {
+    async fn evalsha(&self, msg: &QueueMessage, deadline: Instant) -> Result<Reply, String> {
         self.pipe
-            .call(|out| self.enqueue_command(out, msg))
+            .call(deadline, |out| self.enqueue_command(out, msg))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| match e {
+                PipeError::TimedOut => self.late(),
+                e => e.to_string(),
+            })
+    }
+
+    /// Load the enqueue script, then run it for `msg`, both by `deadline`.
+    async fn load_and_evalsha(
+        &self,
+        msg: &QueueMessage,
+        deadline: Instant,
+    ) -> Result<Reply, String> {
+        let mut conn = self.conn.clone();
+        let load = tokio::time::timeout_at(deadline, self.script.load_async(&mut conn)).await;
+        match load {
+            Ok(Ok(_)) => self.evalsha(msg, deadline).await,
+            Ok(Err(e)) => Err(describe(&e)),
+            Err(_) => Err(self.late()),
+        }
+    }
+
+    /// Why an enqueue that ran out of time failed.
+    fn late(&self) -> String {
+        format!("redis did not answer within {:?}", self.timeout)
     }
 
     /// `EVALSHA` of the enqueue script, written straight into the connection's buffer
