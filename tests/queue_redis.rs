@@ -829,3 +829,28 @@ async fn after_a_silent_connection_the_next_webhook_is_accepted_on_a_new_one() {
     );
     rg.shutdown().await;
 }
+
+/// The connection for everything but enqueues (readiness here; also stats, script loading,
+/// secrets and sessions) is replaced too when it goes silent: readiness fails within the
+/// deadline, then recovers on a new connection.
+#[tokio::test]
+async fn after_a_silent_connection_readiness_recovers_on_a_new_one() {
+    let server = RedisServer::start();
+    let proxy = SilencingProxy::start(&server).await;
+    let q = RedisQueue::connect(
+        &Secret::new(proxy.url()),
+        DEFAULT_DEDUP_TTL,
+        DEFAULT_REDIS_TIMEOUT,
+    )
+    .expect("a valid url");
+    q.ping().await.expect("ready through the proxy");
+
+    proxy.silence();
+    let started = Instant::now();
+    assert!(q.ping().await.is_err(), "a silent connection is not ready");
+    assert!(started.elapsed() <= DEFAULT_REDIS_TIMEOUT + Duration::from_secs(1));
+
+    let opened = proxy.accepted();
+    q.ping().await.expect("ready again, with nothing restarted");
+    assert!(proxy.accepted() > opened, "on a new connection");
+}
