@@ -2,18 +2,28 @@
 mod common;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
-use http::{HeaderMap, Method};
+use http::{HeaderMap, Method, StatusCode};
 use sha2::Sha256;
 use time::OffsetDateTime;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
 
 use common::redis::RedisServer;
+use common::upstream::Upstream;
+use common::Reply;
 use roomgate::config::{Config, LoadContext};
 use roomgate::queue::{
     stream_key, MessageMeta, Queue, QueueError, QueueMessage, RedisQueue, DEFAULT_DEDUP_TTL,
+    DEFAULT_REDIS_TIMEOUT,
 };
 use roomgate::sensitive::Secret;
 use roomgate::webhook::{self, Provider, WebhookRequest};
@@ -22,15 +32,19 @@ const SECRET: &str = "github-webhook-secret";
 const ROOM: &str = "acme";
 const QUEUE: &str = "github-events";
 
-/// A GitHub-signed delivery, verified the way the pipeline does it, as a queue message.
-fn message(body: &[u8], delivery: Option<&str>) -> QueueMessage {
+/// GitHub's `X-Hub-Signature-256` for `body`.
+fn github_signature(body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("hmac key");
     mac.update(body);
-    let sig = hex::encode(mac.finalize().into_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A GitHub-signed delivery, verified the way the pipeline does it, as a queue message.
+fn message(body: &[u8], delivery: Option<&str>) -> QueueMessage {
     let mut headers = HeaderMap::new();
     headers.insert(
         "x-hub-signature-256",
-        format!("sha256={sig}").parse().expect("header"),
+        github_signature(body).parse().expect("header"),
     );
     headers.insert("content-type", "application/json".parse().expect("header"));
     headers.insert("x-github-event", "push".parse().expect("header"));
@@ -583,4 +597,260 @@ async fn the_queue_is_built_from_the_configs_redis_url() {
         Queue::from_config(&no_redis).expect("queue"),
         Queue::Memory(_)
     ));
+}
+
+/// A TCP proxy in front of redis that can silence the connections open at one moment:
+/// they stay open, but nothing crosses them any more either way (as after a failover, a
+/// NAT timeout or a partition), while connections opened after are still forwarded.
+struct SilencingProxy {
+    addr: SocketAddr,
+    /// Raised by [`SilencingProxy::silence`]: a connection opened in an earlier era is silent.
+    era: watch::Sender<u64>,
+    /// Connections accepted so far.
+    accepted: watch::Receiver<usize>,
+    /// Silenced connections that their client has closed so far.
+    closed_silent: watch::Receiver<usize>,
+    /// Dropping the accept loop's task drops its relays.
+    accepting: JoinHandle<()>,
+}
+
+impl SilencingProxy {
+    async fn start(redis: &RedisServer) -> SilencingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let addr = listener.local_addr().expect("the proxy's address");
+        let redis = SocketAddr::from(([127, 0, 0, 1], redis.port));
+        let (era, _) = watch::channel(0);
+        let (accepted_tx, accepted) = watch::channel(0);
+        let (closed_tx, closed_silent) = watch::channel(0);
+        let accepting = tokio::spawn(accept(
+            listener,
+            redis,
+            era.subscribe(),
+            accepted_tx,
+            Arc::new(closed_tx),
+        ));
+        SilencingProxy {
+            addr,
+            era,
+            accepted,
+            closed_silent,
+            accepting,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    /// Silence every connection open now; new ones are forwarded.
+    fn silence(&self) {
+        self.era.send_modify(|era| *era += 1);
+    }
+
+    fn accepted(&self) -> usize {
+        *self.accepted.borrow()
+    }
+
+    /// Wait (at most `limit`) until the client has closed `count` silenced connections.
+    async fn closed_silent(&mut self, count: usize, limit: Duration) -> bool {
+        let closed = self.closed_silent.wait_for(|closed| *closed >= count);
+        matches!(tokio::time::timeout(limit, closed).await, Ok(Ok(_)))
+    }
+}
+
+impl Drop for SilencingProxy {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+async fn accept(
+    listener: TcpListener,
+    redis: SocketAddr,
+    era: watch::Receiver<u64>,
+    accepted: watch::Sender<usize>,
+    closed_silent: Arc<watch::Sender<usize>>,
+) {
+    let mut relays = JoinSet::new();
+    while let Ok((client, _)) = listener.accept().await {
+        accepted.send_modify(|n| *n += 1);
+        let born = *era.borrow();
+        let era = era.clone();
+        let closed_silent = Arc::clone(&closed_silent);
+        relays.spawn(async move {
+            if let Ok(server) = TcpStream::connect(redis).await {
+                relay(client, server, born, era, &closed_silent).await;
+            }
+        });
+    }
+}
+
+/// Forward both ways until the connection ends or its era passes; then swallow whatever
+/// the client sends, answer nothing and close nothing, until the client closes it.
+async fn relay(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    born: u64,
+    mut era: watch::Receiver<u64>,
+    closed_silent: &watch::Sender<usize>,
+) {
+    tokio::select! {
+        // Checked first: once silenced, not one more byte is forwarded.
+        biased;
+        _ = era.wait_for(|era| *era > born) => {}
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+    }
+    let mut sink = [0; 4096];
+    while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+    closed_silent.send_modify(|n| *n += 1);
+}
+
+/// Roomgate with one GitHub queue endpoint (`/gh`, onto [`QUEUE`]) and Redis at `redis_url`.
+fn webhook_config(redis_url: &str, service_port: u16, dir: &Path) -> String {
+    let secrets = dir.join("secrets.yaml");
+    std::fs::write(
+        &secrets,
+        format!("rooms:\n  {ROOM}:\n    webhook-worker:\n      gh: {{value: \"{SECRET}\"}}\n"),
+    )
+    .expect("write the secrets file");
+    format!(
+        r#"version: v1
+listen: {{http: 127.0.0.1:0}}
+redis:
+  url: {{value: "{redis_url}"}}
+secrets:
+  backend: file
+  file: {secrets}
+rooms:
+  - name: {ROOM}
+    services:
+      - name: hooks
+        ports:
+          - num: {service_port}
+            published: true
+            public: true
+            endpoints:
+              - path: /gh
+                annotations:
+                  meshagent.request.validation.method: github
+                  meshagent.request.validation.secret: gh
+                  meshagent.request.processor: webhook-worker
+                  meshagent.request.queue: {QUEUE}
+routes:
+  - {{domain: hooks.acme.test, room: {ROOM}, port: {service_port}}}
+"#,
+        secrets = secrets.display()
+    )
+}
+
+/// POST a GitHub delivery to roomgate's `/gh`.
+async fn post_webhook(roomgate: SocketAddr, delivery: &str) -> Reply {
+    let body = format!("{{\"delivery\":\"{delivery}\"}}");
+    let signature = github_signature(body.as_bytes());
+    common::send(
+        roomgate,
+        "POST",
+        "hooks.acme.test",
+        "/gh",
+        &[
+            ("x-hub-signature-256", &signature),
+            ("x-github-delivery", delivery),
+            ("x-github-event", "push"),
+            ("content-type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+    .await
+}
+
+/// The delivery ids in the test stream, oldest first.
+async fn delivery_ids(server: &RedisServer) -> Vec<String> {
+    entries(server)
+        .await
+        .into_iter()
+        .filter_map(|(_, fields)| {
+            let (_, id) = fields.into_iter().find(|(name, _)| name == "delivery_id")?;
+            String::from_utf8(id).ok()
+        })
+        .collect()
+}
+
+/// A Redis connection that goes silent without being closed costs one delivery a 503:
+/// the enqueue that waits out its deadline on it closes it, and the next delivery is
+/// accepted on a new connection, with nothing restarted. (Before, the silent connection
+/// stayed in use and every delivery got a 503 until the kernel gave up on it.)
+#[tokio::test]
+async fn after_a_silent_connection_the_next_webhook_is_accepted_on_a_new_one() {
+    let server = RedisServer::start();
+    let mut proxy = SilencingProxy::start(&server).await;
+    let service = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rg = common::start(&webhook_config(
+        &proxy.url(),
+        service.addr.port(),
+        dir.path(),
+    ))
+    .await;
+    let roomgate = rg.bound.http.expect("the http listener");
+
+    let first = post_webhook(roomgate, "silent-1").await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{:?}", first.body);
+
+    proxy.silence();
+    let started = Instant::now();
+    let second = post_webhook(roomgate, "silent-2").await;
+    let waited = started.elapsed();
+    assert_eq!(
+        (second.status, second.error_code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable")
+    );
+    assert!(second.headers.contains_key("retry-after"));
+    assert!(
+        waited >= DEFAULT_REDIS_TIMEOUT && waited < DEFAULT_REDIS_TIMEOUT + Duration::from_secs(2),
+        "the enqueue's deadline ended the wait: {waited:?}"
+    );
+
+    let opened = proxy.accepted();
+    let third = post_webhook(roomgate, "silent-3").await;
+    assert_eq!(
+        third.status,
+        StatusCode::ACCEPTED,
+        "the webhook after the 503 is accepted: {:?}",
+        third.body
+    );
+    assert_eq!(third.json()["delivery_id"], "silent-3");
+    assert!(proxy.accepted() > opened, "on a new connection");
+    assert_eq!(delivery_ids(&server).await, ["silent-1", "silent-3"]);
+    assert!(
+        proxy.closed_silent(1, Duration::from_secs(5)).await,
+        "roomgate closed the silent connection"
+    );
+    rg.shutdown().await;
+}
+
+/// The connection for everything but enqueues (readiness here; also stats, script loading,
+/// secrets and sessions) is replaced too when it goes silent: readiness fails within the
+/// deadline, then recovers on a new connection.
+#[tokio::test]
+async fn after_a_silent_connection_readiness_recovers_on_a_new_one() {
+    let server = RedisServer::start();
+    let proxy = SilencingProxy::start(&server).await;
+    let q = RedisQueue::connect(
+        &Secret::new(proxy.url()),
+        DEFAULT_DEDUP_TTL,
+        DEFAULT_REDIS_TIMEOUT,
+    )
+    .expect("a valid url");
+    q.ping().await.expect("ready through the proxy");
+
+    proxy.silence();
+    let started = Instant::now();
+    assert!(q.ping().await.is_err(), "a silent connection is not ready");
+    assert!(started.elapsed() <= DEFAULT_REDIS_TIMEOUT + Duration::from_secs(1));
+
+    let opened = proxy.accepted();
+    q.ping().await.expect("ready again, with nothing restarted");
+    assert!(proxy.accepted() > opened, "on a new connection");
 }

@@ -17,13 +17,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
 use redis::Script;
 use serde::{Deserialize, Serialize};
 
 use super::signing::{digest, random_id};
 use crate::config::Config;
-use crate::queue::redis::{bounded, connection_manager};
+use crate::queue::redis::{bounded, connection, ManagedConnection};
 use crate::sensitive::Secret;
 
 /// How long one instance trusts a session it read from Redis before reading it again.
@@ -101,7 +100,7 @@ impl std::fmt::Debug for SessionStore {
 enum Backend {
     Memory(Mutex<Memory>),
     Redis {
-        conn: ConnectionManager,
+        conn: ManagedConnection,
         revoke: Script,
         create: Script,
         sign_out: Script,
@@ -206,7 +205,7 @@ impl SessionStore {
     }
 
     pub fn redis(url: &Secret) -> Result<SessionStore, StoreError> {
-        let conn = connection_manager(url, STORE_TIMEOUT)
+        let conn = connection(url, STORE_TIMEOUT)
             .map_err(|_| StoreError("the Redis URL is not valid".into()))?;
         Ok(SessionStore {
             backend: Backend::Redis {

@@ -10,9 +10,12 @@
 //!
 //! A broken connection (end of stream, an I/O error, a reply that does not parse) fails
 //! every waiter, whose callers answer 503 (dedup makes the provider's retry safe), and the
-//! next call connects again. Nothing is re-sent here: a command that may have reached Redis
-//! is never written twice by this module. Everything else the queue does (loading the
-//! script, stats, readiness) stays on the redis crate's connection.
+//! next call connects again. So does a silent one: a reply that misses its command's
+//! deadline means the connection stopped answering (a failover, a NAT timeout, a
+//! partition), and it is closed then rather than when the kernel gives up on it. Nothing is
+//! re-sent here: a command that may have reached Redis is never written twice by this
+//! module. Everything else the queue does (loading the script, stats, readiness) stays on
+//! the redis crate's connection.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -41,6 +44,21 @@ const RETRY_AFTER: Duration = Duration::from_millis(50);
 /// Bytes the reader asks for at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// TCP keepalive for roomgate's Redis sockets: an idle connection whose peer is gone (a
+/// NAT that forgot it, a host that vanished) is found dead by the kernel within minutes,
+/// before a command waits on it. Probes start after this much silence...
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+/// ...and repeat this often until the system's probe count gives up.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The keepalive settings both Redis clients (this pipe, the redis crate's) put on their
+/// TCP sockets.
+pub(crate) fn keepalive() -> socket2::TcpKeepalive {
+    socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+}
+
 /// Why a call through the pipe failed. Display never shows the URL or the password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PipeError {
@@ -52,6 +70,8 @@ pub(crate) enum PipeError {
     Handshake(String),
     /// The connection broke before the reply came.
     Broken,
+    /// The reply did not come before the command's deadline.
+    TimedOut,
 }
 
 impl fmt::Display for PipeError {
@@ -61,6 +81,7 @@ impl fmt::Display for PipeError {
             PipeError::Connect(why) => write!(f, "redis connection failed ({why})"),
             PipeError::Handshake(why) => write!(f, "redis refused the connection: {why}"),
             PipeError::Broken => f.write_str("the redis connection broke before it answered"),
+            PipeError::TimedOut => f.write_str("redis did not answer in time"),
         }
     }
 }
@@ -122,19 +143,50 @@ impl Pipe {
         })
     }
 
-    /// Send the command `encode` writes (see [`command`]) and wait for its reply.
-    pub(crate) async fn call(&self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<Reply, PipeError> {
-        let link = self.link().await?;
-        let reply = match link.submit(encode) {
+    /// Send the command `encode` writes (see [`command`]) and wait for its reply until
+    /// `deadline`, connecting first if need be. This is the command's one timer.
+    ///
+    /// A reply that has not come by the deadline means the connection stopped answering:
+    /// it is closed, every command still waiting on it fails, and the next call connects
+    /// again. Without this a silent connection would stay in use, and every later call
+    /// would wait out its deadline on it, until the kernel gave up on the socket.
+    pub(crate) async fn call(
+        &self,
+        deadline: Instant,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<Reply, PipeError> {
+        let mut sent_on = None;
+        match tokio::time::timeout_at(deadline, self.send(encode, &mut sent_on)).await {
             Ok(reply) => reply,
+            Err(_) => {
+                // None: the time went on connecting, which is no fault of an open link.
+                if let Some(link) = sent_on {
+                    link.abandon();
+                }
+                Err(PipeError::TimedOut)
+            }
+        }
+    }
+
+    /// Queue the command on the open connection and wait for its reply. `sent_on` is
+    /// where the command went, for [`Pipe::call`] to abandon if the reply never comes.
+    async fn send(
+        &self,
+        encode: impl FnOnce(&mut Vec<u8>),
+        sent_on: &mut Option<Arc<Link>>,
+    ) -> Result<Reply, PipeError> {
+        let link = self.link().await?;
+        let (link, reply) = match link.submit(encode) {
+            Ok(reply) => (link, reply),
             // The connection broke before the command was queued: it never left, so it
             // may go out on a new one.
-            Err(encode) => self
-                .link()
-                .await?
-                .submit(encode)
-                .map_err(|_| PipeError::Broken)?,
+            Err(encode) => {
+                let link = self.link().await?;
+                let reply = link.submit(encode).map_err(|_| PipeError::Broken)?;
+                (link, reply)
+            }
         };
+        *sent_on = Some(link);
         reply.await.map_err(|_| PipeError::Broken)
     }
 
@@ -181,22 +233,26 @@ impl Pipe {
 
     /// Connect, introduce ourselves, and start the connection's task.
     async fn open(&self) -> Result<Arc<Link>, PipeError> {
-        let link = Arc::new(Link::default());
+        let (link, abandoned) = Link::new();
+        let link = Arc::new(link);
         match &self.target.addr {
             Addr::Tcp(host, port) => {
                 let mut stream = tokio::net::TcpStream::connect((host.as_str(), *port))
                     .await
                     .map_err(connect_error)?;
                 stream.set_nodelay(true).map_err(connect_error)?;
+                socket2::SockRef::from(&stream)
+                    .set_tcp_keepalive(&keepalive())
+                    .map_err(connect_error)?;
                 self.handshake(&mut stream).await?;
-                tokio::spawn(drive(Arc::clone(&link), stream));
+                tokio::spawn(drive(Arc::clone(&link), stream, abandoned));
             }
             Addr::Unix(path) => {
                 let mut stream = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(connect_error)?;
                 self.handshake(&mut stream).await?;
-                tokio::spawn(drive(Arc::clone(&link), stream));
+                tokio::spawn(drive(Arc::clone(&link), stream, abandoned));
             }
         }
         Ok(link)
@@ -299,12 +355,10 @@ pub(crate) fn bulk(out: &mut Vec<u8>, arg: &[u8]) {
 }
 
 /// The state one connection shares between its callers and its task.
-#[derive(Default)]
 struct Link {
     shared: Mutex<Shared>,
 }
 
-#[derive(Default)]
 struct Shared {
     /// Commands not yet handed to the task.
     out: Vec<u8>,
@@ -315,9 +369,28 @@ struct Shared {
     /// Broken: no more commands. Closing: no more commands; end after the last reply.
     broken: bool,
     closing: bool,
+    /// Ends the task at once, wherever it waits (a write to a full socket included).
+    abandon: Option<oneshot::Sender<()>>,
 }
 
 impl Link {
+    /// A link, and what its task watches to learn it was abandoned.
+    fn new() -> (Link, oneshot::Receiver<()>) {
+        let (abandon, abandoned) = oneshot::channel();
+        let shared = Shared {
+            out: Vec::new(),
+            waiting: VecDeque::new(),
+            task: None,
+            broken: false,
+            closing: false,
+            abandon: Some(abandon),
+        };
+        let link = Link {
+            shared: Mutex::new(shared),
+        };
+        (link, abandoned)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -350,25 +423,57 @@ impl Link {
         }
     }
 
-    /// The connection is gone: fail every waiter (dropping its sender) and take no more.
+    /// The connection is gone: fail every waiter and take no more.
     fn break_all(&self) {
+        self.lock().end();
+    }
+
+    /// A reply missed its deadline, so the connection is taken for dead: fail every
+    /// waiter now (their replies, if they ever came, would be as late), take no more
+    /// commands, and have the task close the socket. Waiters are never moved to another
+    /// connection: replies come back in the order of *this* connection's commands, so a
+    /// late one could only ever be matched to the wrong caller there.
+    fn abandon(&self) {
         let mut shared = self.lock();
-        shared.broken = true;
-        shared.out = Vec::new();
-        shared.waiting.clear();
-        shared.task = None;
+        shared.end();
+        if let Some(abandon) = shared.abandon.take() {
+            let _ = abandon.send(());
+        }
+    }
+}
+
+impl Shared {
+    /// Fail every waiter (dropping its sender) and take no more commands.
+    fn end(&mut self) {
+        self.broken = true;
+        self.out = Vec::new();
+        self.waiting.clear();
+        self.task = None;
     }
 }
 
 /// The connection's task: write what callers queued, read replies, until the connection
-/// breaks or the pipe is dropped and every reply has come.
-async fn drive<S: AsyncRead + AsyncWrite + Unpin>(link: Arc<Link>, mut stream: S) {
+/// breaks, a caller abandons it, or the pipe is dropped and every reply has come. The
+/// stream is dropped (the socket closed) when it returns.
+async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
+    link: Arc<Link>,
+    mut stream: S,
+    abandoned: oneshot::Receiver<()>,
+) {
     let mut io = Io {
         write: Vec::with_capacity(READ_CHUNK),
         written: 0,
         read: BytesMut::with_capacity(READ_CHUNK),
     };
-    let ended = poll_fn(|cx| io.poll(cx, &link, &mut stream)).await;
+    let ended = tokio::select! {
+        // First: once abandoned, nothing more is read from or written to the socket.
+        biased;
+        _ = abandoned => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "a reply did not come before its deadline",
+        )),
+        ended = poll_fn(|cx| io.poll(cx, &link, &mut stream)) => ended,
+    };
     if let Err(e) = ended {
         tracing::warn!(error = %e, "the redis queue connection broke; the next enqueue reconnects");
     }
@@ -501,5 +606,112 @@ mod tests {
         let err = Pipe::new("http://user:hunter2@example.test/", Duration::from_secs(1))
             .expect_err("not a redis URL");
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+
+    fn ping(out: &mut Vec<u8>) {
+        command(out, &[b"PING"]);
+    }
+
+    /// A pipe whose open connection runs over `stream`, one end of an in-memory duplex
+    /// (the other end plays Redis). Nothing listens at its URL: a test that needs a new
+    /// connection would fail to make one.
+    fn pipe_over(stream: tokio::io::DuplexStream) -> Pipe {
+        let pipe = Pipe::new(
+            "redis+unix:///nonexistent/redis.sock",
+            Duration::from_secs(1),
+        )
+        .expect("a usable URL");
+        let (link, abandoned) = Link::new();
+        let link = Arc::new(link);
+        tokio::spawn(drive(Arc::clone(&link), stream, abandoned));
+        *pipe.current.lock().expect("unpoisoned") = Some(link);
+        pipe
+    }
+
+    /// A reply already read from the socket, as the task holds it.
+    fn io_holding(bytes: &[u8]) -> Io {
+        Io {
+            write: Vec::new(),
+            written: 0,
+            read: BytesMut::from(bytes),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_in_time_keeps_the_connection() {
+        let (ours, mut redis) = tokio::io::duplex(4096);
+        let pipe = pipe_over(ours);
+        let answer = tokio::spawn(async move {
+            let mut got = vec![0; PING.len()];
+            redis.read_exact(&mut got).await.expect("the command");
+            redis.write_all(b"+PONG\r\n").await.expect("the reply");
+            (got, redis)
+        });
+        let reply = pipe
+            .call(Instant::now() + Duration::from_secs(2), ping)
+            .await;
+        assert_eq!(reply, Ok(Reply::SimpleString("PONG".into())));
+        let (got, _redis) = answer.await.expect("the fake redis");
+        assert_eq!(got, PING);
+        assert!(pipe.open_link().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_that_misses_its_deadline_closes_the_connection() {
+        let (ours, mut redis) = tokio::io::duplex(4096);
+        let pipe = pipe_over(ours);
+        let started = Instant::now();
+        let reply = pipe.call(started + Duration::from_secs(2), ping).await;
+        assert_eq!(reply, Err(PipeError::TimedOut));
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        // The next call would connect again rather than wait on this one.
+        assert!(pipe.open_link().is_none());
+        // The socket is closed: the peer reads the command, then the end of the stream.
+        let mut got = Vec::new();
+        redis.read_to_end(&mut got).await.expect("read to the end");
+        assert_eq!(got, PING);
+    }
+
+    /// Commands queued behind the one that timed out would only wait out their own
+    /// deadlines on a connection that does not answer: they fail as soon as it is dropped.
+    #[tokio::test(start_paused = true)]
+    async fn commands_waiting_on_an_abandoned_connection_fail_at_once() {
+        let (ours, _redis) = tokio::io::duplex(4096);
+        let pipe = pipe_over(ours);
+        let started = Instant::now();
+        let (first, second) =
+            tokio::join!(pipe.call(started + Duration::from_secs(1), ping), async {
+                let reply = pipe.call(started + Duration::from_secs(30), ping).await;
+                (reply, started.elapsed())
+            },);
+        assert_eq!(first, Err(PipeError::TimedOut));
+        assert_eq!(second, (Err(PipeError::Broken), Duration::from_secs(1)));
+    }
+
+    /// Replies come in the order of one connection's commands. A reply that arrives on an
+    /// abandoned connection is never handed to anyone, and a new connection's callers get
+    /// their own.
+    #[test]
+    fn a_late_reply_on_an_abandoned_connection_reaches_no_one() {
+        let (old, _abandoned) = Link::new();
+        let Ok(mut gave_up) = old.submit(ping) else {
+            panic!("queued")
+        };
+        old.abandon();
+        assert!(old.submit(ping).is_err(), "it takes no more commands");
+        assert!(matches!(
+            gave_up.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        ));
+        assert!(io_holding(b"+late\r\n").deliver(&old).is_err());
+
+        let (new, _abandoned) = Link::new();
+        let Ok(mut waiting) = new.submit(ping) else {
+            panic!("queued")
+        };
+        io_holding(b"+own\r\n").deliver(&new).expect("delivered");
+        assert_eq!(waiting.try_recv(), Ok(Reply::SimpleString("own".into())));
     }
 }

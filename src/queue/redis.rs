@@ -10,10 +10,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, Script};
+use arc_swap::ArcSwap;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{
+    Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, Script, Value,
+};
+use tokio::time::Instant;
 
-use super::pipe::{bulk, command_head, Pipe, Reply};
+use super::pipe::{bulk, command_head, keepalive, Pipe, PipeError, Reply};
 use super::{dedup_key, stream_key, Enqueued, QueueError, QueueMessage, QueueStats};
 use crate::sensitive::Secret;
 
@@ -65,7 +69,7 @@ impl Template {
 #[derive(Clone)]
 pub struct RedisQueue {
     pipe: Arc<Pipe>,
-    conn: ConnectionManager,
+    conn: ManagedConnection,
     script: Script,
     template: Arc<Template>,
     dedup_ttl: Duration,
@@ -81,28 +85,130 @@ impl fmt::Debug for RedisQueue {
     }
 }
 
-/// A `ConnectionManager` whose connects are bounded by `timeout`, with few, short
-/// reconnect retries so that an outage is reported instead of waited out. Replies carry
-/// no deadline of the client's own: every caller runs its operation under [`bounded`],
-/// and a second timer per command would only double the timer work of every enqueue.
-pub(crate) fn connection_manager(
-    url: &Secret,
+/// The redis crate's multiplexed connection for everything but enqueues (script loading,
+/// stats, readiness, secrets, sessions): a `ConnectionManager`, replaced by a fresh one
+/// when a reply misses its response timeout.
+///
+/// The manager reconnects by itself after an I/O error or the end of the stream, but a
+/// response timeout is not one of those to it (redis 1.8 retries such errors on the same
+/// connection). A connection that goes quiet without being closed (a failover, a NAT
+/// timeout, a partition) would then stay in use, and every command would wait out its
+/// deadline on it. Clones share the connection.
+#[derive(Clone)]
+pub(crate) struct ManagedConnection {
+    shared: Arc<Managed>,
+}
+
+struct Managed {
+    client: redis::Client,
     timeout: Duration,
-) -> Result<ConnectionManager, RedisError> {
+    current: ArcSwap<ConnectionManager>,
+}
+
+impl fmt::Debug for ManagedConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the client: its connection info holds the password.
+        f.debug_struct("ManagedConnection")
+            .field("timeout", &self.shared.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection to the Redis at `url` for callers that run each operation under
+/// [`bounded`] with `timeout`. Connects lazily. Its TCP sockets keep alive, so an idle
+/// connection to a vanished peer is found dead; connects and replies each get half of
+/// `timeout`, so that a silent reply fails by its response timeout (and the connection is
+/// replaced) before the caller's deadline drops the command unseen.
+pub(crate) fn connection(url: &Secret, timeout: Duration) -> Result<ManagedConnection, RedisError> {
     let url = url.expose_str().ok_or_else(|| {
         RedisError::from((
             redis::ErrorKind::InvalidClientConfig,
             "the Redis URL is not UTF-8",
         ))
     })?;
-    let client = redis::Client::open(url.trim())?;
+    let info = url.trim().into_connection_info()?;
+    let tcp = info.tcp_settings().clone().set_keepalive(keepalive());
+    let client = redis::Client::open(info.set_tcp_settings(tcp))?;
+    let current = manager(&client, timeout)?;
+    Ok(ManagedConnection {
+        shared: Arc::new(Managed {
+            client,
+            timeout,
+            current: ArcSwap::from_pointee(current),
+        }),
+    })
+}
+
+/// A lazy `ConnectionManager` with few, short reconnect retries, so that an outage is
+/// reported instead of waited out.
+fn manager(client: &redis::Client, timeout: Duration) -> Result<ConnectionManager, RedisError> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout / 2))
-        .set_response_timeout(None)
+        .set_response_timeout(Some(timeout / 2))
         .set_number_of_retries(1)
         .set_min_delay(Duration::from_millis(50))
         .set_max_delay(Duration::from_millis(250));
-    ConnectionManager::new_lazy_with_config(client, config)
+    ConnectionManager::new_lazy_with_config(client.clone(), config)
+}
+
+impl Managed {
+    /// After a reply through `used`: when it timed out, swap in a fresh manager, which
+    /// connects on the next command (unless another caller swapped already). The old
+    /// one's connection closes once the commands still holding it are done.
+    fn replace_if_silent<T>(&self, used: &Arc<ConnectionManager>, reply: &RedisResult<T>) {
+        if !reply.as_ref().is_err_and(RedisError::is_timeout) {
+            return;
+        }
+        match manager(&self.client, self.timeout) {
+            Ok(fresh) => {
+                let was = self.current.compare_and_swap(used, Arc::new(fresh));
+                if Arc::ptr_eq(&*was, used) {
+                    tracing::warn!(
+                        "a redis connection did not answer in time; the next command reconnects"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %describe(&e), "a silent redis connection could not be replaced");
+            }
+        }
+    }
+}
+
+impl ConnectionLike for ManagedConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let used = self.shared.current.load_full();
+            let reply = (*used).clone().send_packed_command(cmd).await;
+            self.shared.replace_if_silent(&used, &reply);
+            reply
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let used = self.shared.current.load_full();
+            let replies = (*used)
+                .clone()
+                .send_packed_commands(pipeline, offset, count)
+                .await;
+            self.shared.replace_if_silent(&used, &replies);
+            replies
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.shared
+            .client
+            .get_connection_info()
+            .redis_settings()
+            .db()
+    }
 }
 
 /// Describe a Redis error without echoing anything it might carry from the URL.
@@ -121,17 +227,10 @@ pub(crate) async fn bounded<T>(
     timeout: Duration,
     op: impl Future<Output = Result<T, RedisError>>,
 ) -> Result<T, String> {
-    within(timeout, async { op.await.map_err(|e| describe(&e)) }).await
-}
-
-/// Run `op`, whose errors are already described, under a hard deadline.
-async fn within<T>(
-    timeout: Duration,
-    op: impl Future<Output = Result<T, String>>,
-) -> Result<T, String> {
-    tokio::time::timeout(timeout, op)
-        .await
-        .unwrap_or_else(|_| Err(format!("redis did not answer within {timeout:?}")))
+    match tokio::time::timeout(timeout, op).await {
+        Ok(done) => done.map_err(|e| describe(&e)),
+        Err(_) => Err(format!("redis did not answer within {timeout:?}")),
+    }
 }
 
 impl RedisQueue {
@@ -142,7 +241,7 @@ impl RedisQueue {
         timeout: Duration,
     ) -> Result<RedisQueue, QueueError> {
         let invalid = || QueueError::Unavailable("the Redis URL is not valid".into());
-        let conn = connection_manager(url, timeout).map_err(|_| invalid())?;
+        let conn = connection(url, timeout).map_err(|_| invalid())?;
         let text = url.expose_str().ok_or_else(invalid)?;
         let pipe = Pipe::new(text.trim(), timeout / 2)
             .map_err(|e| QueueError::Unavailable(e.to_string()))?;
@@ -160,28 +259,18 @@ impl RedisQueue {
 
     /// Dedup and XADD in one script; `Ok` only once Redis has answered it.
     pub async fn enqueue(&self, msg: &QueueMessage) -> Result<Enqueued, QueueError> {
-        let run = async {
-            match self.evalsha(msg).await? {
-                // A Redis that restarted or flushed its scripts: load it, then run it again
-                // (boxed: rare, and it would otherwise size every enqueue's future).
-                Reply::Error(e) if e.starts_with("NOSCRIPT") => {
-                    Box::pin(async {
-                        let mut conn = self.conn.clone();
-                        self.script
-                            .load_async(&mut conn)
-                            .await
-                            .map_err(|e| describe(&e))?;
-                        self.evalsha(msg).await
-                    })
-                    .await
-                }
-                reply => Ok(reply),
+        // One deadline for the whole enqueue, kept by the pipe's call: a reply that misses
+        // it also tells the pipe that its connection stopped answering.
+        let deadline = Instant::now() + self.timeout;
+        let reply = match self.evalsha(msg, deadline).await {
+            // A Redis that restarted or flushed its scripts: load it, then run it again
+            // (boxed: rare, and it would otherwise size every enqueue's future).
+            Ok(Reply::Error(e)) if e.starts_with("NOSCRIPT") => {
+                Box::pin(self.load_and_evalsha(msg, deadline)).await
             }
+            reply => reply,
         };
-        let (id, duplicate) = within(self.timeout, run)
-            .await
-            .and_then(enqueued)
-            .map_err(QueueError::Unavailable)?;
+        let (id, duplicate) = reply.and_then(enqueued).map_err(QueueError::Unavailable)?;
         Ok(Enqueued {
             id,
             delivery_id: msg.delivery_id().to_owned(),
@@ -190,11 +279,34 @@ impl RedisQueue {
     }
 
     /// Run the enqueue script for `msg` through the pipe.
-    async fn evalsha(&self, msg: &QueueMessage) -> Result<Reply, String> {
+    async fn evalsha(&self, msg: &QueueMessage, deadline: Instant) -> Result<Reply, String> {
         self.pipe
-            .call(|out| self.enqueue_command(out, msg))
+            .call(deadline, |out| self.enqueue_command(out, msg))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| match e {
+                PipeError::TimedOut => self.late(),
+                e => e.to_string(),
+            })
+    }
+
+    /// Load the enqueue script, then run it for `msg`, both by `deadline`.
+    async fn load_and_evalsha(
+        &self,
+        msg: &QueueMessage,
+        deadline: Instant,
+    ) -> Result<Reply, String> {
+        let mut conn = self.conn.clone();
+        let load = tokio::time::timeout_at(deadline, self.script.load_async(&mut conn)).await;
+        match load {
+            Ok(Ok(_)) => self.evalsha(msg, deadline).await,
+            Ok(Err(e)) => Err(describe(&e)),
+            Err(_) => Err(self.late()),
+        }
+    }
+
+    /// Why an enqueue that ran out of time failed.
+    fn late(&self) -> String {
+        format!("redis did not answer within {:?}", self.timeout)
     }
 
     /// `EVALSHA` of the enqueue script, written straight into the connection's buffer

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use redis::aio::ConnectionManager;
 use redis::Script;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -19,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::sealed::{associated_data, Sealed, SealingKey, NONCE_LEN};
 use super::{active_at, ActiveValue, SecretError};
-use crate::queue::redis::{bounded, connection_manager};
+use crate::queue::redis::{bounded, connection, ManagedConnection};
 use crate::sensitive::Secret;
 
 /// Replace the current value; with a non-empty ARGV[3], keep the old current as `previous`
@@ -72,7 +71,7 @@ struct StoredValue {
 /// Secrets in Redis, sealed with the configured key.
 #[derive(Clone)]
 pub struct RedisSecrets {
-    conn: ConnectionManager,
+    conn: ManagedConnection,
     key: SealingKey,
     set_script: Script,
     timeout: Duration,
@@ -94,7 +93,7 @@ impl RedisSecrets {
         timeout: Duration,
     ) -> Result<RedisSecrets, SecretError> {
         let key = SealingKey::new(key).map_err(SecretError::Unavailable)?;
-        let conn = connection_manager(url, timeout)
+        let conn = connection(url, timeout)
             .map_err(|_| SecretError::Unavailable("the Redis URL is not valid".into()))?;
         Ok(RedisSecrets {
             conn,
