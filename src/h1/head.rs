@@ -152,7 +152,8 @@ pub fn parse_response(buf: &mut BytesMut, head_request: bool) -> Result<Option<P
     if fields.coded && minor == 0 {
         return Err(HeadError::LegacyTransferEncoding);
     }
-    if fields.length.is_some() {
+    // Nearly always one field of one number and no coding: nothing to settle.
+    if fields.length.is_some() && (fields.coded || fields.repeated_length) {
         settle_length(&mut headers, fields.coded);
     }
     if fields.listed {
@@ -195,6 +196,8 @@ pub(super) fn note_spans(head: &[u8], fields: &[httparse::Header<'_>], spans: &m
 #[derive(Debug, Default)]
 struct Fields {
     length: Option<u64>,
+    /// The length was stated more than once (a second field, or a list in one).
+    repeated_length: bool,
     /// `Transfer-Encoding` is present; `chunked` says whether its last coding is chunked.
     coded: bool,
     chunked: bool,
@@ -236,6 +239,7 @@ impl Fields {
 
     /// One `Content-Length` value, which must agree with those before it.
     fn length(&mut self, raw: &[u8]) -> Result<(), HeadError> {
+        self.repeated_length |= self.length.is_some() || raw.contains(&b',');
         self.length = Some(fold_length(self.length, raw)?);
         Ok(())
     }
