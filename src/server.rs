@@ -357,6 +357,21 @@ async fn serve_connection(
         serve_http(stream, info, this, stop, tunnels, &limits).await;
         return;
     };
+    // Boxed: the handshake and a TLS stream's state (several KiB) would otherwise size
+    // every connection's future, plain ones included.
+    Box::pin(serve_tls(stream, peer, this, stop, tunnels, &limits, tls)).await;
+}
+
+/// The TLS handshake, then HTTP over the TLS stream.
+async fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    this: &Listener,
+    stop: watch::Receiver<bool>,
+    tunnels: TunnelScope,
+    limits: &Limits,
+    tls: &SharedAcceptor,
+) {
     let Some(acceptor) = tls.load_full() else {
         return;
     };
@@ -379,7 +394,7 @@ async fn serve_connection(
         sni,
         tls_acceptor: Some(acceptor),
     };
-    serve_http(io, info, this, stop, tunnels, &limits).await;
+    serve_http(io, info, this, stop, tunnels, limits).await;
 }
 
 /// Serve HTTP/1.1 or HTTP/2 on one connection until it ends, is idle too long, has served
