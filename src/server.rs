@@ -74,6 +74,11 @@ pub enum ServerError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Start(#[from] crate::state::StartError),
+    #[error(
+        "redis.url is a Redis Cluster node, which roomgate does not support: point it at a \
+         single primary (replicas and Sentinel failover are fine)"
+    )]
+    RedisCluster,
 }
 
 /// The addresses actually bound (a config may ask for port 0).
@@ -157,6 +162,10 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     }
     let listen = config.file.listen.clone();
     let shared = Shared::new(config)?;
+    // Keys on other nodes would answer MOVED: some queues would work and others never.
+    if shared.queue.on_cluster().await == Some(true) {
+        return Err(ServerError::RedisCluster);
+    }
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut bound = Bound::default();

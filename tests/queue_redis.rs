@@ -745,6 +745,29 @@ routes:
     )
 }
 
+/// roomgate speaks to one Redis server. A Redis Cluster node at `redis.url` would answer
+/// MOVED for the keys other nodes hold (some queues working, others never), so roomgate
+/// refuses to start with an error that says so; a plain server starts.
+#[tokio::test]
+async fn a_redis_cluster_node_is_refused_at_start_with_a_clear_error() {
+    let node = RedisServer::start_cluster_node();
+    let service = Upstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = webhook_config(&node.url(), service.addr.port(), dir.path());
+    match roomgate::server::start(common::config(&yaml, &[])).await {
+        Err(e @ roomgate::server::ServerError::RedisCluster) => {
+            assert!(e.to_string().contains("single primary"), "{e}");
+        }
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("started against a Redis Cluster node"),
+    }
+    let plain = RedisServer::start();
+    let yaml = webhook_config(&plain.url(), service.addr.port(), dir.path());
+    let rg = common::start(&yaml).await;
+    let r = post_webhook(rg.bound.http.expect("http"), "after-the-cluster-check").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+}
+
 /// POST a GitHub delivery to roomgate's `/gh`.
 async fn post_webhook(roomgate: SocketAddr, delivery: &str) -> Reply {
     let body = format!("{{\"delivery\":\"{delivery}\"}}");

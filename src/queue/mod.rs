@@ -127,6 +127,16 @@ impl Queue {
         }
     }
 
+    /// Whether the queue is a Redis Cluster node, which roomgate does not support (its
+    /// own pipelined connection and the session scripts speak to one server); `None`
+    /// when that cannot be told now.
+    pub async fn on_cluster(&self) -> Option<bool> {
+        match self {
+            Queue::Memory(_) => Some(false),
+            Queue::Redis(q) => q.cluster_enabled().await,
+        }
+    }
+
     /// The in-memory queue of the embedded mode. Not durable: logs a warning saying so.
     pub fn memory() -> Queue {
         Queue::Memory(MemoryQueue::new(DEFAULT_DEDUP_TTL))

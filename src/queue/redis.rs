@@ -379,6 +379,19 @@ impl RedisQueue {
     }
 
     /// PING under the deadline.
+    /// Whether the server is a Redis Cluster node (`INFO cluster`); `None` when it cannot
+    /// be asked now (a Redis that is down at start-up is reported per request instead).
+    pub async fn cluster_enabled(&self) -> Option<bool> {
+        let mut conn = self.conn.clone();
+        let info: String = bounded(
+            CLUSTER_CHECK_TIMEOUT,
+            redis::cmd("INFO").arg("cluster").query_async(&mut conn),
+        )
+        .await
+        .ok()?;
+        Some(info.lines().any(|l| l.trim() == "cluster_enabled:1"))
+    }
+
     pub async fn ping(&self) -> Result<(), QueueError> {
         let mut conn = self.conn.clone();
         let _: String = bounded(self.timeout, redis::cmd("PING").query_async(&mut conn))
@@ -388,10 +401,25 @@ impl RedisQueue {
     }
 }
 
+/// How long the start-up check for a Redis Cluster waits for an answer.
+const CLUSTER_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// An error only a Redis Cluster gives: a key that lives on another node, or a cluster
+/// that cannot serve.
+fn is_cluster_reply(error: &str) -> bool {
+    ["MOVED ", "ASK ", "CLUSTERDOWN", "CROSSSLOT"]
+        .iter()
+        .any(|p| error.starts_with(p))
+}
+
 /// The script's answer, `[entry id, 1 if a duplicate else 0]`, or what went wrong.
 fn enqueued(reply: Reply) -> Result<(String, bool), String> {
     let Reply::Array(mut parts) = reply else {
         return Err(match reply {
+            Reply::Error(e) if is_cluster_reply(&e) => format!(
+                "redis error: {e} (redis.url is a Redis Cluster node; roomgate needs a single \
+                 primary)"
+            ),
             Reply::Error(e) => format!("redis error: {e}"),
             _ => "redis gave an unexpected reply to the enqueue script".into(),
         });
@@ -402,5 +430,27 @@ fn enqueued(reply: Reply) -> Result<(String, bool), String> {
             Ok((id, duplicate == 1))
         }
         _ => Err("redis gave an unexpected reply to the enqueue script".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key on another node, or a cluster that cannot serve: the 503's log line says
+    /// the URL is a cluster node, not just what Redis answered.
+    #[test]
+    fn a_cluster_redirect_is_reported_as_such() {
+        for e in [
+            "MOVED 12416 127.0.0.1:7002",
+            "ASK 12416 127.0.0.1:7002",
+            "CLUSTERDOWN Hash slot not served",
+            "CROSSSLOT Keys in request don't hash to the same slot",
+        ] {
+            let err = enqueued(Reply::Error(e.into())).expect_err("an error");
+            assert!(err.contains("Redis Cluster"), "{err}");
+        }
+        let err = enqueued(Reply::Error("ERR something else".into())).expect_err("an error");
+        assert!(!err.contains("Cluster"), "{err}");
     }
 }

@@ -12,6 +12,8 @@ pub struct RedisServer {
     persistent: bool,
     /// `requirepass`, when the server asks for one.
     password: Option<String>,
+    /// `cluster-enabled yes`: a Redis Cluster node (with no slots assigned).
+    cluster: bool,
 }
 
 fn free_port() -> u16 {
@@ -37,7 +39,16 @@ impl RedisServer {
         Self::start_with(false, Some(password.to_owned()))
     }
 
+    /// A Redis Cluster node (`cluster-enabled yes`), not yet part of a cluster.
+    pub fn start_cluster_node() -> RedisServer {
+        Self::start_server(false, None, true)
+    }
+
     fn start_with(persistent: bool, password: Option<String>) -> RedisServer {
+        Self::start_server(persistent, password, false)
+    }
+
+    fn start_server(persistent: bool, password: Option<String>, cluster: bool) -> RedisServer {
         for _ in 0..5 {
             let mut server = RedisServer {
                 child: None,
@@ -45,6 +56,7 @@ impl RedisServer {
                 dir: tempfile::tempdir().expect("tempdir"),
                 persistent,
                 password: password.clone(),
+                cluster,
             };
             if server.spawn() {
                 return server;
@@ -57,6 +69,14 @@ impl RedisServer {
         let mut command = Command::new("redis-server");
         if let Some(password) = &self.password {
             command.args(["--requirepass", password]);
+        }
+        if self.cluster {
+            command.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ]);
         }
         let child = command
             .args([
