@@ -500,35 +500,43 @@ async fn a_transfer_coded_answer_reaches_an_h2_client_whole_without_its_stale_le
     }
 }
 
+/// The heads of the HEAD answers for `path`: asked twice over HTTP/1.1 on one connection
+/// (roomgate's own serving) and once over HTTP/1.0 (through hyper), each labelled with
+/// how it was asked. Every answer is a 200 and nothing follows the last one.
+async fn head_answers(addr: SocketAddr, path: &str) -> Vec<(&'static str, String)> {
+    let http11 = format!(
+        "HEAD {path} HTTP/1.1\r\nHost: app.acme.test\r\n\r\n\
+         HEAD {path} HTTP/1.1\r\nHost: app.acme.test\r\nConnection: close\r\n\r\n"
+    );
+    let http10 = format!("HEAD {path} HTTP/1.0\r\nHost: app.acme.test\r\n\r\n");
+    let mut heads = Vec::new();
+    for (what, raw, answers) in [("HTTP/1.1", http11, 2), ("HTTP/1.0", http10, 1)] {
+        let Raw { text, closed } = exchange(addr, raw.as_bytes(), WAIT).await;
+        assert!(closed, "{what}: {text}");
+        let mut rest = text.as_str();
+        for _ in 0..answers {
+            let (head, _, after) = framed(rest, true);
+            assert!(head.contains(" 200 OK\r\n"), "{what}: {text}");
+            heads.push((what, head.to_owned()));
+            rest = after;
+        }
+        assert_eq!(rest, "", "{what}: {text}");
+    }
+    heads
+}
+
 /// A HEAD answer whose length came twice, equal, reaches the client with it once (RFC
 /// 9110 §8.6). Both lines were written on roomgate's own serving, and through hyper
 /// (HTTP/1.0, h2) the connection was dropped with no answer.
 #[tokio::test]
 async fn equal_repeated_lengths_reach_the_client_once() {
     let (_rg, addr) = through(scripted_upstream(SCRIPT).await).await;
-    for (what, raw, answers) in [
-        (
-            "HTTP/1.1",
-            &b"HEAD /cl-twice HTTP/1.1\r\nHost: app.acme.test\r\n\r\n\
-               HEAD /cl-twice HTTP/1.1\r\nHost: app.acme.test\r\nConnection: close\r\n\r\n"[..],
-            2,
-        ),
-        (
-            "HTTP/1.0",
-            b"HEAD /cl-twice HTTP/1.0\r\nHost: app.acme.test\r\n\r\n",
-            1,
-        ),
-    ] {
-        let Raw { text, closed } = exchange(addr, raw, WAIT).await;
-        assert!(closed, "{what}: {text}");
-        let mut rest = text.as_str();
-        for _ in 0..answers {
-            let (head, _, after) = framed(rest, true);
-            assert!(head.contains(" 200 OK\r\n"), "{what}: {text}");
-            assert_eq!(head_fields(head, "content-length"), ["5"], "{what}: {text}");
-            rest = after;
-        }
-        assert_eq!(rest, "", "{what}: {text}");
+    for (what, head) in head_answers(addr, "/cl-twice").await {
+        assert_eq!(
+            head_fields(&head, "content-length"),
+            ["5"],
+            "{what}: {head}"
+        );
     }
     let mut send = common::h2c(addr).await;
     let req = Request::head("http://app.acme.test/cl-twice")
@@ -546,33 +554,12 @@ async fn equal_repeated_lengths_reach_the_client_once() {
 #[tokio::test]
 async fn a_head_answer_without_a_length_gets_none() {
     let (_rg, addr) = through(scripted_upstream(SCRIPT).await).await;
-    for (what, raw, answers) in [
-        (
-            "HTTP/1.1",
-            &b"HEAD /no-length HTTP/1.1\r\nHost: app.acme.test\r\n\r\n\
-               HEAD /no-length HTTP/1.1\r\nHost: app.acme.test\r\nConnection: close\r\n\r\n"[..],
-            2,
-        ),
-        (
-            "HTTP/1.0",
-            b"HEAD /no-length HTTP/1.0\r\nHost: app.acme.test\r\n\r\n",
-            1,
-        ),
-    ] {
-        let Raw { text, closed } = exchange(addr, raw, WAIT).await;
-        assert!(closed, "{what}: {text}");
-        let mut rest = text.as_str();
-        for _ in 0..answers {
-            let (head, _, after) = framed(rest, true);
-            assert!(head.contains(" 200 OK\r\n"), "{what}: {text}");
-            assert_eq!(head_fields(head, "content-length"), NONE, "{what}: {text}");
-            assert_eq!(
-                field(head, "content-type"),
-                Some("text/plain"),
-                "{what}: {text}"
-            );
-            rest = after;
-        }
-        assert_eq!(rest, "", "{what}: {text}");
+    for (what, head) in head_answers(addr, "/no-length").await {
+        assert_eq!(head_fields(&head, "content-length"), NONE, "{what}: {head}");
+        assert_eq!(
+            field(&head, "content-type"),
+            Some("text/plain"),
+            "{what}: {head}"
+        );
     }
 }
