@@ -6,6 +6,7 @@
 //! authorization and forwarding.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,60 +56,65 @@ struct Outcome<'s> {
 }
 
 /// Serve one request. Never fails: errors become JSON responses here.
-pub async fn handle(
+// Not an `async fn`: it would keep its arguments (the request among them) twice in its
+// state, which every connection holds.
+#[allow(clippy::manual_async_fn)]
+pub fn handle(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
     mut req: Request<Body>,
-) -> Response<Body> {
-    let started = Instant::now();
-    let state = shared.state.load_full();
-    let method = req.method().clone();
-    let mut outcome = Outcome {
-        log: tracing::enabled!(target: "roomgate::access", tracing::Level::INFO),
-        auth: "none",
-        ..Default::default()
-    };
-    // Room for what roomgate adds (request id, X-Forwarded-*, identity): one growth, not
-    // one per insert.
-    req.headers_mut().reserve(8);
-    let request_id = headers::ensure_request_id(req.headers_mut());
-    let (mut resp, err) = match pipeline(&shared, &state, &conn, req, &mut outcome).await {
-        Ok(resp) => (resp, None),
-        Err(e) => (e.to_response(), Some(e)),
-    };
-    resp.headers_mut()
-        .insert(headers::X_REQUEST_ID, request_id.clone());
-    let status = resp.status().as_u16();
-    let elapsed = started.elapsed();
-    shared.metrics.record_request(
-        outcome.route.unwrap_or(&shared.metrics.no_route),
-        outcome.series,
-        status,
-        match &err {
-            None => "forwarded",
-            Some(e) => e.status_code().1,
-        },
-        elapsed.as_secs_f64(),
-    );
-    tracing::event!(
-        target: "roomgate::access",
-        tracing::Level::INFO,
-        request.id = request_id.to_str().unwrap_or(""),
-        http.method = %method,
-        http.host = %outcome.host,
-        http.path = %outcome.path,
-        http.status = status,
-        http.response_bytes = http_body::Body::size_hint(resp.body()).exact(),
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        route.domain = outcome.route.map(|r| r.as_str()).unwrap_or(""),
-        route.room = outcome.room.map(|p| p.room.as_str()).unwrap_or(""),
-        auth.result = outcome.auth,
-        client.ip = %conn.peer.ip(),
-        error.code = err.as_ref().map(|e| e.status_code().1).unwrap_or(""),
-        error.detail = err.as_ref().map(|e| e.to_string()).unwrap_or_default(),
-        "request"
-    );
-    resp
+) -> impl Future<Output = Response<Body>> + Send {
+    async move {
+        let started = Instant::now();
+        let state = shared.state.load_full();
+        let method = req.method().clone();
+        let mut outcome = Outcome {
+            log: tracing::enabled!(target: "roomgate::access", tracing::Level::INFO),
+            auth: "none",
+            ..Default::default()
+        };
+        // Room for what roomgate adds (request id, X-Forwarded-*, identity): one growth, not
+        // one per insert.
+        req.headers_mut().reserve(8);
+        let request_id = headers::ensure_request_id(req.headers_mut());
+        let (mut resp, err) = match pipeline(&shared, &state, &conn, req, &mut outcome).await {
+            Ok(resp) => (resp, None),
+            Err(e) => (e.to_response(), Some(e)),
+        };
+        resp.headers_mut()
+            .insert(headers::X_REQUEST_ID, request_id.clone());
+        let status = resp.status().as_u16();
+        let elapsed = started.elapsed();
+        shared.metrics.record_request(
+            outcome.route.unwrap_or(&shared.metrics.no_route),
+            outcome.series,
+            status,
+            match &err {
+                None => "forwarded",
+                Some(e) => e.status_code().1,
+            },
+            elapsed.as_secs_f64(),
+        );
+        tracing::event!(
+            target: "roomgate::access",
+            tracing::Level::INFO,
+            request.id = request_id.to_str().unwrap_or(""),
+            http.method = %method,
+            http.host = %outcome.host,
+            http.path = %outcome.path,
+            http.status = status,
+            http.response_bytes = http_body::Body::size_hint(resp.body()).exact(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            route.domain = outcome.route.map(|r| r.as_str()).unwrap_or(""),
+            route.room = outcome.room.map(|p| p.room.as_str()).unwrap_or(""),
+            auth.result = outcome.auth,
+            client.ip = %conn.peer.ip(),
+            error.code = err.as_ref().map(|e| e.status_code().1).unwrap_or(""),
+            error.detail = err.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+            "request"
+        );
+        resp
+    }
 }
 
 async fn pipeline<'s>(

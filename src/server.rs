@@ -29,6 +29,7 @@ mod direct;
 mod framing;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -38,6 +39,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -552,16 +554,18 @@ where
 
 /// The answer to one request: the plain listener's redirect to HTTPS when that is
 /// configured, the request pipeline's otherwise.
-async fn answer(
+// Not an `async fn`: it would hold its arguments (the request among them) beside the
+// pipeline's future, in every connection's state.
+fn answer(
     shared: Arc<Shared>,
     info: Arc<ConnInfo>,
     https_port: Option<u16>,
     req: Request<Body>,
-) -> Response<Body> {
+) -> impl Future<Output = Response<Body>> + Send {
     if info.tls_acceptor.is_none() && redirects(&shared) {
-        redirect_to_https(&req, https_port)
+        Either::Left(std::future::ready(redirect_to_https(&req, https_port)))
     } else {
-        proxy::handle(shared, info, req).await
+        Either::Right(proxy::handle(shared, info, req))
     }
 }
 
