@@ -78,7 +78,7 @@ pub enum ServerError {
     Start(#[from] crate::state::StartError),
     #[error(
         "redis.url is a Redis Cluster node, which roomgate does not support: point it at a \
-         single primary (replicas and Sentinel failover are fine)"
+         single Redis primary"
     )]
     RedisCluster,
 }

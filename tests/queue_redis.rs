@@ -756,7 +756,7 @@ async fn a_redis_cluster_node_is_refused_at_start_with_a_clear_error() {
     let yaml = webhook_config(&node.url(), service.addr.port(), dir.path());
     match roomgate::server::start(common::config(&yaml, &[])).await {
         Err(e @ roomgate::server::ServerError::RedisCluster) => {
-            assert!(e.to_string().contains("single primary"), "{e}");
+            assert!(e.to_string().contains("single Redis primary"), "{e}");
         }
         Err(e) => panic!("another error: {e}"),
         Ok(_) => panic!("started against a Redis Cluster node"),
