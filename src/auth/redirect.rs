@@ -20,15 +20,15 @@ pub fn safe_return_path(raw: &str) -> Option<String> {
     }
     // As sent: browsers drop tabs and newlines anywhere in a URL and read `\` as `/`,
     // so `/\t/evil` is `//evil` to them.
-    let path = raw.split_once('?').map_or(raw, |(path, _)| path);
-    if leads_elsewhere(path)
-        || raw
-            .chars()
-            .any(|c| c == '\\' || c == '#' || c.is_control() || c.is_whitespace())
+    if raw
+        .chars()
+        .any(|c| c == '\\' || c == '#' || c.is_control() || c.is_whitespace())
     {
         return None;
     }
-    // Decoded, for a service that decodes the path and redirects to it again.
+    // The path decoded, which also covers it as sent (decoding removes no `/`, `.` or
+    // `\`), for a service that decodes the path and redirects to it again.
+    let path = raw.split_once('?').map_or(raw, |(path, _)| path);
     if leads_elsewhere(&percent_decode_str(path).decode_utf8_lossy()) {
         return None;
     }

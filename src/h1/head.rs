@@ -152,9 +152,10 @@ pub fn parse_response(buf: &mut BytesMut, head_request: bool) -> Result<Option<P
     if fields.coded && minor == 0 {
         return Err(HeadError::LegacyTransferEncoding);
     }
-    // Nearly always one field of one number and no coding: nothing to settle.
+    // Nearly always one field of one number and no coding: nothing to settle. Otherwise
+    // the fields were already read into the one length they agree on.
     if fields.length.is_some() && (fields.coded || fields.repeated_length) {
-        settle_length(&mut headers, fields.coded);
+        state_length(&mut headers, fields.length.filter(|_| !fields.coded));
     }
     if fields.listed {
         // Rare: `Connection` names end-to-end-looking fields that are this hop's only.
@@ -267,7 +268,7 @@ impl Fields {
 /// they are dropped, and the body's own framing stands.
 pub fn settle_length(headers: &mut HeaderMap, coded: bool) {
     if coded {
-        headers.remove(header::CONTENT_LENGTH);
+        state_length(headers, None);
         return;
     }
     let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
@@ -284,11 +285,16 @@ pub fn settle_length(headers: &mut HeaderMap, coded: bool) {
         .try_fold(None, |stated, v| {
             fold_length(stated, v.as_bytes()).map(Some)
         });
-    match agreed {
-        Ok(Some(n)) => {
+    state_length(headers, agreed.ok().flatten());
+}
+
+/// Leave exactly one `Content-Length` field saying `length`, or none.
+fn state_length(headers: &mut HeaderMap, length: Option<u64>) {
+    match length {
+        Some(n) => {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
         }
-        _ => {
+        None => {
             headers.remove(header::CONTENT_LENGTH);
         }
     }
