@@ -4,51 +4,13 @@
 //! the exhaustive table of what each becomes. Bodies carry the code and a fixed message,
 //! never internals: details go to the log, once, in the outer handler.
 
-use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
-use http_body_util::BodyExt;
 
 use crate::auth::iap::SignInError;
 use crate::auth::AuthError;
+use crate::body::{full, Body};
 use crate::route::PathError;
 use crate::webhook::SignatureError;
-
-/// The body type roomgate sends and forwards.
-pub type Body = http_body_util::combinators::BoxBody<Bytes, BodyError>;
-
-/// An error while streaming a body. A concrete type (rather than a boxed trait object)
-/// so that hyper's `Into<Box<dyn Error>>` bounds hold for every lifetime.
-#[derive(Debug)]
-pub struct BodyError(Box<dyn std::error::Error + Send + Sync>);
-
-impl BodyError {
-    pub fn new(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        BodyError(e.into())
-    }
-}
-
-impl std::fmt::Display for BodyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for BodyError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(self.0.as_ref())
-    }
-}
-
-/// A body made of bytes in memory.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    http_body_util::Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
-}
-
-pub fn empty() -> Body {
-    full(Bytes::new())
-}
 
 /// Every way a request can be refused or fail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

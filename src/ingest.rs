@@ -11,8 +11,9 @@ use http::request::Parts;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
+use crate::body::{full, Body};
 use crate::config::Policy;
-use crate::error::{full, Body, ProxyError};
+use crate::error::ProxyError;
 use crate::queue::{json_string_body, MessageMeta, Queue, QueueError, QueueMessage};
 use crate::secret::{SecretError, SecretStore};
 use crate::sensitive::Secret;

@@ -7,13 +7,13 @@
 
 pub mod admin;
 pub mod auth;
+pub mod body;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod forward;
-pub mod h1;
 pub mod headers;
 pub mod ingest;
-pub mod moment;
 pub mod pool;
 pub mod proxy;
 pub mod queue;

@@ -14,8 +14,9 @@ use std::time::Instant;
 use http::{header, HeaderValue, Request, Response, Uri};
 
 use crate::auth::{self, Decision, Identity};
+use crate::body::{full, Body};
 use crate::config::Validation;
-use crate::error::{full, Body, ProxyError};
+use crate::error::ProxyError;
 use crate::headers::{self, Hop};
 use crate::ingest::{self, Ingested};
 use crate::route::{canonical_host, canonical_path, request_authority, Resolved};
@@ -243,7 +244,7 @@ async fn pipeline<'s>(
             }
             Decision::Redirect(location) => {
                 outcome.auth = "redirect";
-                let mut resp = Response::new(crate::error::empty());
+                let mut resp = Response::new(crate::body::empty());
                 *resp.status_mut() = http::StatusCode::FOUND;
                 if let Ok(v) = HeaderValue::from_str(&location) {
                     resp.headers_mut().insert(header::LOCATION, v);
@@ -295,7 +296,7 @@ async fn pipeline<'s>(
     let body = if connect == Connect::WebSocket {
         // Authorized like any request; the service gets the HTTP/1.1 handshake.
         websocket::to_upgrade(&mut parts);
-        crate::error::empty()
+        crate::body::empty()
     } else {
         body
     };

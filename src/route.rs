@@ -79,8 +79,7 @@ pub fn request_authority<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -
 /// `None` when the value is not a plausible host name or IP literal. Borrows when the
 /// value is already canonical (the common case).
 pub fn canonical_host(raw: &str) -> Option<Cow<'_, str>> {
-    if !raw.is_empty()
-        && !raw.ends_with('.')
+    if well_formed_labels(raw)
         && raw
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
@@ -88,6 +87,13 @@ pub fn canonical_host(raw: &str) -> Option<Cow<'_, str>> {
         return Some(Cow::Borrowed(raw));
     }
     canonical_host_slow(raw).map(Cow::Owned)
+}
+
+/// A name of at most 253 bytes whose dot-separated labels are each 1 to 63 bytes long:
+/// `.apps.test`, `a..test` and a second trailing dot have an empty label, and a wildcard
+/// never stands for an empty one.
+fn well_formed_labels(host: &str) -> bool {
+    !host.is_empty() && host.len() <= 253 && host.split('.').all(|l| (1..=63).contains(&l.len()))
 }
 
 fn canonical_host_slow(raw: &str) -> Option<String> {
@@ -109,7 +115,7 @@ fn canonical_host_slow(raw: &str) -> Option<String> {
         }
     };
     let host = host.strip_suffix('.').unwrap_or(host);
-    if host.is_empty()
+    if !well_formed_labels(host)
         || !host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
@@ -467,6 +473,34 @@ mod tests {
         assert_eq!(canonical_host("a b"), None);
         assert_eq!(canonical_host("evil.com:80:80"), None);
         assert_eq!(canonical_host("user@evil.com"), None);
+    }
+
+    /// Security: no label is empty, so `.apps.test` can never match `*.apps.test` (a
+    /// wildcard stands for one whole label).
+    #[test]
+    fn a_host_with_an_empty_label_is_refused() {
+        for bad in [
+            ".apps.test",
+            ".Apps.test",
+            "a..apps.test",
+            "apps.test..",
+            ".",
+            "..",
+            ".apps.test:8080",
+            "apps.test..:80",
+        ] {
+            assert_eq!(canonical_host(bad), None, "{bad}");
+        }
+        let long_label = format!("{}.test", "a".repeat(64));
+        assert_eq!(canonical_host(&long_label), None);
+        assert_eq!(
+            canonical_host(&format!("{}.test", "a".repeat(63))).as_deref(),
+            Some(format!("{}.test", "a".repeat(63)).as_str())
+        );
+        assert_eq!(
+            canonical_host("x.apps.test.").as_deref(),
+            Some("x.apps.test")
+        );
     }
 
     /// Security: the brackets of an IP literal hold an IPv6 address and nothing else, so a

@@ -9,7 +9,7 @@ use base64::Engine;
 use http::{header, HeaderValue, Response, StatusCode};
 use sha2::{Digest, Sha256};
 
-use crate::error::{full, Body};
+use crate::body::{full, Body};
 
 /// The only script roomgate serves: submit the handoff form.
 const SUBMIT_SCRIPT: &str = "document.getElementById('handoff').submit();";

@@ -27,6 +27,8 @@ pub struct Seen {
     pub proceed: Notify,
     /// Signalled when `/upload` has received its first chunk.
     pub first_chunk: Notify,
+    /// Every echoed request: `METHOD target body`.
+    pub log: Mutex<Vec<String>>,
 }
 
 pub struct Upstream {
@@ -113,6 +115,16 @@ async fn serve(req: Request<Incoming>, seen: Arc<Seen>) -> Result<Response<Body>
                 .iter()
                 .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
                 .collect();
+            seen.log.lock().expect("lock").push(format!(
+                "{} {} {}",
+                parts.method,
+                parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/"),
+                String::from_utf8_lossy(&body)
+            ));
             let out = serde_json::json!({
                 "method": parts.method.as_str(),
                 "path": parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
@@ -159,6 +171,11 @@ impl Upstream {
 
     pub fn requests(&self) -> usize {
         self.seen.requests.load(Ordering::SeqCst)
+    }
+
+    /// Every echoed request so far (`METHOD target body`), leaving the log empty.
+    pub fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut *self.seen.log.lock().expect("lock"))
     }
 }
 
