@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::config::{segment_prefix, Config, PathMatch, Policy, PortSpec};
+use crate::config::{same_path, segment_prefix, Config, PathMatch, Policy, PortSpec};
 use crate::telemetry::RouteMetrics;
 
 /// A route's domain: an exact name or a one-label wildcard (`*.apps.example.test`).
@@ -325,10 +325,11 @@ impl DomainRoutes {
         self.paths
             .iter()
             .find(|r| {
+                let fold = r.port.case_insensitive;
                 if r.exact {
-                    r.path == path
+                    same_path(&r.path, path, fold)
                 } else {
-                    segment_prefix(&r.path, path)
+                    segment_prefix(&r.path, path, fold)
                 }
             })
             .map(|r| &r.port)

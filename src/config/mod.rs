@@ -139,6 +139,9 @@ pub struct PortSpec {
     pub public: bool,
     pub liveness: Option<String>,
     pub h2c: bool,
+    /// Routes to this port and its endpoint policies match paths ASCII
+    /// case-insensitively (`roomgate.path.case_insensitive`).
+    pub case_insensitive: bool,
     /// Policy of requests matching no endpoint.
     pub policy: Arc<Policy>,
     /// Endpoint paths and their policies, longest path first.
@@ -156,19 +159,39 @@ impl PortSpec {
     pub fn policy_for(&self, path: &str) -> (&str, &Arc<Policy>) {
         self.endpoints
             .iter()
-            .find(|(p, _)| segment_prefix(p, path))
+            .find(|(p, _)| segment_prefix(p, path, self.case_insensitive))
             .map(|(p, pol)| (p.as_str(), pol))
             .unwrap_or(("", &self.policy))
     }
 }
 
-/// True when `prefix` equals `path` or is followed in it by a `/`.
-pub fn segment_prefix(prefix: &str, path: &str) -> bool {
+/// True when `prefix` equals `path` or is followed in it by a `/`; compared ASCII
+/// case-insensitively when `fold`.
+pub fn segment_prefix(prefix: &str, path: &str, fold: bool) -> bool {
     if prefix == "/" {
         return path.starts_with('/');
     }
-    let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
-    path == prefix || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+    let prefix = prefix.strip_suffix('/').unwrap_or(prefix).as_bytes();
+    let path = path.as_bytes();
+    let Some(head) = path.get(..prefix.len()) else {
+        return false;
+    };
+    let same = if fold {
+        head.eq_ignore_ascii_case(prefix)
+    } else {
+        head == prefix
+    };
+    same && matches!(path.get(prefix.len()), None | Some(b'/'))
+}
+
+/// True when `route` and `path` are the same path; compared ASCII case-insensitively
+/// when `fold`.
+pub fn same_path(route: &str, path: &str, fold: bool) -> bool {
+    if fold {
+        route.eq_ignore_ascii_case(path)
+    } else {
+        route == path
+    }
 }
 
 /// The variables a config was loaded with, kept for secret references read later (the
@@ -259,6 +282,20 @@ mod tests {
             ]),
             base_dir: dir.path().to_path_buf(),
         }
+    }
+
+    #[test]
+    fn a_segment_prefix_ends_at_a_slash_and_folds_case_only_when_asked() {
+        assert!(segment_prefix("/admin", "/admin", false));
+        assert!(segment_prefix("/admin/", "/admin/x", false));
+        assert!(!segment_prefix("/admin", "/administrator", false));
+        assert!(!segment_prefix("/admin", "/ADMIN", false));
+        assert!(segment_prefix("/admin", "/ADMIN/x", true));
+        assert!(!segment_prefix("/admin", "/ADMINISTRATOR", true));
+        assert!(!segment_prefix("/admin", "/adm", true));
+        assert!(segment_prefix("/", "/anything", false));
+        // Non-ASCII is compared as bytes either way.
+        assert!(!segment_prefix("/é", "/É", true));
     }
 
     // Security property: an empty secret is refused where it is written, so it can never

@@ -24,6 +24,19 @@ pub const PROCESSOR: &str = "meshagent.request.processor";
 pub const TOLERANCE: &str = "roomgate.validation.tolerance";
 /// Largest body accepted on this endpoint, in bytes.
 pub const MAX_BODY_BYTES: &str = "roomgate.request.max_body_bytes";
+/// A port annotation: routes and endpoint policies match paths ASCII case-insensitively,
+/// for services that fold case themselves (Express by default, ASP.NET).
+pub const PATH_CASE_INSENSITIVE: &str = "roomgate.path.case_insensitive";
+
+/// A `"true"`/`"false"` annotation (absent: false).
+pub fn flag(annotations: &BTreeMap<String, String>, key: &str) -> Result<bool, String> {
+    match annotations.get(key).map(|v| v.trim()) {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(format!("{key}: {v:?} is not \"true\" or \"false\"")),
+    }
+}
 
 /// How callers of an endpoint are authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -411,12 +411,31 @@ fn check_rooms(c: &mut Checker<'_>, file: &FileConfig) -> Vec<Arc<PortSpec>> {
                     max_body,
                     file,
                 );
+                let case_insensitive =
+                    policy::flag(&port.annotations, policy::PATH_CASE_INSENSITIVE).unwrap_or_else(
+                        |e| {
+                            c.err(format!("{ppath}.annotations"), e);
+                            false
+                        },
+                    );
                 let mut endpoints = Vec::new();
                 let mut seen = HashSet::new();
                 for (ei, ep) in port.endpoints.iter().enumerate() {
                     let epath = format!("{ppath}.endpoints[{ei}]");
                     check_path(c, format!("{epath}.path"), &ep.path);
-                    if !seen.insert(ep.path.trim_end_matches('/')) {
+                    if ep.annotations.contains_key(policy::PATH_CASE_INSENSITIVE) {
+                        c.err(
+                            format!("{epath}.annotations"),
+                            format!("{} is a port annotation", policy::PATH_CASE_INSENSITIVE),
+                        );
+                    }
+                    let key = ep.path.trim_end_matches('/');
+                    let key = if case_insensitive {
+                        key.to_ascii_lowercase()
+                    } else {
+                        key.to_owned()
+                    };
+                    if !seen.insert(key) {
                         c.err(
                             format!("{epath}.path"),
                             format!("duplicate endpoint {:?}", ep.path),
@@ -454,6 +473,7 @@ fn check_rooms(c: &mut Checker<'_>, file: &FileConfig) -> Vec<Arc<PortSpec>> {
                         public: port.public,
                         liveness: port.liveness.clone(),
                         h2c: port.h2c,
+                        case_insensitive,
                         policy: Arc::new(policy),
                         endpoints,
                     }));
