@@ -6,9 +6,10 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::{HeaderMap, HeaderName, HeaderValue};
+use roomgate::canonical::{canonical_host, canonical_path};
 use roomgate::config::{Config, LoadContext};
 use roomgate::headers;
-use roomgate::route::{canonical_host, canonical_path, RouteTable};
+use roomgate::route::RouteTable;
 
 fn config_with(domains: usize) -> Config {
     let mut yaml = String::from(

@@ -9,7 +9,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 use crate::auth::iap::SignInError;
 use crate::auth::AuthError;
 use crate::body::{full, Body};
-use crate::route::PathError;
+use crate::canonical::PathError;
 use crate::webhook::SignatureError;
 
 /// Every way a request can be refused or fail.

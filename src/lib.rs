@@ -8,7 +8,9 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod canonical;
 pub mod config;
+pub mod conn;
 pub mod deadline;
 pub mod error;
 pub mod forward;

@@ -7,7 +7,6 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,32 +14,19 @@ use http::{header, HeaderValue, Request, Response, Uri};
 
 use crate::auth::{self, Decision, Identity};
 use crate::body::{full, Body};
+use crate::canonical::{canonical_host, canonical_path, request_authority};
 use crate::config::Validation;
+use crate::conn::ConnInfo;
 use crate::error::ProxyError;
 use crate::headers::{self, Hop};
 use crate::ingest::{self, Ingested};
-use crate::route::{canonical_host, canonical_path, request_authority, Resolved};
+use crate::route::Resolved;
 use crate::state::{Shared, State};
 use crate::telemetry::RouteMetrics;
 use crate::websocket::{self, Connect};
 
-/// The IAP session cookie; never forwarded upstream.
-pub const IAP_COOKIE: &str = "__meshagent_iap";
 /// Paths under this prefix are roomgate's own.
 pub const RESERVED_PREFIX: &str = "/.roomgate/";
-
-/// What the listener knows of the connection a request came on.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub peer: SocketAddr,
-    /// `peer`'s address as an `X-Forwarded-For` value, formatted once.
-    pub peer_value: HeaderValue,
-    pub tls: bool,
-    /// The TLS server name the client asked for.
-    pub sni: Option<String>,
-    /// The acceptor of a TLS connection, to check that Host fits its certificate.
-    pub tls_acceptor: Option<Arc<crate::tls::TlsAcceptor>>,
-}
 
 /// What one request's access-log line and metrics report.
 #[derive(Debug, Default)]
@@ -289,7 +275,7 @@ async fn pipeline<'s>(
         Some(u) => u,
         None => {
             return Err(ProxyError::InvalidPath(
-                crate::route::PathError::BadEncoding,
+                crate::canonical::PathError::BadEncoding,
             ))
         }
     };

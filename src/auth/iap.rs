@@ -29,17 +29,20 @@ use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use serde::{Deserialize, Serialize};
 
-use super::membership::{normalize_email, participant_scope};
+use super::membership::participant_scope;
 use super::oidc::{OidcClient, OidcError};
 use super::redirect::safe_return_path;
 use super::session::{Session, SessionStore, StoreError};
 use super::signing::{self, digest, random_id};
+use super::IAP_COOKIE;
 use super::{pages, AuthError, Decision, Identity};
 use crate::body::{full, Body};
+use crate::canonical::normalize_email;
+use crate::canonical::{canonical_host, canonical_path, DomainPattern};
 use crate::config::{Config, Iap, IapProvider, Listen};
+use crate::conn::ConnInfo;
 use crate::error::ProxyError;
-use crate::proxy::{ConnInfo, IAP_COOKIE};
-use crate::route::{canonical_host, canonical_path, DomainPattern, Resolved};
+use crate::route::Resolved;
 use crate::state::{Shared, State};
 
 /// The sign-in host's own session cookie.
@@ -269,7 +272,7 @@ pub fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: boo
 
 /// The host as the client sent it (authority or `Host`), for origins with a port.
 fn raw_host(parts: &http::request::Parts) -> Option<&str> {
-    crate::route::request_authority(&parts.uri, &parts.headers)
+    crate::canonical::request_authority(&parts.uri, &parts.headers)
 }
 
 /// The origin the browser used: scheme (as `set_forwarded` recorded it) and host:port.

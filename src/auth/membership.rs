@@ -8,52 +8,8 @@
 
 use serde_json::Value;
 
+use crate::canonical::normalize_email;
 use crate::config::ParticipantRule;
-
-/// The domain of a well-formed email, lowercased: exactly one `@`, a non-empty local
-/// part, a domain of DNS characters without empty labels. `None` for anything else.
-pub fn email_domain(email: &str) -> Option<String> {
-    let (local, domain) = email.split_once('@')?;
-    if local.is_empty()
-        || domain.contains('@')
-        || local.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return None;
-    }
-    let domain = domain.to_ascii_lowercase();
-    if domain.is_empty()
-        || domain.split('.').any(str::is_empty)
-        || !domain
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-    {
-        return None;
-    }
-    Some(domain)
-}
-
-/// The email as compared: trimmed and ASCII-lowercased, when well-formed. Unicode case
-/// folding is not applied: it maps distinct characters together (U+212A, the Kelvin sign,
-/// becomes `k`), so another account could pass as an email a rule names.
-pub fn normalize_email(email: &str) -> Option<String> {
-    let email = email.trim();
-    email_domain(email)?;
-    Some(email.to_ascii_lowercase())
-}
-
-/// Put a rule's emails and domains in the form requests are compared in (trimmed,
-/// lowercased); done once, at config load. An email that is not well-formed is left as
-/// written (config validation refuses it).
-pub fn normalize_rule(rule: &mut ParticipantRule) {
-    for e in &mut rule.emails {
-        if let Some(n) = normalize_email(e) {
-            *e = n;
-        }
-    }
-    for d in &mut rule.email_domains {
-        *d = d.trim().to_ascii_lowercase();
-    }
-}
 
 /// The api scope of the first rule that admits this user, or `None` when none does. The
 /// rules are as loaded: their emails and domains already normalised (config validation),
@@ -91,7 +47,7 @@ mod tests {
     /// Rules as config load leaves them.
     fn rules() -> Vec<ParticipantRule> {
         let mut rules = raw_rules();
-        rules.iter_mut().for_each(normalize_rule);
+        rules.iter_mut().for_each(ParticipantRule::normalize);
         rules
     }
 
@@ -132,7 +88,7 @@ mod tests {
             ..Default::default()
         }];
         let kate = kate.map(|mut r| {
-            normalize_rule(&mut r);
+            r.normalize();
             r
         });
         assert_eq!(

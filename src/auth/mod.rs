@@ -17,6 +17,9 @@ use http::header::AUTHORIZATION;
 use http::HeaderMap;
 use serde_json::Value;
 
+/// The IAP session cookie of a route domain; never forwarded upstream.
+pub const IAP_COOKIE: &str = "__meshagent_iap";
+
 /// Who a request is from, as the upstream will be told.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {

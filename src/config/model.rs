@@ -383,6 +383,22 @@ pub struct ParticipantRule {
     pub api: Option<serde_json::Value>,
 }
 
+impl ParticipantRule {
+    /// Put the rule's emails and domains in the form requests are compared in (trimmed,
+    /// lowercased); done once, at config load. An email that is not well-formed is left
+    /// as written (config validation refuses it).
+    pub fn normalize(&mut self) {
+        for e in &mut self.emails {
+            if let Some(n) = crate::canonical::normalize_email(e) {
+                *e = n;
+            }
+        }
+        for d in &mut self.email_domains {
+            *d = d.trim().to_ascii_lowercase();
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {

@@ -9,7 +9,7 @@ use super::model::*;
 use super::policy::{self, Policy, Validation};
 use super::yaml::{self, Value};
 use super::{Config, ConfigError, ConfigErrors, LoadContext, PortSpec};
-use crate::route::DomainPattern;
+use crate::canonical::DomainPattern;
 
 /// The shortest IAP session and idle lifetime accepted.
 const MIN_SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -343,7 +343,7 @@ fn check_rooms(c: &mut Checker<'_>, file: &FileConfig) -> Vec<Arc<PortSpec>> {
                 c.err(&ppath, "a rule needs emails, email_domains or groups");
             }
             for (ei, e) in rule.emails.iter().enumerate() {
-                if crate::auth::membership::normalize_email(e).is_none() {
+                if crate::canonical::normalize_email(e).is_none() {
                     c.err(
                         format!("{ppath}.emails[{ei}]"),
                         format!("{e:?} is not an email"),
@@ -586,7 +586,7 @@ fn normalize_participants(rooms: &mut [Room]) {
     rooms
         .iter_mut()
         .flat_map(|r| r.participants.iter_mut())
-        .for_each(crate::auth::membership::normalize_rule);
+        .for_each(ParticipantRule::normalize);
 }
 
 /// A route or endpoint path must be written as requests are matched: in canonical form
@@ -600,7 +600,7 @@ fn check_path(c: &mut Checker<'_>, at: String, path: &str) {
         "" => "/",
         t => t,
     };
-    match crate::route::canonical_path(trimmed) {
+    match crate::canonical::canonical_path(trimmed) {
         Ok(canon) if canon == trimmed => {}
         Ok(canon) => c.err(at, format!("must be written in canonical form: {canon:?}")),
         Err(e) => c.err(at, format!("is not a valid path: {e}")),

@@ -36,8 +36,9 @@ use super::redirect::redirect_to_https;
 use super::{Listener, SharedAcceptor};
 use crate::body::{Body, BodyError, Watched};
 use crate::config::Limits;
+use crate::conn::ConnInfo;
 use crate::forward::TunnelScope;
-use crate::proxy::{self, ConnInfo};
+use crate::proxy;
 use crate::state::Shared;
 
 /// Serve one accepted connection until it ends.

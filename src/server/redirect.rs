@@ -3,13 +3,13 @@
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
 use crate::body::Body;
+use crate::canonical::{canonical_host, canonical_path};
 use crate::error::ProxyError;
-use crate::route::{canonical_host, canonical_path};
 
 /// The plain listener's answer when `listen.redirect_http_to_https` is set: 308 to the
 /// same host (on the HTTPS port), path and query.
 pub fn redirect_to_https<B>(req: &Request<B>, https_port: Option<u16>) -> Response<Body> {
-    let raw_host = crate::route::request_authority(req.uri(), req.headers()).unwrap_or("");
+    let raw_host = crate::canonical::request_authority(req.uri(), req.headers()).unwrap_or("");
     let path_and_query = req
         .uri()
         .path_and_query()
