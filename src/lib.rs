@@ -15,6 +15,7 @@ pub mod headers;
 pub mod ingest;
 pub mod moment;
 pub mod pool;
+pub mod probe;
 pub mod proxy;
 pub mod queue;
 pub mod route;
