@@ -242,3 +242,20 @@ pub fn config_arg(args: &[String]) -> String {
         .expect("--config in the arguments");
     args[at + 1].clone()
 }
+
+/// The arguments of every `keyword` instruction of deploy/Dockerfile.
+pub fn instructions(keyword: &str) -> Vec<String> {
+    dockerfile(&read("deploy/Dockerfile"))
+        .into_iter()
+        .filter(|i| i.keyword == keyword)
+        .map(|i| i.args)
+        .collect()
+}
+
+/// The probe URL of a health check command: `roomgate probe --url URL ...`.
+pub fn probe_url(command: &[String]) -> String {
+    assert!(command[0].ends_with("/roomgate"), "{command:?}");
+    assert_eq!(command[1], "probe");
+    let at = command.iter().position(|a| a == "--url").expect("--url");
+    command[at + 1].clone()
+}
