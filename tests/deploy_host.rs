@@ -506,3 +506,38 @@ fn probe(url: &str, timeout: &str) -> (i32, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// docs/deploying.md names every file under deploy/ (the chart's templates by their
+/// directory).
+#[test]
+fn every_file_under_deploy_is_named_in_the_docs() {
+    let docs = read("docs/deploying.md");
+    let readme = read("README.md");
+    assert!(readme.contains("docs/deploying.md"));
+    let mut pending = vec![root().join("deploy")];
+    let mut files = 0;
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            files += 1;
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let parent = path
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap();
+            assert!(
+                docs.contains(name) || parent == "templates" && docs.contains("templates/"),
+                "docs/deploying.md does not name {}",
+                path.display()
+            );
+        }
+    }
+    assert!(files >= 20, "{files} files under deploy/");
+}
