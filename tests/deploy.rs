@@ -393,6 +393,8 @@ async fn probes_and_scrape_reach_the_admin_listener_of_the_real_binary() {
     let (_, mut config) = configmap_config(&objects);
     config["listen"]["http"] = json!("127.0.0.1:0");
     config["listen"]["admin"] = json!("127.0.0.1:0");
+    // The room's services on loopback: no lookup of the example's cluster names.
+    config["rooms"][0]["host"] = json!("127.0.0.1");
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("routes.yaml");
@@ -431,7 +433,7 @@ async fn probes_and_scrape_reach_the_admin_listener_of_the_real_binary() {
     assert!(String::from_utf8_lossy(&scrape.body).contains("roomgate_open_connections"));
     // The admin paths are not served on the public listener.
     let r = common::get(public, "acme.example.com", "/metrics", &[]).await;
-    assert_ne!(r.status, 200);
+    assert!(!String::from_utf8_lossy(&r.body).contains("roomgate_open_connections"));
     proc.stop().await;
 }
 
@@ -524,4 +526,72 @@ fn helm_chart_tls_secrets_mount_certificates_and_open_https() {
         serde_json::to_string(&object(&objects, "NetworkPolicy")["spec"]["ingress"][0]).unwrap();
     assert!(policy.contains("https"), "{policy}");
     assert_eq!(deployment(&objects)["spec"]["replicas"], 3);
+}
+
+/// Lay out `routes.yaml` as the kubelet does for a ConfigMap volume: the file is a link
+/// through `..data` to a timestamped directory; an update writes a new directory and
+/// swaps `..data` in one rename.
+fn kubelet_write(volume: &Path, generation: u32, config: &str) {
+    let dir = volume.join(format!("..2026_01_01_00_00_0{generation}.000000001"));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("routes.yaml"), config).unwrap();
+    let tmp = volume.join("..data_tmp");
+    std::os::unix::fs::symlink(dir.file_name().unwrap(), &tmp).unwrap();
+    std::fs::rename(&tmp, volume.join("..data")).unwrap();
+    let link = volume.join("routes.yaml");
+    if link.symlink_metadata().is_err() {
+        std::os::unix::fs::symlink("..data/routes.yaml", &link).unwrap();
+    }
+}
+
+/// What configmap.yaml promises: an applied ConfigMap change (the kubelet's atomic swap
+/// of the mounted volume) is reloaded by the running binary without a restart.
+#[tokio::test]
+async fn a_configmap_update_is_reloaded_without_a_restart() {
+    let (_, mut config) = configmap_config(&manifests());
+    config["listen"]["http"] = json!("127.0.0.1:0");
+    config["listen"]["admin"] = json!("127.0.0.1:0");
+    let redis = RedisServer::start();
+    let volume = tempfile::tempdir().unwrap();
+    kubelet_write(
+        volume.path(),
+        1,
+        &serde_yaml_ng::to_string(&config).unwrap(),
+    );
+    let mut proc = Proc::serve(
+        &volume.path().join("routes.yaml"),
+        &[
+            ("ROOMGATE_REDIS_URL", redis.url().as_str()),
+            ("ROOMGATE_TOKEN_SECRET", TOKEN_SECRET),
+            ("ROOMGATE_SECRETS_KEY", SECRETS_KEY),
+        ],
+    );
+    let admin = proc.addr("admin").await;
+    let before = common::process::config_hash(admin).await;
+    let ports = |admin| async move {
+        let r = common::get(admin, "admin", "/ports", &[]).await;
+        r.json()["ports"].to_string()
+    };
+    assert!(!ports(admin).await.contains("5004"));
+
+    config["rooms"][0]["services"][0]["ports"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"num": 5004, "published": true, "public": true}));
+    kubelet_write(
+        volume.path(),
+        2,
+        &serde_yaml_ng::to_string(&config).unwrap(),
+    );
+    let after = common::process::eventually("the swapped config is in service", || async {
+        let hash = common::process::config_hash(admin).await;
+        (hash != before).then_some(hash)
+    })
+    .await;
+    assert_ne!(after, before);
+    assert!(
+        ports(admin).await.contains("5004"),
+        "the new port is served"
+    );
+    proc.stop().await;
 }
