@@ -21,6 +21,11 @@ need_pkg() { # need_pkg COMMAND PACKAGE
 
 need_pkg redis-server redis-server
 need_pkg redis-cli redis-tools
+# Deployment-file checks (tests/deploy.rs): compose validation, unit verification, and
+# running a command as the service user.
+need_pkg docker-compose docker-compose
+need_pkg systemd-analyze systemd
+need_pkg setpriv util-linux
 
 # Python packages for the webhook SDK cross-checks, pinned, in a local venv.
 if [ -f tests/py/requirements.txt ]; then

@@ -17,6 +17,7 @@ pub mod forward;
 pub mod headers;
 pub mod ingest;
 pub mod pool;
+pub mod probe;
 pub mod proxy;
 pub mod queue;
 pub mod route;

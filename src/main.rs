@@ -50,6 +50,15 @@ enum Command {
     /// IAP sessions (in Redis).
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// GET a URL once for a health check: exit 0 on a 2xx answer, 1 otherwise.
+    Probe {
+        /// The URL, plain HTTP (e.g. the admin listener's http://127.0.0.1:9090/healthz).
+        #[arg(long)]
+        url: String,
+        /// Deadline for the connect and the response head, e.g. 2s.
+        #[arg(long, default_value = "2s")]
+        timeout: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -213,6 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Secrets(cmd) => secrets(cmd),
+        Command::Probe { url, timeout } => probe(&url, &timeout),
         Command::Sessions(SessionsCommand::Revoke { config, user }) => {
             let config = match load(&config.config) {
                 Ok(c) => c,
@@ -302,6 +312,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `roomgate probe`: the status (or why there is none) on stderr; never a body.
+fn probe(url: &str, timeout: &str) -> anyhow::Result<ExitCode> {
+    let limit = roomgate::config::parse_duration(timeout).map_err(anyhow::Error::msg)?;
+    let target = roomgate::probe::target(url)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(match rt.block_on(roomgate::probe::probe(&target, limit)) {
+        Ok(status) => {
+            eprintln!("{}: {status}", target.authority);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("probe failed: {e}");
+            ExitCode::from(1)
+        }
+    })
 }
 
 /// `ROOMGATE_WORKER_THREADS`, default: the number of CPUs.

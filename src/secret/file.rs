@@ -1,7 +1,9 @@
 //! The file backend: room secrets as references in a YAML file.
 //!
 //! Owns the secrets file's format (see `docs/secrets.md`) and its atomic rewrite (a temp
-//! file renamed over it, mode 0600). Values are `{env}`, `{file}` or `{value}` references
+//! file renamed over it, mode 0600, with the replaced file's owner and group, so a
+//! `roomgate secrets set` run as root leaves the file readable by the service user it
+//! belongs to). Values are `{env}`, `{file}` or `{value}` references
 //! resolved at read time, so rotating an environment variable or a file needs no edit
 //! here. It must never echo a value in an error: parser messages are reduced to a line
 //! and column.
@@ -109,6 +111,33 @@ fn location(message: &str) -> String {
     }
 }
 
+/// Give the new file `tmp` the owner and group of the file it will replace, if any. Only
+/// root (or the owner itself) may do so; anyone else gets an error that says why rather
+/// than a file the service can no longer read.
+#[cfg(unix)]
+fn keep_owner(tmp: &std::fs::File, path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let existing = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let fresh = tmp.metadata()?;
+    if (fresh.uid(), fresh.gid()) == (existing.uid(), existing.gid()) {
+        return Ok(());
+    }
+    std::os::unix::fs::fchown(tmp, Some(existing.uid()), Some(existing.gid())).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot keep the owner {}:{} of the file it replaces ({e}); run as root or as that user",
+                existing.uid(),
+                existing.gid()
+            ),
+        )
+    })
+}
+
 impl FileSecrets {
     pub fn new(path: PathBuf, vars: HashMap<String, String>) -> FileSecrets {
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -131,7 +160,8 @@ impl FileSecrets {
         yaml::from_str(&src).map_err(|m| unavailable(&self.path, location(&m)))
     }
 
-    /// Write the file atomically: a 0600 temp file beside it, synced, renamed over it.
+    /// Write the file atomically: a 0600 temp file beside it, given the replaced file's
+    /// owner and group, synced, renamed over it.
     fn store(&self, file: &SecretsFile) -> Result<(), SecretError> {
         let text = yaml::to_string(file).map_err(|_| unavailable(&self.path, "cannot render"))?;
         let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty());
@@ -158,6 +188,8 @@ impl FileSecrets {
                 options.mode(0o600);
             }
             let mut f = options.open(&tmp)?;
+            #[cfg(unix)]
+            keep_owner(&f, &self.path)?;
             f.write_all(HEADER.as_bytes())?;
             f.write_all(text.as_bytes())?;
             f.sync_all()?;

@@ -1,6 +1,7 @@
 //! Support shared by the integration tests: real servers on free ports.
 #![allow(dead_code)]
 
+pub mod deploy;
 pub mod iap;
 pub mod node;
 pub mod redis;
