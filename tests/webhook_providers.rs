@@ -365,6 +365,17 @@ fn assert_error(r: &Reply, status: StatusCode, code: &str, what: &str) {
     );
 }
 
+/// (provider, secret, path, queue, body, extra signer argument, expected delivery id).
+type SdkCase<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a [u8],
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
 /// Signatures made by the providers' official SDKs verify, and the exact bytes land in
 /// Redis under the provider's name.
 #[tokio::test]
@@ -372,8 +383,7 @@ async fn official_sdk_signatures_are_accepted_and_enqueued_byte_exact() {
     let env = setup().await;
     let key_file = sendgrid_key_file(&env);
     let adyen_body = br#"{"live":"false","notificationItems":[{"NotificationRequestItem":{"amount":{"currency":"EUR","value":1130},"eventCode":"AUTHORISATION","merchantAccountCode":"TestMerchant","merchantReference":"ref-1","pspReference":"7914073381342284","success":"true"}},{"NotificationRequestItem":{"amount":{"currency":"EUR","value":500},"eventCode":"CAPTURE","merchantAccountCode":"TestMerchant","merchantReference":"ref-2","originalReference":"7914073381342284","pspReference":"8815073381342285","success":"true"}}]}"#;
-    // (provider, secret, path, queue, body, extra signer argument, expected delivery id)
-    let cases: [(&str, &str, &str, &str, &[u8], Option<&str>, Option<&str>); 7] = [
+    let cases: [SdkCase<'_>; 7] = [
         (
             "sendgrid",
             &key_file,
