@@ -1,7 +1,8 @@
 //! Cost of `webhook::verify` per provider at 1 KiB and 256 KiB bodies.
 //!
-//! Signatures are produced here with the RustCrypto primitives directly (not roomgate
-//! code) so each iteration measures one successful verification.
+//! Signatures are produced here with the RustCrypto primitives (and aws-lc for SendGrid's
+//! ECDSA) directly, not roomgate code, so each iteration measures one successful
+//! verification. SendGrid's includes parsing its public key, as every request does.
 
 use std::time::Duration;
 
@@ -135,6 +136,18 @@ fn cases(size: usize) -> Vec<Case> {
         secret: Secret::new(token.to_vec()),
     });
 
+    let key = b"mux-signing-secret";
+    let v1 = hex::encode(sha256(key, &[ts.as_bytes(), b".", &json]));
+    out.push(Case {
+        provider: Provider::Mux,
+        headers: headers(&[("mux-signature", format!("t={ts},v1={v1}"))]),
+        url: URL,
+        body: Bytes::from(json.clone()),
+        secret: Secret::new(key.to_vec()),
+    });
+
+    out.push(sendgrid_case(&ts, &json));
+
     let signing = SigningKey::from_bytes(&[9u8; 32]);
     let mut message = ts.as_bytes().to_vec();
     message.extend_from_slice(&json);
@@ -151,6 +164,35 @@ fn cases(size: usize) -> Vec<Case> {
     });
 
     out
+}
+
+/// ECDSA P-256 over `timestamp + body` with a fresh key; the room secret is its base64
+/// DER SubjectPublicKeyInfo, as SendGrid shows it.
+fn sendgrid_case(ts: &str, json: &[u8]) -> Case {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+
+    let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("p256 key");
+    let spki = pair.public_key().as_der().expect("spki");
+    let mut message = ts.as_bytes().to_vec();
+    message.extend_from_slice(json);
+    let signature = pair
+        .sign(&SystemRandom::new(), &message)
+        .expect("ecdsa signature");
+    Case {
+        provider: Provider::Sendgrid,
+        headers: headers(&[
+            (
+                "x-twilio-email-event-webhook-signature",
+                STANDARD.encode(signature.as_ref()),
+            ),
+            ("x-twilio-email-event-webhook-timestamp", ts.to_owned()),
+        ]),
+        url: URL,
+        body: Bytes::from(json.to_vec()),
+        secret: Secret::new(STANDARD.encode(spki.as_ref())),
+    }
 }
 
 fn bench_verify(c: &mut Criterion) {

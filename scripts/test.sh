@@ -61,6 +61,17 @@ if [ -f tests/npm-webhooks/package.json ]; then
   fi
 fi
 
+# The providers' npm SDKs for tests/webhook_providers.rs (signers, or verifiers used as
+# the oracle where an SDK only verifies), pinned.
+if [ -f tests/npm-providers/package.json ]; then
+  need_pkg node nodejs
+  need_pkg npm npm
+  if ! cmp -s tests/npm-providers/package-lock.json tests/npm-providers/node_modules/.roomgate-lock 2>/dev/null; then
+    echo "==> npm ci (provider SDKs)"
+    (cd tests/npm-providers && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.roomgate-lock)
+  fi
+fi
+
 if [ -f tests/js/needs-chromium ]; then
   need_pkg chromium chromium
 fi

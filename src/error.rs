@@ -27,6 +27,9 @@ pub enum ProxyError {
     Auth(AuthError),
     #[error(transparent)]
     Signature(SignatureError),
+    /// A webhook endpoint's `roomgate.validation.source_ips` does not hold the caller.
+    #[error("the client address is not allowed on this endpoint")]
+    SourceNotAllowed,
     #[error("the body exceeds the limit")]
     PayloadTooLarge,
     #[error("method not allowed")]
@@ -74,6 +77,7 @@ impl ProxyError {
             ProxyError::Signature(SignatureError::Missing) => (S::UNAUTHORIZED, "missing_signature", "The webhook signature is missing."),
             ProxyError::Signature(SignatureError::Invalid) => (S::UNAUTHORIZED, "invalid_signature", "The webhook signature is not valid."),
             ProxyError::Signature(SignatureError::Stale) => (S::UNAUTHORIZED, "stale_timestamp", "The webhook timestamp is outside the accepted window."),
+            ProxyError::SourceNotAllowed => (S::FORBIDDEN, "forbidden", "This address may not call this endpoint."),
             ProxyError::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload_too_large", "The request body is too large."),
             ProxyError::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed", "This method is not allowed here."),
             ProxyError::BadRequestBody => (S::BAD_REQUEST, "invalid_body", "The request body could not be read."),

@@ -1,10 +1,15 @@
-//! Webhook ingestion: verify a provider's signature with the room secret, answer the
-//! provider's handshakes, and enqueue the verified body (or hand it back for forwarding).
+//! Webhook ingestion: check the caller's address, verify a provider's signature with the
+//! room secret, answer the provider's handshakes, and enqueue the verified body (or hand
+//! it back for forwarding).
 //!
 //! Owns the order of the steps and what each failure becomes; the signature math lives in
 //! `webhook`, the storage in `secret` and `queue`. It must never enqueue or forward a
-//! body that did not pass `webhook::verify`, and never answer 202 before the queue
-//! acknowledged the write.
+//! body that did not pass `webhook::verify` (or, for Notion's one-time verification
+//! request, `notion::verification_request` while no token is stored), never answer 202
+//! before the queue acknowledged the write, and never store a secret offered by a caller
+//! except Asana's first hook secret for an endpoint that has none (trust on first use).
+
+use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -18,7 +23,10 @@ use crate::queue::{json_string_body, MessageMeta, Queue, QueueError, QueueMessag
 use crate::secret::{SecretError, SecretStore};
 use crate::sensitive::Secret;
 use crate::telemetry::{Metrics, WebhookLabels};
-use crate::webhook::{self, handshake, Provider, SignatureError, Verified, WebhookRequest};
+use crate::webhook::{
+    self, asana, handshake, notion, Provider, SignatureError, Verified, VerifyOptions,
+    WebhookRequest,
+};
 
 /// What the caller does next with a webhook request.
 #[derive(Debug)]
@@ -32,6 +40,8 @@ pub enum Ingested {
 /// Where the request is and who it is for.
 pub struct Target<'a> {
     pub provider: Provider,
+    /// The caller's address (`trusted_proxies` honoured).
+    pub client_ip: IpAddr,
     pub policy: &'a Policy,
     pub room: &'a str,
     /// The canonical host and path (the path as routed, without query).
@@ -125,6 +135,10 @@ pub async fn ingest(
         .secret_id
         .as_deref()
         .ok_or(ProxyError::SecretUnavailable)?;
+    if !source_allowed(&policy.source_ips, target.client_ip) {
+        count("source_refused");
+        return Err(ProxyError::SourceNotAllowed);
+    }
 
     if parts.method == Method::GET {
         let secrets = sinks
@@ -162,27 +176,65 @@ pub async fn ingest(
     if policy.queue.is_some() && parts.method != Method::POST {
         return Err(ProxyError::MethodNotAllowed);
     }
+    if target.provider == Provider::Asana {
+        match asana::offered_secret(&parts.headers) {
+            Ok(Some(offered)) => {
+                return asana_handshake(&target, secret_id, offered, sinks.secrets)
+                    .await
+                    .inspect(|_| count("handshake"))
+                    .inspect_err(|e| {
+                        if let ProxyError::Signature(e) = e {
+                            count(signature_result(*e));
+                        }
+                    })
+            }
+            Ok(None) => {}
+            Err(e) => {
+                count(signature_result(e));
+                return Err(ProxyError::Signature(e));
+            }
+        }
+    }
 
     let bytes = read_body(parts, body, policy.max_body_bytes).await?;
-    let secrets = sinks
-        .secrets
-        .get_at(target.room, &policy.processor, secret_id, target.now)
-        .await
-        .map_err(|e| secret_error(target.provider, e))?;
     let request = WebhookRequest {
         method: &parts.method,
         headers: &parts.headers,
         url: target.public_url,
         body: &bytes,
     };
+    let secrets = match sinks
+        .secrets
+        .get_at(target.room, &policy.processor, secret_id, target.now)
+        .await
+    {
+        Ok(secrets) => secrets,
+        // Notion's verification request arrives before its token can be stored: admitted
+        // unsigned, in its exact shape, only while the endpoint has no token.
+        Err(e @ SecretError::NotFound { .. }) if target.provider == Provider::Notion => {
+            let Some(verified) = notion::verification_request(&request, bytes.clone()) else {
+                return Err(secret_error(target.provider, e));
+            };
+            tracing::info!(
+                webhook.provider = target.provider.as_str(),
+                "notion verification request admitted unsigned"
+            );
+            return dispatch(&target, parts, verified, &sinks, count).await;
+        }
+        Err(e) => return Err(secret_error(target.provider, e)),
+    };
     let now_unix = target.now.unix_timestamp();
-    let verified = match webhook::verify(
+    let options = VerifyOptions {
+        tolerance: policy.tolerance,
+        hubspot_legacy: policy.hubspot_legacy,
+    };
+    let verified = match webhook::verify_with(
         target.provider,
         &request,
         bytes.clone(),
         &secrets,
         now_unix,
-        policy.tolerance,
+        options,
     ) {
         Ok(v) => v,
         Err(e) => {
@@ -190,11 +242,22 @@ pub async fn ingest(
             return Err(ProxyError::Signature(e));
         }
     };
-    if let Some(reply) = handshake_reply(&verified, &request, &secrets, now_unix, policy.tolerance)
-    {
+    if let Some(reply) = handshake_reply(&verified, &request, &secrets, now_unix, options) {
         count("handshake");
         return Ok(Ingested::Respond(reply_response(reply)));
     }
+    dispatch(&target, parts, verified, &sinks, count).await
+}
+
+/// Enqueue a verified body (202) or hand it back for forwarding.
+async fn dispatch(
+    target: &Target<'_>,
+    parts: &Parts,
+    verified: Verified,
+    sinks: &Sinks<'_>,
+    count: impl Fn(&'static str),
+) -> Result<Ingested, ProxyError> {
+    let policy = target.policy;
     let Some(queue) = &policy.queue else {
         count("forwarded");
         return Ok(Ingested::Forward(verified));
@@ -239,6 +302,46 @@ pub async fn ingest(
     }
 }
 
+/// Whether `ip` may call an endpoint whose allow-list is `allowed` (empty: anyone). An
+/// IPv4 address seen as IPv6 (`::ffff:a.b.c.d`) is compared as IPv4.
+fn source_allowed(allowed: &[ipnet::IpNet], ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    allowed.is_empty() || allowed.iter().any(|net| net.contains(&ip))
+}
+
+/// Asana's `X-Hook-Secret` handshake: the first hook secret an endpoint sees is stored as
+/// its room secret (trust on first use) and answered; later handshakes are answered only
+/// with a stored value, otherwise 401 `invalid_signature`. `roomgate secrets rm` re-arms
+/// the endpoint. Nothing is enqueued or forwarded.
+async fn asana_handshake(
+    target: &Target<'_>,
+    secret_id: &str,
+    offered: &str,
+    secrets: &SecretStore,
+) -> Result<Ingested, ProxyError> {
+    let (room, identity) = (target.room, target.policy.processor.as_str());
+    let stored = secrets
+        .set_if_absent(room, identity, secret_id, Secret::new(offered))
+        .await
+        .map_err(|e| secret_error(target.provider, e))?;
+    let reply = if stored {
+        tracing::info!(
+            webhook.provider = target.provider.as_str(),
+            secret.id = secret_id,
+            "asana hook secret stored (first handshake)"
+        );
+        handshake::asana_reply(offered)
+    } else {
+        let known = secrets
+            .get_at(room, identity, secret_id, target.now)
+            .await
+            .map_err(|e| secret_error(target.provider, e))?;
+        handshake::asana_known(offered, &known)
+    };
+    let reply = reply.map_err(ProxyError::Signature)?;
+    Ok(Ingested::Respond(reply_response(reply)))
+}
+
 /// A provider handshake answer, keyed with the secret that verified the request (Zoom
 /// derives its token from it; during a rotation that may not be the first value).
 fn handshake_reply(
@@ -246,18 +349,18 @@ fn handshake_reply(
     request: &WebhookRequest<'_>,
     secrets: &[Secret],
     now: i64,
-    tolerance: Option<std::time::Duration>,
+    options: VerifyOptions,
 ) -> Option<handshake::HandshakeReply> {
     let signer = match secrets {
         [only] => only,
         many => many.iter().find(|s| {
-            webhook::verify(
+            webhook::verify_with(
                 verified.provider(),
                 request,
                 verified.body().clone(),
                 std::slice::from_ref(*s),
                 now,
-                tolerance,
+                options,
             )
             .is_ok()
         })?,
@@ -273,15 +376,23 @@ fn signature_result(e: SignatureError) -> &'static str {
     }
 }
 
+/// A handshake reply: never cached, never sniffed as another type than it says.
 fn reply_response(reply: handshake::HandshakeReply) -> Response<Body> {
     let mut resp = Response::new(full(reply.body));
     *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
-    resp.headers_mut().insert(
+    let headers = resp.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(reply.content_type),
     );
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    for (name, value) in reply.headers {
+        headers.insert(name, value);
+    }
     resp
 }
 
@@ -356,5 +467,20 @@ mod tests {
         assert!(lines[0].contains("gh-secert"), "{log}");
         assert!(lines[1].contains("secret.error=\"unavailable\""), "{log}");
         assert!(lines[1].contains("redis timed out"), "{log}");
+    }
+
+    #[test]
+    fn source_ips_allow_listed_networks_only_and_empty_allows_all() {
+        let nets: Vec<ipnet::IpNet> = ["3.134.147.250/32", "10.0.0.0/8"]
+            .iter()
+            .map(|c| c.parse().unwrap())
+            .collect();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(source_allowed(&nets, ip("3.134.147.250")));
+        assert!(source_allowed(&nets, ip("10.9.8.7")));
+        assert!(source_allowed(&nets, ip("::ffff:10.9.8.7")));
+        assert!(!source_allowed(&nets, ip("3.134.147.251")));
+        assert!(!source_allowed(&nets, ip("2001:db8::1")));
+        assert!(source_allowed(&[], ip("192.0.2.1")));
     }
 }

@@ -188,6 +188,11 @@ async fn pipeline<'s>(
             let public_url = public_url(&parts.headers, conn.tls, trusted, &raw_host, raw_target);
             let target = ingest::Target {
                 provider,
+                client_ip: headers::client_ip(
+                    &parts.headers,
+                    conn.peer.ip(),
+                    &config.file.trusted_proxies,
+                ),
                 policy: resolved.policy,
                 room: &resolved.port.room,
                 host: &host,
@@ -210,11 +215,12 @@ async fn pipeline<'s>(
                     (None, full(verified.into_body()))
                 }
                 Err(e) => {
-                    outcome.auth = if matches!(e, ProxyError::Signature(_)) {
-                        "denied"
-                    } else {
-                        "error"
-                    };
+                    outcome.auth =
+                        if matches!(e, ProxyError::Signature(_) | ProxyError::SourceNotAllowed) {
+                            "denied"
+                        } else {
+                            "error"
+                        };
                     return Err(e);
                 }
             }

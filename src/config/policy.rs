@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use crate::webhook::Provider;
 
 /// `bearer`/`jwt`, `cookie`, or a provider name.
@@ -38,6 +40,13 @@ pub fn flag(annotations: &BTreeMap<String, String>, key: &str) -> Result<bool, S
     }
 }
 
+/// Addresses a webhook endpoint accepts calls from: `"CIDR,CIDR"` (a bare address is a
+/// single host). The client address honours `trusted_proxies`.
+pub const SOURCE_IPS: &str = "roomgate.validation.source_ips";
+/// `"true"`: a `hubspot` endpoint also accepts HubSpot's v1/v2 signatures, which carry
+/// no timestamp and can be replayed.
+pub const HUBSPOT_LEGACY: &str = "roomgate.hubspot.legacy_signatures";
+
 /// How callers of an endpoint are authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Validation {
@@ -64,6 +73,10 @@ pub struct Policy {
     pub queue: Option<String>,
     pub tolerance: Option<Duration>,
     pub max_body_bytes: u64,
+    /// Webhook callers' allowed addresses; empty: any address.
+    pub source_ips: Vec<IpNet>,
+    /// HubSpot v1/v2 signatures accepted (`hubspot` endpoints only).
+    pub hubspot_legacy: bool,
 }
 
 /// Merge endpoint annotations over the port's, key by key.
@@ -157,6 +170,28 @@ pub fn decide(
             default_max_body
         }),
     };
+    let webhook = matches!(validation, Validation::Webhook(_));
+    let source_ips = match get(SOURCE_IPS) {
+        None => Vec::new(),
+        Some(list) => {
+            if !webhook {
+                errors.push(format!("{SOURCE_IPS} applies to webhook endpoints only"));
+            }
+            parse_source_ips(list).unwrap_or_else(|e| {
+                errors.push(format!("{SOURCE_IPS}: {e}"));
+                Vec::new()
+            })
+        }
+    };
+    let hubspot_legacy = flag(annotations, HUBSPOT_LEGACY).unwrap_or_else(|e| {
+        errors.push(e);
+        false
+    });
+    if hubspot_legacy && validation != Validation::Webhook(Provider::Hubspot) && !unknown_method {
+        errors.push(format!(
+            "{HUBSPOT_LEGACY} applies to hubspot endpoints only"
+        ));
+    }
     let processor = get(PROCESSOR).unwrap_or(service_name).to_owned();
     if errors.is_empty() {
         Ok(Policy {
@@ -167,10 +202,24 @@ pub fn decide(
             queue,
             tolerance,
             max_body_bytes,
+            source_ips,
+            hubspot_legacy,
         })
     } else {
         Err(errors)
     }
+}
+
+/// `"CIDR, CIDR"` → networks; a bare address is a single host. Empty items are errors.
+fn parse_source_ips(list: &str) -> Result<Vec<IpNet>, String> {
+    list.split(',')
+        .map(str::trim)
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{item:?} is not a CIDR or an IP address"))
+        })
+        .collect()
 }
 
 /// Names that end up in Redis keys: no braces, colons or spaces.
@@ -239,5 +288,91 @@ mod tests {
     fn processor_defaults_to_the_service_name() {
         let p = decide(&ann(&[(METHOD, "stripe"), (SECRET, "s")]), false, "web", 10).unwrap();
         assert_eq!(p.processor, "web");
+    }
+
+    #[test]
+    fn source_ips_are_parsed_as_cidrs_at_load() {
+        let p = decide(
+            &ann(&[
+                (METHOD, "postmark"),
+                (SECRET, "pm"),
+                (SOURCE_IPS, "3.134.147.250/32, 50.31.156.6,2001:db8::/32"),
+            ]),
+            true,
+            "web",
+            10,
+        )
+        .unwrap();
+        let expected: Vec<IpNet> = ["3.134.147.250/32", "50.31.156.6/32", "2001:db8::/32"]
+            .iter()
+            .map(|c| c.parse().unwrap())
+            .collect();
+        assert_eq!(p.source_ips, expected);
+        let none = decide(
+            &ann(&[(METHOD, "postmark"), (SECRET, "pm")]),
+            true,
+            "web",
+            10,
+        );
+        assert!(none.unwrap().source_ips.is_empty());
+    }
+
+    #[test]
+    fn a_bad_source_ip_or_one_on_a_non_webhook_endpoint_is_an_error() {
+        let e = decide(
+            &ann(&[
+                (METHOD, "postmark"),
+                (SECRET, "pm"),
+                (SOURCE_IPS, "10.0.0.0/8,nope"),
+            ]),
+            true,
+            "web",
+            10,
+        )
+        .unwrap_err();
+        assert!(e[0].contains("\"nope\" is not a CIDR"), "{e:?}");
+        let e = decide(&ann(&[(SOURCE_IPS, "10.0.0.0/8")]), false, "web", 10).unwrap_err();
+        assert!(e[0].contains("webhook endpoints only"), "{e:?}");
+        let e = decide(
+            &ann(&[(METHOD, "postmark"), (SECRET, "pm"), (SOURCE_IPS, "")]),
+            true,
+            "web",
+            10,
+        );
+        assert!(
+            e.unwrap().source_ips.is_empty(),
+            "an empty annotation is no list"
+        );
+    }
+
+    #[test]
+    fn hubspot_legacy_signatures_are_an_explicit_hubspot_opt_in() {
+        let hubspot = |value| {
+            decide(
+                &ann(&[(METHOD, "hubspot"), (SECRET, "hs"), (HUBSPOT_LEGACY, value)]),
+                true,
+                "web",
+                10,
+            )
+        };
+        assert!(hubspot("true").unwrap().hubspot_legacy);
+        assert!(!hubspot("false").unwrap().hubspot_legacy);
+        let e = hubspot("yes").unwrap_err();
+        assert!(e[0].contains("is not \"true\""), "{e:?}");
+        let default = decide(
+            &ann(&[(METHOD, "hubspot"), (SECRET, "hs")]),
+            true,
+            "web",
+            10,
+        );
+        assert!(!default.unwrap().hubspot_legacy);
+        let e = decide(
+            &ann(&[(METHOD, "github"), (SECRET, "gh"), (HUBSPOT_LEGACY, "true")]),
+            true,
+            "web",
+            10,
+        )
+        .unwrap_err();
+        assert!(e[0].contains("hubspot endpoints only"), "{e:?}");
     }
 }

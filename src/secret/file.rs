@@ -97,6 +97,9 @@ impl FileValue {
 pub struct FileSecrets {
     path: PathBuf,
     ctx: LoadContext,
+    /// Held across each read-modify-write, so two writers in this process never both
+    /// see a secret absent.
+    writing: std::sync::Mutex<()>,
 }
 
 fn unavailable(path: &Path, what: impl std::fmt::Display) -> SecretError {
@@ -144,6 +147,7 @@ impl FileSecrets {
         FileSecrets {
             path,
             ctx: LoadContext { vars, base_dir },
+            writing: std::sync::Mutex::new(()),
         }
     }
 
@@ -238,6 +242,41 @@ impl FileSecrets {
         Ok(active)
     }
 
+    fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Store `{value: ...}` unless the secret exists; `true` when stored.
+    pub fn set_if_absent(
+        &self,
+        room: &str,
+        identity: &str,
+        id: &str,
+        value: &Secret,
+    ) -> Result<bool, SecretError> {
+        let text = value.expose_str().ok_or_else(|| {
+            SecretError::Invalid("the file backend stores text values only (UTF-8)".into())
+        })?;
+        let _writing = self.write_lock();
+        let mut file = self.load()?;
+        let ids = file
+            .rooms
+            .entry(room.to_owned())
+            .or_default()
+            .entry(identity.to_owned())
+            .or_default();
+        if ids.contains_key(id) {
+            return Ok(false);
+        }
+        let current = FileValue {
+            value: Some(text.to_owned()),
+            ..FileValue::default()
+        };
+        ids.insert(id.to_owned(), Entry::One(current));
+        self.store(&file)?;
+        Ok(true)
+    }
+
     /// Store `{value: ...}` as the current value; with `previous_until`, keep the current
     /// one (as the reference it was written as) until then.
     pub fn set(
@@ -255,6 +294,7 @@ impl FileSecrets {
             .map(|u| u.format(&Rfc3339))
             .transpose()
             .map_err(|_| SecretError::Invalid("the rotation window is out of range".into()))?;
+        let _writing = self.write_lock();
         let mut file = self.load()?;
         let ids = file
             .rooms
@@ -298,6 +338,7 @@ impl FileSecrets {
 
     /// Remove a secret; false when there was none. Empty maps are pruned.
     pub fn rm(&self, room: &str, identity: &str, id: &str) -> Result<bool, SecretError> {
+        let _writing = self.write_lock();
         let mut file = self.load()?;
         let Some(identities) = file.rooms.get_mut(room) else {
             return Ok(false);

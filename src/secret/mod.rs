@@ -355,6 +355,31 @@ impl SecretStore {
         Ok(())
     }
 
+    /// Store `value` only if the secret does not exist yet (trust on first use); `true`
+    /// when it was stored. Never replaces or rotates an existing value: with redis the
+    /// check and the write are one `HSETNX`, with the file one locked read-and-rewrite in
+    /// this process.
+    pub async fn set_if_absent(
+        &self,
+        room: &str,
+        identity: &str,
+        id: &str,
+        value: Secret,
+    ) -> Result<bool, SecretError> {
+        check_names(room, identity, id)?;
+        if value.is_blank() {
+            return Err(SecretError::Invalid("the value is empty".into()));
+        }
+        let stored = match &self.backend {
+            Backend::File(f) => f.set_if_absent(room, identity, id, &value)?,
+            Backend::Redis(r) => r.set_if_absent(room, identity, id, &value).await?,
+        };
+        if stored {
+            self.forget(room, identity, id);
+        }
+        Ok(stored)
+    }
+
     /// The (identity, id) pairs stored for a room, optionally for one identity; sorted.
     /// Never values.
     pub async fn list(
@@ -516,5 +541,31 @@ mod tests {
             let err = s.set(r, i, k, Secret::new("v"), None).await.unwrap_err();
             assert!(matches!(err, SecretError::Invalid(_)));
         }
+    }
+
+    /// Trust on first use: the first value is stored, a later one never replaces it.
+    #[tokio::test]
+    async fn set_if_absent_stores_only_the_first_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Duration::from_secs(3600));
+        // A cached "missing" does not hide the first write.
+        assert!(s.get("acme", "w", "hook").await.is_err());
+        assert!(s
+            .set_if_absent("acme", "w", "hook", Secret::new("first"))
+            .await
+            .unwrap());
+        assert!(!s
+            .set_if_absent("acme", "w", "hook", Secret::new("second"))
+            .await
+            .unwrap());
+        assert_eq!(
+            s.get("acme", "w", "hook").await.unwrap().to_vec(),
+            vec![Secret::new("first")]
+        );
+        s.rm("acme", "w", "hook").await.unwrap();
+        assert!(s
+            .set_if_absent("acme", "w", "hook", Secret::new("again"))
+            .await
+            .unwrap());
     }
 }

@@ -202,6 +202,43 @@ impl RedisSecrets {
         Ok(())
     }
 
+    /// Seal and store `value` unless the field exists (`HSETNX`); `true` when stored.
+    pub async fn set_if_absent(
+        &self,
+        room: &str,
+        identity: &str,
+        id: &str,
+        value: &Secret,
+    ) -> Result<bool, SecretError> {
+        let sealed = self
+            .key
+            .seal(&associated_data(room, identity, id), value)
+            .map_err(SecretError::Unavailable)?;
+        let record = Record {
+            v: 1,
+            current: StoredValue {
+                nonce: B64.encode(sealed.nonce),
+                ciphertext: B64.encode(&sealed.ciphertext),
+                until: None,
+            },
+            previous: None,
+        };
+        let record = serde_json::to_string(&record)
+            .map_err(|_| SecretError::Unavailable("cannot encode the sealed value".into()))?;
+        let mut conn = self.conn.clone();
+        let stored: i64 = bounded(
+            self.timeout,
+            redis::cmd("HSETNX")
+                .arg(secrets_key(room))
+                .arg(secrets_field(identity, id))
+                .arg(record)
+                .query_async(&mut conn),
+        )
+        .await
+        .map_err(SecretError::Unavailable)?;
+        Ok(stored == 1)
+    }
+
     /// Every (identity, id) of a room.
     pub async fn list(&self, room: &str) -> Result<Vec<(String, String)>, SecretError> {
         let mut conn = self.conn.clone();

@@ -1,17 +1,19 @@
 //! Provider handshakes: the replies some providers expect instead of (or before) normal
 //! delivery — Slack `url_verification`, Zoom `endpoint.url_validation`, Discord PING,
-//! Twitch EventSub callback verification, the WhatsApp/Meta subscription GET and Okta's
-//! verification GET.
+//! Twitch EventSub callback verification, the WhatsApp/Meta subscription GET, Okta's
+//! verification GET, Dropbox's `GET ?challenge=` and Asana's `X-Hook-Secret` handshake.
 //!
 //! Pure functions from a request to an optional reply. POST handshakes are answered only
-//! for a [`Verified`] body; GET handshakes prove the caller with a verify token or
-//! [`okta::verify`]. Echoed values are bounded and must be printable: this module must
-//! never reflect unbounded or unauthenticated input.
+//! for a [`Verified`] body, or (Asana) for a hook secret that matches the stored one or
+//! was just stored because none existed; GET handshakes prove the caller with a verify
+//! token or [`okta::verify`], except Dropbox's, which proves nothing and only echoes its
+//! challenge as plain text that browsers must not sniff. Echoed values are bounded and
+//! must be printable: this module must never reflect unbounded input.
 
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde_json::{json, Value};
 
-use super::{okta, sig, Provider, SignatureError, Verified, WebhookRequest};
+use super::{asana, okta, sig, Provider, SignatureError, Verified, WebhookRequest};
 use crate::sensitive::Secret;
 
 /// The longest challenge value echoed back to a provider.
@@ -23,6 +25,8 @@ pub struct HandshakeReply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// Headers the provider expects on the reply (Asana's `X-Hook-Secret`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl HandshakeReply {
@@ -31,6 +35,7 @@ impl HandshakeReply {
             status: 200,
             content_type: "text/plain; charset=utf-8",
             body: body.as_bytes().to_vec(),
+            headers: Vec::new(),
         }
     }
 
@@ -39,6 +44,7 @@ impl HandshakeReply {
             status: 200,
             content_type: "application/json",
             body: body.to_string().into_bytes(),
+            headers: Vec::new(),
         }
     }
 }
@@ -99,8 +105,43 @@ pub fn subscription_get(
     match provider {
         Provider::Whatsapp => meta_subscribe(query, challenge_secrets),
         Provider::Okta => okta_verification(headers, secrets),
+        Provider::Dropbox => dropbox_challenge(query),
         _ => Ok(None),
     }
+}
+
+/// Dropbox: `?challenge=C` → `C` as plain text. Dropbox signs nothing here, so the reply
+/// holds only a bounded, printable echo (and `ingest` marks it `nosniff`).
+fn dropbox_challenge(query: &str) -> Result<Option<HandshakeReply>, SignatureError> {
+    let params = query_params(query);
+    let Some((_, challenge)) = params.iter().find(|(k, _)| k == "challenge") else {
+        return Ok(None);
+    };
+    let challenge = echoable(challenge).ok_or(SignatureError::Invalid)?;
+    Ok(Some(HandshakeReply::text(challenge)))
+}
+
+/// The reply to Asana's handshake: 200 with the hook secret echoed in `X-Hook-Secret`.
+pub fn asana_reply(offered: &str) -> Result<HandshakeReply, SignatureError> {
+    let value = HeaderValue::from_str(offered).map_err(|_| SignatureError::Invalid)?;
+    Ok(HandshakeReply {
+        status: 200,
+        content_type: "text/plain; charset=utf-8",
+        body: Vec::new(),
+        headers: vec![(HeaderName::from_static(asana::SECRET_HEADER), value)],
+    })
+}
+
+/// An Asana handshake for an endpoint whose hook secret is already stored: answered only
+/// when `offered` is one of the stored values (compared in constant time, every value
+/// checked), else `Invalid`. A first handshake is stored trust-on-first-use by `ingest`;
+/// a later one with another secret must never replace it.
+pub fn asana_known(offered: &str, stored: &[Secret]) -> Result<HandshakeReply, SignatureError> {
+    let matched = stored.iter().fold(false, |found, secret| {
+        found | secret.ct_eq(offered.as_bytes())
+    });
+    sig::verdict(matched)?;
+    asana_reply(offered)
 }
 
 /// Meta: `hub.mode=subscribe&hub.verify_token=T&hub.challenge=C` → `C` when `T` is one
@@ -442,6 +483,58 @@ mod tests {
                 &[]
             ),
             Ok(None)
+        );
+    }
+
+    fn dropbox(query: &str) -> Result<Option<HandshakeReply>, SignatureError> {
+        subscription_get(Provider::Dropbox, &HeaderMap::new(), query, &[], &[])
+    }
+
+    #[test]
+    fn dropbox_challenge_is_echoed_as_plain_text() {
+        let reply = dropbox("challenge=Kj3Vb6Rfx0l").unwrap().unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.body, b"Kj3Vb6Rfx0l");
+        assert!(reply.content_type.starts_with("text/plain"));
+        assert_eq!(dropbox("list=1"), Ok(None));
+    }
+
+    // Security property: an unauthenticated echo is bounded and printable.
+    #[test]
+    fn an_oversized_or_unprintable_dropbox_challenge_is_not_echoed() {
+        let long = format!("challenge={}", "a".repeat(MAX_ECHO + 1));
+        assert_eq!(dropbox(&long), Err(SignatureError::Invalid));
+        assert_eq!(dropbox("challenge=a%0Db"), Err(SignatureError::Invalid));
+        assert_eq!(dropbox("challenge="), Err(SignatureError::Invalid));
+    }
+
+    #[test]
+    fn asana_reply_echoes_the_hook_secret_in_its_header() {
+        let reply = asana_reply("b74ab31f23ee").unwrap();
+        assert_eq!(reply.status, 200);
+        assert!(reply.body.is_empty());
+        assert_eq!(
+            reply.headers,
+            vec![(
+                HeaderName::from_static("x-hook-secret"),
+                HeaderValue::from_static("b74ab31f23ee")
+            )]
+        );
+    }
+
+    // Security property: once a hook secret is stored, a handshake offering another one is
+    // refused, so no caller can replace the key events are verified with.
+    #[test]
+    fn an_asana_handshake_with_another_secret_than_the_stored_one_is_refused() {
+        let stored = [Secret::new("new-secret"), Secret::new("b74ab31f23ee")];
+        assert!(asana_known("b74ab31f23ee", &stored).is_ok());
+        assert_eq!(
+            asana_known("attacker-secret", &stored),
+            Err(SignatureError::Invalid)
+        );
+        assert_eq!(
+            asana_known("b74ab31f23ee", &[]),
+            Err(SignatureError::Invalid)
         );
     }
 }

@@ -5,10 +5,19 @@
 //! only timestamps older than the window (5 minutes) are rejected, compared in
 //! milliseconds. HubSpot's request-validation page also has the signer decode a table of
 //! escapes in the URI (`%3A %2F %3F %40 %21 %24 %27 %28 %29 %2A %2C %3B`), so a URL that
-//! holds any of them is also tried in that form. The v1/v2 back-compat
-//! `X-HubSpot-Signature` is not accepted.
+//! holds any of them is also tried in that form.
+//!
+//! The legacy `X-HubSpot-Signature` (with `X-HubSpot-Signature-Version: v1|v2`) is
+//! accepted only when the endpoint opts in (`roomgate.hubspot.legacy_signatures`), and
+//! only when no v3 signature is present: v1 is hex SHA-256 of client secret + raw body,
+//! v2 of client secret + method + URL + raw body. Neither holds a timestamp, so a
+//! captured request can be replayed for ever; without the opt-in they are
+//! `missing_signature`.
 
 use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::sig::{self, Window};
 use super::{SignatureError, WebhookRequest};
@@ -16,13 +25,49 @@ use crate::sensitive::Secret;
 
 pub const WINDOW_SIDE: Window = Window::PastOnly;
 
+const V3_HEADER: &str = "x-hubspot-signature-v3";
+const LEGACY_HEADER: &str = "x-hubspot-signature";
+const LEGACY_VERSION_HEADER: &str = "x-hubspot-signature-version";
+
+/// Check v3, or with `legacy` a v1/v2 signature when no v3 one is present.
 pub fn verify(
     req: &WebhookRequest<'_>,
     secret: &Secret,
     now: i64,
     window: Duration,
+    legacy: bool,
 ) -> Result<(), SignatureError> {
-    let signature = sig::header(req, "x-hubspot-signature-v3")?;
+    if legacy && !req.headers.contains_key(V3_HEADER) && req.headers.contains_key(LEGACY_HEADER) {
+        return verify_legacy(req, secret);
+    }
+    verify_v3(req, secret, now, window)
+}
+
+/// v1: SHA-256(secret + body); v2: SHA-256(secret + method + URL + body); lowercase or
+/// uppercase hex, compared in constant time.
+fn verify_legacy(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
+    let expected = sig::decode_hex(sig::header(req, LEGACY_HEADER)?)?;
+    let mut hash = Sha256::new();
+    hash.update(secret.expose());
+    match sig::header(req, LEGACY_VERSION_HEADER)? {
+        "v1" => {}
+        "v2" => {
+            hash.update(req.method.as_str().as_bytes());
+            hash.update(req.url.as_bytes());
+        }
+        _ => return Err(SignatureError::Invalid),
+    }
+    hash.update(req.body);
+    sig::verdict(bool::from(hash.finalize().as_slice().ct_eq(&expected)))
+}
+
+fn verify_v3(
+    req: &WebhookRequest<'_>,
+    secret: &Secret,
+    now: i64,
+    window: Duration,
+) -> Result<(), SignatureError> {
+    let signature = sig::header(req, V3_HEADER)?;
     let ts = sig::header(req, "x-hubspot-request-timestamp")?;
     sig::check_window(sig::parse_unix(ts)?, 1000, now, window, WINDOW_SIDE)?;
     let expected = sig::decode_base64(signature)?;
@@ -89,6 +134,7 @@ mod tests {
     use super::*;
     use crate::webhook::testkit::{headers, post, secs, T};
     use base64::Engine;
+    use http::Method;
 
     // hubspot-api-python tests/spec/utils/test_signature.py (v3), providers.md §3b.
     const KAT_SECRET: &str = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy";
@@ -116,7 +162,13 @@ mod tests {
             ("x-hubspot-signature-v3", sig),
             ("x-hubspot-request-timestamp", ts),
         ]);
-        verify(&post(&h, url, body), &Secret::new(secret), now, secs(300))
+        verify(
+            &post(&h, url, body),
+            &Secret::new(secret),
+            now,
+            secs(300),
+            false,
+        )
     }
 
     #[test]
@@ -199,7 +251,13 @@ mod tests {
     fn absent_signature_is_missing() {
         let h = headers(&[("x-hubspot-request-timestamp", TS_MS)]);
         assert_eq!(
-            verify(&post(&h, URL, BODY), &Secret::new(SECRET), T, secs(300)),
+            verify(
+                &post(&h, URL, BODY),
+                &Secret::new(SECRET),
+                T,
+                secs(300),
+                false
+            ),
             Err(SignatureError::Missing)
         );
     }
@@ -221,5 +279,123 @@ mod tests {
     #[test]
     fn future_timestamp_is_accepted_like_the_sdks() {
         assert_eq!(check(SIG, TS_MS, URL, BODY, SECRET, T - 3600), Ok(()));
+    }
+
+    fn legacy(
+        pairs: &[(&str, &str)],
+        method: &Method,
+        url: &str,
+        body: &[u8],
+        on: bool,
+    ) -> Result<(), SignatureError> {
+        let h = headers(pairs);
+        let req = WebhookRequest {
+            method,
+            headers: &h,
+            url,
+            body,
+        };
+        verify(&req, &Secret::new(KAT_SECRET), T, secs(300), on)
+    }
+
+    // @hubspot/api-client test/unit/signature.spec (and hubspot-api-python's test_signature).
+    const SDK_V1_BODY: &[u8] = br#"[{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurredAt":1564113600000,"subscriptionType":"contact.creation","attemptNumber":0,"objectId":123,"changeSource":"CRM","changeFlag":"NEW","appId":54321}]"#;
+    const SDK_V1: &str = "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de";
+    const SDK_V2_GET: &str = "eee2dddcc73c94d699f5e395f4b9d454a069a6855fbfa152e91e88823087200e";
+    const SDK_V2_POST: &str = "9569219f8ba981ffa6f6f16aa0f48637d35d728c7e4d93d0d52efaa512af7900";
+    const SDK_V2_BODY: &[u8] = br#"{"example_field":"example_value"}"#;
+
+    #[test]
+    fn sdk_v1_and_v2_vectors_verify_when_the_endpoint_opts_in() {
+        let v1 = [(LEGACY_HEADER, SDK_V1), (LEGACY_VERSION_HEADER, "v1")];
+        assert_eq!(
+            legacy(&v1, &Method::POST, KAT_URL, SDK_V1_BODY, true),
+            Ok(())
+        );
+        let v2 = [(LEGACY_HEADER, SDK_V2_GET), (LEGACY_VERSION_HEADER, "v2")];
+        assert_eq!(legacy(&v2, &Method::GET, KAT_URL, b"", true), Ok(()));
+        let v2 = [(LEGACY_HEADER, SDK_V2_POST), (LEGACY_VERSION_HEADER, "v2")];
+        assert_eq!(
+            legacy(&v2, &Method::POST, KAT_URL, SDK_V2_BODY, true),
+            Ok(())
+        );
+    }
+
+    // Security property: v1/v2 carry no timestamp (replayable), so without the endpoint's
+    // opt-in they are not signatures at all.
+    #[test]
+    fn legacy_signatures_are_missing_without_the_opt_in() {
+        let v1 = [(LEGACY_HEADER, SDK_V1), (LEGACY_VERSION_HEADER, "v1")];
+        assert_eq!(
+            legacy(&v1, &Method::POST, KAT_URL, SDK_V1_BODY, false),
+            Err(SignatureError::Missing)
+        );
+    }
+
+    #[test]
+    fn legacy_signatures_cover_body_method_and_url() {
+        let v1 = [(LEGACY_HEADER, SDK_V1), (LEGACY_VERSION_HEADER, "v1")];
+        assert_eq!(
+            legacy(&v1, &Method::POST, KAT_URL, b"[]", true),
+            Err(SignatureError::Invalid)
+        );
+        let v2 = [(LEGACY_HEADER, SDK_V2_POST), (LEGACY_VERSION_HEADER, "v2")];
+        assert_eq!(
+            legacy(&v2, &Method::PUT, KAT_URL, SDK_V2_BODY, true),
+            Err(SignatureError::Invalid)
+        );
+        assert_eq!(
+            legacy(
+                &v2,
+                &Method::POST,
+                "https://www.example.com/other",
+                SDK_V2_BODY,
+                true
+            ),
+            Err(SignatureError::Invalid)
+        );
+        // A v1 value presented as v2 (or an unknown version) does not pass.
+        let relabelled = [(LEGACY_HEADER, SDK_V1), (LEGACY_VERSION_HEADER, "v2")];
+        assert_eq!(
+            legacy(&relabelled, &Method::POST, KAT_URL, SDK_V1_BODY, true),
+            Err(SignatureError::Invalid)
+        );
+        let unknown = [(LEGACY_HEADER, SDK_V1), (LEGACY_VERSION_HEADER, "v9")];
+        assert_eq!(
+            legacy(&unknown, &Method::POST, KAT_URL, SDK_V1_BODY, true),
+            Err(SignatureError::Invalid)
+        );
+    }
+
+    #[test]
+    fn legacy_with_a_wrong_secret_is_invalid() {
+        let v1 = [(LEGACY_HEADER, SDK_V1), (LEGACY_VERSION_HEADER, "v1")];
+        let h = headers(&v1);
+        let req = post(&h, KAT_URL, SDK_V1_BODY);
+        assert_eq!(
+            verify(
+                &req,
+                &Secret::new("zzzzzzzz-yyyy-yyyy-yyyy-yyyyyyyyyyyy"),
+                T,
+                secs(300),
+                true
+            ),
+            Err(SignatureError::Invalid)
+        );
+    }
+
+    // v3 stays preferred: with both present only v3 counts.
+    #[test]
+    fn a_v3_signature_is_preferred_over_a_legacy_one() {
+        let pairs = [
+            (LEGACY_HEADER, SDK_V1),
+            (LEGACY_VERSION_HEADER, "v1"),
+            (V3_HEADER, "AAAA"),
+            ("x-hubspot-request-timestamp", TS_MS),
+        ];
+        assert_eq!(
+            legacy(&pairs, &Method::POST, KAT_URL, SDK_V1_BODY, true),
+            Err(SignatureError::Invalid)
+        );
     }
 }

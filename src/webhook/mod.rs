@@ -3,8 +3,13 @@
 //! Owns the list of providers roomgate can verify and the decision "is this body what the
 //! provider signed". It must not do I/O: secrets arrive as arguments, the clock as `now`.
 
+pub mod adyen;
+pub mod asana;
+pub mod bitbucket;
 pub mod calendly;
+pub mod contentful;
 pub mod discord;
+pub mod dropbox;
 pub mod github;
 pub mod gitlab;
 pub mod handshake;
@@ -12,10 +17,14 @@ pub mod hubspot;
 pub mod intercom;
 pub mod linear;
 pub mod mailgun;
+pub mod mux;
+pub mod notion;
 pub mod okta;
 pub mod paddle;
 pub mod pagerduty;
+pub mod postmark;
 pub mod salesforce;
+pub mod sendgrid;
 pub mod sentry;
 pub mod shopify;
 mod sig;
@@ -29,6 +38,7 @@ mod testkit;
 pub mod twilio;
 pub mod twitch;
 pub mod typeform;
+pub mod vercel;
 pub mod whatsapp;
 pub mod zendesk;
 pub mod zoom;
@@ -96,6 +106,16 @@ impl Verified {
     }
 }
 
+/// What an endpoint's annotations change in verification.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Overrides the provider's default window (`roomgate.validation.tolerance`).
+    pub tolerance: Option<Duration>,
+    /// Accept HubSpot's timestamp-less v1/v2 signatures
+    /// (`roomgate.hubspot.legacy_signatures`).
+    pub hubspot_legacy: bool,
+}
+
 /// Verify a webhook with every active secret value (rotation: any may match).
 ///
 /// `now` is unix seconds; `tolerance` overrides the provider's default window.
@@ -107,11 +127,29 @@ pub fn verify(
     now: i64,
     tolerance: Option<Duration>,
 ) -> Result<Verified, SignatureError> {
+    let options = VerifyOptions {
+        tolerance,
+        ..VerifyOptions::default()
+    };
+    verify_with(provider, req, body, secrets, now, options)
+}
+
+/// [`verify`] with every endpoint option.
+pub fn verify_with(
+    provider: Provider,
+    req: &WebhookRequest<'_>,
+    body: Bytes,
+    secrets: &[Secret],
+    now: i64,
+    options: VerifyOptions,
+) -> Result<Verified, SignatureError> {
     debug_assert_eq!(req.body, &body[..]);
-    let window = tolerance.unwrap_or_else(|| provider.default_tolerance());
+    let window = options
+        .tolerance
+        .unwrap_or_else(|| provider.default_tolerance());
     let mut outcome = Err(SignatureError::Invalid);
     for secret in secrets {
-        outcome = verify_one(provider, req, secret, now, window);
+        outcome = verify_one(provider, req, secret, now, window, options);
         // Defence in depth (the secret store never hands one out): an empty key or token
         // verifies nothing, whatever the scheme would say.
         if outcome.is_ok() && secret.is_blank() {
@@ -138,6 +176,7 @@ fn verify_one(
     secret: &Secret,
     now: i64,
     window: Duration,
+    options: VerifyOptions,
 ) -> Result<(), SignatureError> {
     match provider {
         Provider::Github => github::verify(req, secret),
@@ -155,7 +194,7 @@ fn verify_one(
         Provider::Linear => linear::verify(req, secret, now, window),
         Provider::Discord => discord::verify(req, secret, now, window),
         Provider::Intercom => intercom::verify(req, secret),
-        Provider::Hubspot => hubspot::verify(req, secret, now, window),
+        Provider::Hubspot => hubspot::verify(req, secret, now, window, options.hubspot_legacy),
         Provider::Square => square::verify(req, secret),
         Provider::Paddle => paddle::verify(req, secret, now, window),
         Provider::Mailgun => mailgun::verify(req, secret, now, window),
@@ -165,6 +204,16 @@ fn verify_one(
         Provider::Pagerduty => pagerduty::verify(req, secret),
         Provider::Okta => okta::verify(req, secret),
         Provider::Zoom => zoom::verify(req, secret, now, window),
+        Provider::Bitbucket => bitbucket::verify(req, secret),
+        Provider::Vercel => vercel::verify(req, secret),
+        Provider::Sendgrid => sendgrid::verify(req, secret, now, window),
+        Provider::Adyen => adyen::verify(req, secret),
+        Provider::Asana => asana::verify(req, secret),
+        Provider::Dropbox => dropbox::verify(req, secret),
+        Provider::Contentful => contentful::verify(req, secret, now, window),
+        Provider::Mux => mux::verify(req, secret, now, window),
+        Provider::Postmark => postmark::verify(req, secret),
+        Provider::Notion => notion::verify(req, secret),
     }
 }
 
@@ -204,7 +253,7 @@ pub fn delivery_id(provider: Provider, req: &WebhookRequest<'_>) -> Option<Strin
         }
         Provider::Gitlab => header(&["idempotency-key", "webhook-id", "x-gitlab-event-uuid"]),
         Provider::Linear => header(&["linear-delivery"]),
-        Provider::Hubspot => hubspot_event_id(req.body),
+        Provider::Hubspot => single_event_id(req.body, "eventId"),
         Provider::Square | Provider::Typeform => body(&[&["event_id"]]),
         // A retry keeps its notification id; one event sent to several destinations
         // does not, so the notification id is the per-endpoint key.
@@ -213,8 +262,19 @@ pub fn delivery_id(provider: Provider, req: &WebhookRequest<'_>) -> Option<Strin
         Provider::Twitch => header(&["twitch-eventsub-message-id"]),
         Provider::Pagerduty => body(&[&["event", "id"]]),
         Provider::Okta => body(&[&["eventId"]]),
+        Provider::Bitbucket => header(&["x-request-uuid", "x-request-id"]),
+        Provider::Vercel | Provider::Mux | Provider::Notion => body(&[&["id"]]),
+        Provider::Sendgrid => single_event_id(req.body, "sg_event_id"),
+        Provider::Adyen => adyen::delivery_id(req.body).and_then(|id| bounded_id(&id)),
+        Provider::Contentful => header(&["x-contentful-idempotency-key"]),
         // No documented per-delivery id: the queue generates one.
-        Provider::Salesforce | Provider::Whatsapp | Provider::Calendly | Provider::Zoom => None,
+        Provider::Salesforce
+        | Provider::Whatsapp
+        | Provider::Calendly
+        | Provider::Zoom
+        | Provider::Asana
+        | Provider::Dropbox
+        | Provider::Postmark => None,
     }
 }
 
@@ -243,11 +303,12 @@ fn json_id(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// HubSpot batches events in a JSON array; only a single-event batch has one id.
-fn hubspot_event_id(body: &[u8]) -> Option<String> {
+/// HubSpot and SendGrid batch events in a JSON array; only a single-event batch (or a
+/// bare event object) has one id, its `key`.
+fn single_event_id(body: &[u8], key: &str) -> Option<String> {
     match serde_json::from_slice(body).ok()? {
-        serde_json::Value::Array(events) if events.len() == 1 => json_id(events[0].get("eventId")?),
-        serde_json::Value::Object(event) => json_id(event.get("eventId")?),
+        serde_json::Value::Array(events) if events.len() == 1 => json_id(events[0].get(key)?),
+        serde_json::Value::Object(event) => json_id(event.get(key)?),
         _ => None,
     }
 }
@@ -281,6 +342,16 @@ pub enum Provider {
     Pagerduty,
     Okta,
     Zoom,
+    Bitbucket,
+    Vercel,
+    Sendgrid,
+    Adyen,
+    Asana,
+    Dropbox,
+    Contentful,
+    Mux,
+    Postmark,
+    Notion,
 }
 
 impl Provider {
@@ -304,8 +375,16 @@ impl Provider {
             Provider::Calendly => 180,
             // hubspot-api-python/-nodejs, past only, in milliseconds.
             Provider::Hubspot => 300,
+            // @contentful/node-apps-toolkit `verifyRequest`, past only, in milliseconds.
+            Provider::Contentful => 30,
+            // @mux/mux-node, past only.
+            Provider::Mux => 300,
             // No window prescribed by the provider: five minutes.
-            Provider::Zendesk | Provider::Zoom | Provider::Mailgun | Provider::Discord => 300,
+            Provider::Zendesk
+            | Provider::Zoom
+            | Provider::Mailgun
+            | Provider::Discord
+            | Provider::Sendgrid => 300,
             // No signed timestamp: the window is never consulted.
             Provider::Github
             | Provider::Shopify
@@ -318,12 +397,19 @@ impl Provider {
             | Provider::Square
             | Provider::Typeform
             | Provider::Pagerduty
-            | Provider::Okta => 300,
+            | Provider::Okta
+            | Provider::Bitbucket
+            | Provider::Vercel
+            | Provider::Adyen
+            | Provider::Asana
+            | Provider::Dropbox
+            | Provider::Postmark
+            | Provider::Notion => 300,
         };
         Duration::from_secs(seconds)
     }
 
-    pub const ALL: [Provider; 25] = [
+    pub const ALL: [Provider; 35] = [
         Provider::Github,
         Provider::Stripe,
         Provider::Slack,
@@ -349,6 +435,16 @@ impl Provider {
         Provider::Pagerduty,
         Provider::Okta,
         Provider::Zoom,
+        Provider::Bitbucket,
+        Provider::Vercel,
+        Provider::Sendgrid,
+        Provider::Adyen,
+        Provider::Asana,
+        Provider::Dropbox,
+        Provider::Contentful,
+        Provider::Mux,
+        Provider::Postmark,
+        Provider::Notion,
     ];
 
     /// The name used in config annotations and in queue messages.
@@ -379,6 +475,16 @@ impl Provider {
             Provider::Pagerduty => "pagerduty",
             Provider::Okta => "okta",
             Provider::Zoom => "zoom",
+            Provider::Bitbucket => "bitbucket",
+            Provider::Vercel => "vercel",
+            Provider::Sendgrid => "sendgrid",
+            Provider::Adyen => "adyen",
+            Provider::Asana => "asana",
+            Provider::Dropbox => "dropbox",
+            Provider::Contentful => "contentful",
+            Provider::Mux => "mux",
+            Provider::Postmark => "postmark",
+            Provider::Notion => "notion",
         }
     }
 }
@@ -530,6 +636,9 @@ mod tests {
             (Provider::Zoom, 300),
             (Provider::Mailgun, 300),
             (Provider::Discord, 300),
+            (Provider::Contentful, 30),
+            (Provider::Mux, 300),
+            (Provider::Sendgrid, 300),
         ];
         for (provider, seconds) in expect {
             assert_eq!(provider.default_tolerance(), secs(seconds), "{provider}");
@@ -575,6 +684,9 @@ mod tests {
             (Provider::Gitlab, "x-gitlab-event-uuid"),
             (Provider::Linear, "linear-delivery"),
             (Provider::Twitch, "twitch-eventsub-message-id"),
+            (Provider::Bitbucket, "x-request-uuid"),
+            (Provider::Bitbucket, "x-request-id"),
+            (Provider::Contentful, "x-contentful-idempotency-key"),
         ];
         for (provider, name) in cases {
             assert_eq!(
@@ -587,7 +699,7 @@ mod tests {
 
     #[test]
     fn delivery_ids_come_from_the_body_when_the_provider_puts_them_there() {
-        let cases: [(Provider, &[u8], &str); 11] = [
+        let cases: [(Provider, &[u8], &str); 16] = [
             (
                 Provider::Stripe,
                 br#"{"id":"evt_1","object":"event"}"#,
@@ -607,6 +719,19 @@ mod tests {
             ),
             (Provider::Pagerduty, br#"{"event":{"id":"pd-1"}}"#, "pd-1"),
             (Provider::Okta, br#"{"eventId":"ok-1"}"#, "ok-1"),
+            (Provider::Vercel, br#"{"id":"evt_v1"}"#, "evt_v1"),
+            (Provider::Mux, br#"{"id":"mux-1"}"#, "mux-1"),
+            (Provider::Notion, br#"{"id":"n-1"}"#, "n-1"),
+            (
+                Provider::Sendgrid,
+                br#"[{"sg_event_id":"sg-1","event":"delivered"}]"#,
+                "sg-1",
+            ),
+            (
+                Provider::Adyen,
+                br#"{"notificationItems":[{"NotificationRequestItem":{"pspReference":"P1","eventCode":"CAPTURE"}}]}"#,
+                "P1:CAPTURE",
+            ),
         ];
         for (provider, body, expected) in cases {
             assert_eq!(

@@ -175,3 +175,61 @@ except NameError:
 # Twitch callback verification (handshake.rs), signed like any EventSub message.
 body = '{"challenge":"pogchamp-kappa-360noscope-vohiyo","subscription":{"id":"f1c2","status":"webhook_callback_verification_pending","type":"channel.follow"}}'
 out("twitch.verification", hs256("twitch_secret_10", "msg-2" + "2023-11-14T22:13:20Z" + body).hexdigest())
+
+# --- Bitbucket, Vercel, Asana, Dropbox, Notion, Mux, Adyen, Contentful, SendGrid, HubSpot v1/v2 ---
+
+# Bitbucket: "sha256=" hex over the raw body (a sha1 value is refused).
+body = '{"push":{"changes":[]},"repository":{"full_name":"acme/app"}}'
+out("bitbucket", hs256("bitbucket_secret", body).hexdigest())
+out("bitbucket.sha1", hmac.new(b"bitbucket_secret", body.encode(), hashlib.sha1).hexdigest())
+
+# Vercel: hex HMAC-SHA1 over the raw body.
+out("vercel", hs1("vercel_secret", '{"id":"evt_vercel_1","type":"deployment.created","payload":{}}').hexdigest())
+
+# Asana: hex HMAC-SHA256 keyed by the handshake's X-Hook-Secret.
+out("asana", hs256("asana_hook_secret_0123456789", '{"events":[{"action":"changed","resource":{"gid":"1"}}]}').hexdigest())
+
+# Dropbox: hex HMAC-SHA256 keyed by the app secret.
+out("dropbox", hs256("dropbox_app_secret", '{"list_folder":{"accounts":["dbid:AAH4f99"]},"delta":{"users":[12345]}}').hexdigest())
+
+# Notion: "sha256=" hex keyed by the verification token.
+out("notion", hs256("secret_notion_verification_token", '{"id":"evt_notion_1","type":"page.created","entity":{"id":"p1","type":"page"}}').hexdigest())
+
+# Mux: "{t}.{body}" hex.
+out("mux", hs256("mux_webhook_secret", f'{T}.{{"type":"video.asset.ready","id":"mux-evt-1","data":{{"id":"asset1"}}}}').hexdigest())
+
+# Adyen: base64 HMAC-SHA256 with the hex-decoded key over the colon-joined item fields;
+# banking webhooks: over the raw body.
+key = bytes.fromhex("44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056")
+out("adyen.1", b64(hs256(key, "7914073381342284::TestMerchant:ref-1:1130:EUR:AUTHORISATION:true").digest()))
+out("adyen.2", b64(hs256(key, "8815073381342285::TestMerchant:ref-1:2000:EUR:AUTHORISATION:true").digest()))
+out("adyen.raw", b64(hs256(key, '{"data":{"balancePlatform":"YOUR_BALANCE_PLATFORM"},"type":"balancePlatform.accountHolder.created"}').digest()))
+
+# Contentful request verification: "METHOD\nPATH\nHEADERS\nBODY" with the toolkit's path
+# encoding (query escaped like encodeURIComponent, then all like encodeURI).
+secret = "contentful-signing-secret-0123456789abcdefghijklmnopqrstuvwxyz01"
+path = "/contentful?space%253Ds1%2526a%253Db%252520c"
+lst = "x-contentful-crn,x-contentful-signed-headers,x-contentful-timestamp"
+hdr = f"x-contentful-crn:crn:contentful:::content:spaces/s1;x-contentful-signed-headers:{lst};x-contentful-timestamp:1700000000000"
+out("contentful", hs256(secret, "POST\n" + path + "\n" + hdr + "\n" + '{"sys":{"id":"entry-1","type":"Entry"}}').hexdigest())
+
+# SendGrid: ECDSA P-256/SHA-256 over timestamp + body, deterministic (RFC 6979) so the
+# constants are reproducible; the key is base64 DER SubjectPublicKeyInfo.
+try:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives import hashes
+
+    def p256(scalar):
+        return ec.derive_private_key(scalar, ec.SECP256R1())
+
+    def spki(sk):
+        return b64(sk.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+    sk = p256(0x1122334455667788990011223344556677889900112233445566778899001122)
+    out("sendgrid.key", spki(sk))
+    out("sendgrid.other_key", spki(p256(0x2233445566778899001122334455667788990011223344556677889900112233)))
+    body = b'[{"email":"a@example.test","event":"delivered","sg_event_id":"sg-1"}]\r\n'
+    sig = sk.sign(f"{T}".encode() + body, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+    out("sendgrid.sig", b64(sig))
+except (ImportError, NameError):
+    print("cryptography not installed: pip install cryptography")
