@@ -4,6 +4,8 @@
 //! provider signed". It must not do I/O: secrets arrive as arguments, the clock as `now`.
 
 pub mod calendly;
+#[cfg(test)]
+mod cost;
 pub mod discord;
 pub mod github;
 pub mod gitlab;
