@@ -1,10 +1,10 @@
 //! Webhook ingestion: verify a provider's signature with the room secret, answer the
 //! provider's handshakes, and enqueue the verified body (or hand it back for forwarding).
 //!
-//! Owns the order of the steps and what each failure becomes; the signature math lives in
-//! `webhook`, the storage in `secret` and `queue`. It must never enqueue or forward a
-//! body that did not pass `webhook::verify`, and never answer 202 before the queue
-//! acknowledged the write.
+//! Owns the order of the steps and what each failure becomes; the signature math (and
+//! which methods a provider sends) lives in `webhook`, the storage in `secret` and
+//! `queue`. It must never enqueue or forward a body that did not pass `webhook::verify`,
+//! and never answer 202 before the queue acknowledged the write.
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -12,6 +12,7 @@ use http::{header, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
 use crate::config::Policy;
+use crate::cpu::{self, JobFailed};
 use crate::error::{full, Body, ProxyError};
 use crate::queue::{json_string_body, MessageMeta, Queue, QueueError, QueueMessage};
 use crate::secret::{SecretError, SecretStore};
@@ -120,6 +121,9 @@ pub async fn ingest(
             })
             .inc();
     };
+    if !target.provider.accepts(&parts.method) {
+        return Err(ProxyError::MethodNotAllowed);
+    }
     let secret_id = policy
         .secret_id
         .as_deref()
@@ -151,15 +155,13 @@ pub async fn ingest(
                 count("handshake");
                 return Ok(Ingested::Respond(reply_response(reply)));
             }
-            Ok(None) => {}
+            // A GET that is no handshake is not a delivery either.
+            Ok(None) => return Err(ProxyError::MethodNotAllowed),
             Err(e) => {
                 count(signature_result(e));
                 return Err(ProxyError::Signature(e));
             }
         }
-    }
-    if policy.queue.is_some() && parts.method != Method::POST {
-        return Err(ProxyError::MethodNotAllowed);
     }
 
     let bytes = read_body(parts, body, policy.max_body_bytes).await?;
@@ -168,32 +170,56 @@ pub async fn ingest(
         .get_at(target.room, &policy.processor, secret_id, target.now)
         .await
         .map_err(|e| secret_error(target.provider, e))?;
-    let request = WebhookRequest {
-        method: &parts.method,
-        headers: &parts.headers,
-        url: target.public_url,
-        body: &bytes,
-    };
     let now_unix = target.now.unix_timestamp();
-    let verified = match webhook::verify(
-        target.provider,
-        &request,
-        bytes.clone(),
-        &secrets,
-        now_unix,
-        policy.tolerance,
-    ) {
-        Ok(v) => v,
+    let checked = if bytes.len() < INLINE_VERIFY_BYTES {
+        let request = WebhookRequest {
+            method: &parts.method,
+            headers: &parts.headers,
+            url: target.public_url,
+            body: &bytes,
+        };
+        check(
+            target.provider,
+            &request,
+            &bytes,
+            &secrets,
+            now_unix,
+            policy.tolerance,
+        )
+    } else {
+        // A MAC over a large body is CPU work the async workers must not do.
+        let (provider, tolerance) = (target.provider, policy.tolerance);
+        let (method, headers) = (parts.method.clone(), parts.headers.clone());
+        let url = target.public_url.to_owned();
+        cpu::run(move || {
+            let request = WebhookRequest {
+                method: &method,
+                headers: &headers,
+                url: &url,
+                body: &bytes,
+            };
+            check(provider, &request, &bytes, &secrets, now_unix, tolerance)
+        })
+        .await
+        .unwrap_or_else(|JobFailed| {
+            tracing::error!(
+                webhook.provider = provider.as_str(),
+                "webhook verification panicked"
+            );
+            Err(SignatureError::Invalid)
+        })
+    };
+    let verified = match checked {
+        Ok((verified, None)) => verified,
+        Ok((_, Some(reply))) => {
+            count("handshake");
+            return Ok(Ingested::Respond(reply_response(reply)));
+        }
         Err(e) => {
             count(signature_result(e));
             return Err(ProxyError::Signature(e));
         }
     };
-    if let Some(reply) = handshake_reply(&verified, &request, &secrets, now_unix, policy.tolerance)
-    {
-        count("handshake");
-        return Ok(Ingested::Respond(reply_response(reply)));
-    }
     let Some(queue) = &policy.queue else {
         count("forwarded");
         return Ok(Ingested::Forward(verified));
@@ -236,6 +262,25 @@ pub async fn ingest(
             Err(ProxyError::QueueUnavailable)
         }
     }
+}
+
+/// Bodies at least this long are verified on the CPU pool ([`cpu::run`]): one HMAC over
+/// 64 KiB takes well under a millisecond, one over the 1 MiB default limit several.
+pub const INLINE_VERIFY_BYTES: usize = 64 * 1024;
+
+/// Verify a request and find the handshake reply it calls for: the pure, CPU-bound part
+/// of ingestion, run inline or on the CPU pool.
+fn check(
+    provider: Provider,
+    request: &WebhookRequest<'_>,
+    body: &Bytes,
+    secrets: &[Secret],
+    now: i64,
+    tolerance: Option<std::time::Duration>,
+) -> Result<(Verified, Option<handshake::HandshakeReply>), SignatureError> {
+    let verified = webhook::verify(provider, request, body.clone(), secrets, now, tolerance)?;
+    let reply = handshake_reply(&verified, request, secrets, now, tolerance);
+    Ok((verified, reply))
 }
 
 /// A provider handshake answer, keyed with the secret that verified the request (Zoom

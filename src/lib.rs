@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod cpu;
 pub mod error;
 pub mod forward;
 pub mod h1;

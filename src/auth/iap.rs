@@ -36,6 +36,7 @@ use super::session::{Session, SessionStore, StoreError};
 use super::signing::{self, digest, random_id};
 use super::{pages, AuthError, Decision, Identity};
 use crate::config::{Config, Iap, IapProvider, Listen};
+use crate::cpu::{self, Slots};
 use crate::error::{full, Body, ProxyError};
 use crate::proxy::{ConnInfo, IAP_COOKIE};
 use crate::route::{canonical_host, canonical_path, DomainPattern, Resolved};
@@ -81,6 +82,9 @@ pub enum SignInError {
     Unavailable,
     #[error("too many sign-in attempts")]
     RateLimited,
+    /// Every sign-in form slot is checking a password.
+    #[error("too many sign-ins at once")]
+    Busy,
 }
 
 impl From<StoreError> for SignInError {
@@ -910,8 +914,13 @@ async fn login(
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| dummy_hash().to_owned());
+    // At most one check per CPU at a time; the one over that is refused, not queued.
+    let Some(_slot) = login_slots().try_take() else {
+        tracing::warn!(client.ip = %ip, "iap sign-in refused: every login slot is busy");
+        return Err(SignInError::Busy);
+    };
     let password = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+    let ok = cpu::run(move || verify_password(&hash, &password))
         .await
         .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
@@ -937,9 +946,19 @@ async fn login(
     signed_in(r, iap, flow.ret, session).await
 }
 
-/// Verify a password against an argon2 PHC hash.
+/// The sign-in form posts whose password is being checked at once: one per CPU.
+fn login_slots() -> &'static Slots {
+    static SLOTS: OnceLock<Slots> = OnceLock::new();
+    SLOTS.get_or_init(|| Slots::new(cpu::cpus()))
+}
+
+/// Verify a password against an argon2 PHC hash; a hash whose costs are over
+/// `config::password` limits is never computed and verifies nothing.
 pub fn verify_password(hash: &str, password: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    if crate::config::password::check_hash(hash).is_err() {
+        return false;
+    }
     PasswordHash::new(hash).ok().is_some_and(|h| {
         argon2::Argon2::default()
             .verify_password(password.as_bytes(), &h)

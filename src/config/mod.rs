@@ -6,6 +6,7 @@
 //! logs the raw config.
 
 pub mod model;
+pub mod password;
 pub mod policy;
 mod validate;
 pub mod yaml;

@@ -273,11 +273,8 @@ pub(super) fn check(mut file: FileConfig, ctx: &LoadContext) -> Result<Config, C
             IapProvider::Static => match &iap.static_users {
                 Some(s) => {
                     for (i, u) in s.users.iter().enumerate() {
-                        if !u.password_hash.starts_with("$argon2id$") {
-                            c.err(
-                                format!("iap.static.users[{i}].password_hash"),
-                                "must be an argon2id hash",
-                            );
+                        if let Err(m) = super::password::check_hash(&u.password_hash) {
+                            c.err(format!("iap.static.users[{i}].password_hash"), m);
                         }
                     }
                 }
