@@ -23,23 +23,184 @@ pub enum SecretRef {
     Value(String),
 }
 
+/// What a secret reference must look like, for errors.
+const SECRET_REF_SHAPE: &str =
+    "a mapping with exactly one of env, file or value ({env: NAME}, {file: PATH}, {value: TEXT})";
+
 impl<'de> Deserialize<'de> for SecretRef {
+    /// Errors name the expected shape and the kind of what was found, never its text: a
+    /// bare string here is most often the secret itself.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            env: Option<String>,
-            file: Option<PathBuf>,
-            value: Option<String>,
+        d.deserialize_any(redacted::RefVisitor)
+    }
+}
+
+/// Visitors for secret-bearing values whose errors never quote the input.
+mod redacted {
+    use std::fmt;
+    use std::path::PathBuf;
+
+    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    use super::{SecretRef, SECRET_REF_SHAPE};
+
+    /// Implements every `visit_*` but those named, as an error naming only the kind of
+    /// value found.
+    macro_rules! refuse_scalars {
+        ($what:expr) => {
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Err(E::custom(format!("found a boolean; expected {}", $what)))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Err(E::custom(format!("found a number; expected {}", $what)))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Err(E::custom(format!("found a number; expected {}", $what)))
+            }
+            fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
+                Err(E::custom(format!("found a number; expected {}", $what)))
+            }
+            fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
+                Err(E::custom(format!("found a number; expected {}", $what)))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Err(E::custom(format!("found a number; expected {}", $what)))
+            }
+            fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
+                Err(E::custom(format!("found bytes; expected {}", $what)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Err(E::custom(format!(
+                    "found nothing (null); expected {}",
+                    $what
+                )))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Err(E::custom(format!(
+                    "found nothing (null); expected {}",
+                    $what
+                )))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+                Err(de::Error::custom(format!(
+                    "found a list; expected {}",
+                    $what
+                )))
+            }
+        };
+    }
+
+    pub struct RefVisitor;
+
+    impl<'de> Visitor<'de> for RefVisitor {
+        type Value = SecretRef;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(SECRET_REF_SHAPE)
         }
-        let raw = Raw::deserialize(d)?;
-        match (raw.env, raw.file, raw.value) {
-            (Some(e), None, None) => Ok(SecretRef::Env(e)),
-            (None, Some(f), None) => Ok(SecretRef::File(f)),
-            (None, None, Some(v)) => Ok(SecretRef::Value(v)),
-            _ => Err(serde::de::Error::custom(
-                "give exactly one of {env: NAME}, {file: PATH} or {value: TEXT}",
-            )),
+
+        refuse_scalars!(SECRET_REF_SHAPE);
+
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<SecretRef, E> {
+            Err(E::custom(format!(
+                "found a bare string (not shown); expected {SECRET_REF_SHAPE}"
+            )))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
+            let mut found: Option<SecretRef> = None;
+            while let Some(key) = map.next_key::<Key>()? {
+                let text = map.next_value::<Text>()?.0;
+                if found.is_some() {
+                    return Err(de::Error::custom(format!(
+                        "more than one key; expected {SECRET_REF_SHAPE}"
+                    )));
+                }
+                found = Some(match key {
+                    Key::Env => SecretRef::Env(text),
+                    Key::File => SecretRef::File(PathBuf::from(text)),
+                    Key::Value => SecretRef::Value(text),
+                });
+            }
+            found.ok_or_else(|| de::Error::custom(format!("empty; expected {SECRET_REF_SHAPE}")))
+        }
+    }
+
+    enum Key {
+        Env,
+        File,
+        Value,
+    }
+
+    impl<'de> de::Deserialize<'de> for Key {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+            d.deserialize_any(KeyVisitor)
+        }
+    }
+
+    /// A key of a secret reference. An unknown key is not quoted: `{sk_live_…}` (a flow
+    /// mapping holding the secret as its only key) is an easy mistake.
+    struct KeyVisitor;
+
+    const KEYS: &str = "env, file or value";
+
+    impl<'de> Visitor<'de> for KeyVisitor {
+        type Value = Key;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(KEYS)
+        }
+
+        refuse_scalars!(KEYS);
+
+        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Key, A::Error> {
+            Err(de::Error::custom(format!(
+                "found a mapping as a key; expected {KEYS}"
+            )))
+        }
+
+        fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+            match key {
+                "env" => Ok(Key::Env),
+                "file" => Ok(Key::File),
+                "value" => Ok(Key::Value),
+                _ => Err(E::custom(format!(
+                    "unknown key (not shown); expected {SECRET_REF_SHAPE}"
+                ))),
+            }
+        }
+    }
+
+    /// The text of `env`, `file` or `value`.
+    struct Text(String);
+
+    impl<'de> de::Deserialize<'de> for Text {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
+            d.deserialize_any(TextVisitor)
+        }
+    }
+
+    struct TextVisitor;
+
+    const TEXT: &str = "text (quote a number: value: \"0123\")";
+
+    impl<'de> Visitor<'de> for TextVisitor {
+        type Value = Text;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(TEXT)
+        }
+
+        refuse_scalars!(TEXT);
+
+        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Text, A::Error> {
+            Err(de::Error::custom(format!(
+                "found a mapping; expected {TEXT}"
+            )))
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Text, E> {
+            Ok(Text(text.to_owned()))
         }
     }
 }

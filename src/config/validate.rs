@@ -58,7 +58,7 @@ pub(super) fn parse(src: &str) -> Result<FileConfig, ConfigErrors> {
                         yaml::from_value::<Route>(item.clone()).map(|_| ())
                     };
                     if let Err((sub, msg)) = res {
-                        errors.push(ConfigError::at(join(&path, &sub), msg));
+                        errors.push(reported(join(&path, &sub), msg));
                     }
                 }
             }
@@ -66,7 +66,7 @@ pub(super) fn parse(src: &str) -> Result<FileConfig, ConfigErrors> {
                 let mut single = serde_yaml_mapping();
                 single.insert(Value::String(name.into()), value.clone());
                 if let Err((sub, msg)) = yaml::from_value::<Partial>(Value::Mapping(single)) {
-                    errors.push(ConfigError::at(sub, msg));
+                    errors.push(reported(sub, msg));
                 }
             }
             _ => {}
@@ -76,7 +76,44 @@ pub(super) fn parse(src: &str) -> Result<FileConfig, ConfigErrors> {
         return Err(ConfigErrors(errors));
     }
     yaml::from_value::<FileConfig>(Value::Mapping(map))
-        .map_err(|(path, msg)| ConfigErrors(vec![ConfigError::at(path, msg)]))
+        .map_err(|(path, msg)| ConfigErrors(vec![reported(path, msg)]))
+}
+
+/// Sections whose keys may be secrets: an operator who writes `redis: {redis://:pw@h}`
+/// (a flow mapping with the URL as its key) must not see it echoed back.
+const SECRET_SECTIONS: &[&str] = &[
+    "redis",
+    "tokens",
+    "secrets",
+    "iap.cookie_keys",
+    "iap.oidc",
+    "iap.static",
+];
+
+/// A structural error as reported: inside a secret-bearing section an unknown key is not
+/// named (in the path or the message); elsewhere the error is kept as the deserializer
+/// gave it (values already left out by `yaml::from_value`).
+fn reported(path: String, message: String) -> ConfigError {
+    let secret_section = SECRET_SECTIONS.iter().any(|s| {
+        path == *s || path.starts_with(&format!("{s}.")) || path.starts_with(&format!("{s}["))
+    });
+    let unknown = message.strip_prefix("unknown field `").and_then(|rest| {
+        let end = ["`, expected ", "`, there are no fields"]
+            .iter()
+            .find_map(|tail| rest.rfind(tail))
+            .or_else(|| rest.rfind('`'))?;
+        Some((&rest[..end], &rest[end + 1..]))
+    });
+    match unknown {
+        Some((key, expected)) if secret_section => {
+            let parent = path
+                .strip_suffix(key)
+                .map(|p| p.trim_end_matches('.'))
+                .unwrap_or(&path);
+            ConfigError::at(parent, format!("unknown key (not shown){expected}"))
+        }
+        _ => ConfigError::at(path, message),
+    }
 }
 
 fn serde_yaml_mapping() -> super::yaml::Mapping {
@@ -165,11 +202,26 @@ pub(super) fn check(mut file: FileConfig, ctx: &LoadContext) -> Result<Config, C
     if file.listen.http.is_none() && file.listen.https.is_none() {
         c.err("listen", "give at least one of http or https");
     }
+    let mut certificates = Vec::new();
     match (&file.listen.https, &file.tls) {
         (Some(_), None) => c.err("tls", "listen.https needs tls.certificates"),
         (_, Some(tls)) => {
             if tls.certificates.is_empty() {
                 c.err("tls.certificates", "at least one certificate is required");
+            }
+            for (i, pair) in tls.certificates.iter().enumerate() {
+                let cert = ctx.resolve_path(&pair.cert);
+                let key = ctx.resolve_path(&pair.key);
+                match super::certs::load_pair(&cert, &key) {
+                    Ok(loaded) => certificates.push(loaded),
+                    Err((which, message)) => {
+                        let field = match which {
+                            super::certs::PairFile::Cert => "cert",
+                            super::certs::PairFile::Key => "key",
+                        };
+                        c.err(format!("tls.certificates[{i}].{field}"), message);
+                    }
+                }
             }
             if let Some(i) = tls.default_certificate {
                 if i >= tls.certificates.len() {
@@ -309,6 +361,7 @@ pub(super) fn check(mut file: FileConfig, ctx: &LoadContext) -> Result<Config, C
         secrets_key,
         cookie_keys,
         oidc_client_secret,
+        certificates,
         ports,
         hash: String::new(),
         base_dir: ctx.base_dir.clone(),
