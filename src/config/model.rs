@@ -110,17 +110,26 @@ mod redacted {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
             let mut found: Option<SecretRef> = None;
             while let Some(key) = map.next_key::<Key>()? {
+                let make: fn(String) -> SecretRef = match key {
+                    Key::Env => SecretRef::Env,
+                    Key::File => |path| SecretRef::File(PathBuf::from(path)),
+                    Key::Value => SecretRef::Value,
+                    Key::Unknown => {
+                        // Refused here, once the entry is read, so that no error (and no
+                        // error path) carries the key.
+                        map.next_value::<de::IgnoredAny>()?;
+                        return Err(de::Error::custom(format!(
+                            "unknown key (not shown); expected {SECRET_REF_SHAPE}"
+                        )));
+                    }
+                };
                 let text = map.next_value::<Text>()?.0;
                 if found.is_some() {
                     return Err(de::Error::custom(format!(
                         "more than one key; expected {SECRET_REF_SHAPE}"
                     )));
                 }
-                found = Some(match key {
-                    Key::Env => SecretRef::Env(text),
-                    Key::File => SecretRef::File(PathBuf::from(text)),
-                    Key::Value => SecretRef::Value(text),
-                });
+                found = Some(make(text));
             }
             found.ok_or_else(|| de::Error::custom(format!("empty; expected {SECRET_REF_SHAPE}")))
         }
@@ -130,6 +139,7 @@ mod redacted {
         Env,
         File,
         Value,
+        Unknown,
     }
 
     impl<'de> de::Deserialize<'de> for Key {
@@ -138,8 +148,8 @@ mod redacted {
         }
     }
 
-    /// A key of a secret reference. An unknown key is not quoted: `{sk_live_…}` (a flow
-    /// mapping holding the secret as its only key) is an easy mistake.
+    /// A key of a secret reference. An unknown key is not quoted, nor kept: `{sk_live_…}`
+    /// (a flow mapping holding the secret as its only key) is an easy mistake.
     struct KeyVisitor;
 
     const KEYS: &str = "env, file or value";
@@ -164,9 +174,7 @@ mod redacted {
                 "env" => Ok(Key::Env),
                 "file" => Ok(Key::File),
                 "value" => Ok(Key::Value),
-                _ => Err(E::custom(format!(
-                    "unknown key (not shown); expected {SECRET_REF_SHAPE}"
-                ))),
+                _ => Ok(Key::Unknown),
             }
         }
     }

@@ -58,8 +58,9 @@ impl Entry {
 }
 
 /// One value: exactly one of `env`, `file`, `value`, and an optional end of validity.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+/// Written as a mapping only (serde would also take a list of the fields in order, so that
+/// `[sk_live_…]` would name an environment variable after the secret).
+#[derive(Clone, Debug, Default, Serialize)]
 struct FileValue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     env: Option<String>,
@@ -70,6 +71,39 @@ struct FileValue {
     /// RFC 3339: the value is accepted until this instant (a rotation's previous value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     until: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for FileValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            env: Option<String>,
+            file: Option<PathBuf>,
+            value: Option<String>,
+            until: Option<String>,
+        }
+        struct Mapping;
+        impl<'de> serde::de::Visitor<'de> for Mapping {
+            type Value = FileValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mapping with one of env, file, value (and until)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<FileValue, A::Error> {
+                let f = Fields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(FileValue {
+                    env: f.env,
+                    file: f.file,
+                    value: f.value,
+                    until: f.until,
+                })
+            }
+        }
+        d.deserialize_map(Mapping)
+    }
 }
 
 impl FileValue {

@@ -180,7 +180,8 @@ fn single_signature_providers_cost_a_fixed_number_of_macs() {
     let hex = "ab".repeat(32);
     let b64 = "A".repeat(43) + "=";
     let ts = T.to_string();
-    let cases: [(Provider, Vec<(&str, String)>, usize); 5] = [
+    type Case = (Provider, Vec<(&'static str, String)>, usize);
+    let cases: [Case; 5] = [
         (
             Provider::Github,
             vec![("x-hub-signature-256", format!("sha256={hex}"))],
