@@ -1285,4 +1285,15 @@ mod tests {
             "app.test"
         ));
     }
+
+    // Security property (issue 17, finding 2): a hash asking for more than a login can
+    // afford (here 4 TB) is never computed: it verifies nothing, at once.
+    #[test]
+    fn an_unaffordable_hash_is_never_computed() {
+        let costly =
+            "$argon2id$v=19$m=4294967295,t=1,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+        let started = std::time::Instant::now();
+        assert!(!verify_password(costly, "password"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
 }
