@@ -11,6 +11,7 @@ pub mod config;
 pub mod cpu;
 pub mod error;
 pub mod forward;
+pub mod fuzzing;
 pub mod h1;
 pub mod headers;
 pub mod ingest;

@@ -108,8 +108,10 @@ fn canonical_host_slow(raw: &str) -> Option<String> {
             None => raw,
         }
     };
+    // One trailing dot (the DNS root) is dropped; `a..` or `..` names no host.
     let host = host.strip_suffix('.').unwrap_or(host);
     if host.is_empty()
+        || host.ends_with('.')
         || !host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
@@ -467,6 +469,15 @@ mod tests {
         assert_eq!(canonical_host("a b"), None);
         assert_eq!(canonical_host("evil.com:80:80"), None);
         assert_eq!(canonical_host("user@evil.com"), None);
+    }
+
+    // Found by the canonical fuzz target: `..` became `.`, which is no host and is not
+    // its own canonical form. Only one trailing dot is dropped.
+    #[test]
+    fn only_one_trailing_dot_is_dropped() {
+        assert_eq!(canonical_host(".."), None);
+        assert_eq!(canonical_host("a.test.."), None);
+        assert_eq!(canonical_host("a.test.:443").as_deref(), Some("a.test"));
     }
 
     /// Security: the brackets of an IP literal hold an IPv6 address and nothing else, so a
