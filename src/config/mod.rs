@@ -9,6 +9,7 @@ pub mod certs;
 pub mod model;
 pub mod password;
 pub mod policy;
+mod secret_ref;
 pub mod source;
 mod validate;
 pub mod yaml;
@@ -22,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 pub use model::*;
 pub use policy::{Policy, Validation};
+pub use secret_ref::SecretRef;
 
 use crate::sensitive::Secret;
 

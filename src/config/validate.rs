@@ -7,6 +7,7 @@ use base64::Engine;
 
 use super::model::*;
 use super::policy::{self, Policy, Validation};
+use super::secret_ref::{reported, SecretRef};
 use super::yaml::{self, Value};
 use super::{Config, ConfigError, ConfigErrors, LoadContext, PortSpec};
 use crate::route::DomainPattern;
@@ -77,43 +78,6 @@ pub(super) fn parse(src: &str) -> Result<FileConfig, ConfigErrors> {
     }
     yaml::from_value::<FileConfig>(Value::Mapping(map))
         .map_err(|(path, msg)| ConfigErrors(vec![reported(path, msg)]))
-}
-
-/// Sections whose keys may be secrets: an operator who writes `redis: {redis://:pw@h}`
-/// (a flow mapping with the URL as its key) must not see it echoed back.
-const SECRET_SECTIONS: &[&str] = &[
-    "redis",
-    "tokens",
-    "secrets",
-    "iap.cookie_keys",
-    "iap.oidc",
-    "iap.static",
-];
-
-/// A structural error as reported: inside a secret-bearing section an unknown key is not
-/// named (in the path or the message); elsewhere the error is kept as the deserializer
-/// gave it (values already left out by `yaml::from_value`).
-fn reported(path: String, message: String) -> ConfigError {
-    let secret_section = SECRET_SECTIONS.iter().any(|s| {
-        path == *s || path.starts_with(&format!("{s}.")) || path.starts_with(&format!("{s}["))
-    });
-    let unknown = message.strip_prefix("unknown field `").and_then(|rest| {
-        let end = ["`, expected ", "`, there are no fields"]
-            .iter()
-            .find_map(|tail| rest.rfind(tail))
-            .or_else(|| rest.rfind('`'))?;
-        Some((&rest[..end], &rest[end + 1..]))
-    });
-    match unknown {
-        Some((key, expected)) if secret_section => {
-            let parent = path
-                .strip_suffix(key)
-                .map(|p| p.trim_end_matches('.'))
-                .unwrap_or(&path);
-            ConfigError::at(parent, format!("unknown key (not shown){expected}"))
-        }
-        _ => ConfigError::at(path, message),
-    }
 }
 
 fn serde_yaml_mapping() -> super::yaml::Mapping {
