@@ -53,7 +53,9 @@ pub struct Slots(Arc<Semaphore>);
 
 /// A held slot; dropping it frees the slot.
 #[derive(Debug)]
-pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+}
 
 impl Slots {
     pub fn new(n: usize) -> Slots {
@@ -62,7 +64,8 @@ impl Slots {
 
     /// A slot, or `None` when all are taken.
     pub fn try_take(&self) -> Option<Slot> {
-        Arc::clone(&self.0).try_acquire_owned().ok().map(Slot)
+        let permit = Arc::clone(&self.0).try_acquire_owned().ok()?;
+        Some(Slot { _permit: permit })
     }
 }
 
