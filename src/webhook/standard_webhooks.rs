@@ -7,8 +7,8 @@
 //! `Stale`. A `whpk_` secret is an Ed25519 public key: then only asymmetric `v1a`
 //! signatures are checked, never `v1` (and an HMAC secret never accepts `v1a`). The
 //! decoded HMAC key is zeroized. A list of more than `sig::MAX_LIST_ENTRIES` entries is
-//! `Invalid` before any MAC; `v1` entries share one MAC per secret, and at most
-//! `sig::MAX_ASYMMETRIC_ENTRIES` `v1a` entries are checked.
+//! `Invalid` before any MAC; `v1` entries share one MAC per secret, and only the first
+//! `v1a` entry is checked (`sig::MAX_ASYMMETRIC_ENTRIES`: each check hashes the body).
 
 use std::time::Duration;
 
