@@ -12,8 +12,8 @@ use std::fs::{File, Metadata, OpenOptions};
 use std::io::Read;
 use std::path::Path;
 
-/// The largest config file read (4 MiB: tens of thousands of routes).
-pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+/// The largest config file read (32 MiB: some 250 000 routes).
+pub const MAX_CONFIG_BYTES: u64 = 32 << 20;
 /// The largest `{file: …}` secret read (64 KiB: a PEM private key is a few KiB).
 pub const MAX_SECRET_BYTES: u64 = 64 << 10;
 /// The largest certificate chain or private key file read (1 MiB).
