@@ -1,8 +1,11 @@
-//! Cost of `webhook::verify` per provider at 1 KiB and 256 KiB bodies.
+//! Cost of `webhook::verify` per provider at 1 KiB and 256 KiB bodies, and of the attack
+//! requests of issue 17 (a worst-case signature list over a 1 MiB body) for every provider
+//! that takes a list.
 //!
 //! Signatures are produced here with the RustCrypto primitives (and aws-lc for SendGrid's
-//! ECDSA) directly, not roomgate code, so each iteration measures one successful
-//! verification. SendGrid's includes parsing its public key, as every request does.
+//! ECDSA) directly, not roomgate code, so each iteration of `webhook_verify` measures one
+//! successful verification (SendGrid's includes parsing its public key, as every request
+//! does); each iteration of `webhook_attack` measures one refusal.
 
 use std::time::Duration;
 
@@ -14,7 +17,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use roomgate::sensitive::Secret;
-use roomgate::webhook::{verify, Provider, WebhookRequest};
+use roomgate::webhook::{verify, Provider, SignatureError, WebhookRequest};
 use sha1::Sha1;
 use sha2::Sha256;
 
@@ -233,5 +236,126 @@ fn bench_verify(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_verify);
+/// One attack: a provider, its headers, and the secret the endpoint holds.
+struct Attack {
+    name: &'static str,
+    provider: Provider,
+    headers: HeaderMap,
+    secret: Secret,
+}
+
+/// The worst signature headers for each list-taking provider: lists of `entries` items
+/// (the timestamp counts as one) of well-formed signatures that match nothing (every one
+/// decodes, so none is skipped; the Ed25519 ones are canonical signatures by another key,
+/// so each is hashed over the body before it fails).
+fn attacks(entries: usize) -> Vec<Attack> {
+    let ts = NOW.to_string();
+    let hex = "ab".repeat(32);
+    let b64 = "A".repeat(43) + "=";
+    let other_key = SigningKey::from_bytes(&[9; 32]);
+    let ed = STANDARD.encode(other_key.sign(b"another message").to_bytes());
+    let list = |sep: &str, item: String| vec![item; entries].join(sep);
+    let timestamped = |sep: &str, item: String| vec![item; entries - 1].join(sep);
+    let sw_key = Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    let sw = |sig: String| {
+        headers(&[
+            ("webhook-id", "msg_1".into()),
+            ("webhook-timestamp", ts.clone()),
+            ("webhook-signature", sig),
+        ])
+    };
+    vec![
+        Attack {
+            name: "pagerduty",
+            provider: Provider::Pagerduty,
+            headers: headers(&[("x-pagerduty-signature", list(",", format!("v1={hex}")))]),
+            secret: Secret::new("pd-secret"),
+        },
+        Attack {
+            name: "stripe",
+            provider: Provider::Stripe,
+            headers: headers(&[(
+                "stripe-signature",
+                format!("t={ts},{}", timestamped(",", format!("v1={hex}"))),
+            )]),
+            secret: Secret::new("whsec_stripe"),
+        },
+        Attack {
+            name: "calendly",
+            provider: Provider::Calendly,
+            headers: headers(&[(
+                "calendly-webhook-signature",
+                format!("t={ts},{}", timestamped(",", format!("v1={hex}"))),
+            )]),
+            secret: Secret::new("calendly-key"),
+        },
+        Attack {
+            name: "paddle",
+            provider: Provider::Paddle,
+            headers: headers(&[(
+                "paddle-signature",
+                format!("ts={ts};{}", timestamped(";", format!("h1={hex}"))),
+            )]),
+            secret: Secret::new("pdl_secret"),
+        },
+        Attack {
+            name: "standard-webhooks-v1",
+            provider: Provider::StandardWebhooks,
+            headers: sw(list(" ", format!("v1,{b64}"))),
+            secret: sw_key.clone(),
+        },
+        Attack {
+            name: "standard-webhooks-v1a",
+            provider: Provider::StandardWebhooks,
+            headers: sw(list(" ", format!("v1a,{ed}"))),
+            secret: Secret::new("whpk_bnoc3Smwt4/ROvTFWY/v9O8qlxZuPKby5Pv8zYBQW/E="),
+        },
+        Attack {
+            name: "gitlab-signed",
+            provider: Provider::Gitlab,
+            headers: sw(list(" ", format!("v1,{b64}"))),
+            secret: sw_key,
+        },
+    ]
+}
+
+fn bench_attacks(c: &mut Criterion) {
+    let mut group = c.benchmark_group("webhook_attack");
+    let body = Bytes::from(vec![b'x'; 1 << 20]);
+    // The longest list read (16 items: one MAC per secret), and the issue's 15 000 entries
+    // (refused before any MAC).
+    for (label, entries) in [("16_entries_1MiB", 16), ("15000_entries_1MiB", 15_000)] {
+        for attack in attacks(entries) {
+            let req = WebhookRequest {
+                method: &Method::POST,
+                headers: &attack.headers,
+                url: URL,
+                body: &body,
+            };
+            let secrets = [attack.secret.clone()];
+            // Refused for its signatures (not its timestamp): the MAC path is measured.
+            assert_eq!(
+                verify(attack.provider, &req, body.clone(), &secrets, NOW, None).err(),
+                Some(SignatureError::Invalid),
+                "{} attack must be an invalid signature",
+                attack.name
+            );
+            group.bench_with_input(BenchmarkId::new(attack.name, label), &req, |b, req| {
+                b.iter(|| {
+                    verify(
+                        attack.provider,
+                        black_box(req),
+                        body.clone(),
+                        &secrets,
+                        NOW,
+                        None,
+                    )
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_verify, bench_attacks);
 criterion_main!(benches);

@@ -371,6 +371,15 @@ mod tests {
         assert_eq!(canonical_host("user@evil.com"), None);
     }
 
+    // Found by the canonical fuzz target: `..` became `.`, which is no host and is not
+    // its own canonical form. Only one trailing dot is dropped.
+    #[test]
+    fn only_one_trailing_dot_is_dropped() {
+        assert_eq!(canonical_host(".."), None);
+        assert_eq!(canonical_host("a.test.."), None);
+        assert_eq!(canonical_host("a.test.:443").as_deref(), Some("a.test"));
+    }
+
     /// Security: no label is empty, so `.apps.test` can never match `*.apps.test` (a
     /// wildcard stands for one whole label).
     #[test]

@@ -74,6 +74,7 @@ impl ProxyError {
             ProxyError::SignIn(SignInError::Failed) => (S::UNAUTHORIZED, "sign_in_failed", "Sign-in failed."),
             ProxyError::SignIn(SignInError::Unavailable) => (S::SERVICE_UNAVAILABLE, "sign_in_unavailable", "Sign-in is unavailable; retry later."),
             ProxyError::SignIn(SignInError::RateLimited) => (S::TOO_MANY_REQUESTS, "rate_limited", "Too many sign-in attempts; retry later."),
+            ProxyError::SignIn(SignInError::Busy) => (S::TOO_MANY_REQUESTS, "rate_limited", "Too many sign-ins at once; retry in a moment."),
             ProxyError::Signature(SignatureError::Missing) => (S::UNAUTHORIZED, "missing_signature", "The webhook signature is missing."),
             ProxyError::Signature(SignatureError::Invalid) => (S::UNAUTHORIZED, "invalid_signature", "The webhook signature is not valid."),
             ProxyError::Signature(SignatureError::Stale) => (S::UNAUTHORIZED, "stale_timestamp", "The webhook timestamp is outside the accepted window."),
@@ -97,6 +98,7 @@ impl ProxyError {
             ProxyError::Auth(AuthError::SessionUnavailable)
             | ProxyError::SignIn(SignInError::Unavailable) => Some(5),
             ProxyError::SignIn(SignInError::RateLimited) => Some(60),
+            ProxyError::SignIn(SignInError::Busy) => Some(1),
             _ => None,
         }
     }
@@ -157,5 +159,18 @@ mod tests {
         let r = ProxyError::Auth(AuthError::MissingAuth).to_response();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
+    // The sign-in form's concurrency cap answers like its rate limit, but asks for a
+    // short wait: the slot frees as soon as one password check ends.
+    #[test]
+    fn a_busy_sign_in_is_429_rate_limited_with_a_short_retry_after() {
+        let r = ProxyError::SignIn(SignInError::Busy).to_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            ProxyError::SignIn(SignInError::Busy).status_code().1,
+            "rate_limited"
+        );
     }
 }

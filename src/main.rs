@@ -173,7 +173,7 @@ fn main() -> ExitCode {
 }
 
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|errors| {
+    roomgate::run::load(path).map_err(|errors| {
         eprintln!("{}: {} error(s)", path.display(), errors.0.len());
         for e in &errors.0 {
             eprintln!("  {e}");

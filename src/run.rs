@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::config::Config;
+use crate::config::{source, Config, ConfigError, ConfigErrors};
+use crate::secret::{SecretError, SecretStore};
 use crate::server;
 use crate::telemetry::ResultLabel;
 
@@ -87,11 +88,27 @@ pub async fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Everything `serve` reads from files at start, validated: the config with its
+/// `{file: …}` secrets and its certificates and keys ([`Config::load`]), and the secrets
+/// file. `check`, `serve` and every reload call this one function, so they accept and
+/// refuse the same configs with the same messages.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let config = Config::load(path)?;
+    SecretStore::check_files(&config).map_err(|e| {
+        let message = match e {
+            SecretError::Unavailable(m) | SecretError::Invalid(m) => m,
+            other => other.to_string(),
+        };
+        ConfigErrors(vec![ConfigError::at("secrets.file", message)])
+    })?;
+    Ok(config)
+}
+
 /// Load, validate and swap in the config at `path` and its certificates; keep the old
 /// state on error. Returns whether the new config is in service.
 pub fn reload(running: &server::Running, path: &Path) -> bool {
     let metrics = &running.shared.metrics;
-    let result = match Config::load(path) {
+    let result = match load(path) {
         Ok(config) => {
             let hash = config.hash.clone();
             match running.reload(config) {
@@ -124,17 +141,20 @@ pub fn reload(running: &server::Running, path: &Path) -> bool {
 /// True when the file at `path` is still the text whose hash is `hash` (or cannot be read,
 /// which a reload would only report).
 fn holds(path: &Path, hash: &str) -> bool {
-    std::fs::read(path).map_or(true, |bytes| hex::encode(Sha256::digest(&bytes)) == hash)
+    source::read_regular(path, source::MAX_CONFIG_BYTES)
+        .map_or(true, |bytes| hex::encode(Sha256::digest(&bytes)) == hash)
 }
 
 /// SHA-256 over the config file and the certificate and key files the (current) config
 /// names. Equal fingerprints: nothing to reload.
 fn fingerprint(path: &Path, current: &Config) -> std::io::Result<[u8; 32]> {
     let mut h = Sha256::new();
-    h.update(std::fs::read(path)?);
+    let config = source::read_regular(path, source::MAX_CONFIG_BYTES)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    h.update(config);
     for file in tls_files(current) {
         // A missing certificate is a change too (the reload will report it).
-        match std::fs::read(&file) {
+        match source::read_regular(&file, source::MAX_PEM_BYTES) {
             Ok(bytes) => h.update(bytes),
             Err(_) => h.update(b"\0missing\0"),
         }

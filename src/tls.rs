@@ -1,16 +1,15 @@
 //! TLS termination with rustls.
 //!
-//! Owns certificate loading (PEM chains, RSA and ECDSA keys), the choice of certificate by
-//! SNI using the names inside each certificate (wildcards included), and the protocol
-//! policy: TLS 1.2 and 1.3 only, ALPN `h2` and `http/1.1`. Whether a request's Host fits the
-//! certificate its connection was made for is answered here too; the handshake itself runs
-//! in the connection task (server.rs) under a timeout.
+//! Owns the choice of certificate by SNI using the names inside each certificate (wildcards
+//! included), and the protocol policy: TLS 1.2 and 1.3 only, ALPN `h2` and `http/1.1`.
+//! Whether a request's Host fits the certificate its connection was made for is answered
+//! here too; the handshake itself runs in the connection task (server.rs) under a timeout.
+//! The certificates and keys are read and checked with the config (`config::certs`), never
+//! here, so that `check` and `serve` accept the same files.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
@@ -21,10 +20,6 @@ use crate::config::Config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read certificate {path}: {message}")]
-    Cert { path: String, message: String },
-    #[error("cannot read key {path}: {message}")]
-    Key { path: String, message: String },
     #[error("TLS configuration: {0}")]
     Config(String),
 }
@@ -78,7 +73,8 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// Accepts TLS connections with the configured certificates.
+/// Accepts TLS connections with the configured certificates (loaded and checked by
+/// `config::certs` when the config was).
 pub struct TlsAcceptor {
     acceptor: tokio_rustls::TlsAcceptor,
     resolver: Arc<SniResolver>,
@@ -90,35 +86,14 @@ impl TlsAcceptor {
             return Err(TlsError::Config("no tls block".into()));
         };
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut certs = Vec::new();
-        for pair in &tls.certificates {
-            let cert_path = config_path(config, &pair.cert);
-            let key_path = config_path(config, &pair.key);
-            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| TlsError::Cert {
-                    path: cert_path.display().to_string(),
-                    message: e.to_string(),
-                })?;
-            if chain.is_empty() {
-                return Err(TlsError::Cert {
-                    path: cert_path.display().to_string(),
-                    message: "no certificate in the file".into(),
-                });
-            }
-            let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| TlsError::Key {
-                path: key_path.display().to_string(),
-                message: e.to_string(),
-            })?;
-            let certified =
-                CertifiedKey::from_der(chain, key, &provider).map_err(|e| TlsError::Key {
-                    path: key_path.display().to_string(),
-                    message: e.to_string(),
-                })?;
-            certs.push(Loaded {
-                key: Arc::new(certified),
-            });
-        }
+        // Read, parsed and matched with their keys when the config was loaded.
+        let certs = config
+            .certificates
+            .iter()
+            .map(|key| Loaded {
+                key: Arc::clone(key),
+            })
+            .collect();
         let resolver = Arc::new(SniResolver {
             certs,
             default: tls.default_certificate,
@@ -163,13 +138,5 @@ impl std::fmt::Debug for TlsAcceptor {
         f.debug_struct("TlsAcceptor")
             .field("certificates", &self.resolver.certs.len())
             .finish()
-    }
-}
-
-fn config_path(config: &Config, p: &Path) -> std::path::PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        config.base_dir.join(p)
     }
 }

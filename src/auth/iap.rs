@@ -41,6 +41,7 @@ use crate::canonical::normalize_email;
 use crate::canonical::{canonical_host, canonical_path, DomainPattern};
 use crate::config::{Config, Iap, IapProvider, Listen};
 use crate::conn::ConnInfo;
+use crate::cpu::{self, Slots};
 use crate::error::ProxyError;
 use crate::route::Resolved;
 use crate::state::{Shared, State};
@@ -85,6 +86,9 @@ pub enum SignInError {
     Unavailable,
     #[error("too many sign-in attempts")]
     RateLimited,
+    /// Every sign-in form slot is checking a password.
+    #[error("too many sign-ins at once")]
+    Busy,
 }
 
 impl From<StoreError> for SignInError {
@@ -914,8 +918,13 @@ async fn login(
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| dummy_hash().to_owned());
+    // At most one check per CPU at a time; the one over that is refused, not queued.
+    let Some(_slot) = login_slots().try_take() else {
+        tracing::warn!(client.ip = %ip, "iap sign-in refused: every login slot is busy");
+        return Err(SignInError::Busy);
+    };
     let password = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+    let ok = cpu::run(move || verify_password(&hash, &password))
         .await
         .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
@@ -941,9 +950,19 @@ async fn login(
     signed_in(r, iap, flow.ret, session).await
 }
 
-/// Verify a password against an argon2 PHC hash.
+/// The sign-in form posts whose password is being checked at once: one per CPU.
+fn login_slots() -> &'static Slots {
+    static SLOTS: OnceLock<Slots> = OnceLock::new();
+    SLOTS.get_or_init(|| Slots::new(cpu::cpus()))
+}
+
+/// Verify a password against an argon2 PHC hash; a hash whose costs are over
+/// `config::password` limits is never computed and verifies nothing.
 pub fn verify_password(hash: &str, password: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    if crate::config::password::check_hash(hash).is_err() {
+        return false;
+    }
     PasswordHash::new(hash).ok().is_some_and(|h| {
         argon2::Argon2::default()
             .verify_password(password.as_bytes(), &h)
@@ -1269,5 +1288,16 @@ mod tests {
             &h(&[("origin", "https://APP.test:1")]),
             "app.test"
         ));
+    }
+
+    // Security property (issue 17, finding 2): a hash asking for more than a login can
+    // afford (here 4 TB) is never computed: it verifies nothing, at once.
+    #[test]
+    fn an_unaffordable_hash_is_never_computed() {
+        let costly =
+            "$argon2id$v=19$m=4294967295,t=1,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+        let started = std::time::Instant::now();
+        assert!(!verify_password(costly, "password"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 }

@@ -5,8 +5,12 @@
 //! module reads the environment only through the [`LoadContext`] it is given, and never
 //! logs the raw config.
 
+pub mod certs;
 pub mod model;
+pub mod password;
 pub mod policy;
+mod secret_ref;
+pub mod source;
 mod validate;
 pub mod yaml;
 
@@ -19,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 pub use model::*;
 pub use policy::{Policy, Validation};
+pub use secret_ref::SecretRef;
 
 use crate::sensitive::Secret;
 
@@ -64,8 +69,8 @@ impl LoadContext {
             },
             SecretRef::File(path) => {
                 let full = self.resolve_path(path);
-                let mut bytes = std::fs::read(&full)
-                    .map_err(|e| format!("cannot read {}: {e}", full.display()))?;
+                let mut bytes = source::read_regular(&full, source::MAX_SECRET_BYTES)
+                    .map_err(|e| e.to_string())?;
                 while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     bytes.pop();
                 }
@@ -215,6 +220,9 @@ pub struct Config {
     pub secrets_key: Option<Secret>,
     pub cookie_keys: Vec<Secret>,
     pub oidc_client_secret: Option<Secret>,
+    /// The certificate and key of each `tls.certificates` entry, in order, loaded and
+    /// matched at load.
+    pub certificates: Vec<Arc<rustls::sign::CertifiedKey>>,
     /// Every port of every room's services.
     pub ports: Vec<Arc<PortSpec>>,
     /// SHA-256 of the source text, hex (reported by the admin listener; not a secret).
@@ -227,6 +235,8 @@ pub struct Config {
 impl Config {
     /// Parse and validate a config; returns every problem at once.
     pub fn from_yaml_str(src: &str, ctx: &LoadContext) -> Result<Config, ConfigErrors> {
+        yaml::check_bounds(src, source::MAX_CONFIG_BYTES as usize)
+            .map_err(|m| ConfigErrors(vec![ConfigError::at("", m)]))?;
         let file = validate::parse(src)?;
         let mut config = validate::check(file, ctx)?;
         config.hash = hex::encode(Sha256::digest(src.as_bytes()));
@@ -237,12 +247,15 @@ impl Config {
 
     /// Read and validate the config at `path` with the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let src = std::fs::read_to_string(path).map_err(|e| {
+        let read_error = |message: String| {
             ConfigErrors(vec![ConfigError::Read {
                 path: path.display().to_string(),
-                message: e.to_string(),
+                message,
             }])
-        })?;
+        };
+        let bytes = source::read_regular(path, source::MAX_CONFIG_BYTES)
+            .map_err(|e| read_error(e.to_string()))?;
+        let src = String::from_utf8(bytes).map_err(|_| read_error("not UTF-8 text".into()))?;
         Config::from_yaml_str(&src, &LoadContext::from_env(path))
     }
 

@@ -11,38 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
-/// Where a secret-bearing value comes from, written `{env: NAME}`, `{file: PATH}` or
-/// `{value: TEXT}`. Values never appear in logs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SecretRef {
-    /// Read from this environment variable at load.
-    Env(String),
-    /// Read from this file at load (relative paths are relative to the config file).
-    File(PathBuf),
-    /// Inline value: for local development only.
-    Value(String),
-}
-
-impl<'de> Deserialize<'de> for SecretRef {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            env: Option<String>,
-            file: Option<PathBuf>,
-            value: Option<String>,
-        }
-        let raw = Raw::deserialize(d)?;
-        match (raw.env, raw.file, raw.value) {
-            (Some(e), None, None) => Ok(SecretRef::Env(e)),
-            (None, Some(f), None) => Ok(SecretRef::File(f)),
-            (None, None, Some(v)) => Ok(SecretRef::Value(v)),
-            _ => Err(serde::de::Error::custom(
-                "give exactly one of {env: NAME}, {file: PATH} or {value: TEXT}",
-            )),
-        }
-    }
-}
+use super::secret_ref::SecretRef;
 
 /// A duration written as `250ms`, `10s`, `2h`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

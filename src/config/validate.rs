@@ -7,6 +7,7 @@ use base64::Engine;
 
 use super::model::*;
 use super::policy::{self, Policy, Validation};
+use super::secret_ref::{reported, SecretRef};
 use super::yaml::{self, Value};
 use super::{Config, ConfigError, ConfigErrors, LoadContext, PortSpec};
 use crate::canonical::DomainPattern;
@@ -58,7 +59,7 @@ pub(super) fn parse(src: &str) -> Result<FileConfig, ConfigErrors> {
                         yaml::from_value::<Route>(item.clone()).map(|_| ())
                     };
                     if let Err((sub, msg)) = res {
-                        errors.push(ConfigError::at(join(&path, &sub), msg));
+                        errors.push(reported(join(&path, &sub), msg));
                     }
                 }
             }
@@ -66,7 +67,7 @@ pub(super) fn parse(src: &str) -> Result<FileConfig, ConfigErrors> {
                 let mut single = serde_yaml_mapping();
                 single.insert(Value::String(name.into()), value.clone());
                 if let Err((sub, msg)) = yaml::from_value::<Partial>(Value::Mapping(single)) {
-                    errors.push(ConfigError::at(sub, msg));
+                    errors.push(reported(sub, msg));
                 }
             }
             _ => {}
@@ -76,7 +77,7 @@ pub(super) fn parse(src: &str) -> Result<FileConfig, ConfigErrors> {
         return Err(ConfigErrors(errors));
     }
     yaml::from_value::<FileConfig>(Value::Mapping(map))
-        .map_err(|(path, msg)| ConfigErrors(vec![ConfigError::at(path, msg)]))
+        .map_err(|(path, msg)| ConfigErrors(vec![reported(path, msg)]))
 }
 
 fn serde_yaml_mapping() -> super::yaml::Mapping {
@@ -165,11 +166,26 @@ pub(super) fn check(mut file: FileConfig, ctx: &LoadContext) -> Result<Config, C
     if file.listen.http.is_none() && file.listen.https.is_none() {
         c.err("listen", "give at least one of http or https");
     }
+    let mut certificates = Vec::new();
     match (&file.listen.https, &file.tls) {
         (Some(_), None) => c.err("tls", "listen.https needs tls.certificates"),
         (_, Some(tls)) => {
             if tls.certificates.is_empty() {
                 c.err("tls.certificates", "at least one certificate is required");
+            }
+            for (i, pair) in tls.certificates.iter().enumerate() {
+                let cert = ctx.resolve_path(&pair.cert);
+                let key = ctx.resolve_path(&pair.key);
+                match super::certs::load_pair(&cert, &key) {
+                    Ok(loaded) => certificates.push(loaded),
+                    Err((which, message)) => {
+                        let field = match which {
+                            super::certs::PairFile::Cert => "cert",
+                            super::certs::PairFile::Key => "key",
+                        };
+                        c.err(format!("tls.certificates[{i}].{field}"), message);
+                    }
+                }
             }
             if let Some(i) = tls.default_certificate {
                 if i >= tls.certificates.len() {
@@ -273,11 +289,8 @@ pub(super) fn check(mut file: FileConfig, ctx: &LoadContext) -> Result<Config, C
             IapProvider::Static => match &iap.static_users {
                 Some(s) => {
                     for (i, u) in s.users.iter().enumerate() {
-                        if !u.password_hash.starts_with("$argon2id$") {
-                            c.err(
-                                format!("iap.static.users[{i}].password_hash"),
-                                "must be an argon2id hash",
-                            );
+                        if let Err(m) = super::password::check_hash(&u.password_hash) {
+                            c.err(format!("iap.static.users[{i}].password_hash"), m);
                         }
                     }
                 }
@@ -312,6 +325,7 @@ pub(super) fn check(mut file: FileConfig, ctx: &LoadContext) -> Result<Config, C
         secrets_key,
         cookie_keys,
         oidc_client_secret,
+        certificates,
         ports,
         hash: String::new(),
         base_dir: ctx.base_dir.clone(),

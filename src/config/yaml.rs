@@ -1,11 +1,90 @@
 //! The one module that calls the YAML library.
 //!
 //! `serde_yaml` is archived; keeping every YAML call here means a maintained fork can
-//! replace it in one place. Nothing else in roomgate names the YAML crate.
+//! replace it in one place. Nothing else in roomgate names the YAML crate. Documents are
+//! bounded before the parser sees them ([`check_bounds`]): the parser's time grows
+//! steeply with flow nesting (`{a: {a: …}}` 100 000 deep took minutes).
 
 use serde::de::DeserializeOwned;
 
 pub use serde_yaml_ng::{Mapping, Value};
+
+/// The deepest flow nesting (`[`, `{`) a document may have; block nesting is bounded by
+/// the parser's own recursion limit.
+pub const MAX_FLOW_DEPTH: usize = 64;
+
+/// `Ok` when `src` is at most `max_bytes` long and nests flow collections at most
+/// [`MAX_FLOW_DEPTH`] deep. One pass over the bytes, before any parsing.
+pub fn check_bounds(src: &str, max_bytes: usize) -> Result<(), String> {
+    if src.len() > max_bytes {
+        return Err(format!(
+            "the document is {} bytes, over the limit of {max_bytes} bytes",
+            src.len()
+        ));
+    }
+    if flow_depth(src.as_bytes()) > MAX_FLOW_DEPTH {
+        return Err(format!(
+            "collections are nested more than {MAX_FLOW_DEPTH} levels deep"
+        ));
+    }
+    Ok(())
+}
+
+/// The deepest flow nesting in a document, approximately: brackets count where a flow
+/// collection can begin (after a line start, `:`, `,`, `-`, `?` or another bracket),
+/// quoted scalars and comments are skipped. Brackets inside plain scalars (`/a[1]`) do not
+/// count.
+fn flow_depth(src: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    // The last byte that was not a space or tab, on this line (`\n` at a line start).
+    let mut before = b'\n';
+    let mut i = 0;
+    while i < src.len() {
+        let b = src[i];
+        let at_value_start = matches!(before, b'\n' | b':' | b',' | b'-' | b'?' | b'[' | b'{');
+        match b {
+            b'\n' => before = b'\n',
+            b' ' | b'\t' | b'\r' => {}
+            b'#' if matches!(
+                src.get(i.wrapping_sub(1)),
+                None | Some(b' ' | b'\t' | b'\n')
+            ) =>
+            {
+                while i < src.len() && src[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' if at_value_start => {
+                i += 1;
+                while i < src.len() && src[i] != b'"' {
+                    i += if src[i] == b'\\' { 2 } else { 1 };
+                }
+                before = b'"';
+            }
+            b'\'' if at_value_start => {
+                i += 1;
+                // `''` is an escaped quote inside the scalar.
+                while i < src.len() && !(src[i] == b'\'' && src.get(i + 1) != Some(&b'\'')) {
+                    i += if src[i] == b'\'' { 2 } else { 1 };
+                }
+                before = b'\'';
+            }
+            b'[' | b'{' if at_value_start => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                before = b;
+            }
+            b']' | b'}' if depth > 0 => {
+                depth -= 1;
+                before = b;
+            }
+            other => before = other,
+        }
+        i += 1;
+    }
+    deepest
+}
 
 /// Parse a YAML document into a generic value, reporting the parser's message.
 pub fn parse_document(src: &str) -> Result<Value, String> {
@@ -13,13 +92,42 @@ pub fn parse_document(src: &str) -> Result<Value, String> {
 }
 
 /// Deserialize a generic value into `T`, returning the path (relative to `value`) of the
-/// first field that does not fit, and the reason.
+/// first field that does not fit, and the reason, with the offending value left out
+/// ([`without_values`]).
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let msg = e.into_inner().to_string();
+        let msg = without_values(&e.into_inner().to_string());
         (if path == "." { String::new() } else { path }, msg)
     })
+}
+
+/// A deserializer message without the value it quotes: `invalid type: string "hunter2",
+/// expected u16` becomes `invalid type: a string, expected u16`. A field that received
+/// the wrong type may hold a secret, and which field does is not known here, so no value
+/// is ever repeated.
+pub fn without_values(message: &str) -> String {
+    for lead in ["invalid type: ", "invalid value: "] {
+        let Some(rest) = message.strip_prefix(lead) else {
+            continue;
+        };
+        let (found, expected) = match rest.rfind(", expected ") {
+            Some(at) => (&rest[..at], &rest[at..]),
+            None => (rest, ""),
+        };
+        let kind = [
+            ("string", "a string"),
+            ("integer", "a number"),
+            ("floating point", "a number"),
+            ("boolean", "a boolean"),
+            ("character", "a character"),
+        ]
+        .iter()
+        .find(|(prefix, _)| found.starts_with(prefix))
+        .map_or(found, |(_, kind)| kind);
+        return format!("{lead}{kind}{expected}");
+    }
+    message.to_owned()
 }
 
 /// Render a value back to YAML (used by the secrets file backend).
@@ -30,4 +138,67 @@ pub fn to_string<T: serde::Serialize>(value: &T) -> Result<String, String> {
 /// Parse a YAML document straight into `T` (small files such as the secrets file).
 pub fn from_str<T: DeserializeOwned>(src: &str) -> Result<T, String> {
     serde_yaml_ng::from_str(src).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_depth_counts_brackets_where_collections_begin() {
+        assert_eq!(flow_depth(b"a: {b: [1, {c: 2}]}"), 3);
+        assert_eq!(flow_depth(b"- [[[]]]\n- {}"), 3);
+        assert_eq!(flow_depth(b"path: /a[1]{2}\nname: it's [not] {a}"), 0);
+        assert_eq!(flow_depth(b"a: \"[[[[\"\nb: '{{''{{'\nc: x # [[[[\n"), 0);
+        assert_eq!(flow_depth(b"a: \"\\\"[\" \nb: [1]"), 1);
+    }
+
+    // Security property (issue 17, finding 3): a document nested 100 000 levels deep is
+    // refused by one linear pass, before the parser (which took minutes on it) runs.
+    #[test]
+    fn a_deeply_nested_document_is_refused_before_parsing() {
+        let deep = format!("rooms: {}1{}", "{a: ".repeat(100_000), "}".repeat(100_000));
+        let started = std::time::Instant::now();
+        let e = check_bounds(&deep, 4 << 20).unwrap_err();
+        assert!(e.contains("nested more than 64 levels"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let list = format!("rooms: {}{}", "[".repeat(65), "]".repeat(65));
+        assert!(check_bounds(&list, 4 << 20).is_err());
+        let ok = format!("rooms: {}{}", "[".repeat(64), "]".repeat(64));
+        assert_eq!(check_bounds(&ok, 4 << 20), Ok(()));
+    }
+
+    #[test]
+    fn deserializer_messages_lose_the_values_they_quote() {
+        for (message, expected) in [
+            (
+                "invalid type: string \"sk_live_1, expected x\", expected struct Raw",
+                "invalid type: a string, expected struct Raw",
+            ),
+            (
+                "invalid type: integer `9876543210`, expected a string",
+                "invalid type: a number, expected a string",
+            ),
+            (
+                "invalid value: floating point `1.5`, expected u16",
+                "invalid value: a number, expected u16",
+            ),
+            (
+                "invalid type: sequence, expected a string",
+                "invalid type: sequence, expected a string",
+            ),
+            (
+                "unknown field `pasword_hash`",
+                "unknown field `pasword_hash`",
+            ),
+        ] {
+            assert_eq!(without_values(message), expected);
+        }
+    }
+
+    #[test]
+    fn a_document_over_the_size_limit_is_refused() {
+        let e = check_bounds("version: v1\n", 5).unwrap_err();
+        assert_eq!(e, "the document is 12 bytes, over the limit of 5 bytes");
+    }
 }

@@ -27,7 +27,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{active_at, ActiveValue, SecretError};
-use crate::config::{yaml, LoadContext, SecretRef};
+use crate::config::{source, yaml, LoadContext, SecretRef};
 use crate::sensitive::Secret;
 
 const HEADER: &str = "# roomgate room secrets: rooms.<room>.<identity>.<id> = {env|file|value}\n\
@@ -60,8 +60,9 @@ impl Entry {
 }
 
 /// One value: exactly one of `env`, `file`, `value`, and an optional end of validity.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+/// Written as a mapping only (serde would also take a list of the fields in order, so that
+/// `[sk_live_…]` would name an environment variable after the secret).
+#[derive(Clone, Debug, Default, Serialize)]
 struct FileValue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     env: Option<String>,
@@ -72,6 +73,39 @@ struct FileValue {
     /// RFC 3339: the value is accepted until this instant (a rotation's previous value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     until: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for FileValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            env: Option<String>,
+            file: Option<PathBuf>,
+            value: Option<String>,
+            until: Option<String>,
+        }
+        struct Mapping;
+        impl<'de> serde::de::Visitor<'de> for Mapping {
+            type Value = FileValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a mapping with one of env, file, value (and until)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<FileValue, A::Error> {
+                let f = Fields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(FileValue {
+                    env: f.env,
+                    file: f.file,
+                    value: f.value,
+                    until: f.until,
+                })
+            }
+        }
+        d.deserialize_map(Mapping)
+    }
 }
 
 impl FileValue {
@@ -151,17 +185,47 @@ impl FileSecrets {
         }
     }
 
-    /// Read the file; a missing file is an empty one (the first `set` creates it).
+    /// Read the file; a missing file is an empty one (the first `set` creates it). Like
+    /// every operator file it must be a regular file under its cap
+    /// ([`source::MAX_SECRETS_FILE_BYTES`]), bounded before it is parsed.
     fn load(&self) -> Result<SecretsFile, SecretError> {
-        let src = match std::fs::read_to_string(&self.path) {
-            Ok(src) => src,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SecretsFile::default()),
-            Err(e) => return Err(unavailable(&self.path, e)),
-        };
+        let bytes =
+            match source::read_regular_if_present(&self.path, source::MAX_SECRETS_FILE_BYTES) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => return Ok(SecretsFile::default()),
+                Err(e) => return Err(SecretError::Unavailable(format!("secrets file {e}"))),
+            };
+        let src =
+            String::from_utf8(bytes).map_err(|_| unavailable(&self.path, "not UTF-8 text"))?;
         if src.trim().is_empty() {
             return Ok(SecretsFile::default());
         }
+        yaml::check_bounds(&src, source::MAX_SECRETS_FILE_BYTES as usize)
+            .map_err(|m| unavailable(&self.path, m))?;
         yaml::from_str(&src).map_err(|m| unavailable(&self.path, location(&m)))
+    }
+
+    /// Check the file as requests will read it: readable under the rules above, well
+    /// formed, and every value a single reference with a valid rotation end. References
+    /// are not resolved (they are read when a request needs them). No value is quoted.
+    pub fn check(&self) -> Result<(), SecretError> {
+        let file = self.load()?;
+        for (room, identities) in &file.rooms {
+            for (identity, ids) in identities {
+                for (id, entry) in ids {
+                    for value in entry.values() {
+                        let place = format!("rooms.{room}.{identity}.{id}");
+                        value
+                            .reference()
+                            .map_err(|m| unavailable(&self.path, format!("{place}: {m}")))?;
+                        value
+                            .until()
+                            .map_err(|m| unavailable(&self.path, format!("{place}: {m}")))?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Write the file atomically: a 0600 temp file beside it, given the replaced file's

@@ -181,6 +181,20 @@ impl SecretStore {
         }
     }
 
+    /// Check what the configured store reads from files, as requests will read it: the
+    /// secrets file of the file backend (see [`FileSecrets::check`]). Nothing for Redis.
+    pub fn check_files(config: &Config) -> Result<(), SecretError> {
+        match config.file.secrets.backend {
+            SecretsBackend::File => {
+                let path = config
+                    .load_context()
+                    .resolve_path(&config.file.secrets.file);
+                FileSecrets::new(path, config.vars.0.clone()).check()
+            }
+            SecretsBackend::Redis => Ok(()),
+        }
+    }
+
     /// The file backend at `path`; `{env}` references read `vars`, relative `{file}`
     /// references are relative to the secrets file's directory.
     pub fn file(path: PathBuf, vars: HashMap<String, String>, cache_ttl: Duration) -> SecretStore {

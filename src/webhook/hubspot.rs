@@ -2,8 +2,8 @@
 //! `{METHOD}{full URL}{raw body}{X-HubSpot-Request-Timestamp}`), timestamp in unix ms.
 //!
 //! Like the official SDKs the URL is used as given (the public URL the caller passes) and
-//! only timestamps older than the window (5 minutes) are rejected, compared in
-//! milliseconds. HubSpot's request-validation page also has the signer decode a table of
+//! timestamps older than the window (5 minutes) are rejected, compared in
+//! milliseconds; unlike the SDKs, so is one more than `sig::MAX_FUTURE_SKEW` ahead. HubSpot's request-validation page also has the signer decode a table of
 //! escapes in the URI (`%3A %2F %3F %40 %21 %24 %27 %28 %29 %2A %2C %3B`), so a URL that
 //! holds any of them is also tried in that form.
 //!
@@ -275,10 +275,19 @@ mod tests {
         );
     }
 
-    // Both SDKs only reject timestamps in the past.
+    // The SDKs only reject timestamps in the past; roomgate also refuses one more than
+    // five minutes ahead (a signature made for later replay), and allows that much skew.
     #[test]
-    fn future_timestamp_is_accepted_like_the_sdks() {
-        assert_eq!(check(SIG, TS_MS, URL, BODY, SECRET, T - 3600), Ok(()));
+    fn future_timestamp_within_the_skew_is_accepted_and_beyond_it_is_stale() {
+        assert_eq!(check(SIG, TS_MS, URL, BODY, SECRET, T - 300), Ok(()));
+        assert_eq!(
+            check(SIG, TS_MS, URL, BODY, SECRET, T - 301),
+            Err(SignatureError::Stale)
+        );
+        assert_eq!(
+            check(SIG, TS_MS, URL, BODY, SECRET, T - 3600),
+            Err(SignatureError::Stale)
+        );
     }
 
     fn legacy(

@@ -8,6 +8,8 @@ pub mod asana;
 pub mod bitbucket;
 pub mod calendly;
 pub mod contentful;
+#[cfg(test)]
+mod cost;
 pub mod discord;
 pub mod dropbox;
 pub mod github;
@@ -355,6 +357,23 @@ pub enum Provider {
 }
 
 impl Provider {
+    /// Whether the provider ever sends `method`: POST for every delivery, and GET for the
+    /// providers whose subscription or verification handshake is a GET (WhatsApp/Meta,
+    /// Okta). The signature does not cover the method, so any other method is refused
+    /// (405) before verification, in queue and forward mode alike: a signed POST replayed
+    /// as `DELETE` never reaches the service.
+    pub fn accepts(self, method: &Method) -> bool {
+        *method == Method::POST || (*method == Method::GET && self.handshakes_by_get())
+    }
+
+    /// True for providers that verify an endpoint with a GET (see `handshake`).
+    pub fn handshakes_by_get(self) -> bool {
+        matches!(
+            self,
+            Provider::Whatsapp | Provider::Okta | Provider::Dropbox
+        )
+    }
+
     /// The timestamp window the provider's own SDK enforces (or, where the provider
     /// sets none, the one we chose). Providers that sign no timestamp never use it.
     pub fn default_tolerance(self) -> Duration {
@@ -839,5 +858,22 @@ mod tests {
             id(Provider::Github, &[("x-github-delivery", &max)], b"").as_deref(),
             Some(max.as_str())
         );
+    }
+
+    // Security property (issue 17, finding 5): a webhook endpoint answers only the methods
+    // its provider uses; a signed POST replayed with another method is refused.
+    #[test]
+    fn providers_accept_post_and_only_handshake_providers_accept_get() {
+        for provider in Provider::ALL {
+            assert!(provider.accepts(&Method::POST), "{provider}");
+            for method in [Method::PUT, Method::DELETE, Method::PATCH, Method::HEAD] {
+                assert!(!provider.accepts(&method), "{provider} {method}");
+            }
+            let get = matches!(
+                provider,
+                Provider::Whatsapp | Provider::Okta | Provider::Dropbox
+            );
+            assert_eq!(provider.accepts(&Method::GET), get, "{provider}");
+        }
     }
 }

@@ -2,18 +2,21 @@
 //! (HMAC-SHA256); any `v1` may match (secret rotation).
 //!
 //! No timestamp is signed. Unknown schemes in the list are ignored; a header with no `v1`
-//! at all is `Invalid`.
+//! at all, or more than `sig::MAX_LIST_ENTRIES` items, is `Invalid`. One MAC per secret
+//! is compared with every `v1`.
 
 use super::{sig, SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
     let header = sig::header(req, "x-pagerduty-signature")?;
-    let v1 = sig::pairs(header, ',')
+    let items = sig::capped_pairs(header, ',')?;
+    let v1 = items
+        .iter()
         .filter(|(scheme, _)| *scheme == "v1")
-        .map(|(_, value)| value);
-    sig::any_matches(v1, sig::decode_hex, |expected| {
-        sig::sha256_matches(secret.expose(), &[req.body], expected)
+        .map(|(_, value)| *value);
+    sig::list_matches(v1, sig::decode_hex, || {
+        sig::sha256_tag(secret.expose(), &[req.body])
     })
 }
 

@@ -1,10 +1,14 @@
 //! Shared pieces of signature checking: header lookup, HMAC over several parts,
 //! hex/base64 decoding, `k=v` list parsing and the timestamp window.
 //!
-//! Every provider module builds on these so that the constant-time comparison and the
-//! window rule are written once. Nothing here knows a provider's header names or policy,
-//! and nothing here compares MACs with `==`: verification goes through
-//! [`Mac::verify_slice`].
+//! Every provider module builds on these so that the constant-time comparison, the
+//! window rule and the caps on attacker-supplied lists are written once. Nothing here
+//! knows a provider's header names or policy, and nothing here compares MACs with `==`:
+//! verification goes through [`Mac::verify_slice`] or `subtle`.
+//!
+//! Cost bounds: a header longer than [`MAX_HEADER_BYTES`] or a list of more than
+//! [`MAX_LIST_ENTRIES`] entries is `Invalid` before anything is computed, and a list of
+//! signatures is checked with one MAC per secret ([`list_matches`]), whatever its length.
 
 use std::time::Duration;
 
@@ -14,16 +18,53 @@ use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 use super::{SignatureError, WebhookRequest};
 
-/// A required header as trimmed text: absent → `Missing`, not visible ASCII → `Invalid`.
+/// The longest signature, timestamp or token header read at all: longer is `Invalid`
+/// before any parsing or MAC. A provider's real header is a few hundred bytes.
+pub const MAX_HEADER_BYTES: usize = 4096;
+
+/// The most entries a signature list (`t=…,v1=…,v1=…`, `v1,… v1,…`) may hold, counting
+/// every item whatever its scheme: more is `Invalid` before any MAC. Providers send one
+/// signature per active secret, so two or three in practice.
+pub const MAX_LIST_ENTRIES: usize = 16;
+
+/// The most asymmetric (Ed25519) signatures checked in one list, per key: the first.
+/// Unlike an HMAC, each check hashes the whole body again (about 3 ms for 1 MiB on a
+/// loaded 2-core machine), so this cap is what bounds the cost. A sender rotating its
+/// Ed25519 keys must list the signature of the key the endpoint holds first.
+pub const MAX_ASYMMETRIC_ENTRIES: usize = 1;
+
+/// How far in the future a signed timestamp may lie, for every provider with a window
+/// (clock skew); past-only windows use it as their only future bound.
+pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(300);
+
+/// A required header as trimmed text: absent → `Missing`, not visible ASCII or longer
+/// than [`MAX_HEADER_BYTES`] → `Invalid`.
 pub fn header<'a>(req: &WebhookRequest<'a>, name: &str) -> Result<&'a str, SignatureError> {
     let value = req.headers.get(name).ok_or(SignatureError::Missing)?;
+    if value.len() > MAX_HEADER_BYTES {
+        return Err(SignatureError::Invalid);
+    }
     value
         .to_str()
         .map(str::trim)
         .map_err(|_| SignatureError::Invalid)
+}
+
+/// The items of a list, at most [`MAX_LIST_ENTRIES`] of them: a longer list is `Invalid`
+/// (before any MAC). Every item counts, whatever it holds.
+pub fn capped<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<&'a str>, SignatureError> {
+    let mut out = Vec::new();
+    for item in items {
+        if out.len() == MAX_LIST_ENTRIES {
+            return Err(SignatureError::Invalid);
+        }
+        out.push(item);
+    }
+    Ok(out)
 }
 
 /// The first of several header names that is present (providers that renamed a header).
@@ -58,7 +99,20 @@ pub fn strip<'a>(text: &'a str, prefix: &str) -> Result<&'a str, SignatureError>
     text.strip_prefix(prefix).ok_or(SignatureError::Invalid)
 }
 
+#[cfg(test)]
+thread_local! {
+    /// MACs and signature checks computed on this thread (tests count them to show that
+    /// a capped request is refused before any).
+    pub static COMPUTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn count_computation() {
+    #[cfg(test)]
+    COMPUTED.with(|n| n.set(n.get() + 1));
+}
+
 fn mac_over<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Option<M> {
+    count_computation();
     // HMAC accepts keys of any length; `None` is unreachable in practice.
     let mut mac = <M as KeyInit>::new_from_slice(key).ok()?;
     for part in parts {
@@ -84,7 +138,8 @@ pub fn sha1_matches(key: &[u8], parts: &[&[u8]], expected: &[u8]) -> bool {
 }
 
 /// Strict Ed25519 check (`verify_strict`: canonical signatures, no small-order keys) of
-/// `signature` over the concatenated `parts` with a 32-byte public key.
+/// `signature` over the concatenated `parts` with a 32-byte public key. Each check hashes
+/// the whole message: a caller checking a list takes at most [`MAX_ASYMMETRIC_ENTRIES`].
 pub fn ed25519_matches(public_key: &[u8], parts: &[&[u8]], signature: &[u8]) -> bool {
     let (Ok(key), Ok(signature)) = (
         <[u8; 32]>::try_from(public_key),
@@ -95,18 +150,27 @@ pub fn ed25519_matches(public_key: &[u8], parts: &[&[u8]], signature: &[u8]) -> 
     let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&key) else {
         return false;
     };
-    let message = parts.concat();
+    count_computation();
+    let message = match parts {
+        [one] => std::borrow::Cow::Borrowed(*one),
+        many => std::borrow::Cow::Owned(many.concat()),
+    };
     key.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature))
         .is_ok()
 }
 
 /// `Ok` when any candidate signature matches; every decoded candidate is checked with
-/// `check` (a constant-time MAC comparison). No candidate at all is `Invalid`.
+/// `check` (a constant-time MAC comparison). No candidate at all is `Invalid`, and so is
+/// a list longer than [`MAX_LIST_ENTRIES`] (before any check).
+///
+/// `check` runs once per candidate: for a MAC over the body use [`list_matches`], which
+/// computes it once whatever the list holds.
 pub fn any_matches<'s>(
     candidates: impl IntoIterator<Item = &'s str>,
     decode: fn(&str) -> Result<Vec<u8>, SignatureError>,
     check: impl Fn(&[u8]) -> bool,
 ) -> Result<(), SignatureError> {
+    let candidates = capped(candidates.into_iter())?;
     let mut matched = false;
     for candidate in candidates {
         if let Ok(sig) = decode(candidate) {
@@ -114,6 +178,40 @@ pub fn any_matches<'s>(
         }
     }
     verdict(matched)
+}
+
+/// `Ok` when any listed signature equals the MAC `tag()` returns. The list is capped
+/// ([`MAX_LIST_ENTRIES`]: longer is `Invalid`); candidates that do not decode are
+/// skipped; `tag` runs once, and only when some candidate decoded to a value of a MAC's
+/// length. Every candidate is compared in constant time.
+pub fn list_matches<'s>(
+    candidates: impl IntoIterator<Item = &'s str>,
+    decode: fn(&str) -> Result<Vec<u8>, SignatureError>,
+    tag: impl FnOnce() -> Option<Vec<u8>>,
+) -> Result<(), SignatureError> {
+    let candidates = capped(candidates.into_iter())?;
+    let decoded: Vec<Vec<u8>> = candidates
+        .into_iter()
+        .filter_map(|c| decode(c).ok())
+        .filter(|sig| sig.len() >= MIN_TAG_BYTES)
+        .collect();
+    if decoded.is_empty() {
+        return Err(SignatureError::Invalid);
+    }
+    let tag = tag().ok_or(SignatureError::Invalid)?;
+    let matched = decoded.iter().fold(false, |matched, sig| {
+        matched | bool::from(tag.as_slice().ct_eq(sig.as_slice()))
+    });
+    verdict(matched)
+}
+
+/// The shortest MAC any provider sends (SHA-1, 20 bytes): a shorter candidate cannot
+/// match and is not worth a MAC.
+const MIN_TAG_BYTES: usize = 20;
+
+/// HMAC-SHA256 of the concatenated `parts` as bytes, for [`list_matches`].
+pub fn sha256_tag(key: &[u8], parts: &[&[u8]]) -> Option<Vec<u8>> {
+    hmac_sha256(key, parts).map(|tag| tag.to_vec())
 }
 
 /// `Ok` when a signature matched, else `Invalid`.
@@ -131,6 +229,13 @@ pub fn pairs(text: &str, separator: char) -> impl Iterator<Item = (&str, &str)> 
     text.split(separator)
         .filter_map(|item| item.split_once('='))
         .map(|(k, v)| (k.trim(), v.trim()))
+}
+
+/// [`pairs`] of a signature list, capped: more than [`MAX_LIST_ENTRIES`] items (with or
+/// without `=`) is `Invalid`.
+pub fn capped_pairs(text: &str, separator: char) -> Result<Vec<(&str, &str)>, SignatureError> {
+    capped(text.split(separator))?;
+    Ok(pairs(text, separator).collect())
 }
 
 /// The single value of `key` in a `k=v` header, `Invalid` when absent.
@@ -156,17 +261,21 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, SignatureError> {
         .map_err(|_| SignatureError::Invalid)
 }
 
-/// Which side of `now` a provider's SDK bounds.
+/// Which side of `now` a provider's SDK bounds with its window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Window {
-    /// Reject only timestamps older than `now - window` (Stripe, HubSpot).
+    /// Timestamps older than `now - window` are stale (Stripe, HubSpot); the future is
+    /// bounded only by [`MAX_FUTURE_SKEW`].
     PastOnly,
-    /// Reject `|now - ts| > window` (Slack's slack_sdk, Standard Webhooks, Paddle…).
+    /// `|now - ts| > window` is stale (Slack's slack_sdk, Standard Webhooks, Paddle…),
+    /// and the future side never reaches past [`MAX_FUTURE_SKEW`].
     Both,
 }
 
 /// The timestamp rule: `Stale` when `signed` (in `unit_per_second` units: 1 for seconds,
-/// 1000 for milliseconds) lies outside `window` around `now` (unix seconds).
+/// 1000 for milliseconds) is older than `window` before `now` (unix seconds), or newer
+/// than the future bound after it: the window on a `Both` side, at most
+/// [`MAX_FUTURE_SKEW`] either way.
 pub fn check_window(
     signed: i64,
     unit_per_second: i64,
@@ -174,14 +283,20 @@ pub fn check_window(
     window: Duration,
     side: Window,
 ) -> Result<(), SignatureError> {
+    let in_units = |d: Duration| {
+        i128::try_from(d.as_millis())
+            .unwrap_or(i128::MAX / 2)
+            .saturating_mul(i128::from(unit_per_second))
+            / 1000
+    };
     let now = i128::from(now) * i128::from(unit_per_second);
-    let window = i128::try_from(window.as_millis())
-        .unwrap_or(i128::MAX / 2)
-        .saturating_mul(i128::from(unit_per_second))
-        / 1000;
+    let future = match side {
+        Window::PastOnly => MAX_FUTURE_SKEW,
+        Window::Both => window.min(MAX_FUTURE_SKEW),
+    };
     let age = now - i128::from(signed);
-    let too_old = age > window;
-    let too_new = side == Window::Both && -age > window;
+    let too_old = age > in_units(window);
+    let too_new = -age > in_units(future);
     if too_old || too_new {
         Err(SignatureError::Stale)
     } else {
@@ -223,15 +338,103 @@ mod tests {
     }
 
     #[test]
-    fn past_only_windows_accept_future_timestamps() {
+    fn past_only_windows_accept_five_minutes_of_future_skew_and_no_more() {
+        assert_eq!(
+            check_window(1300, 1, 1000, FIVE_MIN, Window::PastOnly),
+            Ok(())
+        );
+        assert_eq!(
+            check_window(1301, 1, 1000, FIVE_MIN, Window::PastOnly),
+            Err(SignatureError::Stale)
+        );
         assert_eq!(
             check_window(1_000_000, 1, 1000, FIVE_MIN, Window::PastOnly),
-            Ok(())
+            Err(SignatureError::Stale)
         );
         assert_eq!(
             check_window(699, 1, 1000, FIVE_MIN, Window::PastOnly),
             Err(SignatureError::Stale)
         );
+        // A short past window does not shorten the future skew.
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            check_window(1300, 1, 1000, minute, Window::PastOnly),
+            Ok(())
+        );
+    }
+
+    // Security property: a signature dated far ahead cannot be kept and replayed later,
+    // whatever window an endpoint configures.
+    #[test]
+    fn a_wide_window_never_admits_more_than_five_minutes_of_future() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(
+            check_window(1000 - 3600, 1, 1000, hour, Window::Both),
+            Ok(())
+        );
+        assert_eq!(check_window(1300, 1, 1000, hour, Window::Both), Ok(()));
+        assert_eq!(
+            check_window(1301, 1, 1000, hour, Window::Both),
+            Err(SignatureError::Stale)
+        );
+        assert_eq!(
+            check_window(1_301_000, 1000, 1000, hour, Window::Both),
+            Err(SignatureError::Stale)
+        );
+    }
+
+    #[test]
+    fn a_list_longer_than_the_cap_is_invalid_and_a_list_at_the_cap_is_read() {
+        let at_cap = vec!["v1=x"; MAX_LIST_ENTRIES].join(",");
+        assert_eq!(
+            capped_pairs(&at_cap, ',').map(|p| p.len()),
+            Ok(MAX_LIST_ENTRIES)
+        );
+        let over = vec!["v1=x"; MAX_LIST_ENTRIES + 1].join(",");
+        assert_eq!(capped_pairs(&over, ','), Err(SignatureError::Invalid));
+        // Items without `=` count too.
+        let junk = format!("t=1{}", ",".repeat(MAX_LIST_ENTRIES));
+        assert_eq!(capped_pairs(&junk, ','), Err(SignatureError::Invalid));
+    }
+
+    #[test]
+    fn list_matches_computes_one_tag_for_the_whole_list() {
+        let tag = hmac_sha256(b"k", &[b"body"]).unwrap();
+        let good = hex::encode(tag);
+        let other = "00".repeat(32);
+        let list = [other.as_str(), "zz", good.as_str(), other.as_str()];
+        let before = COMPUTED.with(|n| n.get());
+        let mut calls = 0;
+        let outcome = list_matches(list, decode_hex, || {
+            calls += 1;
+            sha256_tag(b"k", &[b"body"])
+        });
+        assert_eq!(outcome, Ok(()));
+        assert_eq!(calls, 1);
+        assert_eq!(COMPUTED.with(|n| n.get()) - before, 1);
+    }
+
+    #[test]
+    fn list_matches_computes_nothing_when_no_candidate_decodes() {
+        let mut calls = 0;
+        let outcome = list_matches(["", "zz", "00"], decode_hex, || {
+            calls += 1;
+            sha256_tag(b"k", &[b"body"])
+        });
+        assert_eq!(outcome, Err(SignatureError::Invalid));
+        assert_eq!(calls, 0);
+    }
+
+    #[test]
+    fn an_overlong_header_is_invalid() {
+        let long = "a".repeat(MAX_HEADER_BYTES + 1);
+        let h = crate::webhook::testkit::headers(&[("x-sig", &long)]);
+        let req = crate::webhook::testkit::post(&h, "https://h.test/", b"");
+        assert_eq!(header(&req, "x-sig"), Err(SignatureError::Invalid));
+        let max = "a".repeat(MAX_HEADER_BYTES);
+        let h = crate::webhook::testkit::headers(&[("x-sig", &max)]);
+        let req = crate::webhook::testkit::post(&h, "https://h.test/", b"");
+        assert_eq!(header(&req, "x-sig"), Ok(max.as_str()));
     }
 
     #[test]
@@ -351,7 +554,8 @@ pub struct TimestampedHex {
     pub side: Window,
 }
 
-/// Verify a [`TimestampedHex`] header: the window first, then the signatures.
+/// Verify a [`TimestampedHex`] header: the list cap first, then the window, then one MAC
+/// compared with every listed signature.
 pub fn timestamped_hex(
     scheme: TimestampedHex,
     req: &WebhookRequest<'_>,
@@ -360,12 +564,14 @@ pub fn timestamped_hex(
     window: Duration,
 ) -> Result<(), SignatureError> {
     let value = header(req, scheme.header)?;
+    let items = capped_pairs(value, scheme.separator)?;
     let ts = pair(value, scheme.separator, scheme.timestamp_key)?;
     check_window(parse_unix(ts)?, 1, now, window, scheme.side)?;
-    let signatures = pairs(value, scheme.separator)
+    let signatures = items
+        .iter()
         .filter(|(name, _)| *name == scheme.signature_key)
-        .map(|(_, signature)| signature);
-    any_matches(signatures, decode_hex, |expected| {
-        sha256_matches(key, &[ts.as_bytes(), scheme.joiner, req.body], expected)
+        .map(|(_, signature)| *signature);
+    list_matches(signatures, decode_hex, || {
+        sha256_tag(key, &[ts.as_bytes(), scheme.joiner, req.body])
     })
 }

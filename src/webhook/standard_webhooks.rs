@@ -6,7 +6,9 @@
 //! (that is Stripe). Like the reference libraries, `|now - ts|` beyond the window is
 //! `Stale`. A `whpk_` secret is an Ed25519 public key: then only asymmetric `v1a`
 //! signatures are checked, never `v1` (and an HMAC secret never accepts `v1a`). The
-//! decoded HMAC key is zeroized.
+//! decoded HMAC key is zeroized. A list of more than `sig::MAX_LIST_ENTRIES` entries is
+//! `Invalid` before any MAC; `v1` entries share one MAC per secret, and only the first
+//! `v1a` entry is checked (`sig::MAX_ASYMMETRIC_ENTRIES`: each check hashes the body).
 
 use std::time::Duration;
 
@@ -43,18 +45,20 @@ pub fn verify(
     let ts = sig::header(req, ts_name)?;
     sig::check_window(sig::parse_unix(ts)?, 1, now, window, Window::Both)?;
     let signed: [&[u8]; 5] = [id.as_bytes(), b".", ts.as_bytes(), b".", req.body];
-    let entries = signatures.split(' ');
+    let entries = sig::capped(signatures.split(' '))?;
     match signing_key(secret)? {
         Key::Hmac(key) => {
-            let v1 = entries.filter_map(|item| item.strip_prefix("v1,"));
-            sig::any_matches(v1, sig::decode_base64, |expected| {
-                sig::sha256_matches(&key, &signed, expected)
-            })
+            let v1 = entries.iter().filter_map(|item| item.strip_prefix("v1,"));
+            sig::list_matches(v1, sig::decode_base64, || sig::sha256_tag(&key, &signed))
         }
         Key::Ed25519(public) => {
-            let v1a = entries.filter_map(|item| item.strip_prefix("v1a,"));
+            let v1a = entries
+                .iter()
+                .filter_map(|item| item.strip_prefix("v1a,"))
+                .take(sig::MAX_ASYMMETRIC_ENTRIES);
+            let message = signed.concat();
             sig::any_matches(v1a, sig::decode_base64, |expected| {
-                sig::ed25519_matches(&public, &signed, expected)
+                sig::ed25519_matches(&public, &[&message], expected)
             })
         }
     }

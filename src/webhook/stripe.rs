@@ -2,8 +2,9 @@
 //!
 //! The HMAC-SHA256 key is the whole `whsec_…` string as UTF-8 (never base64-decoded: that
 //! is Standard Webhooks). Any `v1` may match (secret roll); `v0` and unknown schemes are
-//! ignored. Like stripe-python/-node, only timestamps older than the window are rejected.
-//! This module must not accept a header without `t` or without any `v1`.
+//! ignored. Like stripe-python/-node, timestamps older than the window are rejected; unlike
+//! them, so is one more than `sig::MAX_FUTURE_SKEW` (5 minutes) ahead. This module must
+//! not accept a header without `t` or without any `v1`.
 
 use std::time::Duration;
 
@@ -117,9 +118,18 @@ mod tests {
         assert_eq!(check(&signed(), BODY, SECRET, T + 300), Ok(()));
     }
 
-    // stripe-python/-node only reject old timestamps.
+    // stripe-python/-node only reject old timestamps. Security property: a timestamp
+    // more than five minutes ahead (a signature made to be replayed later) is stale.
     #[test]
-    fn future_timestamp_is_accepted_like_the_sdks() {
-        assert_eq!(check(&signed(), BODY, SECRET, T - 3600), Ok(()));
+    fn future_timestamp_within_the_skew_is_accepted_and_beyond_it_is_stale() {
+        assert_eq!(check(&signed(), BODY, SECRET, T - 300), Ok(()));
+        assert_eq!(
+            check(&signed(), BODY, SECRET, T - 301),
+            Err(SignatureError::Stale)
+        );
+        assert_eq!(
+            check(&signed(), BODY, SECRET, T - 3600),
+            Err(SignatureError::Stale)
+        );
     }
 }

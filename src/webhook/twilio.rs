@@ -5,7 +5,8 @@
 //! `bodySHA256=<hex sha256(body)>` in the URL: the URL alone is signed and the body must
 //! hash to that value. Like the SDKs, the URL is tried as given and with its default port
 //! (`:443`/`:80`) added or removed. This module must not accept a non-form body whose
-//! bytes are not covered by a `bodySHA256` parameter.
+//! bytes are not covered by a `bodySHA256` parameter. A form of more than
+//! [`MAX_FORM_PARAMS`] parameters is `Invalid` before it is decoded or sorted.
 
 use percent_encoding::percent_decode;
 use sha2::{Digest, Sha256};
@@ -13,6 +14,9 @@ use subtle::ConstantTimeEq;
 
 use super::{sig, SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
+
+/// The most form parameters a signed Twilio POST may hold (Twilio sends a few dozen).
+pub const MAX_FORM_PARAMS: usize = 1000;
 
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
     let expected = sig::decode_base64(sig::header(req, "x-twilio-signature")?)?;
@@ -28,6 +32,14 @@ pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), Signature
         return sig::verdict(body_ok & url_ok);
     }
     if !req.body.is_empty() && !is_form(req) {
+        return Err(SignatureError::Invalid);
+    }
+    if req
+        .body
+        .split(|&b| b == b'&')
+        .nth(MAX_FORM_PARAMS)
+        .is_some()
+    {
         return Err(SignatureError::Invalid);
     }
     let mut params = form_pairs(req.body);
