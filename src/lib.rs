@@ -6,12 +6,14 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod assertion;
 pub mod auth;
 pub mod body;
 pub mod canonical;
 pub mod config;
 pub mod conn;
 pub mod deadline;
+pub mod embed;
 pub mod error;
 pub mod forward;
 pub mod headers;
@@ -20,6 +22,7 @@ pub mod pool;
 pub mod probe;
 pub mod proxy;
 pub mod queue;
+pub mod ratelimit;
 pub mod route;
 pub mod run;
 pub mod secret;

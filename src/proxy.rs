@@ -17,6 +17,7 @@ use crate::body::{full, Body};
 use crate::canonical::{canonical_host, canonical_path, request_authority};
 use crate::config::Validation;
 use crate::conn::ConnInfo;
+use crate::embed::{self, decide::Presented};
 use crate::error::ProxyError;
 use crate::headers::{self, Hop};
 use crate::ingest::{self, Ingested};
@@ -40,6 +41,10 @@ struct Outcome<'s> {
     series: Option<&'s RouteMetrics>,
     room: Option<&'s Arc<crate::config::PortSpec>>,
     auth: &'static str,
+    /// Embed mode: the `frame-ancestors` every response carries.
+    csp: Option<HeaderValue>,
+    /// A rate-limited endpoint: the `RateLimit-*` headers of the response.
+    rate: Option<crate::ratelimit::RateHeaders>,
 }
 
 /// Serve one request. Never fails: errors become JSON responses here.
@@ -68,6 +73,15 @@ pub fn handle(
             Ok(resp) => (resp, None),
             Err(e) => (e.to_response(), Some(e)),
         };
+        if let Some(csp) = &outcome.csp {
+            embed::frame_headers(resp.headers_mut(), csp);
+        }
+        if let (Some(rate), false) = (
+            outcome.rate,
+            matches!(err, Some(ProxyError::RateLimited { .. })),
+        ) {
+            rate.apply(resp.headers_mut());
+        }
         resp.headers_mut()
             .insert(headers::X_REQUEST_ID, request_id.clone());
         let status = resp.status().as_u16();
@@ -145,7 +159,6 @@ async fn pipeline<'s>(
         }
     }
     if path.starts_with(RESERVED_PREFIX) {
-        outcome.auth = "iap";
         let reserved = auth::iap::Reserved {
             shared,
             state,
@@ -153,6 +166,16 @@ async fn pipeline<'s>(
             host: &host,
             path: &path,
         };
+        if embed::serves(&path) {
+            outcome.auth = "embed";
+            let result = Box::pin(embed::serve(reserved, parts, body)).await;
+            if result.is_err() && matches!(path.as_str(), embed::LAUNCH_PATH | embed::SESSION_PATH)
+            {
+                outcome.csp = Some(embed::csp_value(None));
+            }
+            return result;
+        }
+        outcome.auth = "iap";
         // Boxed: the sign-in flow's state would otherwise size every request's future.
         return match Box::pin(auth::iap::serve(reserved, parts, body)).await {
             Ok(resp) => Ok(resp),
@@ -182,8 +205,16 @@ async fn pipeline<'s>(
         },
     );
 
-    let (identity, body) = match resolved.policy.validation {
-        Validation::Webhook(provider) => {
+    // Embed mode only on a port that serves it; elsewhere the embed credentials are
+    // nobody's and are dropped below.
+    let embed_mode = resolved
+        .policy
+        .embed
+        .then(|| embed::decide::presented(&parts.method, &parts.headers))
+        .flatten();
+    let in_embed_mode = embed_mode.is_some();
+    let (identity, body) = match (resolved.policy.validation, embed_mode) {
+        (Validation::Webhook(provider), _) => {
             let raw_target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             let public_url = public_url(&parts.headers, conn.tls, trusted, &raw_host, raw_target);
             let target = ingest::Target {
@@ -225,7 +256,23 @@ async fn pipeline<'s>(
                 }
             }
         }
-        _ => match authorize(shared, state, &parts, &resolved).await {
+        (_, Some(presented)) => {
+            let own = public_url(&parts.headers, conn.tls, trusted, &raw_host, "");
+            let judged =
+                judge_embed(shared, presented, &resolved.port.room, &host, &parts, &own).await;
+            outcome.csp = Some(judged.1);
+            match judged.0 {
+                Ok(identity) => {
+                    outcome.auth = "embed";
+                    (Some(identity), body)
+                }
+                Err(e) => {
+                    outcome.auth = "denied";
+                    return Err(e);
+                }
+            }
+        }
+        (_, None) => match authorize(shared, state, &parts, &resolved).await {
             Decision::Public => {
                 outcome.auth = "public";
                 (None, body)
@@ -255,11 +302,46 @@ async fn pipeline<'s>(
             }
         },
     };
-    if set_identity(&mut parts.headers, identity.as_ref()).is_err() {
+    let caller = Caller {
+        identity: identity.as_ref(),
+        peer: conn.peer.ip(),
+        trusted: &config.file.trusted_proxies,
+    };
+    let charged = match limit(shared, &parts, &resolved, caller, outcome).await {
+        Ok(c) => c,
+        Err(e) => return Err(e),
+    };
+    let asserted = state
+        .config
+        .assertion
+        .as_deref()
+        .zip(identity.as_ref())
+        .map(|(a, id)| {
+            let iss = public_url(&parts.headers, conn.tls, trusted, &raw_host, "");
+            let claims = crate::assertion::Claims {
+                iss: &iss,
+                aud: &host,
+                sub: &id.user,
+                email: id.email.as_deref(),
+                room: &resolved.port.room,
+                api: &id.api_scope,
+            };
+            a.sign(&claims, (shared.clock)())
+        });
+    if set_identity(&mut parts.headers, identity.as_ref(), asserted.flatten()).is_err() {
         outcome.auth = "denied";
         return Err(ProxyError::Auth(auth::AuthError::InvalidToken));
     }
     headers::strip_cookies(&mut parts.headers, &auth::iap::NOT_FORWARDED_COOKIES);
+    headers::strip_cookies(&mut parts.headers, &[embed::decide::COOKIE]);
+    if parts.headers.remove(embed::decide::TOKEN_HEADER).is_some() || in_embed_mode {
+        // The embed token is a credential of roomgate's, never the service's.
+        if auth::bearer(&parts.headers)
+            .is_ok_and(|b| b.is_some_and(embed::credentials::looks_like_token))
+        {
+            parts.headers.remove(header::AUTHORIZATION);
+        }
+    }
     // The service gets the authority that was routed and authorized: an absolute-form
     // target's or HTTP/2 `:authority` wins over a `Host` naming another (RFC 9112 §3.2.2).
     // A `Host` that already says it (nearly always) is kept as it is.
@@ -293,7 +375,7 @@ async fn pipeline<'s>(
         body
     };
     let req = Request::from_parts(parts, body);
-    match shared
+    let result = shared
         .upstreams
         .forward(
             resolved.port,
@@ -302,10 +384,105 @@ async fn pipeline<'s>(
             &shared.metrics,
             resolved.domain,
         )
-        .await
-    {
-        Ok(resp) => Ok(resp),
-        Err(e) => Err(e),
+        .await;
+    if let Some(quota_key) = charged.refund {
+        let failed = match &result {
+            Ok(resp) => resp.status().is_server_error(),
+            Err(e) => matches!(
+                e,
+                ProxyError::BadGateway | ProxyError::UpstreamTimeout | ProxyError::UpstreamNotReady
+            ),
+        };
+        if failed {
+            let limits = Arc::clone(&shared.embed.limits);
+            tokio::spawn(async move {
+                if let Err(e) = limits.refund(&quota_key).await {
+                    tracing::warn!(error = %e, "a quota refund was lost");
+                }
+            });
+        }
+    }
+    result
+}
+
+/// Judge a request in embed mode: the identity, or the refusal; and the
+/// `frame-ancestors` its response carries either way.
+async fn judge_embed(
+    shared: &Shared,
+    presented: Result<Presented<'_>, auth::AuthError>,
+    room: &str,
+    host: &str,
+    parts: &http::request::Parts,
+    own_url: &str,
+) -> (Result<Identity, ProxyError>, HeaderValue) {
+    let presented = match presented {
+        Ok(p) => p,
+        Err(e) => return (Err(ProxyError::Auth(e)), embed::csp_value(None)),
+    };
+    let session = match shared.embed.session_for(presented, (shared.clock)()).await {
+        Ok(s) => s,
+        Err(e) => return (Err(ProxyError::Auth(e)), embed::csp_value(None)),
+    };
+    let own = embed::session::parse_origin(own_url).ok();
+    let origin = parts.headers.get(header::ORIGIN);
+    let result =
+        embed::decide::admit(&session, room, host, origin, own.as_deref()).map_err(|r| match r {
+            embed::decide::Refusal::Forbidden => ProxyError::Auth(auth::AuthError::Forbidden),
+            embed::decide::Refusal::ForbiddenOrigin => ProxyError::ForbiddenOrigin,
+        });
+    (result, embed::csp_value(Some(&session)))
+}
+
+/// Who a request counts against: its identity, else its client address.
+#[derive(Clone, Copy)]
+struct Caller<'a> {
+    identity: Option<&'a Identity>,
+    peer: std::net::IpAddr,
+    trusted: &'a [ipnet::IpNet],
+}
+
+/// Charge the request against the endpoint's rate limit and daily quota, per caller
+/// (the identity's user, else the client address).
+async fn limit(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    resolved: &Resolved<'_>,
+    caller: Caller<'_>,
+    outcome: &mut Outcome<'_>,
+) -> Result<crate::ratelimit::Charged, ProxyError> {
+    let policy = resolved.policy;
+    if policy.rate_limit.is_none() && policy.quota_daily.is_none() {
+        return Ok(Default::default());
+    }
+    let caller = match caller.identity {
+        Some(id) => format!("user:{}", id.user),
+        None => format!(
+            "ip:{}",
+            headers::client_ip(&parts.headers, caller.peer, caller.trusted)
+        ),
+    };
+    let port = &resolved.port;
+    let scope = format!("{}:{}:{}", port.room, port.num, resolved.endpoint);
+    let now = (shared.clock)();
+    match crate::ratelimit::charge(&*shared.embed.limits, policy, &scope, &caller, now).await {
+        Ok(charged) => {
+            outcome.rate = charged.headers;
+            Ok(charged)
+        }
+        Err(crate::ratelimit::Refused::RateLimited {
+            headers,
+            retry_after,
+        }) => {
+            outcome.auth = "rate_limited";
+            Err(ProxyError::RateLimited {
+                headers,
+                retry_after,
+            })
+        }
+        Err(crate::ratelimit::Refused::QuotaExceeded { retry_after }) => {
+            outcome.auth = "rate_limited";
+            Err(ProxyError::QuotaExceeded { retry_after })
+        }
     }
 }
 
@@ -382,6 +559,7 @@ async fn authorize(
 fn set_identity(
     headers: &mut http::HeaderMap,
     identity: Option<&Identity>,
+    assertion: Option<String>,
 ) -> Result<(), http::header::InvalidHeaderValue> {
     let Some(identity) = identity else {
         return Ok(());
@@ -390,6 +568,15 @@ fn set_identity(
     let scope = HeaderValue::from_str(&identity.api_scope.to_string())?;
     headers.insert(headers::X_MESHAGENT_USER, user);
     headers.insert(headers::X_MESHAGENT_API_SCOPE, scope);
+    if let Some(session) = &identity.embed_session {
+        headers.insert(
+            embed::decide::SESSION_HEADER,
+            HeaderValue::from_str(session)?,
+        );
+    }
+    if let Some(jwt) = assertion {
+        headers.insert(crate::assertion::HEADER, HeaderValue::from_str(&jwt)?);
+    }
     Ok(())
 }
 

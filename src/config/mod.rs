@@ -5,6 +5,7 @@
 //! module reads the environment only through the [`LoadContext`] it is given, and never
 //! logs the raw config.
 
+mod embed;
 pub mod model;
 pub mod policy;
 mod validate;
@@ -217,6 +218,8 @@ pub struct Config {
     pub oidc_client_secret: Option<Secret>,
     /// Every port of every room's services.
     pub ports: Vec<Arc<PortSpec>>,
+    /// The identity assertion's keys, parsed (`identity_assertion`).
+    pub assertion: Option<Arc<crate::assertion::Asserter>>,
     /// SHA-256 of the source text, hex (reported by the admin listener; not a secret).
     pub hash: String,
     pub base_dir: PathBuf,
