@@ -97,7 +97,7 @@ async fn embedded_mode_launch_runtime_refresh_and_revocation() {
     let other = App::start().await;
     let dir = tempfile::tempdir().unwrap();
     let keys_file = dir.path().join("keys.json");
-    let akey = e::assertion_key(dir.path(), "a.pem");
+    let akey = e::assertion_key(dir.path(), "assertion-es256.pem");
     let yaml = e::yaml(&Setup {
         listen: LISTEN,
         redis: None,
@@ -394,7 +394,7 @@ async fn bad_management_calls_are_clear_errors_and_create_nothing() {
     let redis = RedisServer::start();
     let app = App::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let akey = e::assertion_key(dir.path(), "a.pem");
+    let akey = e::assertion_key(dir.path(), "assertion-es256.pem");
     let yaml = e::yaml(&Setup {
         listen: LISTEN,
         redis: Some(&redis.url()),
@@ -616,7 +616,7 @@ async fn two_instances_share_revocation_rate_limits_and_quotas() {
     let redis = RedisServer::start();
     let app = App::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let akey = e::assertion_key(dir.path(), "a.pem");
+    let akey = e::assertion_key(dir.path(), "assertion-es256.pem");
     let yaml = e::yaml(&Setup {
         listen: LISTEN,
         redis: Some(&redis.url()),
@@ -808,7 +808,7 @@ async fn redis_and_logs_hold_no_raw_credentials() {
     let redis = RedisServer::start();
     let app = App::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let akey = e::assertion_key(dir.path(), "a.pem");
+    let akey = e::assertion_key(dir.path(), "assertion-es256.pem");
     let yaml = e::yaml(&Setup {
         listen: LISTEN,
         redis: Some(&redis.url()),
