@@ -36,7 +36,13 @@ fn python() -> String {
 }
 
 /// Run a verifier with the assertion on stdin; its claims, or `None` when it refused.
-fn run(mut cmd: Command, jwks: &str, assertion: &str, domain: &str, origin: &str) -> Option<serde_json::Value> {
+fn run(
+    mut cmd: Command,
+    jwks: &str,
+    assertion: &str,
+    domain: &str,
+    origin: &str,
+) -> Option<serde_json::Value> {
     let mut child = cmd
         .env("ROOMGATE_JWKS_URL", jwks)
         .args([domain, origin])
@@ -80,8 +86,17 @@ async fn the_documented_verifiers_accept_assertions_and_refuse_forgeries() {
         "http://{}/.well-known/roomgate/jwks.json",
         rg.bound.admin.unwrap()
     );
-    let participant = format!("Bearer {}", token("acme", "alice", Some(serde_json::json!({"q": 1}))));
-    let r = get(addr, "app.acme.test", "/x", &[("authorization", &participant)]).await;
+    let participant = format!(
+        "Bearer {}",
+        token("acme", "alice", Some(serde_json::json!({"q": 1})))
+    );
+    let r = get(
+        addr,
+        "app.acme.test",
+        "/x",
+        &[("authorization", &participant)],
+    )
+    .await;
     assert_eq!(r.status, 200);
     let assertion = r.echoed_header("x-meshagent-assertion").expect("assertion");
     let (domain, origin) = ("app.acme.test", "http://app.acme.test");
@@ -116,9 +131,17 @@ async fn the_documented_verifiers_accept_assertions_and_refuse_forgeries() {
     let mut payload: serde_json::Value =
         serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
     payload["sub"] = "mallory".into();
-    let forged = format!("{}.{}.{}", parts[0], b64.encode(payload.to_string()), parts[2]);
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64.encode(payload.to_string()),
+        parts[2]
+    );
     for (name, cmd) in verifiers() {
-        assert!(run(cmd, &jwks, &forged, domain, origin).is_none(), "{name} accepted a forgery");
+        assert!(
+            run(cmd, &jwks, &forged, domain, origin).is_none(),
+            "{name} accepted a forgery"
+        );
     }
     for (name, cmd) in verifiers() {
         assert!(

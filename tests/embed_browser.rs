@@ -87,7 +87,10 @@ async fn a_browser_embeds_the_app_on_an_allowed_origin_only() {
     assert_eq!(seen["method"], "POST");
     assert_eq!(seen["path"], "/api/data");
     assert_eq!(seen["headers"]["x-meshagent-user"], "customer-of-host.test");
-    assert_eq!(seen["headers"]["x-meshagent-api-scope"], r#"{"plan":"pro"}"#);
+    assert_eq!(
+        seen["headers"]["x-meshagent-api-scope"],
+        r#"{"plan":"pro"}"#
+    );
     assert!(seen["headers"]["x-meshagent-embed-session"]
         .as_str()
         .unwrap_or("")
@@ -115,7 +118,10 @@ async fn a_browser_embeds_the_app_on_an_allowed_origin_only() {
 
     // 3. A used launch URL fails.
     assert_eq!(r["reuse"]["status"], 401, "{:#}", r["reuse"]);
-    assert!(r["reuse"]["body"].as_str().unwrap().contains("invalid_token"));
+    assert!(r["reuse"]["body"]
+        .as_str()
+        .unwrap()
+        .contains("invalid_token"));
 
     // 4. No token in any URL the browser requested.
     let tokens: Vec<&str> = r["tokens"]
@@ -124,7 +130,10 @@ async fn a_browser_embeds_the_app_on_an_allowed_origin_only() {
         .iter()
         .filter_map(|t| t.as_str())
         .collect();
-    assert!(tokens.len() >= 3, "first, refreshed and the second page's: {tokens:?}");
+    assert!(
+        tokens.len() >= 3,
+        "first, refreshed and the second page's: {tokens:?}"
+    );
     let visited = r["visited"].as_array().unwrap();
     assert!(visited.len() > 5, "{visited:?}");
     for url in visited {

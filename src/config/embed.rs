@@ -75,3 +75,64 @@ pub(super) fn check_assertion(
         .map(Arc::new)
         .map_err(|(i, m)| vec![(format!("identity_assertion.keys[{i}].private_key"), m)])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, LoadContext};
+
+    fn errors(extra: &str) -> Vec<String> {
+        let src = format!("version: v1\nlisten: {{http: 127.0.0.1:0}}\n{extra}");
+        let ctx = LoadContext {
+            vars: Default::default(),
+            base_dir: std::env::temp_dir(),
+        };
+        match Config::from_yaml_str(&src, &ctx) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn embed_lifetimes_are_checked_with_their_paths() {
+        assert_eq!(
+            errors("embed: {session_ttl: 2h, token_ttl: 5m}\n"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            errors("embed: {session_ttl: 30s, token_ttl: 1h, launch_ttl: 1h}\n"),
+            [
+                "embed.session_ttl: must be at least 1m",
+                "embed.token_ttl: must not exceed session_ttl",
+                "embed.launch_ttl: must be between 5s and 10m"
+            ]
+        );
+        let e = errors("embed: {sesion_ttl: 1h}\n");
+        assert!(e[0].contains("unknown field"), "{e:?}");
+    }
+
+    #[test]
+    fn assertion_keys_must_be_p256_pem_and_kids_unique() {
+        let e = errors(
+            "identity_assertion:\n  keys:\n    - {kid: a, private_key: {value: \"not pem\"}}\n    - {kid: a, private_key: {env: MISSING}}\n  ttl: 2h\n",
+        );
+        assert_eq!(
+            e,
+            [
+                "identity_assertion.ttl: must be between 5s and 1h",
+                "identity_assertion.keys[1].kid: kid \"a\" is empty or repeated",
+                "identity_assertion.keys[1].private_key: environment variable MISSING is not set"
+            ]
+        );
+        let e = errors(
+            "identity_assertion:\n  keys:\n    - {kid: a, private_key: {value: \"not pem\"}}\n",
+        );
+        assert_eq!(
+            e,
+            ["identity_assertion.keys[0].private_key: not a PEM private key (SEC1 or PKCS#8)"]
+        );
+        assert_eq!(
+            errors("identity_assertion: {keys: []}\n"),
+            ["identity_assertion.keys: at least one key is required"]
+        );
+    }
+}
