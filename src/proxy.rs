@@ -12,12 +12,13 @@ use std::time::Instant;
 
 use http::{header, HeaderValue, Request, Response, Uri};
 
+use crate::admission;
 use crate::auth::{self, Decision, Identity};
 use crate::body::{full, Body};
 use crate::canonical::{canonical_host, canonical_path, request_authority};
 use crate::config::Validation;
 use crate::conn::ConnInfo;
-use crate::embed::{self, decide::Presented};
+use crate::embed;
 use crate::error::ProxyError;
 use crate::headers::{self, Hop};
 use crate::ingest::{self, Ingested};
@@ -257,9 +258,20 @@ async fn pipeline<'s>(
             }
         }
         (_, Some(presented)) => {
-            let own = public_url(&parts.headers, conn.tls, trusted, &raw_host, "");
-            let judged =
-                judge_embed(shared, presented, &resolved.port.room, &host, &parts, &own).await;
+            // The route's own origin, needed only to judge an `Origin`.
+            let own = parts
+                .headers
+                .contains_key(header::ORIGIN)
+                .then(|| public_url(&parts.headers, conn.tls, trusted, &raw_host, ""));
+            let judged = admission::judge_embed(
+                shared,
+                presented,
+                &resolved.port.room,
+                &host,
+                &parts.headers,
+                own.as_deref(),
+            )
+            .await;
             outcome.csp = Some(judged.1);
             match judged.0 {
                 Ok(identity) => {
@@ -302,15 +314,19 @@ async fn pipeline<'s>(
             }
         },
     };
-    let caller = Caller {
+    let caller = admission::Caller {
         identity: identity.as_ref(),
         peer: conn.peer.ip(),
         trusted: &config.file.trusted_proxies,
     };
-    let charged = match limit(shared, &parts, &resolved, caller, outcome).await {
+    let charged = match admission::limit(shared, &parts.headers, &resolved, caller).await {
         Ok(c) => c,
-        Err(e) => return Err(e),
+        Err(e) => {
+            outcome.auth = "rate_limited";
+            return Err(e);
+        }
     };
+    outcome.rate = charged.headers;
     let asserted = state
         .config
         .assertion
@@ -403,87 +419,6 @@ async fn pipeline<'s>(
         }
     }
     result
-}
-
-/// Judge a request in embed mode: the identity, or the refusal; and the
-/// `frame-ancestors` its response carries either way.
-async fn judge_embed(
-    shared: &Shared,
-    presented: Result<Presented<'_>, auth::AuthError>,
-    room: &str,
-    host: &str,
-    parts: &http::request::Parts,
-    own_url: &str,
-) -> (Result<Identity, ProxyError>, HeaderValue) {
-    let presented = match presented {
-        Ok(p) => p,
-        Err(e) => return (Err(ProxyError::Auth(e)), embed::csp_value(None)),
-    };
-    let session = match shared.embed.session_for(presented, (shared.clock)()).await {
-        Ok(s) => s,
-        Err(e) => return (Err(ProxyError::Auth(e)), embed::csp_value(None)),
-    };
-    let own = embed::session::parse_origin(own_url).ok();
-    let origin = parts.headers.get(header::ORIGIN);
-    let result =
-        embed::decide::admit(&session, room, host, origin, own.as_deref()).map_err(|r| match r {
-            embed::decide::Refusal::Forbidden => ProxyError::Auth(auth::AuthError::Forbidden),
-            embed::decide::Refusal::ForbiddenOrigin => ProxyError::ForbiddenOrigin,
-        });
-    (result, embed::csp_value(Some(&session)))
-}
-
-/// Who a request counts against: its identity, else its client address.
-#[derive(Clone, Copy)]
-struct Caller<'a> {
-    identity: Option<&'a Identity>,
-    peer: std::net::IpAddr,
-    trusted: &'a [ipnet::IpNet],
-}
-
-/// Charge the request against the endpoint's rate limit and daily quota, per caller
-/// (the identity's user, else the client address).
-async fn limit(
-    shared: &Shared,
-    parts: &http::request::Parts,
-    resolved: &Resolved<'_>,
-    caller: Caller<'_>,
-    outcome: &mut Outcome<'_>,
-) -> Result<crate::ratelimit::Charged, ProxyError> {
-    let policy = resolved.policy;
-    if policy.rate_limit.is_none() && policy.quota_daily.is_none() {
-        return Ok(Default::default());
-    }
-    let caller = match caller.identity {
-        Some(id) => format!("user:{}", id.user),
-        None => format!(
-            "ip:{}",
-            headers::client_ip(&parts.headers, caller.peer, caller.trusted)
-        ),
-    };
-    let port = &resolved.port;
-    let scope = format!("{}:{}:{}", port.room, port.num, resolved.endpoint);
-    let now = (shared.clock)();
-    match crate::ratelimit::charge(&*shared.embed.limits, policy, &scope, &caller, now).await {
-        Ok(charged) => {
-            outcome.rate = charged.headers;
-            Ok(charged)
-        }
-        Err(crate::ratelimit::Refused::RateLimited {
-            headers,
-            retry_after,
-        }) => {
-            outcome.auth = "rate_limited";
-            Err(ProxyError::RateLimited {
-                headers,
-                retry_after,
-            })
-        }
-        Err(crate::ratelimit::Refused::QuotaExceeded { retry_after }) => {
-            outcome.auth = "rate_limited";
-            Err(ProxyError::QuotaExceeded { retry_after })
-        }
-    }
 }
 
 /// The URL as the provider called it: scheme and host as the client (or a trusted proxy)
