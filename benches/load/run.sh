@@ -632,14 +632,24 @@ setup_redis() { # setup_redis DIR: a redis-server on a free port (REDIS_PORT, SC
   wait_port "$REDIS_PORT" || die "redis-server did not start"
   log "redis-server on 127.0.0.1:$REDIS_PORT (pid $SC_EXTRA_PID)"
 }
+# evalsha_calls: EVALSHA commands served since start (one per charged request).
+evalsha_calls() {
+  timeout 10 redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' \
+    | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p' | grep . || echo 0
+}
 ratelimit_before() {
   CMDS_BEFORE=$(redis_stat total_commands_processed)
+  READS_BEFORE=$(redis_stat total_reads_processed)
+  EVALSHA_BEFORE=$(evalsha_calls)
 }
 ratelimit_after() { # ratelimit_after LABEL ROUND OUT
-  local cmds reqs
+  local cmds reads evalsha reqs per
   cmds=$(( $(redis_stat total_commands_processed) - CMDS_BEFORE ))
+  reads=$(( $(redis_stat total_reads_processed) - READS_BEFORE ))
+  evalsha=$(( $(evalsha_calls) - EVALSHA_BEFORE ))
   reqs=$(awk '/requests in/ {print $1}' "$3")
-  note "ratelimit round $2 $1: $cmds Redis commands for $reqs requests ($(awk -v c="$cmds" -v n="$reqs" 'BEGIN { printf "%.2f", (n > 0 ? c / n : 0) }') per request)"
+  per() { awk -v c="$1" -v n="$reqs" 'BEGIN { printf "%.2f", (n > 0 ? c / n : 0) }'; }
+  note "ratelimit round $2 $1: per request $(per "$evalsha") EVALSHA (the one round trip), $(per "$cmds") Redis commands counting those the script runs, $(per "$reads") socket reads by redis-server"
 }
 
 # idle: memory with IDLE_CONNS idle keep-alive connections (one request each, then held)
