@@ -44,11 +44,6 @@ impl EmbedSession {
     pub fn frame_ancestors(&self) -> String {
         frame_ancestors(&self.allowed_origins)
     }
-
-    /// True when `origin` (as a browser sends it) is one of the allowed origins.
-    pub fn allows_origin(&self, origin: &str) -> bool {
-        parse_origin(origin).is_ok_and(|o| self.allowed_origins.contains(&o))
-    }
 }
 
 /// `frame-ancestors o1 o2`; `'none'` for no origin.
