@@ -30,6 +30,7 @@
 #   idle       RSS with IDLE_CONNS (10000) idle keep-alive connections (idle_client.py)
 #   embed      roomgate only: GET with an embed session's X-Roomgate-Embed-Token alternating
 #              with the same GET on a public port of the same roomgate
+#   assertion  the embed scenario with identity_assertion on (an ES256 JWT signed per request)
 #   ratelimit  roomgate only, on a redis-server started here: GET on a rate-limited public
 #              port (one GCRA script per request) alternating with an unlimited one
 # More knobs: H2_STREAMS (10), IDLE_CONNS (10000), IDLE_HOLD (5 s held per round).
@@ -90,7 +91,7 @@ need_pkg curl curl
 need_pkg python3 python3
 for s in "${SCENARIOS[@]}"; do
   case $s in
-    tls|tls_close|h2) need_pkg openssl openssl ;;
+    tls|tls_close|h2|assertion) need_pkg openssl openssl ;;
     webhook|ratelimit) need_pkg redis-server redis-server; need_pkg redis-cli redis-tools ;;
   esac
   # h2load is Debian's nghttp2-client; without it the h2 scenario is reported unavailable.
@@ -604,6 +605,19 @@ embed_session() { # embed_session ROOMGATE_PORT: sets SC_HEADERS to the access t
   note "embed: session minted through the management API; token of ${#token} characters"
 }
 
+# assertion: the embed scenario with identity_assertion on, so every embed request is also
+# signed (ES256, X-MESHAGENT-ASSERTION); compare with `embed` for the signature's cost.
+scenario_assertion() {
+  scenario_embed
+  SC_CONFIG="$HERE/assertion.yaml"
+  SC_SETUP=assertion_key
+  SC_LABELS=(rg-asserted rg-public)
+}
+assertion_key() { # assertion_key DIR: a P-256 key for identity_assertion
+  openssl ecparam -name prime256v1 -genkey -noout -out "$1/assertion-es256.pem" 2>/dev/null \
+    || die "assertion: openssl could not make a P-256 key"
+}
+
 # ratelimit: roomgate only, with Redis. The same GET, alternately, on a public port with
 # roomgate.rate_limit (set high enough never to refuse, so every request is charged with
 # one script in Redis) and on an unlimited public port. After each limited run the Redis
@@ -805,8 +819,8 @@ report() {
         "$s" "$p" "$r" "$n" "$rps" "$p50" "$p99" "$cpu" "$us" "$uu" "$su" "$err"
     done <"$RESULTS"
     echo
-    echo "Means over the rounds; ratio = A / B (A = roomgate, or rg-cookie/rg-embed/rg-limited; B ="
-    echo "nginx, or rg-public in iap, embed and ratelimit). Throughput: higher is better for A; CPU per"
+    echo "Means over the rounds; ratio = A / B (A = roomgate, or rg-cookie/rg-embed/rg-asserted/rg-limited;"
+    echo "B = nginx, or rg-public in iap, embed, assertion and ratelimit). Throughput: higher is better for A; CPU per"
     echo "request: at most 1.00 is the target (iap and embed: at most 1.15; ratelimit: p99 grows by"
     echo "at most one Redis round trip)."
     echo
