@@ -1,4 +1,5 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics`, `/ports`.
+//! The admin listener: `/healthz`, `/readyz`, `/metrics`, `/ports`, and the identity
+//! assertion's public keys at `/.well-known/roomgate/jwks.json`.
 //!
 //! Served on its own address (loopback by default) and never on the public listeners.
 //! It reads state and metrics; it must not change anything.
@@ -79,6 +80,10 @@ fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
                 serde_json::json!({ "config_hash": state.config.hash, "ports": ports }).to_string(),
             )
         }
+        "/.well-known/roomgate/jwks.json" => match &shared.state.load().config.assertion {
+            Some(a) => text(StatusCode::OK, "application/json", a.jwks().to_owned()),
+            None => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+        },
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }
 }

@@ -13,6 +13,8 @@ pub struct ConnInfo {
     /// `peer`'s address as an `X-Forwarded-For` value, formatted once.
     pub peer_value: HeaderValue,
     pub tls: bool,
+    /// The port of the listener the connection came in on (0 when unknown).
+    pub local_port: u16,
     /// The TLS server name the client asked for.
     pub sni: Option<String>,
     /// The acceptor of a TLS connection, to check that Host fits its certificate.

@@ -48,6 +48,22 @@ pub enum ProxyError {
     UpstreamTimeout,
     #[error(transparent)]
     SignIn(SignInError),
+    /// Embed mode: an `Origin` the session does not allow.
+    #[error("the origin is not allowed for this embed session")]
+    ForbiddenOrigin,
+    /// Over `roomgate.rate_limit`.
+    #[error("rate limit exceeded")]
+    RateLimited {
+        headers: crate::ratelimit::RateHeaders,
+        retry_after: u64,
+    },
+    /// Over `roomgate.quota.daily`; `retry_after` reaches the next 00:00 UTC.
+    #[error("daily quota exceeded")]
+    QuotaExceeded { retry_after: u64 },
+    /// A malformed management API call; the message says what to fix (it names only
+    /// the caller's own input).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     /// `not_a_participant` for a browser: an HTML page with a sign-out form.
     #[error("the user is not a participant of this room")]
     NotAParticipantPage { email: String, csrf: String },
@@ -87,12 +103,20 @@ impl ProxyError {
             ProxyError::BadGateway => (S::BAD_GATEWAY, "bad_gateway", "The service could not be reached."),
             ProxyError::UpstreamNotReady => (S::SERVICE_UNAVAILABLE, "upstream_not_ready", "The service is starting; retry later."),
             ProxyError::UpstreamTimeout => (S::GATEWAY_TIMEOUT, "upstream_timeout", "The service did not answer in time."),
+            ProxyError::ForbiddenOrigin => (S::FORBIDDEN, "forbidden_origin", "This origin may not use this embed session."),
+            ProxyError::RateLimited { .. } => (S::TOO_MANY_REQUESTS, "rate_limited", "Too many requests; retry later."),
+            ProxyError::QuotaExceeded { .. } => (S::TOO_MANY_REQUESTS, "quota_exceeded", "The daily quota is used up; it resets at 00:00 UTC."),
+            ProxyError::InvalidRequest(_) => (S::BAD_REQUEST, "invalid_request", "The request is not valid."),
         }
     }
 
     /// Seconds a client should wait before retrying, for retryable errors.
     pub fn retry_after(&self) -> Option<u32> {
         match self {
+            ProxyError::RateLimited { retry_after, .. }
+            | ProxyError::QuotaExceeded { retry_after } => {
+                Some(u32::try_from(*retry_after).unwrap_or(u32::MAX))
+            }
             ProxyError::SecretUnavailable | ProxyError::QueueUnavailable => Some(5),
             ProxyError::UpstreamNotReady => Some(5),
             ProxyError::Auth(AuthError::SessionUnavailable)
@@ -109,6 +133,10 @@ impl ProxyError {
             return crate::auth::pages::not_a_participant(email, csrf);
         }
         let (status, code, message) = self.status_code();
+        let message = match self {
+            ProxyError::InvalidRequest(detail) => detail.as_str(),
+            _ => message,
+        };
         let body = serde_json::json!({ "error": code, "message": message }).to_string();
         let mut resp = Response::new(full(body));
         *resp.status_mut() = status;
@@ -126,6 +154,9 @@ impl ProxyError {
             ProxyError::Auth(AuthError::MissingAuth | AuthError::CredentialsInUrl)
         ) {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ProxyError::RateLimited { headers, .. } = self {
+            headers.apply(h);
         }
         if matches!(self, ProxyError::Auth(AuthError::InvalidToken)) {
             h.insert(

@@ -389,6 +389,18 @@ mod tests {
         assert!(h.contains_key("x-other"));
     }
 
+    /// Security: a client cannot hand the service a forged identity assertion or embed
+    /// session: both are `X-MESHAGENT-*` and dropped with the rest.
+    #[test]
+    fn client_sent_assertions_and_embed_sessions_are_stripped() {
+        let mut h = map(&[
+            ("X-MeshAgent-Assertion", "eyJhbGciOiJub25lIn0.e30."),
+            ("x-meshagent-embed-session", "es_forged"),
+        ]);
+        strip_identity_headers(&mut h);
+        assert!(h.is_empty());
+    }
+
     #[test]
     fn hop_by_hop_and_connection_listed_headers_are_removed() {
         let mut h = map(&[

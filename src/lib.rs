@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admission;
+pub mod assertion;
 pub mod auth;
 pub mod body;
 pub mod canonical;
@@ -13,6 +15,7 @@ pub mod config;
 pub mod conn;
 pub mod cpu;
 pub mod deadline;
+pub mod embed;
 pub mod error;
 pub mod forward;
 pub mod fuzzing;
@@ -22,6 +25,7 @@ pub mod pool;
 pub mod probe;
 pub mod proxy;
 pub mod queue;
+pub mod ratelimit;
 pub mod route;
 pub mod run;
 pub mod secret;

@@ -50,6 +50,9 @@ enum Command {
     /// IAP sessions (in Redis).
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Management keys for the embed session API (`Authorization: Bearer mk_...`).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// GET a URL once for a health check: exit 0 on a 2xx answer, 1 otherwise.
     Probe {
         /// The URL, plain HTTP (e.g. the admin listener's http://127.0.0.1:9090/healthz).
@@ -70,6 +73,33 @@ enum SessionsCommand {
         /// The user's email.
         #[arg(long)]
         user: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key granted to rooms; prints the key once (only its SHA-256 is stored).
+    Create {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A name for the key (who holds it).
+        #[arg(long)]
+        name: String,
+        /// A room the key may mint embed sessions for (repeat for more).
+        #[arg(long = "room", required = true)]
+        rooms: Vec<String>,
+    },
+    /// List keys: id, name, rooms, created, last used. Never a key.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Revoke a key by its id.
+    Revoke {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -222,6 +252,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Secrets(cmd) => secrets(cmd),
+        Command::Keys(cmd) => keys(cmd),
         Command::Probe { url, timeout } => probe(&url, &timeout),
         Command::Sessions(SessionsCommand::Revoke { config, user }) => {
             let config = match load(&config.config) {
@@ -344,6 +375,58 @@ fn worker_threads() -> usize {
                 .map(|n| n.get())
                 .unwrap_or(1)
         })
+}
+
+fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    use roomgate::embed::keys;
+    let path = match &cmd {
+        KeysCommand::Create { config, .. }
+        | KeysCommand::List { config }
+        | KeysCommand::Revoke { config, .. } => &config.config,
+    };
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let _runtime = rt.enter();
+    let store = keys::store(&config)?;
+    match cmd {
+        KeysCommand::Create { name, rooms, .. } => {
+            let now = roomgate::state::system_clock();
+            let (record, raw) =
+                match rt.block_on(keys::create(&*store, &config, &name, &rooms, now)) {
+                    Ok(x) => x,
+                    Err(keys::KeyError::Invalid(m)) => {
+                        eprintln!("error: {m}");
+                        return Ok(ExitCode::from(1));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+            eprintln!(
+                "created key {} for {}; it is shown once, store it now:",
+                record.id,
+                record.rooms.join(",")
+            );
+            println!("{raw}");
+        }
+        KeysCommand::List { .. } => {
+            for key in rt.block_on(store.list_keys())? {
+                println!("{}", keys::describe(&key));
+            }
+        }
+        KeysCommand::Revoke { id, .. } => {
+            if rt.block_on(store.remove_key(&id))? {
+                eprintln!("revoked key {id}");
+            } else {
+                eprintln!("error: no key with id {id:?}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn secrets(cmd: SecretsCommand) -> anyhow::Result<ExitCode> {

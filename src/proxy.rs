@@ -12,11 +12,13 @@ use std::time::Instant;
 
 use http::{header, HeaderValue, Request, Response, Uri};
 
+use crate::admission;
 use crate::auth::{self, Decision, Identity};
 use crate::body::{full, Body};
 use crate::canonical::{canonical_host, canonical_path, request_authority};
 use crate::config::Validation;
 use crate::conn::ConnInfo;
+use crate::embed;
 use crate::error::ProxyError;
 use crate::headers::{self, Hop};
 use crate::ingest::{self, Ingested};
@@ -40,6 +42,10 @@ struct Outcome<'s> {
     series: Option<&'s RouteMetrics>,
     room: Option<&'s Arc<crate::config::PortSpec>>,
     auth: &'static str,
+    /// Embed mode: the `frame-ancestors` every response carries.
+    csp: Option<HeaderValue>,
+    /// A rate-limited endpoint: the `RateLimit-*` headers of the response.
+    rate: Option<crate::ratelimit::RateHeaders>,
 }
 
 /// Serve one request. Never fails: errors become JSON responses here.
@@ -68,6 +74,15 @@ pub fn handle(
             Ok(resp) => (resp, None),
             Err(e) => (e.to_response(), Some(e)),
         };
+        if let Some(csp) = &outcome.csp {
+            embed::frame_headers(resp.headers_mut(), csp);
+        }
+        if let (Some(rate), false) = (
+            outcome.rate,
+            matches!(err, Some(ProxyError::RateLimited { .. })),
+        ) {
+            rate.apply(resp.headers_mut());
+        }
         resp.headers_mut()
             .insert(headers::X_REQUEST_ID, request_id.clone());
         let status = resp.status().as_u16();
@@ -145,7 +160,6 @@ async fn pipeline<'s>(
         }
     }
     if path.starts_with(RESERVED_PREFIX) {
-        outcome.auth = "iap";
         let reserved = auth::iap::Reserved {
             shared,
             state,
@@ -153,6 +167,16 @@ async fn pipeline<'s>(
             host: &host,
             path: &path,
         };
+        if embed::serves(&path) {
+            outcome.auth = "embed";
+            let result = Box::pin(embed::serve(reserved, parts, body)).await;
+            if result.is_err() && matches!(path.as_str(), embed::LAUNCH_PATH | embed::SESSION_PATH)
+            {
+                outcome.csp = Some(embed::csp_value(None));
+            }
+            return result;
+        }
+        outcome.auth = "iap";
         // Boxed: the sign-in flow's state would otherwise size every request's future.
         return match Box::pin(auth::iap::serve(reserved, parts, body)).await {
             Ok(resp) => Ok(resp),
@@ -182,8 +206,16 @@ async fn pipeline<'s>(
         },
     );
 
-    let (identity, body) = match resolved.policy.validation {
-        Validation::Webhook(provider) => {
+    // Embed mode only on a port that serves it; elsewhere the embed credentials are
+    // nobody's and are dropped below.
+    let embed_mode = resolved
+        .policy
+        .embed
+        .then(|| embed::decide::presented(&parts.method, &parts.headers))
+        .flatten();
+    let in_embed_mode = embed_mode.is_some();
+    let (identity, body) = match (resolved.policy.validation, embed_mode) {
+        (Validation::Webhook(provider), _) => {
             let raw_target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             let public_url = public_url(&parts.headers, conn.tls, trusted, &raw_host, raw_target);
             let target = ingest::Target {
@@ -225,7 +257,34 @@ async fn pipeline<'s>(
                 }
             }
         }
-        _ => match authorize(shared, state, &parts, &resolved).await {
+        (_, Some(presented)) => {
+            // The route's own origin, needed only to judge an `Origin`.
+            let own = parts
+                .headers
+                .contains_key(header::ORIGIN)
+                .then(|| public_url(&parts.headers, conn.tls, trusted, &raw_host, ""));
+            let judged = admission::judge_embed(
+                shared,
+                presented,
+                &resolved.port.room,
+                &host,
+                &parts.headers,
+                own.as_deref(),
+            )
+            .await;
+            outcome.csp = Some(judged.1);
+            match judged.0 {
+                Ok(identity) => {
+                    outcome.auth = "embed";
+                    (Some(identity), body)
+                }
+                Err(e) => {
+                    outcome.auth = "denied";
+                    return Err(e);
+                }
+            }
+        }
+        (_, None) => match authorize(shared, state, &parts, &resolved).await {
             Decision::Public => {
                 outcome.auth = "public";
                 (None, body)
@@ -255,11 +314,50 @@ async fn pipeline<'s>(
             }
         },
     };
-    if set_identity(&mut parts.headers, identity.as_ref()).is_err() {
+    let caller = admission::Caller {
+        identity: identity.as_ref(),
+        peer: conn.peer.ip(),
+        trusted: &config.file.trusted_proxies,
+    };
+    let charged = match admission::limit(shared, &parts.headers, &resolved, caller).await {
+        Ok(c) => c,
+        Err(e) => {
+            outcome.auth = "rate_limited";
+            return Err(e);
+        }
+    };
+    outcome.rate = charged.headers;
+    let asserted = state
+        .config
+        .assertion
+        .as_deref()
+        .zip(identity.as_ref())
+        .map(|(a, id)| {
+            let iss = public_url(&parts.headers, conn.tls, trusted, &raw_host, "");
+            let claims = crate::assertion::Claims {
+                iss: &iss,
+                aud: &host,
+                sub: &id.user,
+                email: id.email.as_deref(),
+                room: &resolved.port.room,
+                api: &id.api_scope,
+            };
+            a.sign(&claims, (shared.clock)())
+        });
+    if set_identity(&mut parts.headers, identity.as_ref(), asserted.flatten()).is_err() {
         outcome.auth = "denied";
         return Err(ProxyError::Auth(auth::AuthError::InvalidToken));
     }
     headers::strip_cookies(&mut parts.headers, &auth::iap::NOT_FORWARDED_COOKIES);
+    headers::strip_cookies(&mut parts.headers, &[embed::decide::COOKIE]);
+    if parts.headers.remove(embed::decide::TOKEN_HEADER).is_some() || in_embed_mode {
+        // The embed token is a credential of roomgate's, never the service's.
+        if auth::bearer(&parts.headers)
+            .is_ok_and(|b| b.is_some_and(embed::credentials::looks_like_token))
+        {
+            parts.headers.remove(header::AUTHORIZATION);
+        }
+    }
     // The service gets the authority that was routed and authorized: an absolute-form
     // target's or HTTP/2 `:authority` wins over a `Host` naming another (RFC 9112 §3.2.2).
     // A `Host` that already says it (nearly always) is kept as it is.
@@ -293,7 +391,7 @@ async fn pipeline<'s>(
         body
     };
     let req = Request::from_parts(parts, body);
-    match shared
+    let result = shared
         .upstreams
         .forward(
             resolved.port,
@@ -302,11 +400,25 @@ async fn pipeline<'s>(
             &shared.metrics,
             resolved.domain,
         )
-        .await
-    {
-        Ok(resp) => Ok(resp),
-        Err(e) => Err(e),
+        .await;
+    if let Some(quota_key) = charged.refund {
+        let failed = match &result {
+            Ok(resp) => resp.status().is_server_error(),
+            Err(e) => matches!(
+                e,
+                ProxyError::BadGateway | ProxyError::UpstreamTimeout | ProxyError::UpstreamNotReady
+            ),
+        };
+        if failed {
+            let limits = Arc::clone(&shared.embed.limits);
+            tokio::spawn(async move {
+                if let Err(e) = limits.refund(&quota_key).await {
+                    tracing::warn!(error = %e, "a quota refund was lost");
+                }
+            });
+        }
     }
+    result
 }
 
 /// The URL as the provider called it: scheme and host as the client (or a trusted proxy)
@@ -382,6 +494,7 @@ async fn authorize(
 fn set_identity(
     headers: &mut http::HeaderMap,
     identity: Option<&Identity>,
+    assertion: Option<String>,
 ) -> Result<(), http::header::InvalidHeaderValue> {
     let Some(identity) = identity else {
         return Ok(());
@@ -390,6 +503,15 @@ fn set_identity(
     let scope = HeaderValue::from_str(&identity.api_scope.to_string())?;
     headers.insert(headers::X_MESHAGENT_USER, user);
     headers.insert(headers::X_MESHAGENT_API_SCOPE, scope);
+    if let Some(session) = &identity.embed_session {
+        headers.insert(
+            embed::decide::SESSION_HEADER,
+            HeaderValue::from_str(session)?,
+        );
+    }
+    if let Some(jwt) = assertion {
+        headers.insert(crate::assertion::HEADER, HeaderValue::from_str(&jwt)?);
+    }
     Ok(())
 }
 

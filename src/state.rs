@@ -71,6 +71,8 @@ pub enum StartError {
     Secrets(#[from] SecretError),
     #[error("sessions: {0}")]
     Sessions(#[from] crate::auth::session::StoreError),
+    #[error("embed sessions: {0}")]
+    Embed(#[from] crate::embed::store::StoreError),
 }
 
 /// What outlives a reload. The queue and the secret store are built from the config at
@@ -84,6 +86,8 @@ pub struct Shared {
     pub secrets: SecretStore,
     /// IAP sessions (Redis or memory) and the OIDC client; they survive reloads.
     pub iap: crate::auth::iap::IapRuntime,
+    /// Embed sessions, management keys and rate-limit counters (Redis or memory).
+    pub embed: crate::embed::EmbedRuntime,
     pub clock: Clock,
 }
 
@@ -95,7 +99,9 @@ impl Shared {
         let queue = Queue::from_config(&config)?;
         let secrets = SecretStore::from_config(&config)?;
         let iap = crate::auth::iap::IapRuntime::from_config(&config)?;
+        let embed = crate::embed::EmbedRuntime::from_config(&config)?;
         Ok(Arc::new(Shared {
+            embed,
             state: ArcSwap::from_pointee(State::build(config)),
             upstreams,
             metrics,

@@ -3,7 +3,7 @@
 # same upstream (an nginx answering `200 ok`), driven by wrk on 127.0.0.1 only.
 #
 #   bash benches/load/run.sh [scenario...]        # default: public private
-#   scenarios: public private tls (= tls + tls_close) h2 webhook iap idle
+#   scenarios: public private tls (= tls + tls_close) h2 webhook iap idle embed ratelimit
 #
 # For every scenario it starts one roomgate (ROOMGATE_WORKER_THREADS=1, ROOMGATE_LOG=warn)
 # and one nginx (worker_processes 1, access_log off, keepalive pool to the upstream), then
@@ -28,6 +28,11 @@
 #   iap        roomgate only: cookie-authenticated GET (IAP session from a real sign-in)
 #              alternating with the same GET on a public port of the same roomgate
 #   idle       RSS with IDLE_CONNS (10000) idle keep-alive connections (idle_client.py)
+#   embed      roomgate only: GET with an embed session's X-Roomgate-Embed-Token alternating
+#              with the same GET on a public port of the same roomgate
+#   assertion  the embed scenario with identity_assertion on (an ES256 JWT signed per request)
+#   ratelimit  roomgate only, on a redis-server started here: GET on a rate-limited public
+#              port (one GCRA script per request) alternating with an unlimited one
 # More knobs: H2_STREAMS (10), IDLE_CONNS (10000), IDLE_HOLD (5 s held per round).
 #
 # Adding a scenario: write `scenario_<name>` below. It sets SC_CONFIG (a roomgate config
@@ -86,8 +91,8 @@ need_pkg curl curl
 need_pkg python3 python3
 for s in "${SCENARIOS[@]}"; do
   case $s in
-    tls|tls_close|h2) need_pkg openssl openssl ;;
-    webhook) need_pkg redis-server redis-server; need_pkg redis-cli redis-tools ;;
+    tls|tls_close|h2|assertion) need_pkg openssl openssl ;;
+    webhook|ratelimit) need_pkg redis-server redis-server; need_pkg redis-cli redis-tools ;;
   esac
   # h2load is Debian's nghttp2-client; without it the h2 scenario is reported unavailable.
   if [ "$s" = h2 ]; then (need_pkg h2load nghttp2-client) || true; fi
@@ -568,6 +573,99 @@ iap_sign_in() { # iap_sign_in ROOMGATE_PORT: sets SC_HEADERS to the session cook
   note "iap: signed in as $IAP_EMAIL through the static provider; session cookie of ${#cookie} characters"
 }
 
+# embed: roomgate only. The same GET, alternately, on a port serving embed sessions with an
+# access token (a key made by `roomgate keys create`, a session minted with curl through
+# the management API before the runs) and on a public port of the same roomgate process.
+scenario_embed() {
+  SC_CONFIG="$HERE/embed.yaml"
+  SC_HOST=app.bench.localhost
+  SC_PATH=/
+  SC_HEADERS=()
+  SC_B=roomgate
+  SC_B_HOST=public.bench.localhost
+  SC_B_HEADERS=()
+  SC_LABELS=(rg-embed rg-public)
+  SC_PREPARE=embed_key
+  SC_AFTER_START=embed_session
+  SC_UNAUTHENTICATED_STATUS=401
+}
+embed_key() { # embed_key CONFIG: a management key for room bench
+  EMBED_KEY=$("$ROOMGATE_BIN" keys create --config "$1" --name bench --room bench 2>/dev/null)
+  [[ "$EMBED_KEY" == mk_* ]] || die "embed: keys create failed"
+}
+embed_session() { # embed_session ROOMGATE_PORT: sets SC_HEADERS to the access token
+  local out token
+  out=$(curl -sS -m 10 -H 'Host: app.bench.localhost' -H "Authorization: Bearer $EMBED_KEY" \
+    -H 'Content-Type: application/json' \
+    -d '{"room":"bench","domain":"app.bench.localhost","user":"loadtest","allowed_origins":["https://host.bench.localhost"],"ttl":"1h"}' \
+    "http://127.0.0.1:$1/.roomgate/api/v1/embed/sessions")
+  token=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' <<<"$out") \
+    || die "embed: mint failed: $out"
+  SC_HEADERS=(-H "X-Roomgate-Embed-Token: $token")
+  note "embed: session minted through the management API; token of ${#token} characters"
+}
+
+# assertion: the embed scenario with identity_assertion on, so every embed request is also
+# signed (ES256, X-MESHAGENT-ASSERTION); compare with `embed` for the signature's cost.
+scenario_assertion() {
+  scenario_embed
+  SC_CONFIG="$HERE/assertion.yaml"
+  SC_SETUP=assertion_key
+  SC_LABELS=(rg-asserted rg-public)
+}
+assertion_key() { # assertion_key DIR: a P-256 key for identity_assertion
+  openssl ecparam -name prime256v1 -genkey -noout -out "$1/assertion-es256.pem" 2>/dev/null \
+    || die "assertion: openssl could not make a P-256 key"
+}
+
+# ratelimit: roomgate only, with Redis. The same GET, alternately, on a public port with
+# roomgate.rate_limit (set high enough never to refuse, so every request is charged with
+# one script in Redis) and on an unlimited public port. After each limited run the Redis
+# commands per request are noted.
+scenario_ratelimit() {
+  SC_CONFIG="$HERE/ratelimit.yaml"
+  SC_HOST=limited.bench.localhost
+  SC_PATH=/
+  SC_HEADERS=()
+  SC_B=roomgate
+  SC_B_HOST=public.bench.localhost
+  SC_B_HEADERS=()
+  SC_LABELS=(rg-limited rg-public)
+  SC_SETUP=setup_redis
+  SC_EXTRA_NAME=redis-server
+  SC_BEFORE_RUN=ratelimit_before
+  SC_AFTER_RUN=ratelimit_after
+}
+setup_redis() { # setup_redis DIR: a redis-server on a free port (REDIS_PORT, SC_EXTRA_PID)
+  read -r REDIS_PORT <<<"$(free_ports 1)"
+  mkdir -p "$1/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$1/redis" --logfile "$1/redis/redis.log" --daemonize no >/dev/null 2>&1 &
+  SC_EXTRA_PID=$!
+  PIDS+=("$SC_EXTRA_PID")
+  wait_port "$REDIS_PORT" || die "redis-server did not start"
+  log "redis-server on 127.0.0.1:$REDIS_PORT (pid $SC_EXTRA_PID)"
+}
+# evalsha_calls: EVALSHA commands served since start (one per charged request).
+evalsha_calls() {
+  timeout 10 redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' \
+    | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p' | grep . || echo 0
+}
+ratelimit_before() {
+  CMDS_BEFORE=$(redis_stat total_commands_processed)
+  READS_BEFORE=$(redis_stat total_reads_processed)
+  EVALSHA_BEFORE=$(evalsha_calls)
+}
+ratelimit_after() { # ratelimit_after LABEL ROUND OUT
+  local cmds reads evalsha reqs per
+  cmds=$(( $(redis_stat total_commands_processed) - CMDS_BEFORE ))
+  reads=$(( $(redis_stat total_reads_processed) - READS_BEFORE ))
+  evalsha=$(( $(evalsha_calls) - EVALSHA_BEFORE ))
+  reqs=$(awk '/requests in/ {print $1}' "$3")
+  per() { awk -v c="$1" -v n="$reqs" 'BEGIN { printf "%.2f", (n > 0 ? c / n : 0) }'; }
+  note "ratelimit round $2 $1: per request $(per "$evalsha") EVALSHA (the one round trip), $(per "$cmds") Redis commands counting those the script runs, $(per "$reads") socket reads by redis-server"
+}
+
 # idle: memory with IDLE_CONNS idle keep-alive connections (one request each, then held)
 # to roomgate, then to nginx (master + worker), alternating for ROUNDS rounds.
 scenario_idle() {
@@ -721,9 +819,10 @@ report() {
         "$s" "$p" "$r" "$n" "$rps" "$p50" "$p99" "$cpu" "$us" "$uu" "$su" "$err"
     done <"$RESULTS"
     echo
-    echo "Means over the rounds; ratio = A / B (A = roomgate, or rg-cookie in iap; B = nginx, or"
-    echo "rg-public in iap). Throughput: higher is better for A; CPU per request: at most 1.00 is the"
-    echo "target (iap: at most 1.15)."
+    echo "Means over the rounds; ratio = A / B (A = roomgate, or rg-cookie/rg-embed/rg-asserted/rg-limited;"
+    echo "B = nginx, or rg-public in iap, embed, assertion and ratelimit). Throughput: higher is better for A; CPU per"
+    echo "request: at most 1.00 is the target (iap and embed: at most 1.15; ratelimit: p99 grows by"
+    echo "at most one Redis round trip)."
     echo
     awk -F'\t' '
       { k = $1 SUBSEP $2; n[k]++; rps[k] += $5; us[k] += $9; uu[k] += $10; su[k] += $11

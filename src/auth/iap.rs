@@ -442,6 +442,8 @@ pub async fn authorize(
                     Some(api_scope) => Decision::Allow(Identity {
                         user: session.email.clone(),
                         api_scope,
+                        email: Some(session.email.clone()),
+                        embed_session: None,
                     }),
                     None if html => Decision::NotAParticipant {
                         email: session.email.clone(),

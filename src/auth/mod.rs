@@ -27,6 +27,10 @@ pub struct Identity {
     pub user: String,
     /// `X-MESHAGENT-API-SCOPE`: the api grant, `{}` when none.
     pub api_scope: Value,
+    /// The user's email when the identity is one (IAP), for the identity assertion.
+    pub email: Option<String>,
+    /// `X-MESHAGENT-EMBED-SESSION`: the embed session the request came through.
+    pub embed_session: Option<String>,
 }
 
 /// Why a caller was not admitted.

@@ -135,6 +135,8 @@ fn admit(claims: &Claims, room: &str, now: i64) -> Result<Identity, AuthError> {
     Ok(Identity {
         user: claims.name.clone(),
         api_scope: claims.api_scope(),
+        email: None,
+        embed_session: None,
     })
 }
 

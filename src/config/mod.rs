@@ -6,6 +6,7 @@
 //! logs the raw config.
 
 pub mod certs;
+mod embed;
 pub mod model;
 pub mod password;
 pub mod policy;
@@ -225,6 +226,8 @@ pub struct Config {
     pub certificates: Vec<Arc<rustls::sign::CertifiedKey>>,
     /// Every port of every room's services.
     pub ports: Vec<Arc<PortSpec>>,
+    /// The identity assertion's keys, parsed (`identity_assertion`).
+    pub assertion: Option<Arc<crate::assertion::Asserter>>,
     /// SHA-256 of the source text, hex (reported by the admin listener; not a secret).
     pub hash: String,
     pub base_dir: PathBuf,

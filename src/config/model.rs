@@ -66,6 +66,62 @@ pub struct FileConfig {
     /// Domains (and paths) mapped to a room's published port.
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// Embed sessions: a backend embeds a room's app in an iframe on its own pages.
+    #[serde(default)]
+    pub embed: Embed,
+    /// Sign every forwarded request's identity as an ES256 JWT (`X-MESHAGENT-ASSERTION`).
+    #[serde(default)]
+    pub identity_assertion: Option<IdentityAssertion>,
+}
+
+/// Lifetimes of embed sessions, their access tokens and launch URLs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Embed {
+    /// Longest life of an embed session (1h); a mint's `ttl` may not exceed it.
+    pub session_ttl: HumanDuration,
+    /// Life of one access token (15m), never past its session's end.
+    pub token_ttl: HumanDuration,
+    /// Life of a launch URL (60s); it is used once.
+    pub launch_ttl: HumanDuration,
+    /// Embedded mode (no `redis`): the file holding management keys' SHA-256 digests,
+    /// written by `roomgate keys` (relative to the config file; `embed-keys.json`).
+    pub keys_file: PathBuf,
+}
+
+impl Default for Embed {
+    fn default() -> Self {
+        Embed {
+            session_ttl: HumanDuration(Duration::from_secs(3600)),
+            token_ttl: HumanDuration(Duration::from_secs(900)),
+            launch_ttl: HumanDuration(Duration::from_secs(60)),
+            keys_file: PathBuf::from("embed-keys.json"),
+        }
+    }
+}
+
+/// Keys that sign the identity assertion; the first signs, all are published.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityAssertion {
+    /// ES256 (P-256) private keys, PEM (SEC1 or PKCS#8), each with the `kid` services
+    /// find it under in the JWKS.
+    pub keys: Vec<AssertionKey>,
+    /// Life of one assertion (60s).
+    #[serde(default = "default_assertion_ttl")]
+    pub ttl: HumanDuration,
+}
+
+fn default_assertion_ttl() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionKey {
+    pub kid: String,
+    /// The PEM private key; usually `{file: assertion-es256.pem}`.
+    pub private_key: SecretRef,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -30,6 +30,14 @@ pub const MAX_BODY_BYTES: &str = "roomgate.request.max_body_bytes";
 /// for services that fold case themselves (Express by default, ASP.NET).
 pub const PATH_CASE_INSENSITIVE: &str = "roomgate.path.case_insensitive";
 
+/// `"true"`: the port (or endpoint) serves embed sessions: a request carrying the embed
+/// cookie or `X-Roomgate-Embed-Token` is judged as embed only; others by the usual method.
+pub const EMBED: &str = "roomgate.embed";
+/// Requests per caller and window: `"120/m"` (also `/s`, `/h`).
+pub const RATE_LIMIT: &str = "roomgate.rate_limit";
+/// Requests per caller and UTC calendar day: `"10000"`.
+pub const QUOTA_DAILY: &str = "roomgate.quota.daily";
+
 /// A `"true"`/`"false"` annotation (absent: false).
 pub fn flag(annotations: &BTreeMap<String, String>, key: &str) -> Result<bool, String> {
     match annotations.get(key).map(|v| v.trim()) {
@@ -77,6 +85,41 @@ pub struct Policy {
     pub source_ips: Vec<IpNet>,
     /// HubSpot v1/v2 signatures accepted (`hubspot` endpoints only).
     pub hubspot_legacy: bool,
+    /// Embed sessions are served here (`roomgate.embed`).
+    pub embed: bool,
+    /// Requests allowed per caller and window (`roomgate.rate_limit`).
+    pub rate_limit: Option<Rate>,
+    /// Requests allowed per caller and UTC day (`roomgate.quota.daily`).
+    pub quota_daily: Option<u64>,
+}
+
+/// `count` requests per `period`, spread evenly (GCRA: a full burst of `count`, then one
+/// every `period / count`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub period: Duration,
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    /// `"120/m"`, `"5/s"`, `"1000/h"`.
+    fn from_str(s: &str) -> Result<Rate, String> {
+        let shape = || format!("{s:?} is not a rate like \"120/m\" (per s, m or h)");
+        let (count, unit) = s.trim().split_once('/').ok_or_else(shape)?;
+        let count: u32 = count.trim().parse().map_err(|_| shape())?;
+        let period = match unit.trim() {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return Err(shape()),
+        };
+        if !(1..=1_000_000).contains(&count) {
+            return Err(format!("{s:?}: the count must be between 1 and 1000000"));
+        }
+        Ok(Rate { count, period })
+    }
 }
 
 /// Merge endpoint annotations over the port's, key by key.
@@ -192,6 +235,37 @@ pub fn decide(
             "{HUBSPOT_LEGACY} applies to hubspot endpoints only"
         ));
     }
+    let embed = flag(annotations, EMBED).unwrap_or_else(|e| {
+        errors.push(e);
+        false
+    });
+    let rate_limit = get(RATE_LIMIT).and_then(|v| {
+        v.parse::<Rate>()
+            .map_err(|e| errors.push(format!("{RATE_LIMIT}: {e}")))
+            .ok()
+    });
+    let quota_daily = get(QUOTA_DAILY).and_then(|v| match v.parse::<u64>() {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            errors.push(format!(
+                "{QUOTA_DAILY}: {v:?} is not a positive count of requests"
+            ));
+            None
+        }
+    });
+    if webhook {
+        for (key, set) in [
+            (EMBED, embed),
+            (RATE_LIMIT, rate_limit.is_some()),
+            (QUOTA_DAILY, quota_daily.is_some()),
+        ] {
+            if set {
+                errors.push(format!(
+                    "{key} applies to forwarded endpoints, not webhook endpoints"
+                ));
+            }
+        }
+    }
     let processor = get(PROCESSOR).unwrap_or(service_name).to_owned();
     if errors.is_empty() {
         Ok(Policy {
@@ -204,6 +278,9 @@ pub fn decide(
             max_body_bytes,
             source_ips,
             hubspot_legacy,
+            embed,
+            rate_limit,
+            quota_daily,
         })
     } else {
         Err(errors)
@@ -343,6 +420,69 @@ mod tests {
             e.unwrap().source_ips.is_empty(),
             "an empty annotation is no list"
         );
+    }
+
+    #[test]
+    fn rates_are_a_count_per_second_minute_or_hour() {
+        assert_eq!(
+            "120/m".parse::<Rate>(),
+            Ok(Rate {
+                count: 120,
+                period: Duration::from_secs(60)
+            })
+        );
+        assert_eq!(
+            "5/s".parse::<Rate>().unwrap().period,
+            Duration::from_secs(1)
+        );
+        assert_eq!(" 7 / h ".parse::<Rate>().unwrap().count, 7);
+        for bad in [
+            "120",
+            "0/m",
+            "-1/m",
+            "120/d",
+            "x/m",
+            "120/",
+            "/m",
+            "2000000/s",
+        ] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn embed_rate_limit_and_quota_annotations_are_decided_at_load() {
+        let p = decide(
+            &ann(&[
+                (METHOD, "cookie"),
+                (EMBED, "true"),
+                (RATE_LIMIT, "10/s"),
+                (QUOTA_DAILY, "500"),
+            ]),
+            false,
+            "web",
+            10,
+        )
+        .unwrap();
+        assert!(p.embed);
+        assert_eq!(p.rate_limit.map(|r| r.count), Some(10));
+        assert_eq!(p.quota_daily, Some(500));
+        let e = decide(
+            &ann(&[(EMBED, "yes"), (RATE_LIMIT, "fast"), (QUOTA_DAILY, "0")]),
+            false,
+            "web",
+            10,
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 3, "{e:?}");
+        let e = decide(
+            &ann(&[(METHOD, "github"), (SECRET, "gh"), (RATE_LIMIT, "1/s")]),
+            true,
+            "web",
+            10,
+        )
+        .unwrap_err();
+        assert!(e[0].contains("not webhook endpoints"), "{e:?}");
     }
 
     #[test]

@@ -27,6 +27,8 @@ const TOP_LEVEL: &[&str] = &[
     "iap",
     "rooms",
     "routes",
+    "embed",
+    "identity_assertion",
 ];
 
 /// Parse the document section by section (and room by room, route by route) so that
@@ -106,6 +108,8 @@ struct Partial {
     limits: Option<Limits>,
     trusted_proxies: Option<Vec<ipnet::IpNet>>,
     iap: Option<Iap>,
+    embed: Option<Embed>,
+    identity_assertion: Option<IdentityAssertion>,
 }
 
 struct Checker<'a> {
@@ -313,6 +317,21 @@ pub(super) fn check(mut file: FileConfig, ctx: &LoadContext) -> Result<Config, C
 
     let ports = check_rooms(&mut c, &file);
     check_routes(&mut c, &file, &ports);
+    for (path, msg) in super::embed::check_embed(&file.embed) {
+        c.err(path, msg);
+    }
+    let assertion = match &file.identity_assertion {
+        None => None,
+        Some(ia) => match super::embed::check_assertion(ia, ctx) {
+            Ok(a) => Some(a),
+            Err(errors) => {
+                for (path, msg) in errors {
+                    c.err(path, msg);
+                }
+                None
+            }
+        },
+    };
 
     if !c.errors.is_empty() {
         return Err(ConfigErrors(c.errors));
@@ -327,6 +346,7 @@ pub(super) fn check(mut file: FileConfig, ctx: &LoadContext) -> Result<Config, C
         oidc_client_secret,
         certificates,
         ports,
+        assertion,
         hash: String::new(),
         base_dir: ctx.base_dir.clone(),
         vars: super::Vars::default(),

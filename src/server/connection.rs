@@ -50,11 +50,13 @@ pub(super) async fn serve_connection(
     tunnels: TunnelScope,
     limits: Limits,
 ) {
+    let local_port = stream.local_addr().map_or(0, |a| a.port());
     let Some(tls) = &this.tls else {
         let info = ConnInfo {
             peer,
             peer_value: crate::headers::peer_value(peer.ip()),
             tls: false,
+            local_port,
             sni: None,
             tls_acceptor: None,
         };
@@ -63,13 +65,18 @@ pub(super) async fn serve_connection(
     };
     // Boxed: the handshake and a TLS stream's state (several KiB) would otherwise size
     // every connection's future, plain ones included.
-    Box::pin(serve_tls(stream, peer, this, stop, tunnels, &limits, tls)).await;
+    Box::pin(serve_tls(
+        stream, peer, local_port, this, stop, tunnels, &limits, tls,
+    ))
+    .await;
 }
 
 /// The TLS handshake, then HTTP over the TLS stream.
+#[allow(clippy::too_many_arguments)]
 async fn serve_tls(
     stream: TcpStream,
     peer: SocketAddr,
+    local_port: u16,
     this: &Listener,
     stop: watch::Receiver<bool>,
     tunnels: TunnelScope,
@@ -95,6 +102,7 @@ async fn serve_tls(
         peer,
         peer_value: crate::headers::peer_value(peer.ip()),
         tls: true,
+        local_port,
         sni,
         tls_acceptor: Some(acceptor),
     };

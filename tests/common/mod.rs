@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod deploy;
+pub mod embed;
 pub mod iap;
 pub mod node;
 pub mod redis;
