@@ -4,6 +4,19 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use roomgate::config::{Durability, RedisSettings, Topology};
+use roomgate::kv::Kv;
+use roomgate::sensitive::Secret;
+
+/// The shared Redis at `url` (one primary), as `redis: {url: ...}` would make it.
+pub fn kv_at(url: &str) -> Kv {
+    let settings = RedisSettings {
+        topology: Topology::Url(Secret::new(url)),
+        durability: Durability::default(),
+    };
+    Kv::connect(&settings, roomgate::kv::DEFAULT_TIMEOUT).expect("usable settings")
+}
+
 pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
