@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 pub mod deploy;
+pub mod fleet;
 pub mod iap;
+pub mod ingest;
 pub mod node;
 pub mod redis;
 pub mod upstream;

@@ -27,9 +27,11 @@ pub struct RedisServer {
     password: Option<String>,
     /// `cluster-enabled yes`: a Redis Cluster node (with no slots assigned).
     cluster: bool,
+    /// More `redis-server` arguments.
+    extra: Vec<String>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -57,11 +59,26 @@ impl RedisServer {
         Self::start_server(false, None, true)
     }
 
+    /// A server with more `redis-server` arguments (say, `--replicaof`), and
+    /// `cluster-enabled yes` when `cluster`.
+    pub fn start_args(cluster: bool, extra: &[String]) -> RedisServer {
+        Self::start_full(false, None, cluster, extra)
+    }
+
     fn start_with(persistent: bool, password: Option<String>) -> RedisServer {
         Self::start_server(persistent, password, false)
     }
 
     fn start_server(persistent: bool, password: Option<String>, cluster: bool) -> RedisServer {
+        Self::start_full(persistent, password, cluster, &[])
+    }
+
+    fn start_full(
+        persistent: bool,
+        password: Option<String>,
+        cluster: bool,
+        extra: &[String],
+    ) -> RedisServer {
         for _ in 0..5 {
             let mut server = RedisServer {
                 child: None,
@@ -70,6 +87,7 @@ impl RedisServer {
                 persistent,
                 password: password.clone(),
                 cluster,
+                extra: extra.to_vec(),
             };
             if server.spawn() {
                 return server;
@@ -106,6 +124,7 @@ impl RedisServer {
                 "--dir",
                 self.dir.path().to_str().expect("utf-8 tempdir"),
             ])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
