@@ -298,6 +298,10 @@ async fn a_killed_primary_loses_no_acknowledged_entry_and_its_shard_recovers() {
         })
         .map(|o| o.sent + o.took)
         .expect("202s on the killed shard after the promotion");
+    eprintln!(
+        "202s resumed {:?} after the promotion",
+        resumed.duration_since(promoted)
+    );
     assert!(
         resumed.duration_since(promoted) < Duration::from_secs(10),
         "202s resumed {:?} after the promotion",
