@@ -421,10 +421,19 @@ pub struct Haproxy {
 }
 
 impl Haproxy {
+    /// haproxy on `port` (one found free beforehand, so that configs could name it).
+    pub fn start_on(port: u16, backends: &[u16]) -> Haproxy {
+        Self::start_with(Some(port), backends)
+    }
+
     pub fn start(backends: &[u16]) -> Haproxy {
+        Self::start_with(None, backends)
+    }
+
+    fn start_with(fixed: Option<u16>, backends: &[u16]) -> Haproxy {
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("tempdir");
-            let port = free_port();
+            let port = fixed.unwrap_or_else(free_port);
             let servers: String = backends
                 .iter()
                 .enumerate()
