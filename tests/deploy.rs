@@ -480,7 +480,11 @@ fn helm_chart_renders_each_redis_topology_and_refuses_none_or_two() {
                 ("ROOMGATE_SECRETS_KEY", SECRETS_KEY),
             ],
         );
-        assert!(ok, "roomgate check refused {}: {out}", configmap_redis(objects));
+        assert!(
+            ok,
+            "roomgate check refused {}: {out}",
+            configmap_redis(objects)
+        );
     }
     let two = helm_render(json!({"redis": {"cluster": {"nodes": nodes}}})).unwrap_err();
     assert!(two.contains("exactly one"), "{two}");

@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use common::redis::{kv_at, RedisServer};
+use common::redis::{kv_at, kv_durable, RedisServer};
 use common::upstream::Upstream;
 use common::Reply;
 use roomgate::config::{Config, LoadContext};
@@ -833,4 +833,67 @@ async fn after_a_silent_connection_readiness_recovers_on_a_new_one() {
     let opened = proxy.accepted();
     q.ping().await.expect("ready again, with nothing restarted");
     assert!(proxy.accepted() > opened, "on a new connection");
+}
+
+/// Security property (durability): with `durability.replicas: 1`, a 202 needs the entry on
+/// a replica. A replica that stops acknowledging (SIGSTOP: connected, silent) turns the
+/// enqueue into a 503, and so is the provider's retry through another instance (a fresh
+/// connection: its dedup hit must not pass a `WAIT` that counts nothing); once the replica
+/// catches up, the retry is acknowledged with the original entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_202_waits_for_the_replica_and_a_retry_of_an_unreplicated_entry_waits_too() {
+    let primary = RedisServer::start();
+    let replica = RedisServer::start_args(
+        false,
+        &[
+            "--replicaof".to_owned(),
+            "127.0.0.1".to_owned(),
+            primary.port.to_string(),
+        ],
+    );
+    let durable = roomgate::config::Durability {
+        replicas: 1,
+        timeout: roomgate::config::HumanDuration(Duration::from_millis(300)),
+    };
+    common::fleet::wait_until("the replica in sync", Duration::from_secs(20), || {
+        primary
+            .cli(&["INFO", "replication"])
+            .contains("connected_slaves:1")
+            && replica
+                .cli(&["INFO", "replication"])
+                .contains("master_link_status:up")
+    });
+    let a = RedisQueue::new(kv_durable(&primary.url(), durable), DEFAULT_DEDUP_TTL);
+    let b = RedisQueue::new(kv_durable(&primary.url(), durable), DEFAULT_DEDUP_TTL);
+    let first = a
+        .enqueue(&message(b"{}", Some("replicated")))
+        .await
+        .expect("acknowledged by the replica");
+
+    replica.signal("STOP");
+    let started = Instant::now();
+    let unreplicated = a.enqueue(&message(b"{}", Some("unreplicated"))).await;
+    assert!(
+        matches!(&unreplicated, Err(QueueError::Unavailable(why)) if why.contains("replicas")),
+        "{unreplicated:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "WAIT's budget decided it"
+    );
+    let retry = b.enqueue(&message(b"{}", Some("unreplicated"))).await;
+    assert!(
+        retry.is_err(),
+        "a retry through a fresh connection: {retry:?}"
+    );
+    replica.signal("CONT");
+
+    let retry = common::process::eventually("the retry to be acknowledged", || {
+        let b = b.clone();
+        async move { b.enqueue(&message(b"{}", Some("unreplicated"))).await.ok() }
+    })
+    .await;
+    assert!(retry.duplicate, "the original entry, not a second one");
+    assert_eq!(delivery_ids(&primary).await, ["replicated", "unreplicated"]);
+    assert_ne!(retry.id, first.id);
 }

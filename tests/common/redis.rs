@@ -10,9 +10,14 @@ use roomgate::sensitive::Secret;
 
 /// The shared Redis at `url` (one primary), as `redis: {url: ...}` would make it.
 pub fn kv_at(url: &str) -> Kv {
+    kv_durable(url, Durability::default())
+}
+
+/// [`kv_at`] with `durability`.
+pub fn kv_durable(url: &str, durability: Durability) -> Kv {
     let settings = RedisSettings {
         topology: Topology::Url(Secret::new(url)),
-        durability: Durability::default(),
+        durability,
     };
     Kv::connect(&settings, roomgate::kv::DEFAULT_TIMEOUT).expect("usable settings")
 }
@@ -179,6 +184,17 @@ impl RedisServer {
             command.args(["--no-auth-warning", "-a", password]);
         }
         command
+    }
+
+    /// Send `sig` (`STOP`, `CONT`) to the server process.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("a running server").id();
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{sig} {pid}");
     }
 
     /// Stop the server (SIGKILL), keeping the port reserved for [`RedisServer::restart`].
