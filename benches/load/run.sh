@@ -567,7 +567,11 @@ setup_fleet() { # setup_fleet DIR: start the topology; sets SC_REDIS and FLEET_P
   local sig primaries=1 i port
   sig=$(cat "$1/signature")
   [ "$FLEET_TOPOLOGY" = cluster ] && primaries=3
-  read -r -a FLEET_PORTS <<<"$(free_ports $((primaries * (1 + FLEET_REPLICAS))))"
+  if [ "$FLEET_TOPOLOGY" = cluster ]; then
+    read -r -a FLEET_PORTS <<<"$(cluster_ports $((primaries * (1 + FLEET_REPLICAS))))"
+  else
+    read -r -a FLEET_PORTS <<<"$(free_ports $((primaries * (1 + FLEET_REPLICAS))))"
+  fi
   for i in "${!FLEET_PORTS[@]}"; do
     port=${FLEET_PORTS[$i]}
     mkdir -p "$1/redis-$port"
@@ -612,6 +616,23 @@ setup_fleet() { # setup_fleet DIR: start the topology; sets SC_REDIS and FLEET_P
   SC_CURL=(-X POST --data-binary "@$1/body.json" -H "X-Hub-Signature-256: $sig"
     -H "X-GitHub-Event: push" -H "Content-Type: application/json" -H "X-GitHub-Delivery: sanity-$$")
   log "redis $FLEET_TOPOLOGY on ${FLEET_PORTS[*]} (replicas per primary: $FLEET_REPLICAS); body 1024 bytes"
+}
+cluster_ports() { # cluster_ports N: free ports whose cluster bus port (+10000) is free too
+  python3 - "$1" <<'PY'
+import random, socket, sys
+ports, socks = [], []
+while len(ports) < int(sys.argv[1]):
+    p = random.randint(20000, 45000)
+    try:
+        for q in (p, p + 10000):
+            s = socket.socket()
+            s.bind(("127.0.0.1", q))
+            socks.append(s)
+        ports.append(p)
+    except OSError:
+        pass
+print(" ".join(map(str, ports)))
+PY
 }
 fleet_entries() { # entries in the fleet queues' streams, summed (through any node)
   local q total=0 n

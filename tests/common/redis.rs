@@ -36,6 +36,16 @@ pub struct RedisServer {
     extra: Vec<String>,
 }
 
+/// A free port whose cluster bus port (10000 higher, so at most 55535) is free too.
+pub fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55535 && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+            return port;
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -87,7 +97,11 @@ impl RedisServer {
         for _ in 0..5 {
             let mut server = RedisServer {
                 child: None,
-                port: free_port(),
+                port: if cluster {
+                    free_cluster_port()
+                } else {
+                    free_port()
+                },
                 dir: tempfile::tempdir().expect("tempdir"),
                 persistent,
                 password: password.clone(),
