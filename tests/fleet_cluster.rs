@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -14,10 +14,18 @@ use tokio::sync::watch;
 use common::fleet::RedisCluster;
 use common::ingest::{self, Outcome};
 
-/// One cluster for the tests that do not kill a node.
-fn shared() -> &'static RedisCluster {
-    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
-    CLUSTER.get_or_init(RedisCluster::start)
+/// One cluster for the tests that do not kill a node, while any of them runs: the last
+/// test holding it stops it (a static would never be dropped, and its processes would
+/// outlive the test binary).
+fn shared() -> Arc<RedisCluster> {
+    static CLUSTER: Mutex<Weak<RedisCluster>> = Mutex::new(Weak::new());
+    let mut held = CLUSTER.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(running) = held.upgrade() {
+        return running;
+    }
+    let started = Arc::new(RedisCluster::start());
+    *held = Arc::downgrade(&started);
+    started
 }
 
 fn redis_block(cluster: &RedisCluster, replicas: u32) -> String {
@@ -95,7 +103,8 @@ fn streams(cluster: &RedisCluster, queues: &[String]) -> HashMap<String, HashMap
 /// stats` reads each shard, and `/readyz` is 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_shard_takes_its_queues_and_the_cli_reads_them() {
-    let cluster = tokio::task::block_in_place(shared);
+    let held = tokio::task::block_in_place(shared);
+    let cluster = &*held;
     let queues: Vec<String> =
         tokio::task::block_in_place(|| queues_per_primary(cluster, "every", 1)).concat();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -164,7 +173,8 @@ async fn every_shard_takes_its_queues_and_the_cli_reads_them() {
 /// second by a sign-out or by `roomgate sessions revoke`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_on_a_cluster_are_shared_and_revoked_everywhere_within_a_second() {
-    let cluster = tokio::task::block_in_place(shared);
+    let held = tokio::task::block_in_place(shared);
+    let cluster = &*held;
     common::iap::sessions_are_shared_and_end_everywhere_within_a_second(&redis_block(cluster, 0))
         .await;
 }
@@ -174,7 +184,8 @@ async fn sessions_on_a_cluster_are_shared_and_revoked_everywhere_within_a_second
 /// 202: one shard's missing replica stops only its own queues.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_with_fewer_replicas_than_asked_answers_503_and_the_others_202() {
-    let cluster = tokio::task::block_in_place(shared);
+    let held = tokio::task::block_in_place(shared);
+    let cluster = &*held;
     let per_primary = tokio::task::block_in_place(|| queues_per_primary(cluster, "durable", 1));
     let primaries = tokio::task::block_in_place(|| cluster.primaries());
     let dir = tempfile::tempdir().expect("tempdir");

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -13,10 +13,18 @@ use tokio::sync::watch;
 use common::fleet::{wait_until, SentinelGroup, MASTER};
 use common::ingest::{self, Outcome};
 
-/// One group for the tests that do not kill a node.
-fn shared() -> &'static SentinelGroup {
-    static GROUP: OnceLock<SentinelGroup> = OnceLock::new();
-    GROUP.get_or_init(SentinelGroup::start)
+/// One group for the tests that do not kill a node, while any of them runs: the last
+/// test holding it stops it (a static would never be dropped, and its processes would
+/// outlive the test binary).
+fn shared() -> Arc<SentinelGroup> {
+    static GROUP: Mutex<Weak<SentinelGroup>> = Mutex::new(Weak::new());
+    let mut held = GROUP.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(running) = held.upgrade() {
+        return running;
+    }
+    let started = Arc::new(SentinelGroup::start());
+    *held = Arc::downgrade(&started);
+    started
 }
 
 fn redis_block(group: &SentinelGroup, replicas: u32) -> String {
@@ -95,7 +103,8 @@ fn grows(group: &SentinelGroup, queues: &[String], by: u64, what: &str) {
 /// the sentinels to the primary they name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_use_of_redis_goes_to_the_primary_the_sentinels_name() {
-    let group = tokio::task::block_in_place(shared);
+    let held = tokio::task::block_in_place(shared);
+    let group = &*held;
     let queues = queues("every", 2);
     let dir = tempfile::tempdir().expect("tempdir");
     let yaml = ingest::config(
@@ -151,7 +160,8 @@ async fn every_use_of_redis_goes_to_the_primary_the_sentinels_name() {
 /// Sessions behind Sentinel: shared by two instances, ended everywhere within a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_behind_sentinel_are_shared_and_revoked_everywhere_within_a_second() {
-    let group = tokio::task::block_in_place(shared);
+    let held = tokio::task::block_in_place(shared);
+    let group = &*held;
     common::iap::sessions_are_shared_and_end_everywhere_within_a_second(&redis_block(group, 0))
         .await;
 }
