@@ -21,6 +21,8 @@ need_pkg() { # need_pkg COMMAND PACKAGE
 
 need_pkg redis-server redis-server
 need_pkg redis-cli redis-tools
+# Several instances behind a real load balancer (tests/fleet_instances.rs).
+need_pkg haproxy haproxy
 # Deployment-file checks (tests/deploy.rs): compose validation, unit verification, and
 # running a command as the service user.
 need_pkg docker-compose docker-compose

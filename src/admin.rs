@@ -2,7 +2,9 @@
 //! assertion's public keys at `/.well-known/roomgate/jwks.json`.
 //!
 //! Served on its own address (loopback by default) and never on the public listeners.
-//! It reads state and metrics; it must not change anything.
+//! It reads state and metrics; it must not change anything. `/healthz` says the process
+//! serves (liveness only); `/readyz` also asks the shared Redis, when there is one, and
+//! answers 503 while it cannot be reached.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -30,7 +32,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let shared = Arc::clone(&shared);
-                async move { Ok::<_, Infallible>(respond(&shared, &req)) }
+                async move { Ok::<_, Infallible>(respond(&shared, &req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -49,10 +51,32 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
     r
 }
 
-fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
+/// `/readyz`: 200 `{"ready": true}`, or 503 `{"ready": false, "redis": "unreachable"}`
+/// while the shared Redis does not answer.
+async fn readiness(shared: &Shared) -> Response<Body> {
+    let (status, body) = match &shared.kv {
+        None => (StatusCode::OK, serde_json::json!({"ready": true})),
+        Some(kv) => match kv.ping().await {
+            Ok(()) => (
+                StatusCode::OK,
+                serde_json::json!({"ready": true, "redis": "reachable"}),
+            ),
+            Err(e) => {
+                tracing::warn!(redis.topology = kv.kind(), error = %e, "not ready: redis is unreachable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::json!({"ready": false, "redis": "unreachable"}),
+                )
+            }
+        },
+    };
+    text(status, "application/json", body.to_string())
+}
+
+async fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" => text(StatusCode::OK, "text/plain", "ready\n".into()),
+        "/readyz" => readiness(shared).await,
         "/metrics" => text(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",

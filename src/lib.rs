@@ -2,7 +2,8 @@
 //!
 //! The library holds everything; `main.rs` is only the command line. Pure decisions live
 //! in `route`, `headers`, `auth`, `webhook` and `config`; I/O lives in `server`, `forward`,
-//! `queue`, `secret` and `admin`; `proxy` composes them for one request.
+//! `kv` (the shared Redis), `queue`, `secret` and `admin`; `proxy` composes them for one
+//! request.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -21,6 +22,7 @@ pub mod forward;
 pub mod fuzzing;
 pub mod headers;
 pub mod ingest;
+pub mod kv;
 pub mod pool;
 pub mod probe;
 pub mod proxy;

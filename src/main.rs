@@ -259,14 +259,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            if config.redis_url.is_none() {
+            let Some(kv) = shared_redis(&config)? else {
                 anyhow::bail!("sessions revoke needs a redis block (embedded sessions live inside the serving process)");
-            }
+            };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             let n = rt.block_on(async {
-                roomgate::auth::session::SessionStore::from_config(&config)?
+                roomgate::auth::session::SessionStore::new(Some(&kv))
                     .revoke_user(&user)
                     .await
             })?;
@@ -285,14 +285,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            if config.redis_url.is_none() {
+            let Some(kv) = shared_redis(&config)? else {
                 anyhow::bail!("queue stats needs a redis block (the embedded queue lives inside the serving process)");
-            }
+            };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             let stats = rt.block_on(async {
-                roomgate::queue::Queue::from_config(&config)?
+                roomgate::queue::Queue::new(Some(&kv))
                     .stats(&room, &queue)
                     .await
             })?;
@@ -429,6 +429,15 @@ fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The config's shared Redis (any topology), if it has one; connected on first use.
+fn shared_redis(config: &roomgate::config::Config) -> anyhow::Result<Option<roomgate::kv::Kv>> {
+    Ok(config
+        .redis
+        .as_ref()
+        .map(|r| roomgate::kv::Kv::connect(r, roomgate::kv::DEFAULT_TIMEOUT))
+        .transpose()?)
+}
+
 fn secrets(cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
     use std::io::Read;
     let path = match &cmd {
@@ -442,9 +451,8 @@ fn secrets(cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    // The Redis backend's connection manager needs a runtime to exist in.
-    let _runtime = rt.enter();
-    let store = roomgate::secret::SecretStore::from_config(&config)?;
+    let kv = shared_redis(&config)?;
+    let store = roomgate::secret::SecretStore::from_config(&config, kv.as_ref())?;
     match cmd {
         SecretsCommand::Set { key, keep_previous } => {
             let mut value = Vec::new();

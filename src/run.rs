@@ -29,7 +29,7 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// Run until SIGTERM or SIGINT, then drain and return.
 pub async fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
-    if config.redis_url.is_none() {
+    if config.redis.is_none() {
         tracing::warn!("no redis block: embedded single-instance mode; queues and sessions are in memory and NOT durable");
     }
     // Handlers first: a signal sent once the listeners are up must not find the default

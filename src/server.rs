@@ -50,11 +50,6 @@ pub enum ServerError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Start(#[from] crate::state::StartError),
-    #[error(
-        "redis.url is a Redis Cluster node, which roomgate does not support: point it at a \
-         single Redis primary"
-    )]
-    RedisCluster,
 }
 
 /// The addresses actually bound (a config may ask for port 0).
@@ -110,7 +105,7 @@ impl Running {
                 tracing::warn!("limits.max_connections changed: it takes effect on restart");
             }
             // The queue, secret store and session store are built once at start.
-            let stores_changed = current.config.redis_url != config.redis_url
+            let stores_changed = current.config.redis != config.redis
                 || current.config.secrets_key != config.secrets_key
                 || old.secrets.backend != config.file.secrets.backend
                 || old.secrets.file != config.file.secrets.file;
@@ -138,9 +133,18 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     }
     let listen = config.file.listen.clone();
     let shared = Shared::new(config)?;
-    // Keys on other nodes would answer MOVED: some queues would work and others never.
-    if shared.queue.on_cluster().await == Some(true) {
-        return Err(ServerError::RedisCluster);
+    if let Some(kv) = shared.kv.clone() {
+        // Serve regardless: Redis-backed requests get 503 with Retry-After (and /readyz
+        // says not ready) until it answers, rather than refused connections.
+        tokio::spawn(async move {
+            if let Err(e) = kv.ping().await {
+                tracing::warn!(
+                    redis.topology = kv.kind(),
+                    error = %e,
+                    "redis is unreachable at start; serving anyway: queues, sessions and redis secrets answer 503 until it is back"
+                );
+            }
+        });
     }
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

@@ -11,7 +11,8 @@ use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::forward::{ForwardLimits, Upstreams};
-use crate::queue::{Queue, QueueError};
+use crate::kv::{Kv, KvError};
+use crate::queue::Queue;
 use crate::route::RouteTable;
 use crate::secret::{SecretError, SecretStore};
 use crate::telemetry::Metrics;
@@ -65,23 +66,21 @@ pub fn system_clock() -> i64 {
 /// Why the shared parts could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("queue: {0}")]
-    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Redis(#[from] KvError),
     #[error("secrets: {0}")]
     Secrets(#[from] SecretError),
-    #[error("sessions: {0}")]
-    Sessions(#[from] crate::auth::session::StoreError),
-    #[error("embed sessions: {0}")]
-    Embed(#[from] crate::embed::store::StoreError),
 }
 
-/// What outlives a reload. The queue and the secret store are built from the config at
-/// start (the in-memory queue must survive reloads); changing `redis` or `secrets`
-/// takes a restart.
+/// What outlives a reload. The shared Redis, the queue and the secret store are built
+/// from the config at start (the in-memory queue must survive reloads); changing `redis`
+/// or `secrets` takes a restart.
 pub struct Shared {
     pub state: ArcSwap<State>,
     pub upstreams: Upstreams,
     pub metrics: Metrics,
+    /// The Redis every instance shares, when the config has one (for readiness).
+    pub kv: Option<Kv>,
     pub queue: Queue,
     pub secrets: SecretStore,
     /// IAP sessions (Redis or memory) and the OIDC client; they survive reloads.
@@ -96,15 +95,21 @@ impl Shared {
         let upstreams = Upstreams::new(config.limits().upstream_connect_timeout.0);
         let metrics = Metrics::new();
         metrics.config_loaded(&config.hash, system_clock());
-        let queue = Queue::from_config(&config)?;
-        let secrets = SecretStore::from_config(&config)?;
-        let iap = crate::auth::iap::IapRuntime::from_config(&config)?;
-        let embed = crate::embed::EmbedRuntime::from_config(&config)?;
+        let kv = config
+            .redis
+            .as_ref()
+            .map(|r| Kv::connect(r, crate::kv::DEFAULT_TIMEOUT))
+            .transpose()?;
+        let queue = Queue::new(kv.as_ref());
+        let secrets = SecretStore::from_config(&config, kv.as_ref())?;
+        let iap = crate::auth::iap::IapRuntime::new(kv.as_ref());
+        let embed = crate::embed::EmbedRuntime::from_config(&config, kv.as_ref());
         Ok(Arc::new(Shared {
             embed,
             state: ArcSwap::from_pointee(State::build(config)),
             upstreams,
             metrics,
+            kv,
             queue,
             secrets,
             iap,

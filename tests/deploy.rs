@@ -441,8 +441,8 @@ fn configmap_redis(objects: &[Value]) -> Value {
     configmap_config(objects).1["redis"].clone()
 }
 
-/// Each Redis topology renders the config's redis block of that shape, and the chart
-/// refuses no topology or two.
+/// Each Redis topology renders the config's redis block of that shape, which the real
+/// `roomgate check` accepts, and the chart refuses no topology or two.
 #[test]
 fn helm_chart_renders_each_redis_topology_and_refuses_none_or_two() {
     let url =
@@ -469,6 +469,22 @@ fn helm_chart_renders_each_redis_topology_and_refuses_none_or_two() {
     for objects in [&url, &cluster, &sentinel] {
         let (ok, out) = validate_objects(objects);
         assert!(ok, "{out}");
+        // Each rendered config is one the binary accepts, with its topology's secrets.
+        let (text, _) = configmap_config(objects);
+        let (ok, out) = check(
+            &text,
+            &[
+                ("ROOMGATE_REDIS_URL", "redis://:pw@redis:6379/0"),
+                ("ROOMGATE_REDIS_PASSWORD", "redis-password"),
+                ("ROOMGATE_TOKEN_SECRET", TOKEN_SECRET),
+                ("ROOMGATE_SECRETS_KEY", SECRETS_KEY),
+            ],
+        );
+        assert!(
+            ok,
+            "roomgate check refused {}: {out}",
+            configmap_redis(objects)
+        );
     }
     let two = helm_render(json!({"redis": {"cluster": {"nodes": nodes}}})).unwrap_err();
     assert!(two.contains("exactly one"), "{two}");

@@ -17,13 +17,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use common::redis::RedisServer;
+use common::redis::{kv_at, kv_durable, RedisServer};
 use common::upstream::Upstream;
 use common::Reply;
 use roomgate::config::{Config, LoadContext};
+use roomgate::kv::DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT;
 use roomgate::queue::{
     stream_key, MessageMeta, Queue, QueueError, QueueMessage, RedisQueue, DEFAULT_DEDUP_TTL,
-    DEFAULT_REDIS_TIMEOUT,
 };
 use roomgate::sensitive::Secret;
 use roomgate::webhook::{self, Provider, WebhookRequest};
@@ -116,13 +116,7 @@ fn telegram_message(update_id: u64, path: &str) -> QueueMessage {
 }
 
 fn queue(server: &RedisServer) -> Queue {
-    let q = RedisQueue::connect(
-        &Secret::new(server.url()),
-        DEFAULT_DEDUP_TTL,
-        Duration::from_secs(2),
-    )
-    .expect("a valid url");
-    Queue::Redis(q)
+    Queue::Redis(RedisQueue::new(kv_at(&server.url()), DEFAULT_DEDUP_TTL))
 }
 
 async fn connection(server: &RedisServer) -> redis::aio::MultiplexedConnection {
@@ -462,8 +456,7 @@ async fn concurrent_enqueues_each_get_the_id_of_their_own_entry() {
 async fn the_urls_password_and_database_are_used() {
     let server = RedisServer::start_with_password("s3cret-pass");
     let url = format!("redis://:s3cret-pass@127.0.0.1:{}/3", server.port);
-    let q = RedisQueue::connect(&Secret::new(url), DEFAULT_DEDUP_TTL, Duration::from_secs(2))
-        .expect("a valid url");
+    let q = RedisQueue::new(kv_at(&url), DEFAULT_DEDUP_TTL);
     let done = q
         .enqueue(&message(b"{}", Some("authed-1")))
         .await
@@ -476,12 +469,7 @@ async fn the_urls_password_and_database_are_used() {
         .contains(&done.id));
 
     let wrong = format!("redis://:not-the-pass@127.0.0.1:{}/3", server.port);
-    let q = RedisQueue::connect(
-        &Secret::new(wrong),
-        DEFAULT_DEDUP_TTL,
-        Duration::from_secs(2),
-    )
-    .expect("a valid url");
+    let q = RedisQueue::new(kv_at(&wrong), DEFAULT_DEDUP_TTL);
     match q.enqueue(&message(b"{}", Some("authed-2"))).await {
         Err(QueueError::Unavailable(why)) => assert!(!why.contains("not-the-pass"), "{why}"),
         other => panic!("a wrong password must fail the enqueue: {other:?}"),
@@ -574,29 +562,24 @@ async fn stats_report_length_and_pending_after_a_group_read() {
 #[tokio::test]
 async fn the_queue_is_built_from_the_configs_redis_url() {
     let server = RedisServer::start();
-    // `redis.url` is a secret reference; set its resolved value directly.
-    let mut config = Config::from_yaml_str(
-        "version: v1\nlisten: {http: 127.0.0.1:0}\n",
-        &LoadContext::default(),
+    let config = Config::from_yaml_str(
+        "version: v1\nlisten: {http: 127.0.0.1:0}\nredis: {url: {env: REDIS_URL}}\n",
+        &LoadContext {
+            vars: HashMap::from([("REDIS_URL".to_owned(), server.url())]),
+            ..LoadContext::default()
+        },
     )
     .expect("valid config");
-    config.redis_url = Some(Secret::new(server.url()));
-    let q = Queue::from_config(&config).expect("queue");
+    let kv =
+        roomgate::kv::Kv::connect(config.redis.as_ref().expect("redis"), DEFAULT_REDIS_TIMEOUT)
+            .expect("usable settings");
+    let q = Queue::new(Some(&kv));
     assert!(matches!(q, Queue::Redis(_)));
     q.enqueue(&message(b"cfg", Some("cfg-1")))
         .await
         .expect("enqueued");
     assert_eq!(xlen(&server).await, 1);
-
-    let no_redis = Config::from_yaml_str(
-        "version: v1\nlisten: {http: 127.0.0.1:0}\n",
-        &LoadContext::default(),
-    )
-    .expect("valid config");
-    assert!(matches!(
-        Queue::from_config(&no_redis).expect("queue"),
-        Queue::Memory(_)
-    ));
+    assert!(matches!(Queue::new(None), Queue::Memory(_)));
 }
 
 /// A TCP proxy in front of redis that can silence the connections open at one moment:
@@ -745,29 +728,6 @@ routes:
     )
 }
 
-/// roomgate speaks to one Redis server. A Redis Cluster node at `redis.url` would answer
-/// MOVED for the keys other nodes hold (some queues working, others never), so roomgate
-/// refuses to start with an error that says so; a plain server starts.
-#[tokio::test]
-async fn a_redis_cluster_node_is_refused_at_start_with_a_clear_error() {
-    let node = RedisServer::start_cluster_node();
-    let service = Upstream::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let yaml = webhook_config(&node.url(), service.addr.port(), dir.path());
-    match roomgate::server::start(common::config(&yaml, &[])).await {
-        Err(e @ roomgate::server::ServerError::RedisCluster) => {
-            assert!(e.to_string().contains("single Redis primary"), "{e}");
-        }
-        Err(e) => panic!("another error: {e}"),
-        Ok(_) => panic!("started against a Redis Cluster node"),
-    }
-    let plain = RedisServer::start();
-    let yaml = webhook_config(&plain.url(), service.addr.port(), dir.path());
-    let rg = common::start(&yaml).await;
-    let r = post_webhook(rg.bound.http.expect("http"), "after-the-cluster-check").await;
-    assert_eq!(r.status, StatusCode::ACCEPTED);
-}
-
 /// POST a GitHub delivery to roomgate's `/gh`.
 async fn post_webhook(roomgate: SocketAddr, delivery: &str) -> Reply {
     let body = format!("{{\"delivery\":\"{delivery}\"}}");
@@ -801,7 +761,7 @@ async fn delivery_ids(server: &RedisServer) -> Vec<String> {
 }
 
 /// A Redis connection that goes silent without being closed costs one delivery a 503:
-/// the enqueue that waits out its deadline on it closes it, and the next delivery is
+/// the enqueue that waits out its response timeout on it drops it, and the next delivery is
 /// accepted on a new connection, with nothing restarted. (Before, the silent connection
 /// stayed in use and every delivery got a 503 until the kernel gave up on it.)
 #[tokio::test]
@@ -830,9 +790,11 @@ async fn after_a_silent_connection_the_next_webhook_is_accepted_on_a_new_one() {
         (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable")
     );
     assert!(second.headers.contains_key("retry-after"));
+    // The reply's response timeout (half the deadline) gives up on the connection.
     assert!(
-        waited >= DEFAULT_REDIS_TIMEOUT && waited < DEFAULT_REDIS_TIMEOUT + Duration::from_secs(2),
-        "the enqueue's deadline ended the wait: {waited:?}"
+        waited >= DEFAULT_REDIS_TIMEOUT / 2
+            && waited <= DEFAULT_REDIS_TIMEOUT + Duration::from_millis(500),
+        "the connection's response timeout ended the wait: {waited:?}"
     );
 
     let opened = proxy.accepted();
@@ -860,12 +822,7 @@ async fn after_a_silent_connection_the_next_webhook_is_accepted_on_a_new_one() {
 async fn after_a_silent_connection_readiness_recovers_on_a_new_one() {
     let server = RedisServer::start();
     let proxy = SilencingProxy::start(&server).await;
-    let q = RedisQueue::connect(
-        &Secret::new(proxy.url()),
-        DEFAULT_DEDUP_TTL,
-        DEFAULT_REDIS_TIMEOUT,
-    )
-    .expect("a valid url");
+    let q = RedisQueue::new(kv_at(&proxy.url()), DEFAULT_DEDUP_TTL);
     q.ping().await.expect("ready through the proxy");
 
     proxy.silence();
@@ -876,4 +833,67 @@ async fn after_a_silent_connection_readiness_recovers_on_a_new_one() {
     let opened = proxy.accepted();
     q.ping().await.expect("ready again, with nothing restarted");
     assert!(proxy.accepted() > opened, "on a new connection");
+}
+
+/// Security property (durability): with `durability.replicas: 1`, a 202 needs the entry on
+/// a replica. A replica that stops acknowledging (SIGSTOP: connected, silent) turns the
+/// enqueue into a 503, and so is the provider's retry through another instance (a fresh
+/// connection: its dedup hit must not pass a `WAIT` that counts nothing); once the replica
+/// catches up, the retry is acknowledged with the original entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_202_waits_for_the_replica_and_a_retry_of_an_unreplicated_entry_waits_too() {
+    let primary = RedisServer::start();
+    let replica = RedisServer::start_args(
+        false,
+        &[
+            "--replicaof".to_owned(),
+            "127.0.0.1".to_owned(),
+            primary.port.to_string(),
+        ],
+    );
+    let durable = roomgate::config::Durability {
+        replicas: 1,
+        timeout: roomgate::config::HumanDuration(Duration::from_millis(300)),
+    };
+    common::fleet::wait_until("the replica in sync", Duration::from_secs(20), || {
+        primary
+            .cli(&["INFO", "replication"])
+            .contains("connected_slaves:1")
+            && replica
+                .cli(&["INFO", "replication"])
+                .contains("master_link_status:up")
+    });
+    let a = RedisQueue::new(kv_durable(&primary.url(), durable), DEFAULT_DEDUP_TTL);
+    let b = RedisQueue::new(kv_durable(&primary.url(), durable), DEFAULT_DEDUP_TTL);
+    let first = a
+        .enqueue(&message(b"{}", Some("replicated")))
+        .await
+        .expect("acknowledged by the replica");
+
+    replica.signal("STOP");
+    let started = Instant::now();
+    let unreplicated = a.enqueue(&message(b"{}", Some("unreplicated"))).await;
+    assert!(
+        matches!(&unreplicated, Err(QueueError::Unavailable(why)) if why.contains("replicas")),
+        "{unreplicated:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "WAIT's budget decided it"
+    );
+    let retry = b.enqueue(&message(b"{}", Some("unreplicated"))).await;
+    assert!(
+        retry.is_err(),
+        "a retry through a fresh connection: {retry:?}"
+    );
+    replica.signal("CONT");
+
+    let retry = common::process::eventually("the retry to be acknowledged", || {
+        let b = b.clone();
+        async move { b.enqueue(&message(b"{}", Some("unreplicated"))).await.ok() }
+    })
+    .await;
+    assert!(retry.duplicate, "the original entry, not a second one");
+    assert_eq!(delivery_ids(&primary).await, ["replicated", "unreplicated"]);
+    assert_ne!(retry.id, first.id);
 }

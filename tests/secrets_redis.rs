@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use time::macros::datetime;
 
-use common::redis::RedisServer;
+use common::redis::{kv_at, RedisServer};
 use roomgate::config::{Config, LoadContext, SecretsBackend};
 use roomgate::secret::{secrets_field, secrets_key, SecretError, SecretStore};
 use roomgate::sensitive::Secret;
@@ -13,13 +13,8 @@ use roomgate::sensitive::Secret;
 const KEY: [u8; 32] = [42; 32];
 
 fn store(server: &RedisServer, cache_ttl: Duration) -> SecretStore {
-    SecretStore::redis(
-        &Secret::new(server.url()),
-        &Secret::new(KEY.to_vec()),
-        cache_ttl,
-        Duration::from_secs(2),
-    )
-    .expect("a valid url and key")
+    SecretStore::redis(&kv_at(&server.url()), &Secret::new(KEY.to_vec()), cache_ttl)
+        .expect("a valid key")
 }
 
 async fn raw_field(server: &RedisServer, room: &str, identity: &str, id: &str) -> Option<Vec<u8>> {
@@ -311,9 +306,12 @@ async fn the_store_is_built_from_the_config() {
     )
     .expect("valid config");
     config.file.secrets.backend = SecretsBackend::Redis;
-    config.redis_url = Some(Secret::new(server.url()));
     config.secrets_key = Some(Secret::new(KEY.to_vec()));
-    let s = SecretStore::from_config(&config).expect("store");
+    assert!(
+        SecretStore::from_config(&config, None).is_err(),
+        "the redis backend needs the shared Redis"
+    );
+    let s = SecretStore::from_config(&config, Some(&kv_at(&server.url()))).expect("store");
     s.set("acme", "w", "k", Secret::new("v"), None)
         .await
         .expect("set");

@@ -25,6 +25,12 @@
 #   h2         HTTP/2 over TLS with h2load (-c$CONNECTIONS -m$H2_STREAMS; wrk has no h2)
 #   webhook    GitHub-signed 1 KiB POSTs -> roomgate queue endpoint -> a redis-server
 #              started here; nginx forwards the same POST to the upstream
+#   fleet      (= the four below) the same POSTs rotating over 12 queues (streams spread
+#              over a cluster's slots), on each Redis topology started here:
+#     webhook_single           one primary,                       durability.replicas: 0
+#     webhook_single_durable   one primary + one replica,         replicas: 1 (WAIT)
+#     webhook_cluster          Redis Cluster of 3 primaries,      replicas: 0
+#     webhook_cluster_durable  3 primaries + one replica each,    replicas: 1 (WAIT)
 #   iap        roomgate only: cookie-authenticated GET (IAP session from a real sign-in)
 #              alternating with the same GET on a public port of the same roomgate
 #   idle       RSS with IDLE_CONNS (10000) idle keep-alive connections (idle_client.py)
@@ -57,7 +63,11 @@ SCENARIOS=("$@")
 # `tls` runs both TLS variants.
 EXPANDED=()
 for s in "${SCENARIOS[@]}"; do
-  if [ "$s" = tls ]; then EXPANDED+=(tls tls_close); else EXPANDED+=("$s"); fi
+  case $s in
+    tls) EXPANDED+=(tls tls_close) ;;
+    fleet) EXPANDED+=(webhook_single webhook_single_durable webhook_cluster webhook_cluster_durable) ;;
+    *) EXPANDED+=("$s") ;;
+  esac
 done
 SCENARIOS=("${EXPANDED[@]}")
 # 10,000 idle connections need as many descriptors in the client and in each proxy.
@@ -92,7 +102,7 @@ need_pkg python3 python3
 for s in "${SCENARIOS[@]}"; do
   case $s in
     tls|tls_close|h2|assertion) need_pkg openssl openssl ;;
-    webhook|ratelimit) need_pkg redis-server redis-server; need_pkg redis-cli redis-tools ;;
+    webhook*|ratelimit) need_pkg redis-server redis-server; need_pkg redis-cli redis-tools ;;
   esac
   # h2load is Debian's nghttp2-client; without it the h2 scenario is reported unavailable.
   if [ "$s" = h2 ]; then (need_pkg h2load nghttp2-client) || true; fi
@@ -476,17 +486,7 @@ scenario_webhook() {
 WEBHOOK_SECRET=bench-only-github-webhook-secret   # as in webhook-secrets.yaml
 WEBHOOK_STREAM='roomgate:queue:{bench:github-events}'
 setup_webhook() { # setup_webhook DIR
-  cp "$HERE/webhook-secrets.yaml" "$1/webhook-secrets.yaml"
-  python3 - "$1/body.json" "$WEBHOOK_SECRET" >"$1/signature" <<'PY'
-import hashlib, hmac, json, sys
-payload = {"ref": "refs/heads/main", "repository": {"full_name": "bench/roomgate"},
-           "pusher": {"name": "loadtest"}, "commits": [], "pad": ""}
-payload["pad"] = "x" * (1024 - len(json.dumps(payload, separators=(",", ":"))))
-body = json.dumps(payload, separators=(",", ":")).encode()
-assert len(body) == 1024, len(body)
-open(sys.argv[1], "wb").write(body)
-print("sha256=" + hmac.new(sys.argv[2].encode(), body, hashlib.sha256).hexdigest(), end="")
-PY
+  webhook_body "$1"
   local sig
   sig=$(cat "$1/signature")
   read -r REDIS_PORT <<<"$(free_ports 1)"
@@ -500,6 +500,19 @@ PY
   SC_CURL=(-X POST --data-binary "@$1/body.json" -H "X-Hub-Signature-256: $sig"
     -H "X-GitHub-Event: push" -H "Content-Type: application/json" -H "X-GitHub-Delivery: sanity-$$")
   log "redis-server on 127.0.0.1:$REDIS_PORT (pid $SC_EXTRA_PID); body 1024 bytes, $sig"
+}
+webhook_body() { # webhook_body DIR: the secrets file, body.json and its signature there
+  cp "$HERE/webhook-secrets.yaml" "$1/webhook-secrets.yaml"
+  python3 - "$1/body.json" "$WEBHOOK_SECRET" >"$1/signature" <<'PY'
+import hashlib, hmac, json, sys
+payload = {"ref": "refs/heads/main", "repository": {"full_name": "bench/roomgate"},
+           "pusher": {"name": "loadtest"}, "commits": [], "pad": ""}
+payload["pad"] = "x" * (1024 - len(json.dumps(payload, separators=(",", ":"))))
+body = json.dumps(payload, separators=(",", ":")).encode()
+assert len(body) == 1024, len(body)
+open(sys.argv[1], "wb").write(body)
+print("sha256=" + hmac.new(sys.argv[2].encode(), body, hashlib.sha256).hexdigest(), end="")
+PY
 }
 xlen() { timeout 10 redis-cli -p "$REDIS_PORT" XLEN "$WEBHOOK_STREAM"; }
 # redis_stat FIELD: a counter from INFO stats (reads, writes and commands since start).
@@ -529,6 +542,125 @@ webhook_after() { # webhook_after LABEL ROUND OUT
     timeout 30 redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
   else
     note "webhook round $2 $1: wrk saw $statuses"
+  fi
+}
+
+# fleet scenarios: the webhook POSTs rotating over 12 queues, on a Redis topology started
+# here (no persistence): one primary or a 3-primary cluster, each with or without one
+# replica per primary and durability.replicas to match. Redis CPU is not in the table
+# (a cluster is several processes); the stream growth is checked against the 202s.
+FLEET_QUEUES=12
+scenario_webhook_single() { fleet_scenario single 0; }
+scenario_webhook_single_durable() { fleet_scenario single 1; }
+scenario_webhook_cluster() { fleet_scenario cluster 0; }
+scenario_webhook_cluster_durable() { fleet_scenario cluster 1; }
+fleet_scenario() { # fleet_scenario single|cluster REPLICAS
+  SC_CONFIG="$HERE/webhook-fleet.yaml"
+  SC_HOST=hooks.bench.localhost
+  SC_PATH=/webhooks/q0
+  SC_HEADERS=()
+  SC_SETUP=setup_fleet
+  SC_LUA="$HERE/webhook.lua"
+  SC_EXPECT_A=202
+  SC_BEFORE_RUN=fleet_before
+  SC_AFTER_RUN=fleet_after
+  FLEET_TOPOLOGY=$1
+  FLEET_REPLICAS=$2
+}
+setup_fleet() { # setup_fleet DIR: start the topology; sets SC_REDIS and FLEET_PORTS
+  webhook_body "$1"
+  local sig primaries=1 i port
+  sig=$(cat "$1/signature")
+  [ "$FLEET_TOPOLOGY" = cluster ] && primaries=3
+  if [ "$FLEET_TOPOLOGY" = cluster ]; then
+    read -r -a FLEET_PORTS <<<"$(cluster_ports $((primaries * (1 + FLEET_REPLICAS))))"
+  else
+    read -r -a FLEET_PORTS <<<"$(free_ports $((primaries * (1 + FLEET_REPLICAS))))"
+  fi
+  for i in "${!FLEET_PORTS[@]}"; do
+    port=${FLEET_PORTS[$i]}
+    mkdir -p "$1/redis-$port"
+    local args=(--port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$1/redis-$port"
+      --logfile "$1/redis-$port/redis.log" --daemonize no)
+    if [ "$FLEET_TOPOLOGY" = cluster ]; then
+      args+=(--cluster-enabled yes --cluster-config-file nodes.conf)
+    elif [ "$i" -gt 0 ]; then
+      args+=(--replicaof 127.0.0.1 "${FLEET_PORTS[0]}")
+    fi
+    redis-server "${args[@]}" >/dev/null 2>&1 &
+    PIDS+=("$!")
+    wait_port "$port" || die "redis-server did not start on $port"
+  done
+  local durability="durability: {replicas: $FLEET_REPLICAS, timeout: 500ms}"
+  if [ "$FLEET_TOPOLOGY" = cluster ]; then
+    local nodes=() seeds=()
+    for port in "${FLEET_PORTS[@]}"; do nodes+=("127.0.0.1:$port"); done
+    timeout 60 redis-cli --cluster create "${nodes[@]}" --cluster-replicas "$FLEET_REPLICAS" \
+      --cluster-yes >"$1/cluster-create.log" 2>&1 || die "cluster create: $(cat "$1/cluster-create.log")"
+    for port in "${FLEET_PORTS[@]}"; do
+      for _ in $(seq 200); do
+        redis-cli -p "$port" CLUSTER INFO | grep -q '^cluster_state:ok' && break
+        sleep 0.05
+      done
+      seeds+=("\"redis://127.0.0.1:$port\"")
+    done
+    SC_REDIS="{cluster: {nodes: [$(IFS=,; echo "${seeds[*]}")]}, $durability}"
+  else
+    SC_REDIS="{url: {value: \"redis://127.0.0.1:${FLEET_PORTS[0]}/\"}, $durability}"
+  fi
+  if [ "$FLEET_REPLICAS" -gt 0 ]; then
+    for port in "${FLEET_PORTS[@]}"; do
+      for _ in $(seq 200); do
+        redis-cli -p "$port" INFO replication | tr -d '\r' \
+          | grep -qE '^(connected_slaves:[1-9]|master_link_status:up)' && break
+        sleep 0.05
+      done
+    done
+  fi
+  SC_LUA_ARGS=("$1/body.json" "$sig" "$FLEET_QUEUES")
+  SC_CURL=(-X POST --data-binary "@$1/body.json" -H "X-Hub-Signature-256: $sig"
+    -H "X-GitHub-Event: push" -H "Content-Type: application/json" -H "X-GitHub-Delivery: sanity-$$")
+  log "redis $FLEET_TOPOLOGY on ${FLEET_PORTS[*]} (replicas per primary: $FLEET_REPLICAS); body 1024 bytes"
+}
+cluster_ports() { # cluster_ports N: free ports whose cluster bus port (+10000) is free too
+  python3 - "$1" <<'PY'
+import random, socket, sys
+ports, socks = [], []
+while len(ports) < int(sys.argv[1]):
+    p = random.randint(20000, 45000)
+    try:
+        for q in (p, p + 10000):
+            s = socket.socket()
+            s.bind(("127.0.0.1", q))
+            socks.append(s)
+        ports.append(p)
+    except OSError:
+        pass
+print(" ".join(map(str, ports)))
+PY
+}
+fleet_entries() { # entries in the fleet queues' streams, summed (through any node)
+  local q total=0 n
+  for ((q = 0; q < FLEET_QUEUES; q++)); do
+    n=$(timeout 10 redis-cli -c -p "${FLEET_PORTS[0]}" XLEN "roomgate:queue:{bench:q$q}")
+    total=$((total + ${n:-0}))
+  done
+  echo "$total"
+}
+fleet_before() {
+  [ "$1" = roomgate ] && FLEET_BEFORE=$(fleet_entries)
+  return 0
+}
+fleet_after() { # fleet_after LABEL ROUND OUT
+  local statuses port
+  statuses=$(grep '^statuses:' "$3" | sed 's/^statuses: //')
+  if [ "$1" = roomgate ]; then
+    note "$SC_NAME round $2 roomgate: streams grew by $(( $(fleet_entries) - FLEET_BEFORE )) entries; wrk saw $statuses"
+    for port in "${FLEET_PORTS[@]}"; do
+      timeout 30 redis-cli -p "$port" FLUSHALL >/dev/null 2>&1 || true
+    done
+  else
+    note "$SC_NAME round $2 $1: wrk saw $statuses"
   fi
 }
 
@@ -724,7 +856,7 @@ run_scenario() {
   mkdir -p "$dir/nginx/tmp"
   [ -n "$SC_SETUP" ] && "$SC_SETUP" "$dir"
   sed -e "s/@LISTEN@/$rg_port/g" -e "s/@UPSTREAM_PORT@/$UPSTREAM_PORT/g" -e "s|@DIR@|$dir|g" \
-    -e "s/@REDIS_PORT@/${REDIS_PORT:-0}/g" "$SC_CONFIG" >"$dir/roomgate.yaml"
+    -e "s/@REDIS_PORT@/${REDIS_PORT:-0}/g" -e "s#@REDIS@#${SC_REDIS:-}#g" "$SC_CONFIG" >"$dir/roomgate.yaml"
   "$ROOMGATE_BIN" check --config "$dir/roomgate.yaml" >/dev/null || die "roomgate check failed for $SC_NAME"
   [ -n "$SC_PREPARE" ] && "$SC_PREPARE" "$dir/roomgate.yaml"
 

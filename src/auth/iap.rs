@@ -106,11 +106,12 @@ pub struct IapRuntime {
 }
 
 impl IapRuntime {
-    pub fn from_config(config: &Config) -> Result<IapRuntime, StoreError> {
-        Ok(IapRuntime {
-            sessions: SessionStore::from_config(config)?,
+    /// Sessions in the shared Redis `kv` when there is one, else in memory.
+    pub fn new(kv: Option<&crate::kv::Kv>) -> IapRuntime {
+        IapRuntime {
+            sessions: SessionStore::new(kv),
             oidc: OidcClient::new(),
-        })
+        }
     }
 }
 

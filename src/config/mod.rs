@@ -12,6 +12,7 @@ pub mod password;
 pub mod policy;
 mod secret_ref;
 pub mod source;
+mod topology;
 mod validate;
 pub mod yaml;
 
@@ -25,6 +26,7 @@ use sha2::{Digest, Sha256};
 pub use model::*;
 pub use policy::{Policy, Validation};
 pub use secret_ref::SecretRef;
+pub use topology::{RedisSettings, Topology};
 
 use crate::sensitive::Secret;
 
@@ -217,7 +219,8 @@ pub struct Config {
     pub file: FileConfig,
     /// Participant-token keys by kid, in config order (the first mints).
     pub token_keys: Vec<(String, Secret)>,
-    pub redis_url: Option<Secret>,
+    /// The Redis every instance shares; `None` in the embedded single-instance mode.
+    pub redis: Option<RedisSettings>,
     pub secrets_key: Option<Secret>,
     pub cookie_keys: Vec<Secret>,
     pub oidc_client_secret: Option<Secret>,

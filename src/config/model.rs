@@ -159,11 +159,75 @@ pub struct CertificatePair {
     pub key: PathBuf,
 }
 
+/// The Redis every instance shares: exactly one of `url`, `cluster` or `sentinel`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Redis {
-    /// `redis://host:port/db` (or `rediss://`); usually `{env: ROOMGATE_REDIS_URL}`.
-    pub url: SecretRef,
+    /// One primary: `redis://[user:password@]host:port/db`; usually
+    /// `{env: ROOMGATE_REDIS_URL}`.
+    #[serde(default)]
+    pub url: Option<SecretRef>,
+    /// A Redis Cluster, found through its seed nodes.
+    #[serde(default)]
+    pub cluster: Option<RedisCluster>,
+    /// A primary that Redis Sentinel watches and replaces on failure.
+    #[serde(default)]
+    pub sentinel: Option<RedisSentinel>,
+    /// How many replicas must hold a queued entry before roomgate answers 202.
+    #[serde(default)]
+    pub durability: Durability,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisCluster {
+    /// Seed nodes, `redis://host:port` (plain strings, no password): the rest of the
+    /// cluster is discovered from them, and a seed that is down is skipped.
+    pub nodes: Vec<String>,
+    /// The nodes' password (`requirepass`), when they ask for one.
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSentinel {
+    /// The name the sentinels know the primary by (`sentinel monitor <master> ...`).
+    pub master: String,
+    /// Sentinels, `redis://host:port` (plain strings, no password); any one that answers
+    /// is enough.
+    pub nodes: Vec<String>,
+    /// The data nodes' password (`requirepass`), when they ask for one. The sentinels
+    /// themselves are asked without one.
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+}
+
+/// Before a 202, how many replicas must hold the entry, and how long to wait for them.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Durability {
+    /// `WAIT` for this many replicas after each enqueue; 0 acknowledges once the primary
+    /// has the entry (a failover may then lose the latest entries).
+    #[serde(default)]
+    pub replicas: u32,
+    /// `WAIT`'s budget; when it passes with fewer replicas, the answer is 503
+    /// `queue_unavailable` and the provider's retry is deduplicated.
+    #[serde(default = "default_durability_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_durability_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_millis(500))
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability {
+            replicas: 0,
+            timeout: default_durability_timeout(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -112,17 +112,17 @@ struct Partial {
     identity_assertion: Option<IdentityAssertion>,
 }
 
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     ctx: &'a LoadContext,
     errors: Vec<ConfigError>,
 }
 
 impl Checker<'_> {
-    fn err(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+    pub(super) fn err(&mut self, path: impl Into<String>, msg: impl Into<String>) {
         self.errors.push(ConfigError::at(path, msg));
     }
 
-    fn secret(&mut self, path: &str, r: &SecretRef) -> Option<crate::sensitive::Secret> {
+    pub(super) fn secret(&mut self, path: &str, r: &SecretRef) -> Option<crate::sensitive::Secret> {
         match self.ctx.resolve(r) {
             Ok(s) => Some(s),
             Err(m) => {
@@ -242,10 +242,10 @@ pub(super) fn check(mut file: FileConfig, ctx: &LoadContext) -> Result<Config, C
         }
     }
 
-    let redis_url = file
+    let redis = file
         .redis
         .as_ref()
-        .and_then(|r| c.secret("redis.url", &r.url));
+        .and_then(|r| super::topology::check(&mut c, r));
     let mut secrets_key = None;
     if file.secrets.backend == SecretsBackend::Redis {
         if file.redis.is_none() {
@@ -340,7 +340,7 @@ pub(super) fn check(mut file: FileConfig, ctx: &LoadContext) -> Result<Config, C
     Ok(Config {
         file,
         token_keys,
-        redis_url,
+        redis,
         secrets_key,
         cookie_keys,
         oidc_client_secret,

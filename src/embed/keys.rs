@@ -18,7 +18,13 @@ pub enum KeyError {
 
 /// The store the key commands use: the one `serve` uses with this config.
 pub fn store(config: &Config) -> Result<std::sync::Arc<dyn EmbedStore>, StoreError> {
-    super::EmbedRuntime::from_config(config).map(|r| r.store)
+    let kv = config
+        .redis
+        .as_ref()
+        .map(|r| crate::kv::Kv::connect(r, crate::kv::DEFAULT_TIMEOUT))
+        .transpose()
+        .map_err(|e| StoreError(e.to_string()))?;
+    Ok(super::EmbedRuntime::from_config(config, kv.as_ref()).store)
 }
 
 /// Create a key for `rooms` (each must be a room of the config). Returns the record and

@@ -31,10 +31,11 @@ use crate::auth::AuthError;
 use crate::body::{full, Body};
 use crate::config::Config;
 use crate::error::ProxyError;
+use crate::kv::Kv;
 use crate::ratelimit::{LimitStore, MemoryLimits};
 use decide::Presented;
 use session::EmbedSession;
-use store::{EmbedStore, Kind, MemoryStore, StoreError};
+use store::{EmbedStore, Kind, MemoryStore};
 
 /// How long an instance trusts a session it looked up. Revocation reaches every
 /// instance within this.
@@ -71,18 +72,19 @@ impl std::fmt::Debug for EmbedRuntime {
 }
 
 impl EmbedRuntime {
-    /// Redis when configured, else memory (keys in `embed.keys_file`).
-    pub fn from_config(config: &Config) -> Result<EmbedRuntime, StoreError> {
-        Ok(match &config.redis_url {
-            Some(url) => {
-                let redis = Arc::new(store_redis::RedisStore::connect(url)?);
+    /// On the shared Redis when the config has one, else in memory (keys in
+    /// `embed.keys_file`).
+    pub fn from_config(config: &Config, kv: Option<&Kv>) -> EmbedRuntime {
+        match kv {
+            Some(kv) => {
+                let redis = Arc::new(store_redis::RedisStore::new(kv));
                 EmbedRuntime::new(redis.clone(), redis)
             }
             None => EmbedRuntime::new(
                 Arc::new(MemoryStore::new(keys_file(config))),
                 Arc::new(MemoryLimits::default()),
             ),
-        })
+        }
     }
 
     pub fn new(store: Arc<dyn EmbedStore>, limits: Arc<dyn LimitStore>) -> EmbedRuntime {

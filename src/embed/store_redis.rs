@@ -21,9 +21,8 @@ use redis::Script;
 
 use super::session::EmbedSession;
 use super::store::{EmbedStore, Grant, KeyRecord, Kind, StoreError, StoreFuture};
-use crate::queue::redis::{bounded, connection, ManagedConnection};
+use crate::kv::{bounded, Connection, Kv};
 use crate::ratelimit::{Answer, Ask, ChargeKeys, LimitError, LimitFuture, LimitStore};
-use crate::sensitive::Secret;
 
 /// Deadline for any one round trip.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
@@ -141,7 +140,7 @@ return 1
 
 /// Embed sessions, keys and limit counters in one Redis.
 pub struct RedisStore {
-    conn: ManagedConnection,
+    conn: Connection,
     create: Script,
     add: Script,
     launch: Script,
@@ -168,12 +167,10 @@ fn decode(json: Option<String>, now: i64) -> Option<EmbedSession> {
 }
 
 impl RedisStore {
-    /// A store at `url`; connects lazily.
-    pub fn connect(url: &Secret) -> Result<RedisStore, StoreError> {
-        let conn = connection(url, TIMEOUT)
-            .map_err(|_| StoreError("the Redis URL is not valid".into()))?;
-        Ok(RedisStore {
-            conn,
+    /// A store on the shared Redis (any topology).
+    pub fn new(kv: &Kv) -> RedisStore {
+        RedisStore {
+            conn: kv.connection(),
             create: Script::new(CREATE),
             add: Script::new(ADD),
             launch: Script::new(LAUNCH),
@@ -182,7 +179,7 @@ impl RedisStore {
             remove_key: Script::new(REMOVE_KEY),
             charge: Script::new(CHARGE),
             refund: Script::new(REFUND),
-        })
+        }
     }
 
     async fn run<T: redis::FromRedisValue>(

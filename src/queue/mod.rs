@@ -8,14 +8,13 @@
 
 mod memory;
 mod message;
-mod pipe;
-pub(crate) mod redis;
+mod redis;
 
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::config::Config;
+use crate::kv::Kv;
 
 pub use memory::MemoryQueue;
 pub(crate) use message::json_string_body;
@@ -25,10 +24,6 @@ pub use redis::RedisQueue;
 /// How long a delivery id is remembered: a redelivery within this window is acknowledged
 /// with the original stream id and adds nothing.
 pub const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(24 * 3600);
-
-/// Longest wait for any one Redis round trip (connect included) before the queue reports
-/// itself unavailable.
-pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The stream a (room, queue) pair writes to. The braces are a Redis Cluster hash tag, so
 /// the stream and its dedup keys share a slot.
@@ -105,7 +100,7 @@ impl QueueStats {
     }
 }
 
-/// A queue: Redis Streams when a Redis URL is configured, else memory.
+/// A queue: Redis Streams when the config has a `redis` block, else memory.
 #[derive(Clone, Debug)]
 pub enum Queue {
     Memory(MemoryQueue),
@@ -113,27 +108,13 @@ pub enum Queue {
 }
 
 impl Queue {
-    /// The configured queue: Redis Streams at `redis.url`, else the in-memory queue.
-    /// The Redis connection is made lazily, so a Redis outage at start-up surfaces as
-    /// `Unavailable` per request rather than as a failed start.
-    pub fn from_config(config: &Config) -> Result<Queue, QueueError> {
-        match &config.redis_url {
-            Some(url) => Ok(Queue::Redis(RedisQueue::connect(
-                url,
-                DEFAULT_DEDUP_TTL,
-                DEFAULT_REDIS_TIMEOUT,
-            )?)),
-            None => Ok(Queue::memory()),
-        }
-    }
-
-    /// Whether the queue is a Redis Cluster node, which roomgate does not support (its
-    /// own pipelined connection and the session scripts speak to one server); `None`
-    /// when that cannot be told now.
-    pub async fn on_cluster(&self) -> Option<bool> {
-        match self {
-            Queue::Memory(_) => Some(false),
-            Queue::Redis(q) => q.cluster_enabled().await,
+    /// Redis Streams in the shared Redis when there is one, else the in-memory queue.
+    /// The Redis connection is made on first use, so a Redis outage at start-up surfaces
+    /// as `Unavailable` per request rather than as a failed start.
+    pub fn new(kv: Option<&Kv>) -> Queue {
+        match kv {
+            Some(kv) => Queue::Redis(RedisQueue::new(kv.clone(), DEFAULT_DEDUP_TTL)),
+            None => Queue::memory(),
         }
     }
 

@@ -19,13 +19,11 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use crate::config::{Config, SecretsBackend};
+use crate::kv::Kv;
 use crate::sensitive::Secret;
 
 pub use file::FileSecrets;
 pub use redis::{secrets_field, secrets_key, RedisSecrets};
-
-/// Longest wait for one Redis round trip before secrets are reported unavailable.
-pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why secrets could not be read or written. `NotFound` and `Unavailable` both map to 503
 /// `secret_unavailable` on the request path. No variant ever carries a secret value.
@@ -154,9 +152,8 @@ fn check_names(room: &str, identity: &str, id: &str) -> Result<(), SecretError> 
 
 impl SecretStore {
     /// The configured store: `secrets.backend` decides. The file backend resolves `{env}`
-    /// through `ctx.vars`; the redis backend needs `redis.url` and `secrets.key`. The Redis
-    /// connection is made lazily (call this inside the tokio runtime).
-    pub fn from_config(config: &Config) -> Result<SecretStore, SecretError> {
+    /// through `ctx.vars`; the redis backend needs the shared Redis `kv` and `secrets.key`.
+    pub fn from_config(config: &Config, kv: Option<&Kv>) -> Result<SecretStore, SecretError> {
         let ctx = config.load_context();
         let secrets = &config.file.secrets;
         let ttl = secrets.cache_ttl.0;
@@ -170,13 +167,13 @@ impl SecretStore {
                 Ok(SecretStore::file(path, ctx.vars.clone(), ttl))
             }
             SecretsBackend::Redis => {
-                let url = config.redis_url.as_ref().ok_or_else(|| {
-                    SecretError::Unavailable("the redis backend needs redis.url".into())
+                let kv = kv.ok_or_else(|| {
+                    SecretError::Unavailable("the redis backend needs a redis block".into())
                 })?;
                 let key = config.secrets_key.as_ref().ok_or_else(|| {
                     SecretError::Unavailable("the redis backend needs secrets.key".into())
                 })?;
-                SecretStore::redis(url, key, ttl, DEFAULT_REDIS_TIMEOUT)
+                SecretStore::redis(kv, key, ttl)
             }
         }
     }
@@ -201,14 +198,10 @@ impl SecretStore {
         SecretStore::with_backend(Backend::File(FileSecrets::new(path, vars)), cache_ttl)
     }
 
-    /// The redis backend: values sealed with `key` (exactly 32 bytes).
-    pub fn redis(
-        url: &Secret,
-        key: &Secret,
-        cache_ttl: Duration,
-        timeout: Duration,
-    ) -> Result<SecretStore, SecretError> {
-        let backend = RedisSecrets::connect(url, key, timeout)?;
+    /// The redis backend in the shared Redis `kv`: values sealed with `key` (exactly 32
+    /// bytes).
+    pub fn redis(kv: &Kv, key: &Secret, cache_ttl: Duration) -> Result<SecretStore, SecretError> {
+        let backend = RedisSecrets::new(kv, key)?;
         Ok(SecretStore::with_backend(
             Backend::Redis(Box::new(backend)),
             cache_ttl,

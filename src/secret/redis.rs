@@ -11,14 +11,13 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use redis::Script;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::sealed::{associated_data, Sealed, SealingKey, NONCE_LEN};
 use super::{active_at, ActiveValue, SecretError};
-use crate::queue::redis::{bounded, connection, ManagedConnection};
+use crate::kv::{bounded, eval, Connection, Kv};
 use crate::sensitive::Secret;
 
 /// Replace the current value; with a non-empty ARGV[3], keep the old current as `previous`
@@ -71,9 +70,8 @@ struct StoredValue {
 /// Secrets in Redis, sealed with the configured key.
 #[derive(Clone)]
 pub struct RedisSecrets {
-    conn: ManagedConnection,
+    conn: Connection,
     key: SealingKey,
-    set_script: Script,
     timeout: Duration,
 }
 
@@ -86,20 +84,13 @@ impl fmt::Debug for RedisSecrets {
 }
 
 impl RedisSecrets {
-    /// A store at `url` sealing with `key` (exactly 32 bytes). Connects lazily.
-    pub fn connect(
-        url: &Secret,
-        key: &Secret,
-        timeout: Duration,
-    ) -> Result<RedisSecrets, SecretError> {
+    /// A store in the shared Redis `kv`, sealing with `key` (exactly 32 bytes).
+    pub fn new(kv: &Kv, key: &Secret) -> Result<RedisSecrets, SecretError> {
         let key = SealingKey::new(key).map_err(SecretError::Unavailable)?;
-        let conn = connection(url, timeout)
-            .map_err(|_| SecretError::Unavailable("the Redis URL is not valid".into()))?;
         Ok(RedisSecrets {
-            conn,
+            conn: kv.connection(),
             key,
-            set_script: Script::new(SET_SCRIPT),
-            timeout,
+            timeout: kv.timeout(),
         })
     }
 
@@ -189,14 +180,10 @@ impl RedisSecrets {
             .transpose()
             .map_err(|_| SecretError::Invalid("the rotation window is out of range".into()))?
             .unwrap_or_default();
-        let mut invocation = self.set_script.prepare_invoke();
-        invocation
-            .key(secrets_key(room))
-            .arg(secrets_field(identity, id))
-            .arg(stored)
-            .arg(until);
+        let mut set = eval(SET_SCRIPT, &[&secrets_key(room)]);
+        set.arg(secrets_field(identity, id)).arg(stored).arg(until);
         let mut conn = self.conn.clone();
-        let _: i64 = bounded(self.timeout, invocation.invoke_async(&mut conn))
+        let _: i64 = bounded(self.timeout, set.query_async(&mut conn))
             .await
             .map_err(SecretError::Unavailable)?;
         Ok(())

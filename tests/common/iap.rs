@@ -44,14 +44,27 @@ pub const DEFAULT_PARTICIPANTS: &str = r#"      - {emails: [alice@acme.test], ap
 /// `app.acme.test` and `docs.acme.test` (room acme), `beta.test` (room beta, alice only)
 /// and `api.acme.test` (room acme, routed only under `/v1`).
 pub fn yaml(port: u16, upstream: u16, redis: Option<&str>, participants: &str) -> String {
-    let h = hash(PASSWORD);
     let redis = redis
         .map(|u| format!("redis:\n  url: {{value: \"{u}\"}}\n"))
         .unwrap_or_default();
+    yaml_with(port, port, upstream, &redis, participants)
+}
+
+/// [`yaml`] listening on `listen` with the sign-in host at `public` (the port a browser
+/// reaches, say a load balancer's) and a whole `redis:` block (or none).
+pub fn yaml_with(
+    listen: u16,
+    public: u16,
+    upstream: u16,
+    redis: &str,
+    participants: &str,
+) -> String {
+    let h = hash(PASSWORD);
+    let port = public;
     format!(
         r#"version: v1
 listen:
-  http: 127.0.0.1:{port}
+  http: 127.0.0.1:{listen}
 {tokens}{redis}iap:
   auth_url: http://auth.test:{port}
   provider: static
@@ -317,4 +330,90 @@ pub async fn get_with(
     let mut h: Vec<(&str, &str)> = vec![("cookie", c.as_str()), ("accept", "application/json")];
     h.extend_from_slice(extra);
     get(addr, &format!("{domain}:{}", addr.port()), path, &h).await
+}
+
+/// The sign-out form on a route domain with its session cookie, then its POST.
+pub async fn sign_out(b: &Browser, domain: &str, cookie: &str) -> Reply {
+    let host = b.host(domain);
+    let cookie = format!("__meshagent_iap={cookie}");
+    let page = get(
+        b.addr,
+        &host,
+        "/.roomgate/signout",
+        &[HTML, ("cookie", &cookie)],
+    )
+    .await;
+    let csrf = hidden(&page, "csrf").expect("csrf");
+    send(
+        b.addr,
+        "POST",
+        &host,
+        "/.roomgate/signout",
+        &[
+            ("cookie", &cookie),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        format!("csrf={csrf}").as_bytes(),
+    )
+    .await
+}
+
+/// Poll (bounded by `limit`) until `addr` rejects `cookie` on `app.acme.test`.
+pub async fn until_rejected(addr: SocketAddr, cookie: &str, limit: std::time::Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let r = get_with(addr, "app.acme.test", "/", cookie, &[]).await;
+        if r.status == StatusCode::UNAUTHORIZED {
+            return;
+        }
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(started.elapsed() < limit, "still accepted after {limit:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Two instances sharing only the Redis `redis` (a whole `redis:` block): a session made
+/// through one is honoured by the other; signed out on one, or revoked with the
+/// `roomgate sessions revoke` binary, it is rejected by both within a second.
+pub async fn sessions_are_shared_and_end_everywhere_within_a_second(redis: &str) {
+    let up = super::upstream::Upstream::start().await;
+    let on_redis = |port| yaml_with(port, port, up.addr.port(), redis, DEFAULT_PARTICIPANTS);
+    let (a, pa) = super::start_on_free_port(on_redis).await;
+    let (b, _) = super::start_on_free_port(on_redis).await;
+    let (addr_a, addr_b) = (a.bound.http.expect("a"), b.bound.http.expect("b"));
+    let mut browser = Browser::new(addr_a);
+    let second = std::time::Duration::from_secs(1);
+
+    let s = browser
+        .sign_in("app.acme.test", "/", "alice@acme.test")
+        .await;
+    let r = get_with(addr_b, "app.acme.test", "/", &s.cookie, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "honoured by the other instance");
+    let r = sign_out(&browser, "app.acme.test", &s.cookie).await;
+    assert_eq!(r.status, StatusCode::OK);
+    until_rejected(addr_b, &s.cookie, second).await;
+
+    let s = browser
+        .sign_in("app.acme.test", "/", "alice@acme.test")
+        .await;
+    let r = get_with(addr_b, "app.acme.test", "/", &s.cookie, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("routes.yaml");
+    std::fs::write(&file, on_redis(pa)).expect("write the config");
+    let out = std::process::Command::new(super::bin())
+        .args(["sessions", "revoke", "--config"])
+        .arg(&file)
+        .args(["--user", "ALICE@acme.test"])
+        .output()
+        .expect("roomgate sessions revoke");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    until_rejected(addr_b, &s.cookie, second).await;
+    until_rejected(addr_a, &s.cookie, second).await;
+    a.shutdown().await;
+    b.shutdown().await;
 }

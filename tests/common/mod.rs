@@ -3,7 +3,9 @@
 
 pub mod deploy;
 pub mod embed;
+pub mod fleet;
 pub mod iap;
+pub mod ingest;
 pub mod node;
 pub mod redis;
 pub mod upstream;

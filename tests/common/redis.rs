@@ -4,6 +4,24 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use roomgate::config::{Durability, RedisSettings, Topology};
+use roomgate::kv::Kv;
+use roomgate::sensitive::Secret;
+
+/// The shared Redis at `url` (one primary), as `redis: {url: ...}` would make it.
+pub fn kv_at(url: &str) -> Kv {
+    kv_durable(url, Durability::default())
+}
+
+/// [`kv_at`] with `durability`.
+pub fn kv_durable(url: &str, durability: Durability) -> Kv {
+    let settings = RedisSettings {
+        topology: Topology::Url(Secret::new(url)),
+        durability,
+    };
+    Kv::connect(&settings, roomgate::kv::DEFAULT_TIMEOUT).expect("usable settings")
+}
+
 pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
@@ -14,9 +32,21 @@ pub struct RedisServer {
     password: Option<String>,
     /// `cluster-enabled yes`: a Redis Cluster node (with no slots assigned).
     cluster: bool,
+    /// More `redis-server` arguments.
+    extra: Vec<String>,
 }
 
-fn free_port() -> u16 {
+/// A free port whose cluster bus port (10000 higher, so at most 55535) is free too.
+pub fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55535 && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -44,19 +74,39 @@ impl RedisServer {
         Self::start_server(false, None, true)
     }
 
+    /// A server with more `redis-server` arguments (say, `--replicaof`), and
+    /// `cluster-enabled yes` when `cluster`.
+    pub fn start_args(cluster: bool, extra: &[String]) -> RedisServer {
+        Self::start_full(false, None, cluster, extra)
+    }
+
     fn start_with(persistent: bool, password: Option<String>) -> RedisServer {
         Self::start_server(persistent, password, false)
     }
 
     fn start_server(persistent: bool, password: Option<String>, cluster: bool) -> RedisServer {
+        Self::start_full(persistent, password, cluster, &[])
+    }
+
+    fn start_full(
+        persistent: bool,
+        password: Option<String>,
+        cluster: bool,
+        extra: &[String],
+    ) -> RedisServer {
         for _ in 0..5 {
             let mut server = RedisServer {
                 child: None,
-                port: free_port(),
+                port: if cluster {
+                    free_cluster_port()
+                } else {
+                    free_port()
+                },
                 dir: tempfile::tempdir().expect("tempdir"),
                 persistent,
                 password: password.clone(),
                 cluster,
+                extra: extra.to_vec(),
             };
             if server.spawn() {
                 return server;
@@ -93,6 +143,7 @@ impl RedisServer {
                 "--dir",
                 self.dir.path().to_str().expect("utf-8 tempdir"),
             ])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -147,6 +198,17 @@ impl RedisServer {
             command.args(["--no-auth-warning", "-a", password]);
         }
         command
+    }
+
+    /// Send `sig` (`STOP`, `CONT`) to the server process.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("a running server").id();
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{sig} {pid}");
     }
 
     /// Stop the server (SIGKILL), keeping the port reserved for [`RedisServer::restart`].

@@ -1,0 +1,197 @@
+//! One connection to the shared Redis that follows it: made on first use, and dropped for
+//! a fresh one when it stops being the way to the data.
+//!
+//! The redis crate's clients reconnect by themselves after an I/O error, and the cluster
+//! client follows `MOVED`/`ASK` and refreshes its slot map. Two things they leave to us:
+//! a connection that goes quiet without being closed (a failover, a NAT timeout, a
+//! partition) answers nothing until the kernel gives up on it, and every command waits
+//! out its deadline on it; and a Sentinel-found primary's address is looked up once.
+//! So a reply that misses its response timeout drops the connection (any topology), and
+//! with Sentinel so does every sign that the primary moved (the connection failing, or
+//! `READONLY` from a demoted node): the next command connects again, through a new
+//! lookup. Connecting after a failure waits [`RETRY_AFTER`], so an outage costs one
+//! attempt per interval, not one per request. Clones share the connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use redis::aio::ConnectionLike;
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use tokio::time::Instant;
+
+use super::connect::{Connector, Live};
+use super::{describe, KvError};
+use crate::config::Topology;
+
+/// After a failed connect, commands fail at once for this long.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+
+/// A handle on one shared connection to the configured Redis; implements the redis
+/// crate's `ConnectionLike`, so `query_async` works on it. Run each use under
+/// [`super::bounded`].
+#[derive(Clone)]
+pub struct Connection {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    connector: Connector,
+    current: ArcSwapOption<Live>,
+    /// Held while connecting; holds the last failure.
+    connecting: tokio::sync::Mutex<Option<(Instant, String)>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("topology", &self.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A connection to `topology`, not yet made. Connects get half of `timeout`; replies
+    /// get half of it plus `wait` (the longest `WAIT` this connection will carry), so a
+    /// silent reply fails by the client's response timeout, and the connection is
+    /// replaced, before the caller's deadline drops the command unseen.
+    pub(super) fn new(
+        topology: &Topology,
+        timeout: Duration,
+        wait: Duration,
+    ) -> Result<Connection, KvError> {
+        Ok(Connection {
+            shared: Arc::new(Shared {
+                connector: Connector::new(topology, timeout / 2, timeout / 2 + wait)?,
+                current: ArcSwapOption::empty(),
+                connecting: tokio::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    /// `url`, `cluster` or `sentinel`.
+    pub fn kind(&self) -> &'static str {
+        self.shared.connector.kind()
+    }
+
+    /// PING; on a cluster, any primary's answer will do.
+    pub(super) async fn ping(&self) -> RedisResult<()> {
+        let live = self.shared.live().await?;
+        let reply = live.ping().await;
+        self.shared.after(&live, reply.as_ref().err());
+        reply
+    }
+
+    /// Whether this is a Redis Cluster, whose keys live on different nodes.
+    pub(super) fn is_cluster(&self) -> bool {
+        matches!(self.shared.connector, Connector::Cluster { .. })
+    }
+}
+
+impl Shared {
+    /// The open connection, connecting first when there is none.
+    async fn live(&self) -> RedisResult<Arc<Live>> {
+        if let Some(live) = self.current.load_full() {
+            return Ok(live);
+        }
+        // Boxed: connecting is rare, and its state would size every command's future.
+        Box::pin(self.connect()).await
+    }
+
+    async fn connect(&self) -> RedisResult<Arc<Live>> {
+        let mut failed = self.connecting.lock().await;
+        if let Some(live) = self.current.load_full() {
+            return Ok(live);
+        }
+        if let Some((at, why)) = failed.as_ref() {
+            if at.elapsed() < RETRY_AFTER {
+                return Err(RedisError::from((
+                    ErrorKind::Io,
+                    "connecting to redis failed moments ago",
+                    why.clone(),
+                )));
+            }
+        }
+        match self.connector.connect().await {
+            Ok(live) => {
+                *failed = None;
+                let live = Arc::new(live);
+                self.current.store(Some(Arc::clone(&live)));
+                Ok(live)
+            }
+            Err(e) => {
+                *failed = Some((Instant::now(), describe(&e)));
+                Err(e)
+            }
+        }
+    }
+
+    /// After a reply through `used`: drop it when `error` says it is no longer the way
+    /// to the data (unless another caller replaced it already).
+    fn after(&self, used: &Arc<Live>, error: Option<&RedisError>) {
+        let Some(error) = error else { return };
+        if !self.connector.is_stale(error) {
+            return;
+        }
+        let was = self.current.compare_and_swap(used, None);
+        if was.as_ref().is_some_and(|was| Arc::ptr_eq(was, used)) {
+            tracing::warn!(
+                redis.topology = self.connector.kind(),
+                error = %describe(error),
+                "a redis connection stopped answering; the next command connects again"
+            );
+        }
+    }
+}
+
+/// The first reply in `values` that shows the node is no longer a primary.
+fn readonly_reply(values: &[Value]) -> Option<RedisError> {
+    values.iter().find_map(|v| match v {
+        Value::ServerError(e) if e.kind() == Some(redis::ServerErrorKind::ReadOnly) => {
+            Some(RedisError::from(e.clone()))
+        }
+        _ => None,
+    })
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let live = self.shared.live().await?;
+            let reply = (*live).clone().req_packed_command(cmd).await;
+            let readonly = match &reply {
+                Ok(v) => readonly_reply(std::slice::from_ref(v)),
+                Err(_) => None,
+            };
+            self.shared
+                .after(&live, reply.as_ref().err().or(readonly.as_ref()));
+            reply
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let live = self.shared.live().await?;
+            let replies = (*live)
+                .clone()
+                .req_packed_commands(pipeline, offset, count)
+                .await;
+            let readonly = match &replies {
+                Ok(values) => readonly_reply(values),
+                Err(_) => None,
+            };
+            self.shared
+                .after(&live, replies.as_ref().err().or(readonly.as_ref()));
+            replies
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.shared.connector.db()
+    }
+}

@@ -1,0 +1,149 @@
+//! The Redis every instance shares: one primary, a Redis Cluster, or a Sentinel-managed
+//! primary, as the config's `redis` block says.
+//!
+//! Owns the connections (made on first use, replaced when they go silent, following a
+//! failover: the cluster client's `MOVED`/`ASK` and slot refresh, or a new lookup through
+//! the sentinels), the deadline around every round trip ([`bounded`]), readiness
+//! ([`Kv::ping`]), and durable writes ([`Kv::write`]: `WAIT` for the configured replicas
+//! on the connection that carried the write). Queues, sessions, secrets and the CLI use
+//! it; what their keys mean is theirs. It never logs or returns a URL or a password.
+
+mod connect;
+mod durable;
+mod link;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::{Cmd, RedisError, Value};
+
+use crate::config::{Durability, RedisSettings};
+
+pub use link::Connection;
+
+/// Longest wait for any one Redis round trip (connect included) before an operation is
+/// reported unavailable.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The shared Redis. Clones share its connections.
+#[derive(Clone)]
+pub struct Kv {
+    /// For everything but durable writes.
+    conn: Connection,
+    /// For writes that `WAIT` for replicas: a `WAIT` holds up the commands behind it on
+    /// its connection, so it has one of its own.
+    durable: Option<Arc<durable::Writer>>,
+    timeout: Duration,
+    durability: Durability,
+}
+
+impl std::fmt::Debug for Kv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kv")
+            .field("topology", &self.conn.kind())
+            .field("timeout", &self.timeout)
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a [`Kv`] could not be made from its settings (nothing is connected yet).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("redis settings unusable: {0}")]
+pub struct KvError(pub String);
+
+impl Kv {
+    /// The Redis `settings` describe, each round trip bounded by `timeout`. Connects on
+    /// first use, so a Redis that is down now is reported per operation (and by
+    /// [`Kv::ping`]), not here.
+    pub fn connect(settings: &RedisSettings, timeout: Duration) -> Result<Kv, KvError> {
+        let durability = settings.durability;
+        let conn = Connection::new(&settings.topology, timeout, Duration::ZERO)?;
+        let durable = if durability.replicas > 0 {
+            let wait = durability.timeout.0;
+            let conn = Connection::new(&settings.topology, timeout, wait)?;
+            Some(Arc::new(durable::Writer::new(conn, durability, timeout)))
+        } else {
+            None
+        };
+        Ok(Kv {
+            conn,
+            durable,
+            timeout,
+            durability,
+        })
+    }
+
+    /// A handle on the shared connection, for `query_async` under [`bounded`].
+    pub fn connection(&self) -> Connection {
+        self.conn.clone()
+    }
+
+    /// The deadline of one round trip.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// `url`, `cluster` or `sentinel`.
+    pub fn kind(&self) -> &'static str {
+        self.conn.kind()
+    }
+
+    /// Whether Redis answers now (a cluster: any of its primaries), within the deadline.
+    pub async fn ping(&self) -> Result<(), String> {
+        bounded(self.timeout, self.conn.ping()).await
+    }
+
+    /// Run `cmd`, a write to the keys of `key`'s slot, and answer once it is as durable
+    /// as `redis.durability` asks: with `replicas: 0` when the primary has it; otherwise
+    /// once `WAIT` on the same connection has seen that many replicas hold it. Fewer
+    /// replicas within the durability timeout, like any other failure, is an `Err` (for
+    /// the log). A server error reply is an `Err` too.
+    pub async fn write(&self, key: &str, cmd: Cmd) -> Result<Value, String> {
+        match &self.durable {
+            Some(writer) => writer.write(key, cmd).await,
+            None => {
+                let mut conn = self.conn.clone();
+                let reply = bounded(self.timeout, async move {
+                    redis::aio::ConnectionLike::req_packed_command(&mut conn, &cmd).await
+                })
+                .await?;
+                reply.extract_error().map_err(|e| describe(&e))
+            }
+        }
+    }
+}
+
+/// Describe a Redis error without echoing anything it might carry from the URL.
+pub fn describe(e: &RedisError) -> String {
+    if e.is_timeout() {
+        "redis timed out".into()
+    } else if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
+        format!("redis connection failed ({:?})", e.kind())
+    } else {
+        format!("redis error ({:?}): {}", e.kind(), e.detail().unwrap_or(""))
+    }
+}
+
+/// Run one Redis operation under a hard deadline.
+pub async fn bounded<T>(
+    timeout: Duration,
+    op: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(timeout, op).await {
+        Ok(done) => done.map_err(|e| describe(&e)),
+        Err(_) => Err(format!("redis did not answer within {timeout:?}")),
+    }
+}
+
+/// `EVAL` of `script` with `keys` and then `args`. Scripts go in full, never by hash: a
+/// new primary after a failover has no script cache, and `EVAL` needs none.
+pub fn eval(script: &str, keys: &[&str]) -> Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len());
+    for key in keys {
+        cmd.arg(*key);
+    }
+    cmd
+}
