@@ -80,7 +80,7 @@ fn hygiene(c: &mut Criterion) {
                         trusted: false,
                     },
                 );
-                headers::strip_cookies(h, &roomgate::auth::iap::NOT_FORWARDED_COOKIES);
+                roomgate::cookies::strip(h, &roomgate::auth::iap::NOT_FORWARDED_COOKIES);
             },
             criterion::BatchSize::SmallInput,
         )

@@ -130,7 +130,7 @@ impl ProxyError {
     /// The JSON error response.
     pub fn to_response(&self) -> Response<Body> {
         if let ProxyError::NotAParticipantPage { email, csrf } = self {
-            return crate::auth::pages::not_a_participant(email, csrf);
+            return crate::pages::not_a_participant(email, csrf);
         }
         let (status, code, message) = self.status_code();
         let message = match self {

@@ -348,7 +348,7 @@ pub fn sealed_and_cookies(data: &[u8]) {
         "__Host-roomgate_signin",
         "__Host-roomgate_flow",
     ] {
-        if let Some(v) = crate::auth::iap::cookie_value(&headers, name) {
+        if let Some(v) = crate::cookies::value(&headers, name) {
             assert!(!v.contains(';') && !v.is_empty());
         }
     }

@@ -318,37 +318,6 @@ fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     }
 }
 
-/// Remove the cookies named `names` from `Cookie`, keeping every other cookie. A request
-/// without a `Cookie` header costs one lookup; one that names none of them, one scan.
-pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
-    let cookies = headers.get_all(http::header::COOKIE);
-    let named = |c: &str| names.contains(&c.split('=').next().unwrap_or("").trim());
-    let present = cookies.iter().any(|v| {
-        names
-            .iter()
-            .any(|n| memchr_contains(v.as_bytes(), n.as_bytes()))
-    });
-    if !present {
-        return;
-    }
-    let values: Vec<String> = cookies
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|c| !c.is_empty() && !named(c))
-        .map(str::to_owned)
-        .collect();
-    headers.remove(http::header::COOKIE);
-    if !values.is_empty() {
-        set(headers, http::header::COOKIE, &values.join("; "));
-    }
-}
-
-fn memchr_contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
-}
-
 /// Tests: a header map from name/value pairs, repeated names appended in order.
 #[cfg(test)]
 pub(crate) fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -543,22 +512,6 @@ mod tests {
         );
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "https");
-    }
-
-    #[test]
-    fn iap_cookie_is_removed_and_others_kept() {
-        let mut h = map(&[("cookie", "a=1; __meshagent_iap=secret; b=2")]);
-        strip_cookies(&mut h, &["__meshagent_iap"]);
-        assert_eq!(h["cookie"], "a=1; b=2");
-        let mut only = map(&[("cookie", "__meshagent_iap=secret")]);
-        strip_cookies(&mut only, &["__meshagent_iap"]);
-        assert!(!only.contains_key("cookie"));
-        let mut two = map(&[("cookie", "x=1; b=2"), ("cookie", "y=3; a=4")]);
-        strip_cookies(&mut two, &["x", "a"]);
-        assert_eq!(two["cookie"], "b=2; y=3");
-        let mut none = map(&[("cookie", "ab=1; xa=2")]);
-        strip_cookies(&mut none, &["a", "x"]);
-        assert_eq!(none["cookie"], "ab=1; xa=2");
     }
 
     #[test]

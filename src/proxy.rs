@@ -160,16 +160,18 @@ async fn pipeline<'s>(
         }
     }
     if path.starts_with(RESERVED_PREFIX) {
-        let reserved = auth::iap::Reserved {
-            shared,
-            state,
-            conn,
-            host: &host,
-            path: &path,
-        };
         if embed::serves(&path) {
             outcome.auth = "embed";
-            let result = Box::pin(embed::serve(reserved, parts, body)).await;
+            let call = embed::Call {
+                runtime: &shared.embed,
+                config: &state.config,
+                routes: &state.routes,
+                conn,
+                host: &host,
+                path: &path,
+                now: (shared.clock)(),
+            };
+            let result = Box::pin(embed::serve(call, parts, body)).await;
             if result.is_err() && matches!(path.as_str(), embed::LAUNCH_PATH | embed::SESSION_PATH)
             {
                 outcome.csp = Some(embed::csp_value(None));
@@ -177,8 +179,15 @@ async fn pipeline<'s>(
             return result;
         }
         outcome.auth = "iap";
+        let reserved = crate::signin::Reserved {
+            shared,
+            state,
+            conn,
+            host: &host,
+            path: &path,
+        };
         // Boxed: the sign-in flow's state would otherwise size every request's future.
-        return match Box::pin(auth::iap::serve(reserved, parts, body)).await {
+        return match Box::pin(crate::signin::serve(reserved, parts, body)).await {
             Ok(resp) => Ok(resp),
             Err(e) => Err(e),
         };
@@ -348,8 +357,8 @@ async fn pipeline<'s>(
         outcome.auth = "denied";
         return Err(ProxyError::Auth(auth::AuthError::InvalidToken));
     }
-    headers::strip_cookies(&mut parts.headers, &auth::iap::NOT_FORWARDED_COOKIES);
-    headers::strip_cookies(&mut parts.headers, &[embed::decide::COOKIE]);
+    crate::cookies::strip(&mut parts.headers, &auth::iap::NOT_FORWARDED_COOKIES);
+    crate::cookies::strip(&mut parts.headers, &[embed::decide::COOKIE]);
     if parts.headers.remove(embed::decide::TOKEN_HEADER).is_some() || in_embed_mode {
         // The embed token is a credential of roomgate's, never the service's.
         if auth::bearer(&parts.headers)
@@ -483,7 +492,16 @@ async fn authorize(
             auth::authorize_bearer(&parts.headers, parts.uri.query(), &state.tokens, room, now)
         }
         // Boxed: the session lookup's state would otherwise size every request's future.
-        Validation::Cookie => Box::pin(auth::iap::authorize(shared, state, parts, resolved)).await,
+        Validation::Cookie => {
+            let gate = auth::iap::CookieGate {
+                config: &state.config,
+                tokens: &state.tokens,
+                auth_host: state.auth_host.as_ref(),
+                sessions: &shared.iap.sessions,
+                now: (shared.clock)(),
+            };
+            Box::pin(auth::iap::authorize(gate, parts, room)).await
+        }
         Validation::Webhook(_) => Decision::Deny(auth::AuthError::MissingAuth),
     }
 }

@@ -511,7 +511,7 @@ async fn login_attempts_are_rate_limited_per_user() {
     let r = e.browser.visit("app.acme.test", "/").await;
     let r = e.browser.start(&location(&r)).await;
     let flow = hidden(&r, "flow").unwrap();
-    for _ in 0..roomgate::auth::iap::LOGIN_LIMIT_PER_USER {
+    for _ in 0..roomgate::signin::LOGIN_LIMIT_PER_USER {
         let r = e.browser.login(&flow, "bob@acme.test", "guess").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
@@ -541,9 +541,9 @@ async fn use_up_the_ip_limit(b: &mut Browser, flow: &str, xff: impl Fn(u64) -> S
         "mallory@evilacme.test",
         "mallory@acme.test.evil",
     ];
-    let per_user = roomgate::auth::iap::LOGIN_LIMIT_PER_USER;
-    assert!(users.len() as u64 * per_user >= roomgate::auth::iap::LOGIN_LIMIT_PER_IP);
-    for i in 0..roomgate::auth::iap::LOGIN_LIMIT_PER_IP {
+    let per_user = roomgate::signin::LOGIN_LIMIT_PER_USER;
+    assert!(users.len() as u64 * per_user >= roomgate::signin::LOGIN_LIMIT_PER_IP);
+    for i in 0..roomgate::signin::LOGIN_LIMIT_PER_IP {
         let user = users[(i / per_user) as usize];
         let from = xff(i);
         let r = b

@@ -7,7 +7,6 @@
 pub mod iap;
 pub mod membership;
 pub mod oidc;
-pub mod pages;
 pub mod redirect;
 pub mod session;
 pub mod signing;

@@ -14,18 +14,13 @@ use super::credentials::{self, key_digest};
 use super::decide::{Presented, COOKIE};
 use super::session::{check_mint, EmbedSession, MintRequest};
 use super::store::{Grant, KeyRecord};
-use super::{csp_value, json, API_PREFIX, LAUNCH_PATH};
-use crate::auth::iap::Reserved;
+use super::{csp_value, json, Call, API_PREFIX, LAUNCH_PATH};
 use crate::auth::AuthError;
 use crate::body::{full, Body};
 use crate::error::ProxyError;
 
 /// Largest management API body read.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
-fn now(r: &Reserved<'_>) -> i64 {
-    (r.shared.clock)()
-}
 
 fn rfc3339(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
@@ -45,7 +40,7 @@ fn invalid(msg: impl Into<String>) -> ProxyError {
 
 /// Route a management call.
 pub async fn serve(
-    r: &Reserved<'_>,
+    r: &Call<'_>,
     parts: http::request::Parts,
     body: Body,
 ) -> Result<Response<Body>, ProxyError> {
@@ -63,7 +58,7 @@ pub async fn serve(
 }
 
 /// The management key of a call: from `Authorization: Bearer mk_…` only.
-async fn key(r: &Reserved<'_>, parts: &http::request::Parts) -> Result<KeyRecord, ProxyError> {
+async fn key(r: &Call<'_>, parts: &http::request::Parts) -> Result<KeyRecord, ProxyError> {
     let presented = match crate::auth::bearer(&parts.headers) {
         Ok(Some(k)) => k,
         Ok(None) if crate::auth::query_has_credentials(parts.uri.query()) => {
@@ -73,7 +68,7 @@ async fn key(r: &Reserved<'_>, parts: &http::request::Parts) -> Result<KeyRecord
         Err(e) => return Err(ProxyError::Auth(e)),
     };
     let digest = key_digest(presented).ok_or(ProxyError::Auth(AuthError::InvalidToken))?;
-    match r.shared.embed.store.find_key(&digest, now(r)).await {
+    match r.runtime.store.find_key(&digest, r.now).await {
         Ok(Some(k)) => Ok(k),
         Ok(None) => Err(ProxyError::Auth(AuthError::InvalidToken)),
         Err(e) => Err(unavailable(e)),
@@ -94,7 +89,7 @@ fn parse<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ProxyError> {
 }
 
 /// `scheme://domain[:port]` of the listener the call came on (default ports omitted).
-fn origin_for(r: &Reserved<'_>, domain: &str) -> String {
+fn origin_for(r: &Call<'_>, domain: &str) -> String {
     let (scheme, default) = if r.conn.tls {
         ("https", 443)
     } else {
@@ -109,7 +104,7 @@ fn origin_for(r: &Reserved<'_>, domain: &str) -> String {
 
 /// POST `/.roomgate/api/v1/embed/sessions`.
 async fn mint(
-    r: &Reserved<'_>,
+    r: &Call<'_>,
     parts: &http::request::Parts,
     body: Body,
 ) -> Result<Response<Body>, ProxyError> {
@@ -119,10 +114,10 @@ async fn mint(
     if !key.grants(&req.room) {
         return Err(ProxyError::Auth(AuthError::Forbidden));
     }
-    let config = &r.state.config;
-    let new = check_mint(req, config, &r.state.routes).map_err(|e| invalid(e.0))?;
+    let config = &r.config;
+    let new = check_mint(req, config, r.routes).map_err(|e| invalid(e.0))?;
     let embed = &config.file.embed;
-    let now = now(r);
+    let now = r.now;
     let sid = credentials::new_session_id();
     let expires_at = now + new.ttl;
     let token = credentials::new_token(&sid);
@@ -142,8 +137,7 @@ async fn mint(
     };
     let token_digest = crate::auth::signing::digest(&token);
     let code_digest = crate::auth::signing::digest(&code);
-    r.shared
-        .embed
+    r.runtime
         .store
         .create(
             &session,
@@ -181,7 +175,7 @@ struct RefreshRequest {}
 
 /// The session a management call names, if its key may act on it.
 async fn owned_session(
-    r: &Reserved<'_>,
+    r: &Call<'_>,
     key: &KeyRecord,
     sid: &str,
 ) -> Result<EmbedSession, ProxyError> {
@@ -189,10 +183,9 @@ async fn owned_session(
         return Err(invalid("session: not a session id"));
     }
     let session = r
-        .shared
-        .embed
+        .runtime
         .store
-        .session(sid, now(r))
+        .session(sid, r.now)
         .await
         .map_err(unavailable)?
         .ok_or_else(|| invalid("session: unknown, revoked or expired"))?;
@@ -204,7 +197,7 @@ async fn owned_session(
 
 /// POST `/.roomgate/api/v1/embed/sessions/{id}/tokens`.
 async fn refresh(
-    r: &Reserved<'_>,
+    r: &Call<'_>,
     parts: &http::request::Parts,
     body: Body,
     sid: &str,
@@ -215,14 +208,13 @@ async fn refresh(
         let _: RefreshRequest = parse(&bytes)?;
     }
     let session = owned_session(r, &key, sid).await?;
-    let now = now(r);
+    let now = r.now;
     let token = credentials::new_token(&session.id);
     let digest = crate::auth::signing::digest(&token);
     let token_expires_at =
-        (now + r.state.config.file.embed.token_ttl.0.as_secs() as i64).min(session.expires_at);
+        (now + r.config.file.embed.token_ttl.0.as_secs() as i64).min(session.expires_at);
     let added = r
-        .shared
-        .embed
+        .runtime
         .store
         .add_token(
             &session.id,
@@ -249,19 +241,18 @@ async fn refresh(
 
 /// DELETE `/.roomgate/api/v1/embed/sessions/{id}`.
 async fn revoke(
-    r: &Reserved<'_>,
+    r: &Call<'_>,
     parts: &http::request::Parts,
     sid: &str,
 ) -> Result<Response<Body>, ProxyError> {
     let key = key(r, parts).await?;
     let session = owned_session(r, &key, sid).await?;
-    r.shared
-        .embed
+    r.runtime
         .store
         .revoke(&session.id)
         .await
         .map_err(unavailable)?;
-    r.shared.embed.forget(&session.id);
+    r.runtime.forget(&session.id);
     tracing::info!(embed.session = %session.id, key.id = %key.id, "embed session revoked");
     let mut resp = Response::new(full(""));
     *resp.status_mut() = StatusCode::NO_CONTENT;
@@ -271,7 +262,7 @@ async fn revoke(
 /// GET `/.roomgate/embed/launch?c=<code>`: use the code once, set the embed cookie, and
 /// send the iframe to the session's path.
 pub async fn launch(
-    r: &Reserved<'_>,
+    r: &Call<'_>,
     parts: &http::request::Parts,
 ) -> Result<Response<Body>, ProxyError> {
     let refused = ProxyError::Auth(AuthError::InvalidToken);
@@ -283,13 +274,12 @@ pub async fn launch(
         _ => return Err(refused),
     };
     let (sid, code_digest) = credentials::parse_code(&code).ok_or(refused.clone())?;
-    let now = now(r);
+    let now = r.now;
     let cookie = credentials::new_code(&sid);
     let cookie_digest = crate::auth::signing::digest(&cookie);
-    let session_end = now + r.state.config.file.embed.session_ttl.0.as_secs() as i64;
+    let session_end = now + r.config.file.embed.session_ttl.0.as_secs() as i64;
     let session = r
-        .shared
-        .embed
+        .runtime
         .store
         .launch(
             &sid,
@@ -339,15 +329,14 @@ pub async fn launch(
 /// GET `/.roomgate/embed/session` with the embed cookie: what `embed.js` inside the
 /// iframe needs (the origins it may take tokens from). Never a token.
 pub async fn session_info(
-    r: &Reserved<'_>,
+    r: &Call<'_>,
     parts: &http::request::Parts,
 ) -> Result<Response<Body>, ProxyError> {
-    let cookie = crate::auth::iap::cookie_value(&parts.headers, COOKIE)
+    let cookie = crate::cookies::value(&parts.headers, COOKIE)
         .ok_or(ProxyError::Auth(AuthError::MissingAuth))?;
     let session = r
-        .shared
-        .embed
-        .session_for(Presented::Cookie(cookie), now(r))
+        .runtime
+        .session_for(Presented::Cookie(cookie), r.now)
         .await
         .map_err(ProxyError::Auth)?;
     if session.domain != r.host {

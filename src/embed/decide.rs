@@ -38,7 +38,7 @@ pub fn presented<'a>(
     let header = header_values.next();
     let repeated = header_values.next().is_some();
     let bearer = crate::auth::bearer(headers);
-    let cookie = crate::auth::iap::cookie_value(headers, COOKIE);
+    let cookie = crate::cookies::value(headers, COOKIE);
     let bearer_token = matches!(bearer, Ok(Some(b)) if looks_like_token(b));
     if header.is_none() && cookie.is_none() && !bearer_token {
         return None;

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use http::{header, HeaderValue, Method, Response, StatusCode};
 
-use crate::auth::iap::Reserved;
 use crate::auth::AuthError;
 use crate::body::{full, Body};
 use crate::config::Config;
@@ -151,9 +150,21 @@ pub fn keys_file(config: &Config) -> PathBuf {
         .resolve_path(&config.file.embed.keys_file)
 }
 
+/// One request to a path of [`serves`], and what serving it reads.
+pub struct Call<'a> {
+    pub runtime: &'a EmbedRuntime,
+    pub config: &'a Config,
+    pub routes: &'a crate::route::RouteTable,
+    pub conn: &'a crate::conn::ConnInfo,
+    /// Canonical host and path.
+    pub host: &'a str,
+    pub path: &'a str,
+    pub now: i64,
+}
+
 /// Serve the reserved paths of [`serves`].
 pub async fn serve(
-    r: Reserved<'_>,
+    r: Call<'_>,
     parts: http::request::Parts,
     body: Body,
 ) -> Result<Response<Body>, ProxyError> {
@@ -161,7 +172,7 @@ pub async fn serve(
     match r.path {
         p if p.starts_with(API_PREFIX) => api::serve(&r, parts, body).await,
         SCRIPT_PATH if get => Ok(script()),
-        JWKS_PATH if get => match &r.state.config.assertion {
+        JWKS_PATH if get => match &r.config.assertion {
             Some(a) => Ok(json(StatusCode::OK, a.jwks().to_owned())),
             None => Err(ProxyError::NoRoute),
         },
