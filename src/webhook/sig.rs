@@ -85,7 +85,7 @@ pub fn decode_hex(text: &str) -> Result<Vec<u8>, SignatureError> {
     }
     // Into a buffer of the right size: no iterator collecting byte by byte.
     let mut out = vec![0; text.len() / 2];
-    const_hex::decode_to_slice(text, &mut out).map_err(|_| SignatureError::Invalid)?;
+    hex::decode_to_slice(text, &mut out).map_err(|_| SignatureError::Invalid)?;
     Ok(out)
 }
 
