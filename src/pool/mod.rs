@@ -7,20 +7,20 @@
 //! so one HTTP/1.1 implementation reads every service response. This module makes no
 //! security decision and does not look at what it carries.
 //!
-//! A connection goes back to its address's list as soon as its response head arrives;
-//! hyper marks it ready again once that response's body is done, and checkout takes only
-//! ready connections, so no task is spawned per response to return one. A connection
-//! idle for [`IDLE_LIFETIME`] is let go (hyper closes a connection whose handle is
-//! dropped once its last exchange is done). A request a reused connection closed before
-//! taking it is sent on another. A bodiless idempotent request (RFC 9110 §9.2.2) that a
-//! reused connection dropped after taking it, before any answer, is sent once more on a
-//! new connection, as nginx does; any other request then fails with
+//! Each connection is driven by the request using it and then by its response body
+//! ([`conn`]); it goes back to its address's list once that body has been read to the end.
+//! A connection idle for [`IDLE_LIFETIME`] is let go. A request a reused connection closed
+//! before taking it is sent on another. A bodiless idempotent request (RFC 9110 §9.2.2)
+//! that a reused connection dropped after taking it, before any answer, is sent once more
+//! on a new connection, as nginx does; any other request then fails with
 //! [`PoolError::Exchange`].
 //!
 //! The wait for a response head is bounded by a [`Deadline`] that the request body's
 //! progress moves ahead (see [`Paced`]), so a slow upload is not taken for a slow
 //! service: the timeout applies to a stalled upload, and to the wait for the head from
 //! the last byte sent.
+
+mod conn;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,13 +29,15 @@ use std::time::Duration;
 use http::{Method, Request, Response};
 use http_body::Body as _;
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 use crate::body::{Body, BodyError, Watched, Watcher};
 use crate::deadline::Deadline;
+use conn::{exchange, returning, Conn, Exchange, Home, Idle};
+
+pub use conn::Returning;
 
 /// How long an idle connection to a service is kept for reuse.
 pub const IDLE_LIFETIME: Duration = Duration::from_secs(90);
@@ -54,15 +56,9 @@ pub enum PoolError {
     Timeout,
 }
 
-/// An HTTP/1.1 connection kept for reuse.
-struct Idle {
-    sender: http1::SendRequest<Body>,
-    since: Instant,
-}
-
 /// Connections to services, per address (`host:port`).
 pub struct Pool {
-    http1: Mutex<HashMap<String, Vec<Idle>, foldhash::fast::RandomState>>,
+    http1: Mutex<HashMap<String, Arc<Idle>, foldhash::fast::RandomState>>,
     h2c: Mutex<HashMap<String, http2::SendRequest<Body>, foldhash::fast::RandomState>>,
     connect_timeout: Duration,
     max_idle_per_address: usize,
@@ -86,7 +82,7 @@ impl Pool {
         address: &str,
         mut req: Request<Body>,
         timeout: Duration,
-    ) -> Result<Response<Incoming>, PoolError> {
+    ) -> Result<Response<Returning>, PoolError> {
         let deadline = Arc::new(Deadline::after(timeout));
         if !req.body().is_end_stream() {
             let pace = Paced {
@@ -95,39 +91,44 @@ impl Pool {
             };
             req = req.map(|body| Body::new(Watched::new(body, pace)));
         }
+        let idle = self.idle(address);
         // Kept to be sent once more if a reused connection drops it unanswered.
         let mut again = Resend::of(&req);
         loop {
-            let (mut sender, reused) = match self.checkout(address) {
-                Some(sender) => (sender, true),
+            let (conn, reused) = match idle.checkout(IDLE_LIFETIME) {
+                Some(conn) => (conn, true),
                 None => (self.connect(address).await?, false),
             };
             let sent = tokio::select! {
                 biased;
-                sent = sender.try_send_request(req) => sent,
+                sent = exchange(conn, req) => sent,
                 () = deadline.passed() => return Err(PoolError::Timeout),
             };
             match sent {
-                Ok(resp) => {
-                    if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-                        self.checkin(address, sender);
-                    }
-                    return Ok(resp);
+                Exchange::Answered(resp, conn) => {
+                    let home = Home {
+                        idle,
+                        max: self.max_idle_per_address,
+                    };
+                    return Ok(returning(resp, conn, home));
                 }
-                Err(e) if caused_by_request_body(e.error()) => return Err(PoolError::RequestBody),
-                Err(mut e) => {
-                    if let (Some(back), true) = (e.take_message(), reused) {
-                        // Never taken by the connection: try another.
-                        req = back;
-                        continue;
-                    }
+                Exchange::NotTaken(back) if reused => {
+                    // Never taken by the connection: try another.
+                    req = back;
+                }
+                Exchange::NotTaken(_) => return Err(PoolError::Exchange),
+                Exchange::Failed(e) if caused_by_request_body(&e) => {
+                    return Err(PoolError::RequestBody)
+                }
+                Exchange::Failed(e) => {
                     return match again.take() {
                         Some(copy) if reused => {
                             tracing::debug!(upstream.authority = %address, "a kept-alive connection dropped the request; sending it once more");
-                            self.send_fresh(address, copy.request(), &deadline).await
+                            self.send_fresh(address, copy.request(), &deadline, idle)
+                                .await
                         }
                         _ => {
-                            tracing::debug!(upstream.authority = %address, error = %e.error(), "upstream exchange failed");
+                            tracing::debug!(upstream.authority = %address, error = %e, "upstream exchange failed");
                             Err(PoolError::Exchange)
                         }
                     };
@@ -142,16 +143,24 @@ impl Pool {
         address: &str,
         req: Request<Body>,
         deadline: &Deadline,
-    ) -> Result<Response<Incoming>, PoolError> {
-        let mut sender = self.connect(address).await?;
+        idle: Arc<Idle>,
+    ) -> Result<Response<Returning>, PoolError> {
+        let conn = self.connect(address).await?;
         let sent = tokio::select! {
             biased;
-            sent = sender.try_send_request(req) => sent,
+            sent = exchange(conn, req) => sent,
             () = deadline.passed() => return Err(PoolError::Timeout),
         };
-        let resp = sent.map_err(|_| PoolError::Exchange)?;
-        self.checkin(address, sender);
-        Ok(resp)
+        match sent {
+            Exchange::Answered(resp, conn) => {
+                let home = Home {
+                    idle,
+                    max: self.max_idle_per_address,
+                };
+                Ok(returning(resp, conn, home))
+            }
+            Exchange::NotTaken(_) | Exchange::Failed(_) => Err(PoolError::Exchange),
+        }
     }
 
     /// Send `req` (absolute URI) to `address` over the address's shared h2c connection.
@@ -180,47 +189,21 @@ impl Pool {
         }
     }
 
-    /// A ready idle connection to `address`; connections idle too long are let go.
-    fn checkout(&self, address: &str) -> Option<http1::SendRequest<Body>> {
+    /// The idle connections to `address`.
+    fn idle(&self, address: &str) -> Arc<Idle> {
         let mut all = self.http1.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = all.get_mut(address)?;
-        let now = Instant::now();
-        list.retain(|c| !c.sender.is_closed() && now.duration_since(c.since) < IDLE_LIFETIME);
-        let ready = list.iter().rposition(|c| c.sender.is_ready())?;
-        Some(list.swap_remove(ready).sender)
+        if let Some(idle) = all.get(address) {
+            return Arc::clone(idle);
+        }
+        Arc::clone(all.entry(address.to_owned()).or_default())
     }
 
-    fn checkin(&self, address: &str, sender: http1::SendRequest<Body>) {
-        if sender.is_closed() {
-            return;
-        }
-        let idle = Idle {
-            sender,
-            since: Instant::now(),
-        };
-        let mut all = self.http1.lock().unwrap_or_else(PoisonError::into_inner);
-        match all.get_mut(address) {
-            Some(list) if list.len() < self.max_idle_per_address => list.push(idle),
-            Some(_) => {}
-            None => {
-                all.insert(address.to_owned(), vec![idle]);
-            }
-        }
-    }
-
-    /// A new HTTP/1.1 connection, driven by a task of its own until hyper is done with
-    /// it (upgrades included).
-    async fn connect(&self, address: &str) -> Result<http1::SendRequest<Body>, PoolError> {
+    /// A new HTTP/1.1 connection (upgrades on), polled by the requests that use it.
+    async fn connect(&self, address: &str) -> Result<Conn, PoolError> {
         let stream = dial(address, self.connect_timeout).await?;
-        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+        Conn::handshake(stream)
             .await
-            .map_err(|_| PoolError::Connect)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+            .map_err(|_| PoolError::Connect)
     }
 
     fn shared_h2c(&self, address: &str) -> Option<http2::SendRequest<Body>> {

@@ -13,7 +13,7 @@ use std::time::Instant;
 use http::{header, HeaderValue, Request, Response, Uri};
 
 use crate::admission;
-use crate::auth::{self, Decision, Identity};
+use crate::auth::{self, Decision};
 use crate::body::{full, Body};
 use crate::canonical::{canonical_host, canonical_path, request_authority};
 use crate::config::Validation;
@@ -22,10 +22,15 @@ use crate::embed;
 use crate::error::ProxyError;
 use crate::headers::{self, Hop};
 use crate::ingest::{self, Ingested};
-use crate::route::Resolved;
 use crate::state::{Shared, State};
 use crate::telemetry::RouteMetrics;
 use crate::websocket::{self, Connect};
+
+mod identity;
+mod public_url;
+
+use identity::{authorize, set_identity};
+use public_url::{public_url, received_now};
 
 /// Paths under this prefix are roomgate's own.
 pub const RESERVED_PREFIX: &str = "/.roomgate/";
@@ -430,109 +435,6 @@ async fn pipeline<'s>(
     result
 }
 
-/// The URL as the provider called it: scheme and host as the client (or a trusted proxy)
-/// saw them, and the raw request target. Providers that sign the URL sign this.
-///
-/// `headers` are as [`headers::set_forwarded`] left them. A proxy chain may list several
-/// values (`https, http`): the first is the client's. A scheme other than `http` or
-/// `https` is not believed; the listener's (`tls`) stands instead.
-fn public_url(
-    headers: &http::HeaderMap,
-    tls: bool,
-    trusted: bool,
-    raw_host: &str,
-    raw_target: &str,
-) -> String {
-    let listener = if tls { "https" } else { "http" };
-    if !trusted {
-        // set_forwarded replaced an untrusted peer's claims with this hop's own.
-        return [listener, "://", raw_host, raw_target].concat();
-    }
-    let first = |name: &http::HeaderName| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    let scheme = match first(&headers::X_FORWARDED_PROTO) {
-        Some(p) if p.eq_ignore_ascii_case("https") => "https",
-        Some(p) if p.eq_ignore_ascii_case("http") => "http",
-        _ => listener,
-    };
-    // set_forwarded kept a trusted proxy's X-Forwarded-Host, or wrote the canonical host;
-    // the Host as sent keeps its port, which some providers sign.
-    let host = match first(&headers::X_FORWARDED_HOST) {
-        Some(fwd) if canonical_host(raw_host).as_deref() != Some(fwd) => fwd,
-        _ => raw_host,
-    };
-    [scheme, "://", host, raw_target].concat()
-}
-
-/// The wall clock at millisecond resolution or finer, for a webhook's `received_at` and
-/// delivery id (the injected [`crate::state::Clock`] counts whole seconds). One clock read,
-/// as before: only a webhook request takes it.
-fn received_now() -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc()
-}
-
-/// Decide whether the caller may use this port.
-async fn authorize(
-    shared: &Shared,
-    state: &State,
-    parts: &http::request::Parts,
-    resolved: &Resolved<'_>,
-) -> Decision {
-    let room = &resolved.port.room;
-    match resolved.policy.validation {
-        Validation::Public => Decision::Public,
-        Validation::Bearer => {
-            let now = (shared.clock)();
-            auth::authorize_bearer(&parts.headers, parts.uri.query(), &state.tokens, room, now)
-        }
-        // Boxed: the session lookup's state would otherwise size every request's future.
-        Validation::Cookie => {
-            let gate = auth::iap::CookieGate {
-                config: &state.config,
-                tokens: &state.tokens,
-                auth_host: state.auth_host.as_ref(),
-                sessions: &shared.iap.sessions,
-                now: (shared.clock)(),
-            };
-            Box::pin(auth::iap::authorize(gate, parts, room)).await
-        }
-        Validation::Webhook(_) => Decision::Deny(auth::AuthError::MissingAuth),
-    }
-}
-
-/// Set the trusted identity headers (after client copies were stripped). UTF-8 names
-/// pass as they are; a name that cannot be a header value (control characters) is an
-/// error, never a request forwarded without its identity.
-fn set_identity(
-    headers: &mut http::HeaderMap,
-    identity: Option<&Identity>,
-    assertion: Option<String>,
-) -> Result<(), http::header::InvalidHeaderValue> {
-    let Some(identity) = identity else {
-        return Ok(());
-    };
-    let user = HeaderValue::from_bytes(identity.user.as_bytes())?;
-    let scope = HeaderValue::from_str(&identity.api_scope.to_string())?;
-    headers.insert(headers::X_MESHAGENT_USER, user);
-    headers.insert(headers::X_MESHAGENT_API_SCOPE, scope);
-    if let Some(session) = &identity.embed_session {
-        headers.insert(
-            embed::decide::SESSION_HEADER,
-            HeaderValue::from_str(session)?,
-        );
-    }
-    if let Some(jwt) = assertion {
-        headers.insert(crate::assertion::HEADER, HeaderValue::from_str(&jwt)?);
-    }
-    Ok(())
-}
-
 /// The canonical path with the original query, as the upstream will receive it.
 fn rebuild_uri(path: &str, query: Option<&str>) -> Option<Uri> {
     let pq = match query {
@@ -540,78 +442,4 @@ fn rebuild_uri(path: &str, query: Option<&str>) -> Option<Uri> {
         None => path.to_owned(),
     };
     pq.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::headers::header_map as forwarded;
-
-    /// A trusted proxy chain's `X-Forwarded-Proto: https, http` names the client's scheme
-    /// first; the URL a provider signed is never `https, http://...`.
-    #[test]
-    fn public_url_takes_the_first_forwarded_scheme_and_host() {
-        let h = forwarded(&[
-            ("x-forwarded-proto", "HTTPS , http"),
-            ("x-forwarded-host", "hooks.acme.test, inner.test"),
-        ]);
-        assert_eq!(
-            public_url(&h, false, true, "app.test:8080", "/hook?a=1"),
-            "https://hooks.acme.test/hook?a=1"
-        );
-    }
-
-    #[test]
-    fn public_url_falls_back_to_the_listener_scheme() {
-        for (proto, tls, want) in [
-            (Some("javascript"), false, "http"),
-            (Some("ftp, https"), true, "https"),
-            (Some(" , https"), false, "http"),
-            (Some(""), true, "https"),
-            (None, false, "http"),
-            (None, true, "https"),
-            (Some("http"), true, "http"),
-        ] {
-            let h = match proto {
-                Some(p) => forwarded(&[("x-forwarded-proto", p)]),
-                None => http::HeaderMap::new(),
-            };
-            assert_eq!(
-                public_url(&h, tls, true, "app.test", "/hook"),
-                format!("{want}://app.test/hook"),
-                "{proto:?}, tls: {tls}"
-            );
-        }
-    }
-
-    /// The same host as the Host header (canonical) keeps the Host as sent, with its port.
-    #[test]
-    fn public_url_keeps_the_port_of_the_host_as_sent() {
-        let h = forwarded(&[
-            ("x-forwarded-proto", "http"),
-            ("x-forwarded-host", "app.test"),
-        ]);
-        assert_eq!(
-            public_url(&h, false, true, "App.Test:8080", "/hook"),
-            "http://App.Test:8080/hook"
-        );
-    }
-
-    /// From an untrusted peer, the URL is the listener's scheme and the Host as sent,
-    /// whatever forwarding claims the headers carry.
-    #[test]
-    fn public_url_from_an_untrusted_peer_ignores_forwarding_claims() {
-        let h = forwarded(&[
-            ("x-forwarded-proto", "https"),
-            ("x-forwarded-host", "evil.test"),
-        ]);
-        assert_eq!(
-            public_url(&h, false, false, "App.Test:8080", "/hook?a=1"),
-            "http://App.Test:8080/hook?a=1"
-        );
-        assert_eq!(
-            public_url(&h, true, false, "app.test", "/hook"),
-            "https://app.test/hook"
-        );
-    }
 }
