@@ -87,10 +87,16 @@ pub(super) enum Exchange {
 }
 
 /// Send `req` on `conn` and wait for the response head, polling the connection meanwhile.
+///
+/// The handle's readiness and the response come from the connection future, which only
+/// this future polls: they are looked at after each poll of it without a waker of their
+/// own, so that handing them over does not wake this task once more for nothing. The
+/// wakers the connection future registers (its socket, the request body) bring this
+/// future back whenever there is more for it to do.
 pub(super) async fn exchange(mut conn: Conn, req: Request<Body>) -> Exchange {
     let ready = std::future::poll_fn(|cx| {
         conn.drive(cx);
-        conn.sender.poll_ready(cx)
+        conn.sender.poll_ready(&mut unwoken())
     })
     .await;
     if ready.is_err() {
@@ -99,7 +105,7 @@ pub(super) async fn exchange(mut conn: Conn, req: Request<Body>) -> Exchange {
     let mut sent = std::pin::pin!(conn.sender.try_send_request(req));
     let answer = std::future::poll_fn(|cx| {
         conn.drive(cx);
-        sent.as_mut().poll(cx)
+        sent.as_mut().poll(&mut unwoken())
     })
     .await;
     match answer {
@@ -109,6 +115,11 @@ pub(super) async fn exchange(mut conn: Conn, req: Request<Body>) -> Exchange {
             None => Exchange::Failed(e.into_error()),
         },
     }
+}
+
+/// A context whose waker does nothing, for what only [`Conn::drive`] moves on.
+fn unwoken() -> Context<'static> {
+    Context::from_waker(futures_util::task::noop_waker_ref())
 }
 
 /// The idle connections to one service address.
@@ -191,10 +202,14 @@ impl http_body::Body for Returning {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        if let Some((conn, _)) = &mut this.conn {
-            conn.drive(cx);
-        }
-        let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
+        // While the connection is here, only its polling feeds the body (as in `exchange`).
+        let frame = match &mut this.conn {
+            Some((conn, _)) => {
+                conn.drive(cx);
+                ready!(Pin::new(&mut this.body).poll_frame(&mut unwoken()))
+            }
+            None => ready!(Pin::new(&mut this.body).poll_frame(cx)),
+        };
         match &frame {
             None => this.give_back(),
             Some(Err(_)) => this.conn = None,
