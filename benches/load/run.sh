@@ -39,7 +39,8 @@
 #   assertion  the embed scenario with identity_assertion on (an ES256 JWT signed per request)
 #   ratelimit  roomgate only, on a redis-server started here: GET on a rate-limited public
 #              port (one GCRA script per request) alternating with an unlimited one
-# More knobs: H2_STREAMS (10), IDLE_CONNS (10000), IDLE_HOLD (5 s held per round).
+# More knobs: H2_STREAMS (10), IDLE_CONNS (10000), IDLE_HOLD (5 s held per round),
+# IDLE_SILENT=1 (idle connections that never send a byte instead of one GET each).
 #
 # Adding a scenario: write `scenario_<name>` below. It sets SC_CONFIG (a roomgate config
 # template in this directory; @LISTEN@ and @UPSTREAM_PORT@ are filled in), SC_HOST (the
@@ -814,7 +815,7 @@ idle_round() { # idle_round LABEL ROUND PORT PID...
   local before with after ready alive secs t
   before=$(rss_kb "$@")
   timeout $((IDLE_HOLD + 120)) python3 "$HERE/idle_client.py" "$port" "$IDLE_CONNS" "$SC_HOST" "$IDLE_HOLD" \
-    >"$out" 2>&1 &
+    ${IDLE_SILENT:+silent} >"$out" 2>&1 &
   local cpid=$!
   for _ in $(seq 1200); do grep -q '^ready' "$out" && break; kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
   grep -q '^ready' "$out" || die "idle client failed against $label: $(tail -5 "$out")"
@@ -982,7 +983,11 @@ report() {
   fi
   if [ -s "$IDLE" ]; then
     echo
-    echo "idle: $IDLE_CONNS keep-alive connections, one GET each, then held ${IDLE_HOLD}s (VmRSS; nginx = master + worker)"
+    if [ -n "${IDLE_SILENT:-}" ]; then
+      echo "idle: $IDLE_CONNS silent connections (nothing sent), held ${IDLE_HOLD}s (VmRSS; nginx = master + worker)"
+    else
+      echo "idle: $IDLE_CONNS keep-alive connections, one GET each, then held ${IDLE_HOLD}s (VmRSS; nginx = master + worker)"
+    fi
     echo
     echo "| target | round | RSS before KiB | RSS with conns KiB | per conn KiB | RSS after close KiB | still open | open time s |"
     echo "|--------|-------|----------------|--------------------|--------------|---------------------|------------|-------------|"
