@@ -45,8 +45,11 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
+/// A body of no bytes (no allocation: its box holds nothing).
 pub fn empty() -> Body {
-    full(Bytes::new())
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// What a [`Watched`] body tells as its frames go by; dropped with the body.

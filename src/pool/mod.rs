@@ -83,14 +83,23 @@ impl Pool {
         mut req: Request<Body>,
         timeout: Duration,
     ) -> Result<Response<Returning>, PoolError> {
-        let deadline = Arc::new(Deadline::after(timeout));
-        if !req.body().is_end_stream() {
-            let pace = Paced {
-                deadline: Arc::clone(&deadline),
-                timeout,
-            };
-            req = req.map(|body| Body::new(Watched::new(body, pace)));
-        }
+        // Shared with the request body when there is one, which moves it ahead.
+        let paced = (!req.body().is_end_stream()).then(|| Arc::new(Deadline::after(timeout)));
+        let unpaced;
+        let deadline = match &paced {
+            Some(deadline) => {
+                let pace = Paced {
+                    deadline: Arc::clone(deadline),
+                    timeout,
+                };
+                req = req.map(|body| Body::new(Watched::new(body, pace)));
+                deadline.as_ref()
+            }
+            None => {
+                unpaced = Deadline::after(timeout);
+                &unpaced
+            }
+        };
         let idle = self.idle(address);
         // Kept to be sent once more if a reused connection drops it unanswered.
         let mut again = Resend::of(&req);
@@ -124,7 +133,7 @@ impl Pool {
                     return match again.take() {
                         Some(copy) if reused => {
                             tracing::debug!(upstream.authority = %address, "a kept-alive connection dropped the request; sending it once more");
-                            self.send_fresh(address, copy.request(), &deadline, idle)
+                            self.send_fresh(address, copy.request(), deadline, idle)
                                 .await
                         }
                         _ => {

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use futures_util::future::Either;
 use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -209,7 +210,14 @@ impl Service {
             req.extensions_mut().insert(self.tunnels.clone());
         }
         let (guard, last) = self.activity.begin();
-        let req = req.map(|b| b.map_err(BodyError::new).boxed());
+        // A request without a body gets the empty body, which takes no allocation.
+        let req = req.map(|b| {
+            if b.is_end_stream() {
+                crate::body::empty()
+            } else {
+                b.map_err(BodyError::new).boxed()
+            }
+        });
         let answer = answer(
             Arc::clone(&self.shared),
             Arc::clone(&self.info),
