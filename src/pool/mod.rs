@@ -312,6 +312,7 @@ mod tests {
     use bytes::Bytes;
     use http_body::Frame;
     use http_body_util::BodyExt;
+    use tokio::time::Instant;
 
     #[tokio::test(start_paused = true)]
     async fn an_upload_in_progress_keeps_the_deadline_ahead_and_the_head_wait_counts_from_its_end()
