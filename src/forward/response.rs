@@ -3,9 +3,9 @@
 //!
 //! Pure: a response head in, a response head out.
 
-use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 
 use crate::body::{Body, BodyError};
 
@@ -13,11 +13,7 @@ use crate::body::{Body, BodyError};
 /// hop-by-hop fields (`Upgrade` is kept on a `101`, with `Connection: upgrade`). Its
 /// `Content-Length` is settled ([`settle_length`]): hyper keeps the
 /// service's fields as they came, even beside a `Transfer-Encoding` it framed the body by.
-pub(super) fn cleaned<B>(resp: Response<B>) -> Response<Body>
-where
-    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+pub(super) fn cleaned(resp: Response<Incoming>) -> Response<Body> {
     let upgrade = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     let mut resp = resp.map(|b| b.map_err(BodyError::new).boxed());
     let coded = resp.headers().contains_key(header::TRANSFER_ENCODING);

@@ -7,20 +7,20 @@
 //! so one HTTP/1.1 implementation reads every service response. This module makes no
 //! security decision and does not look at what it carries.
 //!
-//! Each connection is driven by the request using it and then by its response body
-//! ([`conn`]); it goes back to its address's list once that body has been read to the end.
-//! A connection idle for [`IDLE_LIFETIME`] is let go. A request a reused connection closed
-//! before taking it is sent on another. A bodiless idempotent request (RFC 9110 §9.2.2)
-//! that a reused connection dropped after taking it, before any answer, is sent once more
-//! on a new connection, as nginx does; any other request then fails with
+//! A connection goes back to its address's list as soon as its response head arrives;
+//! hyper marks it ready again once that response's body is done, and checkout takes only
+//! ready connections, so no task is spawned per response to return one. A connection
+//! idle for [`IDLE_LIFETIME`] is let go (hyper closes a connection whose handle is
+//! dropped once its last exchange is done). A request a reused connection closed before
+//! taking it is sent on another. A bodiless idempotent request (RFC 9110 §9.2.2) that a
+//! reused connection dropped after taking it, before any answer, is sent once more on a
+//! new connection, as nginx does; any other request then fails with
 //! [`PoolError::Exchange`].
 //!
 //! The wait for a response head is bounded by a [`Deadline`] that the request body's
 //! progress moves ahead (see [`Paced`]), so a slow upload is not taken for a slow
 //! service: the timeout applies to a stalled upload, and to the wait for the head from
 //! the last byte sent.
-
-mod conn;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,15 +29,13 @@ use std::time::Duration;
 use http::{Method, Request, Response};
 use http_body::Body as _;
 use hyper::body::Incoming;
-use hyper::client::conn::http2;
+use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::body::{Body, BodyError, Watched, Watcher};
 use crate::deadline::Deadline;
-use conn::{exchange, returning, Conn, Exchange, Home, Idle};
-
-pub use conn::Returning;
 
 /// How long an idle connection to a service is kept for reuse.
 pub const IDLE_LIFETIME: Duration = Duration::from_secs(90);
@@ -56,9 +54,15 @@ pub enum PoolError {
     Timeout,
 }
 
+/// An HTTP/1.1 connection kept for reuse.
+struct Idle {
+    sender: http1::SendRequest<Body>,
+    since: Instant,
+}
+
 /// Connections to services, per address (`host:port`).
 pub struct Pool {
-    http1: Mutex<HashMap<String, Arc<Idle>, foldhash::fast::RandomState>>,
+    http1: Mutex<HashMap<String, Vec<Idle>, foldhash::fast::RandomState>>,
     h2c: Mutex<HashMap<String, http2::SendRequest<Body>, foldhash::fast::RandomState>>,
     connect_timeout: Duration,
     max_idle_per_address: usize,
@@ -82,7 +86,7 @@ impl Pool {
         address: &str,
         mut req: Request<Body>,
         timeout: Duration,
-    ) -> Result<Response<Returning>, PoolError> {
+    ) -> Result<Response<Incoming>, PoolError> {
         // Shared with the request body when there is one, which moves it ahead.
         let paced = (!req.body().is_end_stream()).then(|| Arc::new(Deadline::after(timeout)));
         let unpaced;
@@ -100,44 +104,39 @@ impl Pool {
                 &unpaced
             }
         };
-        let idle = self.idle(address);
         // Kept to be sent once more if a reused connection drops it unanswered.
         let mut again = Resend::of(&req);
         loop {
-            let (conn, reused) = match idle.checkout(IDLE_LIFETIME) {
-                Some(conn) => (conn, true),
+            let (mut sender, reused) = match self.checkout(address) {
+                Some(sender) => (sender, true),
                 None => (self.connect(address).await?, false),
             };
             let sent = tokio::select! {
                 biased;
-                sent = exchange(conn, req) => sent,
+                sent = sender.try_send_request(req) => sent,
                 () = deadline.passed() => return Err(PoolError::Timeout),
             };
             match sent {
-                Exchange::Answered(resp, conn) => {
-                    let home = Home {
-                        idle,
-                        max: self.max_idle_per_address,
-                    };
-                    return Ok(returning(resp, conn, home));
+                Ok(resp) => {
+                    if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+                        self.checkin(address, sender);
+                    }
+                    return Ok(resp);
                 }
-                Exchange::NotTaken(back) if reused => {
-                    // Never taken by the connection: try another.
-                    req = back;
-                }
-                Exchange::NotTaken(_) => return Err(PoolError::Exchange),
-                Exchange::Failed(e) if caused_by_request_body(&e) => {
-                    return Err(PoolError::RequestBody)
-                }
-                Exchange::Failed(e) => {
+                Err(e) if caused_by_request_body(e.error()) => return Err(PoolError::RequestBody),
+                Err(mut e) => {
+                    if let (Some(back), true) = (e.take_message(), reused) {
+                        // Never taken by the connection: try another.
+                        req = back;
+                        continue;
+                    }
                     return match again.take() {
                         Some(copy) if reused => {
                             tracing::debug!(upstream.authority = %address, "a kept-alive connection dropped the request; sending it once more");
-                            self.send_fresh(address, copy.request(), deadline, idle)
-                                .await
+                            self.send_fresh(address, copy.request(), deadline).await
                         }
                         _ => {
-                            tracing::debug!(upstream.authority = %address, error = %e, "upstream exchange failed");
+                            tracing::debug!(upstream.authority = %address, error = %e.error(), "upstream exchange failed");
                             Err(PoolError::Exchange)
                         }
                     };
@@ -152,24 +151,16 @@ impl Pool {
         address: &str,
         req: Request<Body>,
         deadline: &Deadline,
-        idle: Arc<Idle>,
-    ) -> Result<Response<Returning>, PoolError> {
-        let conn = self.connect(address).await?;
+    ) -> Result<Response<Incoming>, PoolError> {
+        let mut sender = self.connect(address).await?;
         let sent = tokio::select! {
             biased;
-            sent = exchange(conn, req) => sent,
+            sent = sender.try_send_request(req) => sent,
             () = deadline.passed() => return Err(PoolError::Timeout),
         };
-        match sent {
-            Exchange::Answered(resp, conn) => {
-                let home = Home {
-                    idle,
-                    max: self.max_idle_per_address,
-                };
-                Ok(returning(resp, conn, home))
-            }
-            Exchange::NotTaken(_) | Exchange::Failed(_) => Err(PoolError::Exchange),
-        }
+        let resp = sent.map_err(|_| PoolError::Exchange)?;
+        self.checkin(address, sender);
+        Ok(resp)
     }
 
     /// Send `req` (absolute URI) to `address` over the address's shared h2c connection.
@@ -198,21 +189,47 @@ impl Pool {
         }
     }
 
-    /// The idle connections to `address`.
-    fn idle(&self, address: &str) -> Arc<Idle> {
+    /// A ready idle connection to `address`; connections idle too long are let go.
+    fn checkout(&self, address: &str) -> Option<http1::SendRequest<Body>> {
         let mut all = self.http1.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(idle) = all.get(address) {
-            return Arc::clone(idle);
-        }
-        Arc::clone(all.entry(address.to_owned()).or_default())
+        let list = all.get_mut(address)?;
+        let now = Instant::now();
+        list.retain(|c| !c.sender.is_closed() && now.duration_since(c.since) < IDLE_LIFETIME);
+        let ready = list.iter().rposition(|c| c.sender.is_ready())?;
+        Some(list.swap_remove(ready).sender)
     }
 
-    /// A new HTTP/1.1 connection (upgrades on), polled by the requests that use it.
-    async fn connect(&self, address: &str) -> Result<Conn, PoolError> {
+    fn checkin(&self, address: &str, sender: http1::SendRequest<Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        let idle = Idle {
+            sender,
+            since: Instant::now(),
+        };
+        let mut all = self.http1.lock().unwrap_or_else(PoisonError::into_inner);
+        match all.get_mut(address) {
+            Some(list) if list.len() < self.max_idle_per_address => list.push(idle),
+            Some(_) => {}
+            None => {
+                all.insert(address.to_owned(), vec![idle]);
+            }
+        }
+    }
+
+    /// A new HTTP/1.1 connection, driven by a task of its own until hyper is done with
+    /// it (upgrades included).
+    async fn connect(&self, address: &str) -> Result<http1::SendRequest<Body>, PoolError> {
         let stream = dial(address, self.connect_timeout).await?;
-        Conn::handshake(stream)
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|_| PoolError::Connect)
+            .map_err(|_| PoolError::Connect)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
     }
 
     fn shared_h2c(&self, address: &str) -> Option<http2::SendRequest<Body>> {
@@ -312,7 +329,52 @@ mod tests {
     use bytes::Bytes;
     use http_body::Frame;
     use http_body_util::BodyExt;
-    use tokio::time::Instant;
+
+    /// A service that closes a kept-alive connection while it rests in the pool: the next
+    /// request to that service goes on a new connection instead of failing.
+    #[tokio::test]
+    async fn a_connection_the_service_closed_while_resting_is_replaced() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        let (closed_tx, mut closed) = tokio::sync::mpsc::channel::<()>(2);
+        let service = tokio::spawn(async move {
+            for _ in 0..2 {
+                let (mut s, _) = listener.accept().await.expect("accept");
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.expect("read");
+                    assert!(n > 0, "the request head was cut short");
+                    head.extend_from_slice(&buf[..n]);
+                }
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await
+                    .expect("write");
+                drop(s);
+                closed_tx.send(()).await.expect("signal");
+            }
+        });
+        let pool = Pool::new(Duration::from_secs(5), 8);
+        for _ in 0..2 {
+            let req = Request::builder()
+                .uri("/")
+                .header(http::header::HOST, address.as_str())
+                .body(crate::body::empty())
+                .expect("request");
+            let resp = pool
+                .send(&address, req, Duration::from_secs(5))
+                .await
+                .expect("answered");
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            assert_eq!(&body[..], b"ok");
+            // The service has closed its side before the next request is sent.
+            closed.recv().await.expect("closed");
+        }
+        service.await.expect("service");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn an_upload_in_progress_keeps_the_deadline_ahead_and_the_head_wait_counts_from_its_end()
