@@ -53,6 +53,8 @@ enum Command {
     /// Management keys for the embed session API (`Authorization: Bearer mk_...`).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print the config file's JSON Schema (docs/roomgate.schema.json) on stdout.
+    Schema,
     /// GET a URL once for a health check: exit 0 on a 2xx answer, 1 otherwise.
     Probe {
         /// The URL, plain HTTP (e.g. the admin listener's http://127.0.0.1:9090/healthz).
@@ -254,6 +256,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secrets(cmd) => secrets(cmd),
         Command::Keys(cmd) => keys(cmd),
         Command::Probe { url, timeout } => probe(&url, &timeout),
+        Command::Schema => {
+            print!("{}", roomgate::config::schema::render());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sessions(SessionsCommand::Revoke { config, user }) => {
             let config = match load(&config.config) {
                 Ok(c) => c,

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 
 use super::secret_ref::SecretRef;
@@ -32,7 +33,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// The whole config file.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Schema version; only `v1` exists.
@@ -56,6 +57,7 @@ pub struct FileConfig {
     pub limits: Limits,
     /// CIDRs whose `X-Forwarded-*` headers are believed. Empty: none.
     #[serde(default)]
+    #[schemars(with = "Vec<super::schema::Cidr>")]
     pub trusted_proxies: Vec<IpNet>,
     /// Browser sign-in for `cookie` ports.
     #[serde(default)]
@@ -75,7 +77,7 @@ pub struct FileConfig {
 }
 
 /// Lifetimes of embed sessions, their access tokens and launch URLs.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Embed {
     /// Longest life of an embed session (1h); a mint's `ttl` may not exceed it.
@@ -101,7 +103,7 @@ impl Default for Embed {
 }
 
 /// Keys that sign the identity assertion; the first signs, all are published.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityAssertion {
     /// ES256 (P-256) private keys, PEM (SEC1 or PKCS#8), each with the `kid` services
@@ -116,7 +118,7 @@ fn default_assertion_ttl() -> HumanDuration {
     HumanDuration(Duration::from_secs(60))
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssertionKey {
     pub kid: String,
@@ -124,7 +126,7 @@ pub struct AssertionKey {
     pub private_key: SecretRef,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
     /// Plain HTTP listener (HTTP/1.1 and h2c prior knowledge).
@@ -141,7 +143,7 @@ pub struct Listen {
     pub redirect_http_to_https: bool,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     /// PEM certificate chains and keys; SNI picks by the names in each certificate.
@@ -152,7 +154,7 @@ pub struct Tls {
     pub default_certificate: Option<usize>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CertificatePair {
     pub cert: PathBuf,
@@ -160,7 +162,7 @@ pub struct CertificatePair {
 }
 
 /// The Redis every instance shares: exactly one of `url`, `cluster` or `sentinel`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Redis {
     /// One primary: `redis://[user:password@]host:port/db`; usually
@@ -178,7 +180,7 @@ pub struct Redis {
     pub durability: Durability,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisCluster {
     /// Seed nodes, `redis://host:port` (plain strings, no password): the rest of the
@@ -189,7 +191,7 @@ pub struct RedisCluster {
     pub password: Option<SecretRef>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSentinel {
     /// The name the sentinels know the primary by (`sentinel monitor <master> ...`).
@@ -204,7 +206,7 @@ pub struct RedisSentinel {
 }
 
 /// Before a 202, how many replicas must hold the entry, and how long to wait for them.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Durability {
     /// `WAIT` for this many replicas after each enqueue; 0 acknowledges once the primary
@@ -230,7 +232,7 @@ impl Default for Durability {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tokens {
     /// HS256 keys, chosen by the token's `kid`. The first one mints.
@@ -238,14 +240,14 @@ pub struct Tokens {
     pub keys: Vec<TokenKey>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenKey {
     pub kid: String,
     pub secret: SecretRef,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SecretsBackend {
     /// Values in a YAML file, as `{env}`/`{file}`/`{value}`.
@@ -255,7 +257,7 @@ pub enum SecretsBackend {
     Redis,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Secrets {
     #[serde(default)]
@@ -291,7 +293,7 @@ impl Default for Secrets {
 }
 
 /// Limits; each default is what the field's doc says.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Time a client has to send a complete request head (10s).
@@ -353,7 +355,7 @@ impl Default for Limits {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IapProvider {
     /// Any OpenID Provider (discovery, code flow with PKCE).
@@ -363,7 +365,7 @@ pub enum IapProvider {
     Static,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Iap {
     /// Public base URL of the central sign-in host.
@@ -399,7 +401,7 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Oidc {
     /// Issuer URL; `{issuer}/.well-known/openid-configuration` is fetched at start.
@@ -421,13 +423,13 @@ fn default_groups_claim() -> String {
     "groups".into()
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaticUsers {
     pub users: Vec<StaticUser>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaticUser {
     pub email: String,
@@ -437,7 +439,7 @@ pub struct StaticUser {
     pub groups: Vec<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Room {
     pub name: String,
@@ -455,7 +457,7 @@ fn default_host() -> String {
     "127.0.0.1".into()
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParticipantRule {
     /// Exact email addresses (compared lowercased).
@@ -488,7 +490,7 @@ impl ParticipantRule {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     pub name: String,
@@ -499,7 +501,7 @@ pub struct Service {
     pub ports: Vec<Port>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Port {
     pub num: u16,
@@ -516,22 +518,24 @@ pub struct Port {
     #[serde(default)]
     pub h2c: bool,
     #[serde(default)]
+    #[schemars(schema_with = "super::schema::annotations")]
     pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
     /// Segment prefix of request paths this endpoint covers; longest wins.
     pub path: String,
     /// Override the port's annotations key by key.
     #[serde(default)]
+    #[schemars(schema_with = "super::schema::annotations")]
     pub annotations: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// `app.example.test` or a one-label wildcard `*.apps.example.test`.
@@ -545,7 +549,7 @@ pub struct Route {
     pub paths: Vec<RoutePath>,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PathMatch {
     /// The path and everything below it, on segment boundaries.
@@ -555,7 +559,7 @@ pub enum PathMatch {
     Exact,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoutePath {
     pub path: String,
