@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use roomgate::config::Config;
 
 /// mimalloc: the proxy allocates small, short-lived buffers per request; measured with
-/// benches/load (see README "Performance").
+/// benches/load (benches/load/RESULTS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,7 +1,7 @@
 //! The fuzz targets (`roomgate::fuzzing`) in the ordinary test command: every checked-in
 //! corpus input, then a short seeded random run of each target over mutations of its
 //! corpus, and `check` against `serve` (the real binary) on the config corpus and its
-//! mutations. A long coverage-guided run is `cargo fuzz run <target>` (see README).
+//! mutations. A long coverage-guided run is `cargo fuzz run <target>` (see docs/security.md).
 
 mod common;
 
