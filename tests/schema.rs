@@ -227,11 +227,13 @@ fn the_reference_names_every_key_of_the_schema() {
     }
     let missing: Vec<_> = keys
         .iter()
-        .filter(|key| !reference.contains(&format!("`{key}`")))
+        .filter(|key| {
+            !reference.contains(&format!("`{key}`")) && !reference.contains(&format!(".{key}`"))
+        })
         .collect();
     assert!(
         missing.is_empty(),
-        "{REFERENCE} does not name these config keys (as `key`): {missing:?}"
+        "{REFERENCE} does not name these config keys (as `key` or `section.key`): {missing:?}"
     );
 }
 
@@ -292,7 +294,7 @@ fn the_reference_names_every_command_and_flag() {
             pending.push(next);
         }
     }
-    assert!(leaves >= 14, "{leaves} commands found in --help");
+    assert!(leaves >= 13, "{leaves} commands found in --help");
 }
 
 /// Nothing in the repository points at files a clone does not have.

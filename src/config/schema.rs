@@ -22,9 +22,26 @@ pub fn render() -> String {
         .into_generator();
     let mut schema = generator.into_root_schema_for::<FileConfig>();
     schema.insert("title".into(), "roomgate config".into());
-    let mut text = serde_json::to_string_pretty(&schema).expect("a schema is JSON");
+    let mut text =
+        serde_json::to_string_pretty(&sorted(schema.to_value())).expect("a schema is JSON");
     text.push('\n');
     text
+}
+
+/// `value` with every object's keys in sorted order, so the text is the same whether or
+/// not serde_json keeps insertion order (a feature another crate may turn on).
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(sorted).collect())
+        }
+        other => other,
+    }
 }
 
 /// An address range in CIDR notation (`10.0.0.0/8`, `::1/128`).
