@@ -174,7 +174,12 @@ fn the_schema_refuses_typos_and_wrong_shapes() {
 /// Every property name the schema defines, walking nested objects, arrays, `$ref`s into
 /// `$defs` and the branches of `oneOf`/`anyOf`.
 fn schema_keys(schema: &Value) -> BTreeSet<String> {
-    fn walk(node: &Value, defs: &Value, seen_refs: &mut BTreeSet<String>, keys: &mut BTreeSet<String>) {
+    fn walk(
+        node: &Value,
+        defs: &Value,
+        seen_refs: &mut BTreeSet<String>,
+        keys: &mut BTreeSet<String>,
+    ) {
         let Some(object) = node.as_object() else {
             return;
         };
@@ -342,6 +347,51 @@ fn is_text_source(path: &Path) -> bool {
     }
     matches!(
         path.extension().and_then(|e| e.to_str()),
-        Some("md" | "rs" | "yaml" | "yml" | "toml" | "sh" | "py" | "js" | "json" | "conf" | "service")
+        Some(
+            "md" | "rs"
+                | "yaml"
+                | "yml"
+                | "toml"
+                | "sh"
+                | "py"
+                | "js"
+                | "json"
+                | "conf"
+                | "service"
+        )
     ) || path.file_name().is_some_and(|n| n == "Dockerfile")
+}
+
+/// The schema and the config types agree on the configs the fuzzer starts from: each
+/// document the types accept, the schema accepts, and the other way round (cross-field
+/// rules, which the schema does not describe, are left to `check`).
+#[test]
+fn the_schema_and_the_config_types_agree_on_the_fuzz_corpus() {
+    let dir = root().join("fuzz/corpus/config");
+    let (mut accepted, mut refused) = (0, 0);
+    for entry in std::fs::read_dir(&dir).expect("the config corpus") {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let Ok(document) = serde_yaml_ng::from_str::<Value>(&text) else {
+            continue;
+        };
+        let typed = serde_yaml_ng::from_str::<roomgate::config::FileConfig>(&text);
+        let errors = schema_errors(&document);
+        assert_eq!(
+            typed.is_ok(),
+            errors.is_empty(),
+            "{}: the types say {:?}, the schema says {errors:#?}",
+            path.display(),
+            typed.err().map(|e| e.to_string()),
+        );
+        if errors.is_empty() {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    assert!(
+        accepted >= 3 && refused >= 1,
+        "{accepted} accepted and {refused} refused corpus configs"
+    );
 }

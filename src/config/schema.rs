@@ -102,10 +102,9 @@ impl JsonSchema for SecretRef {
 
 /// Every annotation roomgate reads, with the shape of its value.
 pub fn known_annotations() -> Vec<(&'static str, serde_json::Value)> {
-    let text = |description: &str| serde_json::json!({"type": "string", "description": description});
-    let flag = |description: &str| {
-        serde_json::json!({"type": "string", "enum": ["true", "false"], "description": description})
-    };
+    let text =
+        |description: &str| serde_json::json!({"type": "string", "description": description});
+    let flag = |description: &str| serde_json::json!({"type": "string", "enum": ["true", "false"], "description": description});
     let methods: Vec<&str> = ["bearer", "jwt", "cookie"]
         .into_iter()
         .chain(Provider::ALL.iter().map(|p| p.as_str()))
@@ -199,10 +198,8 @@ pub const FORWARD_AUTHORIZATION: &str = "roomgate.forward_authorization";
 pub fn annotations(_: &mut SchemaGenerator) -> Schema {
     let known = known_annotations();
     let names: Vec<&str> = known.iter().map(|(k, _)| *k).collect();
-    let properties: serde_json::Map<String, serde_json::Value> = known
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    let properties: serde_json::Map<String, serde_json::Value> =
+        known.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     json_schema!({
         "type": "object",
         "description": "The port's or endpoint's policy. Keys under meshagent. and roomgate. must be known ones; other namespaces are free. Values are strings.",
@@ -230,7 +227,9 @@ mod tests {
             .keys()
             .map(String::as_str)
             .collect();
-        for key in ["version", "listen", "redis", "limits", "iap", "rooms", "routes"] {
+        for key in [
+            "version", "listen", "redis", "limits", "iap", "rooms", "routes",
+        ] {
             assert!(keys.contains(&key), "{key} missing from {keys:?}");
         }
         assert_eq!(schema["additionalProperties"], false);
