@@ -395,3 +395,36 @@ fn the_schema_and_the_config_types_agree_on_the_fuzz_corpus() {
         "{accepted} accepted and {refused} refused corpus configs"
     );
 }
+
+/// Every relative link in the README and in `docs/` names a file of the repository, so a
+/// clone has everything the manual points at.
+#[test]
+fn every_relative_link_in_the_manual_resolves() {
+    let mut documents = vec![root().join("README.md")];
+    for entry in std::fs::read_dir(root().join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            documents.push(path);
+        }
+    }
+    let mut links = 0;
+    for document in &documents {
+        let text = std::fs::read_to_string(document).unwrap();
+        for (start, _) in text.match_indices("](") {
+            let rest = &text[start + 2..];
+            let target = &rest[..rest.find(')').expect("a closed link")];
+            if target.contains("://") || target.starts_with('#') || target.starts_with("mailto:") {
+                continue;
+            }
+            let file = target.split('#').next().unwrap();
+            let resolved = document.parent().unwrap().join(file);
+            assert!(
+                resolved.exists(),
+                "{} links to {target}, which is not in the repository",
+                document.strip_prefix(root()).unwrap().display()
+            );
+            links += 1;
+        }
+    }
+    assert!(links > 30, "{links} links checked");
+}
