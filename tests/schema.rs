@@ -116,6 +116,9 @@ fn the_kubernetes_config_map_passes_the_schema() {
     assert!(errors.is_empty(), "configmap.yaml: {errors:#?}");
 }
 
+/// A change that makes a valid config invalid.
+type Breakage = fn(&mut Value);
+
 /// A config using every section, as the README shows it, passes; each typo or wrong
 /// shape that `check` refuses is refused by the schema too, so an editor flags it.
 #[test]
@@ -130,7 +133,7 @@ fn the_schema_refuses_typos_and_wrong_shapes() {
     let errors = schema_errors(&base);
     assert!(errors.is_empty(), "the README's example: {errors:#?}");
 
-    let cases: [(&str, fn(&mut Value)); 7] = [
+    let cases: [(&str, Breakage); 7] = [
         ("an unknown top-level key", |c| {
             c["listn"] = serde_json::json!({});
         }),
