@@ -121,11 +121,13 @@ fn default_assertion_ttl() -> HumanDuration {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssertionKey {
+    /// The key id services find this key under in the JWKS.
     pub kid: String,
     /// The PEM private key; usually `{file: assertion-es256.pem}`.
     pub private_key: SecretRef,
 }
 
+/// Addresses roomgate listens on; at least one of `http` and `https`.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
@@ -143,6 +145,7 @@ pub struct Listen {
     pub redirect_http_to_https: bool,
 }
 
+/// Certificates for the HTTPS listener.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
@@ -157,7 +160,9 @@ pub struct Tls {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CertificatePair {
+    /// The PEM certificate chain (relative to the config file).
     pub cert: PathBuf,
+    /// The PEM private key, RSA or ECDSA, matching the certificate.
     pub key: PathBuf,
 }
 
@@ -243,7 +248,9 @@ pub struct Tokens {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenKey {
+    /// The key id a token names in its `kid` claim.
     pub kid: String,
+    /// The HS256 key, at least 32 bytes.
     pub secret: SecretRef,
 }
 
@@ -260,6 +267,7 @@ pub enum SecretsBackend {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Secrets {
+    /// `file` (default) or `redis`.
     #[serde(default)]
     pub backend: SecretsBackend,
     /// The secrets file for the `file` backend (relative to the config file).
@@ -370,10 +378,13 @@ pub enum IapProvider {
 pub struct Iap {
     /// Public base URL of the central sign-in host.
     pub auth_url: String,
+    /// Who signs users in: `oidc` (default) or `static`.
     #[serde(default)]
     pub provider: IapProvider,
+    /// The OpenID Provider, for `provider: oidc`.
     #[serde(default)]
     pub oidc: Option<Oidc>,
+    /// Local users, for `provider: static`.
     #[serde(default, rename = "static")]
     pub static_users: Option<StaticUsers>,
     /// Cookie and state keys (32+ bytes, base64); the first signs, all verify.
@@ -406,8 +417,11 @@ fn default_true() -> bool {
 pub struct Oidc {
     /// Issuer URL; `{issuer}/.well-known/openid-configuration` is fetched at start.
     pub issuer: String,
+    /// The client id registered with the provider.
     pub client_id: String,
+    /// The client's secret.
     pub client_secret: SecretRef,
+    /// Scopes asked for (`openid`, `email`, `profile`); must include `openid`.
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
     /// ID-token claim holding the user's groups.
@@ -426,15 +440,18 @@ fn default_groups_claim() -> String {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaticUsers {
+    /// The users who may sign in with a password.
     pub users: Vec<StaticUser>,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaticUser {
+    /// The user's email, as services see it in `X-MESHAGENT-USER`.
     pub email: String,
     /// `$argon2id$v=19$...`
     pub password_hash: String,
+    /// The user's groups, matched by `participants[].groups`.
     #[serde(default)]
     pub groups: Vec<String>,
 }
@@ -442,6 +459,7 @@ pub struct StaticUser {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Room {
+    /// Letters, digits, `-`, `_` and `.`; used in Redis keys.
     pub name: String,
     /// Where this room's services listen (a service may override).
     #[serde(default = "default_host")]
@@ -449,6 +467,7 @@ pub struct Room {
     /// Who is a participant through IAP; first match wins.
     #[serde(default)]
     pub participants: Vec<ParticipantRule>,
+    /// The room's services and their ports.
     #[serde(default)]
     pub services: Vec<Service>,
 }
@@ -493,10 +512,12 @@ impl ParticipantRule {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
+    /// The service's name; the default processor identity of its webhook endpoints.
     pub name: String,
     /// Overrides the room's host.
     #[serde(default)]
     pub host: Option<String>,
+    /// The ports the service listens on.
     #[serde(default)]
     pub ports: Vec<Port>,
 }
@@ -504,6 +525,7 @@ pub struct Service {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Port {
+    /// The port number the service listens on.
     pub num: u16,
     /// Routable at all.
     #[serde(default)]
@@ -517,9 +539,11 @@ pub struct Port {
     /// Speak HTTP/2 cleartext to this service (gRPC).
     #[serde(default)]
     pub h2c: bool,
+    /// The port's policy.
     #[serde(default)]
     #[schemars(schema_with = "super::schema::annotations")]
     pub annotations: BTreeMap<String, String>,
+    /// Path-specific policies; the longest matching `path` wins.
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
 }
@@ -540,6 +564,7 @@ pub struct Endpoint {
 pub struct Route {
     /// `app.example.test` or a one-label wildcard `*.apps.example.test`.
     pub domain: String,
+    /// The room this domain serves.
     pub room: String,
     /// Port for every path not matched by `paths`.
     #[serde(default)]
@@ -562,8 +587,11 @@ pub enum PathMatch {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoutePath {
+    /// A path starting with `/`.
     pub path: String,
+    /// `prefix` (default, on segment boundaries) or `exact`.
     #[serde(default, rename = "match")]
     pub match_: PathMatch,
+    /// The published port that serves this path.
     pub port: u16,
 }
