@@ -479,7 +479,16 @@ fn secrets(cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
             eprintln!("stored {}/{}/{}", key.room, key.identity, key.id);
         }
         SecretsCommand::List { room, identity, .. } => {
-            for (identity, id) in rt.block_on(store.list(&room, identity.as_deref()))? {
+            let ids = rt.block_on(store.list(&room, identity.as_deref()))?;
+            if ids.is_empty() {
+                // On stderr: stdout stays a list (empty) for scripts.
+                let whose = identity.map(|i| format!(" of {i}")).unwrap_or_default();
+                eprintln!(
+                    "no secrets for room {room}{whose} in {}",
+                    store.whereabouts()
+                );
+            }
+            for (identity, id) in ids {
                 println!("{identity}\t{id}");
             }
         }
