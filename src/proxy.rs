@@ -106,7 +106,7 @@ pub fn handle(
             http.path = %outcome.path,
             http.status = status,
             http.response_bytes = http_body::Body::size_hint(resp.body()).exact(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            duration_ms = crate::telemetry::millis(elapsed),
             route.domain = outcome.route.map(|r| r.as_str()).unwrap_or(""),
             route.room = outcome.room.map(|p| p.room.as_str()).unwrap_or(""),
             auth.result = outcome.auth,
