@@ -28,7 +28,9 @@ pub enum LogFormat {
 pub enum LogSettingError {
     #[error("ROOMGATE_LOG_FORMAT={0:?} is not a log format (json or pretty)")]
     Format(String),
-    #[error("ROOMGATE_LOG={value:?} is not a log filter ({reason}); e.g. info or roomgate=debug,info")]
+    #[error(
+        "ROOMGATE_LOG={value:?} is not a log filter ({reason}); e.g. info or roomgate=debug,info"
+    )]
     Filter { value: String, reason: String },
 }
 
@@ -38,7 +40,9 @@ pub fn log_format(value: Option<&str>) -> Result<LogFormat, LogSettingError> {
         None | Some("") => Ok(LogFormat::Pretty),
         Some(v) if v.eq_ignore_ascii_case("pretty") => Ok(LogFormat::Pretty),
         Some(v) if v.eq_ignore_ascii_case("json") => Ok(LogFormat::Json),
-        Some(_) => Err(LogSettingError::Format(value.unwrap_or_default().to_owned())),
+        Some(_) => Err(LogSettingError::Format(
+            value.unwrap_or_default().to_owned(),
+        )),
     }
 }
 
@@ -304,8 +308,14 @@ mod tests {
         assert_eq!(millis(Duration::from_nanos(23_985)).to_string(), "0.024");
         assert_eq!(millis(Duration::from_nanos(23_499)).to_string(), "0.023");
         assert_eq!(millis(Duration::from_nanos(24_000)).to_string(), "0.024");
-        assert_eq!(millis(Duration::from_micros(1_500_001)).to_string(), "1500.001");
-        assert_eq!(serde_json::json!(millis(Duration::from_micros(24))).to_string(), "0.024");
+        assert_eq!(
+            millis(Duration::from_micros(1_500_001)).to_string(),
+            "1500.001"
+        );
+        assert_eq!(
+            serde_json::json!(millis(Duration::from_micros(24))).to_string(),
+            "0.024"
+        );
     }
 
     #[test]
@@ -322,6 +332,10 @@ mod tests {
         assert!(log_filter(None).is_ok());
         assert!(log_filter(Some("roomgate=debug,info")).is_ok());
         let e = log_filter(Some("bogus===")).unwrap_err();
-        assert!(e.to_string().starts_with("ROOMGATE_LOG=\"bogus===\" is not a log filter"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("ROOMGATE_LOG=\"bogus===\" is not a log filter"),
+            "{e}"
+        );
     }
 }

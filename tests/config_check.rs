@@ -60,7 +60,9 @@ fn error_lines(text: &str) -> Vec<String> {
                 return Some(l.to_owned());
             }
             let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            let error = v["error"].as_str().filter(|_| v["message"] == "invalid config")?;
+            let error = v["error"]
+                .as_str()
+                .filter(|_| v["message"] == "invalid config")?;
             Some(format!("  {error}"))
         })
         .collect()

@@ -86,12 +86,18 @@ async fn a_verified_participant_token_is_removed_unless_the_port_keeps_it() {
 
     let r = get(addr, "private.acme.test", "/", &auth).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.echoed_header("x-meshagent-user").as_deref(), Some("alice"));
+    assert_eq!(
+        r.echoed_header("x-meshagent-user").as_deref(),
+        Some("alice")
+    );
     assert_eq!(r.echoed_header("authorization"), None);
 
     let r = get(addr, "keeping.acme.test", "/", &auth).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.echoed_header("x-meshagent-user").as_deref(), Some("alice"));
+    assert_eq!(
+        r.echoed_header("x-meshagent-user").as_deref(),
+        Some("alice")
+    );
     assert_eq!(r.echoed_header("authorization"), Some(bearer.clone()));
 
     // Not consumed: a public port forwards the header as the client sent it.
@@ -118,7 +124,12 @@ async fn a_verified_participant_token_is_removed_unless_the_port_keeps_it() {
         body,
     )
     .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     assert_eq!(
         r.echoed_header("authorization").as_deref(),
         Some("Basic dXNlcjpwYXNz")
@@ -166,7 +177,10 @@ async fn an_embed_token_in_authorization_is_removed_unless_the_port_keeps_it() {
     let rg = start(&yaml).await;
     let addr = rg.bound.http.expect("http");
 
-    for (room, domain, kept) in [("acme", "app.acme.test", true), ("other", "other.test", false)] {
+    for (room, domain, kept) in [
+        ("acme", "app.acme.test", true),
+        ("other", "other.test", false),
+    ] {
         let body = serde_json::json!({
             "room": room,
             "domain": domain,
@@ -176,7 +190,12 @@ async fn an_embed_token_in_authorization_is_removed_unless_the_port_keeps_it() {
             "ttl": "30m",
         });
         let minted = e::mint_raw(addr, &key, &body.to_string()).await;
-        assert_eq!(minted.status, 201, "{}", String::from_utf8_lossy(&minted.body));
+        assert_eq!(
+            minted.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&minted.body)
+        );
         let token = minted.json()["access_token"]
             .as_str()
             .expect("access_token")
@@ -191,7 +210,12 @@ async fn an_embed_token_in_authorization_is_removed_unless_the_port_keeps_it() {
             b"{}",
         )
         .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
         let echo = r.json();
         assert_eq!(echo["headers"]["x-meshagent-user"], "cust-42");
         let forwarded = echo["headers"]["authorization"].as_str();

@@ -179,7 +179,10 @@ fn busy_ports_are_refused_by_name_before_anything_starts() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains(&format!("port(s) {} on 127.0.0.1 already in use", ports.admin)),
+        stderr.contains(&format!(
+            "port(s) {} on 127.0.0.1 already in use",
+            ports.admin
+        )),
         "{stderr}"
     );
     assert_eq!(group_members(pgid), Vec::<String>::new());

@@ -239,7 +239,9 @@ fn outcome(cmd: &str, config: &Path) -> (Option<i32>, Vec<String>) {
                 return Some(l);
             }
             let v: serde_json::Value = serde_json::from_str(&l).ok()?;
-            let error = v["error"].as_str().filter(|_| v["message"] == "invalid config")?;
+            let error = v["error"]
+                .as_str()
+                .filter(|_| v["message"] == "invalid config")?;
             Some(format!("  {error}"))
         })
         .collect();

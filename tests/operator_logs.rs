@@ -47,7 +47,10 @@ fn json_lines(text: &str) -> Vec<serde_json::Value> {
 #[test]
 fn with_json_logs_config_errors_are_json_lines_too() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write(dir.path(), "version: v1\nlisten: {http: 127.0.0.1:0}\nlimitz: {}\n");
+    let config = write(
+        dir.path(),
+        "version: v1\nlisten: {http: 127.0.0.1:0}\nlimitz: {}\n",
+    );
     let out = serve(&config, &[("ROOMGATE_LOG_FORMAT", "json")]);
     assert_eq!(out.status.code(), Some(1));
     let lines = json_lines(&String::from_utf8_lossy(&out.stderr));
@@ -89,7 +92,10 @@ fn log_settings_roomgate_cannot_use_are_usage_errors_naming_the_value() {
     // The format is known: the error is written in it.
     let out = serve(
         &config,
-        &[("ROOMGATE_LOG_FORMAT", "json"), ("ROOMGATE_LOG", "bogus===")],
+        &[
+            ("ROOMGATE_LOG_FORMAT", "json"),
+            ("ROOMGATE_LOG", "bogus==="),
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
     let lines = json_lines(&String::from_utf8_lossy(&out.stderr));
@@ -110,7 +116,10 @@ fn log_settings_roomgate_cannot_use_are_usage_errors_naming_the_value() {
 #[test]
 fn pretty_logs_off_a_terminal_have_no_colour_codes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write(dir.path(), "version: v1\nlisten: {http: 127.0.0.1:0}\nlimitz: {}\n");
+    let config = write(
+        dir.path(),
+        "version: v1\nlisten: {http: 127.0.0.1:0}\nlimitz: {}\n",
+    );
     let out = serve(&config, &[]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -161,10 +170,7 @@ fn a_yaml_syntax_error_names_line_column_and_path() {
         .lines()
         .find(|l| l.starts_with("  "))
         .unwrap_or_else(|| panic!("{stderr}"));
-    assert!(
-        line.starts_with("  rooms[2].services[0].ports: "),
-        "{line}"
-    );
+    assert!(line.starts_with("  rooms[2].services[0].ports: "), "{line}");
     assert!(line.contains("line 10 column 1"), "{line}");
 }
 
@@ -232,7 +238,16 @@ fn secrets_list_says_when_there_are_none() {
     );
 
     let mut set = Command::new(common::bin())
-        .args(["secrets", "set", "--room", "acme", "--identity", "worker", "--id", "gh"])
+        .args([
+            "secrets",
+            "set",
+            "--room",
+            "acme",
+            "--identity",
+            "worker",
+            "--id",
+            "gh",
+        ])
         .args(["--config", &config])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -133,7 +133,9 @@ pub fn path_at(src: &str, line: usize) -> String {
         let body = text.trim_start_matches(' ');
         let mut column = text.len() - body.len();
         if flow > 0 {
-            flow = flow.saturating_add(brackets(body)).saturating_sub(closing(body));
+            flow = flow
+                .saturating_add(brackets(body))
+                .saturating_sub(closing(body));
             continue;
         }
         if body.is_empty() || body.starts_with('#') || body.starts_with("---") {
@@ -146,7 +148,9 @@ pub fn path_at(src: &str, line: usize) -> String {
         let mut rest = body;
         while rest == "-" || rest.starts_with("- ") {
             while steps.last().is_some_and(|s| match s {
-                Step::Key { column: c, open, .. } => *c > column || (*c == column && !open),
+                Step::Key {
+                    column: c, open, ..
+                } => *c > column || (*c == column && !open),
                 Step::Item { column: c, .. } => *c > column,
             }) {
                 steps.pop();
@@ -397,7 +401,8 @@ routes:
         let (path, message) = parse_document(doc).unwrap_err();
         assert_eq!(path, "rooms[2].services[0].ports");
         assert!(message.contains("line 9 column 1"), "{message}");
-        let (path, message) = parse_document("version: v1\nrooms:\n  - name: a\n   bad: x\n").unwrap_err();
+        let (path, message) =
+            parse_document("version: v1\nrooms:\n  - name: a\n   bad: x\n").unwrap_err();
         assert_eq!(path, "rooms[0].bad", "{message}");
         assert!(message.contains("line 4"), "{message}");
     }
