@@ -62,11 +62,11 @@ sed -e "s/127\.0\.0\.1:8080/127.0.0.1:$HTTP_PORT/" \
 # Wait until PID accepts connections on PORT; fail if it exits first.
 await_port() { # await_port PID PORT WHAT
   for _ in $(seq 1 200); do
-    if in_use "$2"; then return 0; fi
     if ! kill -0 "$1" 2>/dev/null; then
       echo "demo: $3 exited before listening on port $2" >&2
       return 1
     fi
+    if in_use "$2"; then return 0; fi
     sleep 0.05
   done
   echo "demo: $3 is not listening on port $2 after 10 s" >&2

@@ -234,3 +234,20 @@ async fn an_embed_token_in_authorization_is_removed_unless_the_port_keeps_it() {
         assert!(r.json()["headers"].get("x-roomgate-embed-token").is_none());
     }
 }
+
+#[test]
+fn forward_authorization_takes_true_or_false_only() {
+    let yaml = yaml(1, 2, 3, 4, "/nonexistent/secrets.yaml").replace(
+        r#"roomgate.forward_authorization: "true""#,
+        r#"roomgate.forward_authorization: "yes""#,
+    );
+    let ctx = roomgate::config::LoadContext::default();
+    let e = match roomgate::config::Config::from_yaml_str(&yaml, &ctx) {
+        Ok(_) => panic!("a config with forward_authorization: \"yes\" was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains(r#"roomgate.forward_authorization: "yes" is not "true" or "false""#),
+        "{e}"
+    );
+}
