@@ -14,20 +14,33 @@ use std::sync::OnceLock;
 
 use common::upstream::free_port;
 
-/// The echo example, built once (integration tests get the binaries, not the examples).
+/// The echo example, built once (integration tests get the binaries, not the examples),
+/// with the profile and into the target directory of the roomgate binary under test.
 fn echo_bin() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
+        let profile_dir = Path::new(common::bin()).parent().expect("profile dir");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev",
+            Some(name) => name,
+        };
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "echo"])
+            .args([
+                "build",
+                "--quiet",
+                "--example",
+                "echo",
+                "--profile",
+                profile,
+            ])
+            .arg("--target-dir")
+            .arg(target_dir)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("run cargo");
         assert!(status.success(), "cargo build --example echo");
-        let bin = Path::new(common::bin())
-            .parent()
-            .expect("target dir")
-            .join("examples/echo");
+        let bin = profile_dir.join("examples/echo");
         assert!(bin.is_file(), "{}", bin.display());
         bin
     })
