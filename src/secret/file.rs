@@ -185,6 +185,11 @@ impl FileSecrets {
         }
     }
 
+    /// The secrets file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Read the file; a missing file is an empty one (the first `set` creates it). Like
     /// every operator file it must be a regular file under its cap
     /// ([`source::MAX_SECRETS_FILE_BYTES`]), bounded before it is parsed.
