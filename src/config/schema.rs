@@ -184,14 +184,11 @@ pub fn known_annotations() -> Vec<(&'static str, serde_json::Value)> {
             flag("A hubspot endpoint also accepts the replayable v1/v2 signatures."),
         ),
         (
-            FORWARD_AUTHORIZATION,
+            policy::FORWARD_AUTHORIZATION,
             flag("Keep the Authorization header roomgate consumed when forwarding (default: removed)."),
         ),
     ]
 }
-
-/// `"true"`: the `Authorization` header roomgate consumed goes on to the service.
-pub const FORWARD_AUTHORIZATION: &str = "roomgate.forward_authorization";
 
 /// An `annotations` map: the known keys with their values' shapes; other keys are free,
 /// outside the `meshagent.` and `roomgate.` namespaces.
