@@ -5,7 +5,8 @@
 //! secret, trust on first use (see [`offered_secret`]). No timestamp is signed. This
 //! module must not look at anything but the headers and the raw body.
 
-use super::{sig, SignatureError, WebhookRequest};
+use super::scheme::{Encoding, Hash, HeaderMac};
+use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
 /// The handshake header: the hook secret Asana offers.
@@ -14,9 +15,10 @@ pub const SECRET_HEADER: &str = "x-hook-secret";
 /// The longest hook secret accepted from a handshake.
 pub const MAX_SECRET_LEN: usize = 256;
 
+const SCHEME: HeaderMac = HeaderMac::body(&["x-hook-signature"], "", Encoding::Hex, Hash::Sha256);
+
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let expected = sig::decode_hex(sig::header(req, "x-hook-signature")?)?;
-    sig::verdict(sig::sha256_matches(secret.expose(), &[req.body], &expected))
+    SCHEME.verify_untimed(req, secret.expose())
 }
 
 /// The hook secret a handshake offers: `Ok(None)` when the request carries no

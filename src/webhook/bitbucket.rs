@@ -5,13 +5,15 @@
 //! caught by delivery-id deduplication (`X-Request-UUID`, Data Center's `X-Request-Id`).
 //! This module must not look at anything but the header and the raw body.
 
-use super::{sig, SignatureError, WebhookRequest};
+use super::scheme::{Encoding, Hash, HeaderMac};
+use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
+const SCHEME: HeaderMac =
+    HeaderMac::body(&["x-hub-signature"], "sha256=", Encoding::Hex, Hash::Sha256);
+
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let value = sig::strip(sig::header(req, "x-hub-signature")?, "sha256=")?;
-    let expected = sig::decode_hex(value)?;
-    sig::verdict(sig::sha256_matches(secret.expose(), &[req.body], &expected))
+    SCHEME.verify_untimed(req, secret.expose())
 }
 
 #[cfg(test)]

@@ -6,17 +6,19 @@
 
 use std::time::Duration;
 
-use super::sig::{self, Window};
+use super::scheme::{SignedTime, TimestampedList};
+use super::sig::Window;
 use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
-const SCHEME: sig::TimestampedHex = sig::TimestampedHex {
+const SCHEME: TimestampedList = TimestampedList {
     header: "calendly-webhook-signature",
     separator: ',',
     timestamp_key: "t",
     signature_key: "v1",
     joiner: b".",
     side: Window::Both,
+    signed_time: SignedTime::AsSent,
 };
 
 pub fn verify(
@@ -25,7 +27,7 @@ pub fn verify(
     now: i64,
     window: Duration,
 ) -> Result<(), SignatureError> {
-    sig::timestamped_hex(SCHEME, req, secret.expose(), now, window)
+    SCHEME.verify(req, secret.expose(), now, window)
 }
 
 #[cfg(test)]

@@ -4,12 +4,15 @@
 //! The `GET ?challenge=` that enables an endpoint is answered in `handshake`. This module
 //! must not look at anything but the header and the raw body.
 
-use super::{sig, SignatureError, WebhookRequest};
+use super::scheme::{Encoding, Hash, HeaderMac};
+use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
+const SCHEME: HeaderMac =
+    HeaderMac::body(&["x-dropbox-signature"], "", Encoding::Hex, Hash::Sha256);
+
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let expected = sig::decode_hex(sig::header(req, "x-dropbox-signature")?)?;
-    sig::verdict(sig::sha256_matches(secret.expose(), &[req.body], &expected))
+    SCHEME.verify_untimed(req, secret.expose())
 }
 
 #[cfg(test)]

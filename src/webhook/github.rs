@@ -6,7 +6,8 @@
 //! timestamp is signed; replays are caught by delivery-id deduplication downstream. This
 //! module must not look at anything but the header and the raw body.
 
-use super::{sig, SignatureError, WebhookRequest};
+use super::scheme::{Encoding, Hash, HeaderMac};
+use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
 const SHA256_HEADER: &str = "x-hub-signature-256";
@@ -21,17 +22,20 @@ pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), Signature
 }
 
 /// `X-Hub-Signature-256: sha256=<hex>` over the raw body.
-pub fn verify_sha256(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let value = sig::strip(sig::header(req, SHA256_HEADER)?, "sha256=")?;
-    let expected = sig::decode_hex(value)?;
-    sig::verdict(sig::sha256_matches(secret.expose(), &[req.body], &expected))
-}
+pub const SHA256: HeaderMac =
+    HeaderMac::body(&[SHA256_HEADER], "sha256=", Encoding::Hex, Hash::Sha256);
 
 /// `X-Hub-Signature: sha1=<hex>` over the raw body.
+pub const SHA1: HeaderMac = HeaderMac::body(&[SHA1_HEADER], "sha1=", Encoding::Hex, Hash::Sha1);
+
+/// [`SHA256`] with `secret`.
+pub fn verify_sha256(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
+    SHA256.verify_untimed(req, secret.expose())
+}
+
+/// [`SHA1`] with `secret`.
 pub fn verify_sha1(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let value = sig::strip(sig::header(req, SHA1_HEADER)?, "sha1=")?;
-    let expected = sig::decode_hex(value)?;
-    sig::verdict(sig::sha1_matches(secret.expose(), &[req.body], &expected))
+    SHA1.verify_untimed(req, secret.expose())
 }
 
 #[cfg(test)]

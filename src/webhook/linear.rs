@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::scheme::{Encoding, Hash, HeaderMac};
 use super::sig::{self, Window};
 use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
@@ -20,15 +21,16 @@ struct Stamp {
     webhook_timestamp: i64,
 }
 
+const SCHEME: HeaderMac = HeaderMac::body(&["linear-signature"], "", Encoding::Hex, Hash::Sha256);
+
 pub fn verify(
     req: &WebhookRequest<'_>,
     secret: &Secret,
     now: i64,
     window: Duration,
 ) -> Result<(), SignatureError> {
-    let expected = sig::decode_hex(sig::header(req, "linear-signature")?)?;
     // The MAC first: the body is parsed only once it is known to be Linear's.
-    sig::verdict(sig::sha256_matches(secret.expose(), &[req.body], &expected))?;
+    SCHEME.verify_untimed(req, secret.expose())?;
     let stamp: Stamp = serde_json::from_slice(req.body).map_err(|_| SignatureError::Invalid)?;
     sig::check_window(stamp.webhook_timestamp, 1000, now, window, Window::Both)
 }

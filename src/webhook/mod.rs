@@ -28,6 +28,7 @@ pub mod pagerduty;
 pub mod postmark;
 mod provider;
 pub mod salesforce;
+mod scheme;
 pub mod sendgrid;
 pub mod sentry;
 pub mod shopify;

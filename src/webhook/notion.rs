@@ -18,7 +18,8 @@
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{sig, Provider, SignatureError, Verified, WebhookRequest};
+use super::scheme::{Encoding, Hash, HeaderMac};
+use super::{Provider, SignatureError, Verified, WebhookRequest};
 use crate::sensitive::Secret;
 
 const SIGNATURE_HEADER: &str = "x-notion-signature";
@@ -28,10 +29,11 @@ pub const MAX_VERIFICATION_BODY: usize = 512;
 /// The longest verification token admitted.
 const MAX_TOKEN: usize = 256;
 
+const SCHEME: HeaderMac =
+    HeaderMac::body(&[SIGNATURE_HEADER], "sha256=", Encoding::Hex, Hash::Sha256);
+
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let value = sig::strip(sig::header(req, SIGNATURE_HEADER)?, "sha256=")?;
-    let expected = sig::decode_hex(value)?;
-    sig::verdict(sig::sha256_matches(secret.expose(), &[req.body], &expected))
+    SCHEME.verify_untimed(req, secret.expose())
 }
 
 #[derive(Deserialize)]

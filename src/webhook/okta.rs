@@ -4,12 +4,16 @@
 //! Nothing is signed: body integrity relies on TLS. Also used by the one-time
 //! verification GET in `handshake`. Must not compare with `==` or log the value.
 
-use super::{sig, SignatureError, WebhookRequest};
+use super::scheme::SharedToken;
+use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
+const SCHEME: SharedToken = SharedToken {
+    header: "authorization",
+};
+
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let presented = sig::header(req, "authorization")?;
-    sig::verdict(secret.ct_eq(presented.as_bytes()))
+    SCHEME.verify(req, secret)
 }
 
 #[cfg(test)]

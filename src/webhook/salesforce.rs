@@ -5,13 +5,19 @@
 //! implementations do, and Data Cloud's "JSON escaping" canonicalisation is not applied.
 //! Confirm both with a live delivery. No timestamp is signed.
 
-use super::{sig, SignatureError, WebhookRequest};
+use super::scheme::{Encoding, Hash, HeaderMac};
+use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
+const SCHEME: HeaderMac = HeaderMac::body(
+    &["x-sfmc-ens-signature", "x-signature"],
+    "",
+    Encoding::Base64,
+    Hash::Sha256,
+);
+
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let value = sig::first_header(req, &["x-sfmc-ens-signature", "x-signature"])?;
-    let expected = sig::decode_base64(value)?;
-    sig::verdict(sig::sha256_matches(secret.expose(), &[req.body], &expected))
+    SCHEME.verify_untimed(req, secret.expose())
 }
 
 #[cfg(test)]

@@ -4,12 +4,15 @@
 //! `Sentry-Hook-Timestamp` is sent but not signed, so this module must not treat it as a
 //! replay guard; deduplication uses `Request-ID`.
 
-use super::{sig, SignatureError, WebhookRequest};
+use super::scheme::{Encoding, Hash, HeaderMac};
+use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
+const SCHEME: HeaderMac =
+    HeaderMac::body(&["sentry-hook-signature"], "", Encoding::Hex, Hash::Sha256);
+
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let expected = sig::decode_hex(sig::header(req, "sentry-hook-signature")?)?;
-    sig::verdict(sig::sha256_matches(secret.expose(), &[req.body], &expected))
+    SCHEME.verify_untimed(req, secret.expose())
 }
 
 #[cfg(test)]

@@ -5,16 +5,22 @@
 //! passes the public URL; this module must not normalise it. The legacy SHA-1
 //! `x-square-signature` is not accepted. No timestamp is signed.
 
-use super::{sig, SignatureError, WebhookRequest};
+use super::scheme::{Encoding, Hash, HeaderMac, Part};
+use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
+const SCHEME: HeaderMac = HeaderMac {
+    signed: &[Part::Url, Part::Body],
+    ..HeaderMac::body(
+        &["x-square-hmacsha256-signature"],
+        "",
+        Encoding::Base64,
+        Hash::Sha256,
+    )
+};
+
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let expected = sig::decode_base64(sig::header(req, "x-square-hmacsha256-signature")?)?;
-    sig::verdict(sig::sha256_matches(
-        secret.expose(),
-        &[req.url.as_bytes(), req.body],
-        &expected,
-    ))
+    SCHEME.verify_untimed(req, secret.expose())
 }
 
 #[cfg(test)]

@@ -8,19 +8,21 @@
 
 use std::time::Duration;
 
-use super::sig::{self, Window};
+use super::scheme::{SignedTime, TimestampedList};
+use super::sig::Window;
 use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
 pub const WINDOW_SIDE: Window = Window::PastOnly;
 
-const SCHEME: sig::TimestampedHex = sig::TimestampedHex {
+const SCHEME: TimestampedList = TimestampedList {
     header: "stripe-signature",
     separator: ',',
     timestamp_key: "t",
     signature_key: "v1",
     joiner: b".",
     side: WINDOW_SIDE,
+    signed_time: SignedTime::AsSent,
 };
 
 pub fn verify(
@@ -29,7 +31,7 @@ pub fn verify(
     now: i64,
     window: Duration,
 ) -> Result<(), SignatureError> {
-    sig::timestamped_hex(SCHEME, req, secret.expose(), now, window)
+    SCHEME.verify(req, secret.expose(), now, window)
 }
 
 #[cfg(test)]

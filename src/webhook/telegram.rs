@@ -4,12 +4,16 @@
 //! Nothing is signed: body integrity relies on TLS. This module must not compare the
 //! token with `==` or log it.
 
-use super::{sig, SignatureError, WebhookRequest};
+use super::scheme::SharedToken;
+use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
+const SCHEME: SharedToken = SharedToken {
+    header: "x-telegram-bot-api-secret-token",
+};
+
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let token = sig::header(req, "x-telegram-bot-api-secret-token")?;
-    sig::verdict(secret.ct_eq(token.as_bytes()))
+    SCHEME.verify(req, secret)
 }
 
 #[cfg(test)]

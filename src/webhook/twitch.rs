@@ -7,9 +7,29 @@
 
 use std::time::Duration;
 
-use super::sig::{self, Window};
+use super::scheme::{Encoding, Hash, HeaderMac, Part, Stamp, TimeFormat};
+use super::sig::Window;
 use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
+
+const TIMESTAMP: &str = "twitch-eventsub-message-timestamp";
+
+const SCHEME: HeaderMac = HeaderMac {
+    header: &["twitch-eventsub-message-signature"],
+    prefix: "sha256=",
+    encoding: Encoding::Hex,
+    hash: Hash::Sha256,
+    signed: &[
+        Part::Header("twitch-eventsub-message-id"),
+        Part::Header(TIMESTAMP),
+        Part::Body,
+    ],
+    stamp: Some(Stamp {
+        header: TIMESTAMP,
+        format: TimeFormat::Rfc3339,
+        side: Window::Both,
+    }),
+};
 
 pub fn verify(
     req: &WebhookRequest<'_>,
@@ -17,16 +37,7 @@ pub fn verify(
     now: i64,
     window: Duration,
 ) -> Result<(), SignatureError> {
-    let signature = sig::header(req, "twitch-eventsub-message-signature")?;
-    let id = sig::header(req, "twitch-eventsub-message-id")?;
-    let ts = sig::header(req, "twitch-eventsub-message-timestamp")?;
-    sig::check_window(sig::parse_rfc3339(ts)?, 1, now, window, Window::Both)?;
-    let expected = sig::decode_hex(sig::strip(signature, "sha256=")?)?;
-    sig::verdict(sig::sha256_matches(
-        secret.expose(),
-        &[id.as_bytes(), ts.as_bytes(), req.body],
-        &expected,
-    ))
+    SCHEME.verify(req, secret.expose(), now, window)
 }
 
 #[cfg(test)]

@@ -3,13 +3,19 @@
 //! GitHub-like prefix but a base64 value; this module must not accept hex. No timestamp
 //! is signed.
 
-use super::{sig, SignatureError, WebhookRequest};
+use super::scheme::{Encoding, Hash, HeaderMac};
+use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
+const SCHEME: HeaderMac = HeaderMac::body(
+    &["typeform-signature"],
+    "sha256=",
+    Encoding::Base64,
+    Hash::Sha256,
+);
+
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let value = sig::strip(sig::header(req, "typeform-signature")?, "sha256=")?;
-    let expected = sig::decode_base64(value)?;
-    sig::verdict(sig::sha256_matches(secret.expose(), &[req.body], &expected))
+    SCHEME.verify_untimed(req, secret.expose())
 }
 
 #[cfg(test)]

@@ -4,12 +4,14 @@
 //! timestamp is signed; replays are caught by deduplication on the event `id` in the
 //! body. This module must not look at anything but the header and the raw body.
 
-use super::{sig, SignatureError, WebhookRequest};
+use super::scheme::{Encoding, Hash, HeaderMac};
+use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
 
+const SCHEME: HeaderMac = HeaderMac::body(&["x-vercel-signature"], "", Encoding::Hex, Hash::Sha1);
+
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let expected = sig::decode_hex(sig::header(req, "x-vercel-signature")?)?;
-    sig::verdict(sig::sha1_matches(secret.expose(), &[req.body], &expected))
+    SCHEME.verify_untimed(req, secret.expose())
 }
 
 #[cfg(test)]

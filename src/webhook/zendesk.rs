@@ -7,9 +7,25 @@
 
 use std::time::Duration;
 
-use super::sig::{self, Window};
+use super::scheme::{Encoding, Hash, HeaderMac, Part, Stamp, TimeFormat};
+use super::sig::Window;
 use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
+
+const TIMESTAMP: &str = "x-zendesk-webhook-signature-timestamp";
+
+const SCHEME: HeaderMac = HeaderMac {
+    header: &["x-zendesk-webhook-signature"],
+    prefix: "",
+    encoding: Encoding::Base64,
+    hash: Hash::Sha256,
+    signed: &[Part::Header(TIMESTAMP), Part::Body],
+    stamp: Some(Stamp {
+        header: TIMESTAMP,
+        format: TimeFormat::Rfc3339,
+        side: Window::Both,
+    }),
+};
 
 pub fn verify(
     req: &WebhookRequest<'_>,
@@ -17,15 +33,7 @@ pub fn verify(
     now: i64,
     window: Duration,
 ) -> Result<(), SignatureError> {
-    let signature = sig::header(req, "x-zendesk-webhook-signature")?;
-    let ts = sig::header(req, "x-zendesk-webhook-signature-timestamp")?;
-    sig::check_window(sig::parse_rfc3339(ts)?, 1, now, window, Window::Both)?;
-    let expected = sig::decode_base64(signature)?;
-    sig::verdict(sig::sha256_matches(
-        secret.expose(),
-        &[ts.as_bytes(), req.body],
-        &expected,
-    ))
+    SCHEME.verify(req, secret.expose(), now, window)
 }
 
 #[cfg(test)]

@@ -8,9 +8,30 @@
 
 use std::time::Duration;
 
-use super::sig::{self, Window};
+use super::scheme::{Encoding, Hash, HeaderMac, Part, Stamp, TimeFormat};
+use super::sig::Window;
 use super::{SignatureError, WebhookRequest};
 use crate::sensitive::Secret;
+
+const TIMESTAMP: &str = "x-zm-request-timestamp";
+
+const SCHEME: HeaderMac = HeaderMac {
+    header: &["x-zm-signature"],
+    prefix: "v0=",
+    encoding: Encoding::Hex,
+    hash: Hash::Sha256,
+    signed: &[
+        Part::Text(b"v0:"),
+        Part::Header(TIMESTAMP),
+        Part::Text(b":"),
+        Part::Body,
+    ],
+    stamp: Some(Stamp {
+        header: TIMESTAMP,
+        format: TimeFormat::Unix,
+        side: Window::Both,
+    }),
+};
 
 pub fn verify(
     req: &WebhookRequest<'_>,
@@ -18,15 +39,7 @@ pub fn verify(
     now: i64,
     window: Duration,
 ) -> Result<(), SignatureError> {
-    let signature = sig::header(req, "x-zm-signature")?;
-    let ts = sig::header(req, "x-zm-request-timestamp")?;
-    sig::check_window(sig::parse_unix(ts)?, 1, now, window, Window::Both)?;
-    let expected = sig::decode_hex(sig::strip(signature, "v0=")?)?;
-    sig::verdict(sig::sha256_matches(
-        secret.expose(),
-        &[b"v0:", ts.as_bytes(), b":", req.body],
-        &expected,
-    ))
+    SCHEME.verify(req, secret.expose(), now, window)
 }
 
 #[cfg(test)]
