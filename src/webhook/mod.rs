@@ -43,6 +43,8 @@ mod testkit;
 pub mod twilio;
 pub mod twitch;
 pub mod typeform;
+#[cfg(test)]
+mod vectors;
 pub mod vercel;
 pub mod whatsapp;
 pub mod zendesk;

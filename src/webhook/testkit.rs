@@ -132,8 +132,13 @@ impl<'a> Signed<'a> {
         Signed { secret, ..self }
     }
 
-    pub fn with_url(self, url: &'a str) -> Self {
+    pub const fn with_url(self, url: &'a str) -> Self {
         Signed { url, ..self }
+    }
+
+    /// The same request checked at `now`.
+    pub const fn at(self, now: i64) -> Self {
+        Signed { now, ..self }
     }
 
     /// The same request checked `seconds` after it was signed (negative: before).
@@ -187,5 +192,30 @@ pub fn assert_window(signed: Signed<'_>, past: i64, future: i64) {
         signed.later(-future - 1).check(),
         Err(SignatureError::Stale),
         "{provider}: -{future}s - 1"
+    );
+}
+
+/// The cases every shared-token provider shares: the token is accepted over any body; a
+/// longer or another secret is `Invalid`; without the header it is `Missing`.
+pub fn assert_token(token: Signed<'_>) {
+    let provider = token.provider;
+    assert_eq!(token.check(), Ok(()), "{provider}: token");
+    assert_eq!(
+        token.with_body(b"anything").check(),
+        Ok(()),
+        "{provider}: the token does not cover the body"
+    );
+    let longer = format!("{}-1", token.secret);
+    for secret in ["other", longer.as_str()] {
+        assert_eq!(
+            token.with_secret(secret).check(),
+            Err(SignatureError::Invalid),
+            "{provider}: secret {secret:?}"
+        );
+    }
+    assert_eq!(
+        token.check_without(token.headers[0].0),
+        Err(SignatureError::Missing),
+        "{provider}: no token header"
     );
 }
