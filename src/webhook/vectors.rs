@@ -6,7 +6,7 @@
 //! from `testdata/make_vectors.py` (the comment says which and over what).
 
 use super::testkit::{assert_signed, assert_token, assert_window, Signed, T};
-use super::Provider;
+use super::{Provider, SignatureError};
 
 /// A signed request per provider (some have two), each accepted as it stands.
 pub const SIGNED: &[Signed<'static>] = &[
@@ -408,6 +408,56 @@ pub const WINDOWS: &[(Provider, i64, i64)] = &[
     (Provider::Mux, 300, 300),
 ];
 
+/// Second names for a signature header (renamed headers), each accepted like the first.
+pub const OTHER_HEADER_NAMES: &[(Provider, &str)] = &[
+    (Provider::Shopify, "shopify-hmac-sha256"),
+    (Provider::Salesforce, "x-signature"),
+];
+
+/// Providers whose signature value carries a prefix, which is required.
+pub const PREFIXES: &[(Provider, &str)] = &[
+    (Provider::Github, "sha256="),
+    (Provider::Slack, "v0="),
+    (Provider::Twitch, "sha256="),
+    (Provider::Typeform, "sha256="),
+    (Provider::Zoom, "v0="),
+    (Provider::Bitbucket, "sha256="),
+    (Provider::Notion, "sha256="),
+];
+
+/// Headers covered by the signature besides the signature itself: another value is
+/// `Invalid`, no value is `Missing`.
+pub const SIGNED_HEADERS: &[(Provider, &str, &str)] = &[
+    (Provider::Slack, "x-slack-request-timestamp", "1700000001"),
+    (
+        Provider::Zendesk,
+        "x-zendesk-webhook-signature-timestamp",
+        "2023-11-14T22:13:21Z",
+    ),
+    (Provider::StandardWebhooks, "webhook-id", "msg_other"),
+    (
+        Provider::StandardWebhooks,
+        "webhook-timestamp",
+        "1700000001",
+    ),
+    (Provider::Discord, "x-signature-timestamp", "1700000001"),
+    (
+        Provider::Hubspot,
+        "x-hubspot-request-timestamp",
+        "1700000000001",
+    ),
+    (Provider::Twitch, "twitch-eventsub-message-id", "msg-2"),
+    (Provider::Zoom, "x-zm-request-timestamp", "1700000001"),
+    (
+        Provider::Sendgrid,
+        "x-twilio-email-event-webhook-timestamp",
+        "1700000001",
+    ),
+];
+
+/// Providers that sign the URL they called: another URL is `Invalid`.
+pub const URL_SIGNED: &[Provider] = &[Provider::Twilio, Provider::Hubspot, Provider::Square];
+
 /// The first signed request of `provider` in [`SIGNED`].
 pub fn signed(provider: Provider) -> Signed<'static> {
     *SIGNED
@@ -436,5 +486,61 @@ fn every_signed_timestamp_is_held_to_its_window() {
         let signed = signed(*provider);
         assert_eq!(signed.now, T, "{provider}");
         assert_window(signed, *past, *future);
+    }
+}
+
+#[test]
+fn every_other_header_name_is_accepted() {
+    for (provider, name) in OTHER_HEADER_NAMES {
+        let signed = signed(*provider);
+        let value = signed.headers[0].1;
+        assert_eq!(
+            signed.with_headers(&[(name, value)]).check(),
+            Ok(()),
+            "{provider}"
+        );
+    }
+}
+
+#[test]
+fn a_signature_without_its_prefix_is_invalid() {
+    for (provider, prefix) in PREFIXES {
+        let signed = signed(*provider);
+        let bare = signed.headers[0].1.strip_prefix(prefix).unwrap();
+        assert_eq!(
+            signed.check_value(bare),
+            Err(SignatureError::Invalid),
+            "{provider}"
+        );
+    }
+}
+
+#[test]
+fn every_signed_header_is_covered_and_required() {
+    for (provider, name, other) in SIGNED_HEADERS {
+        let signed = signed(*provider);
+        assert_eq!(
+            signed.check_header(name, other),
+            Err(SignatureError::Invalid),
+            "{provider} {name}"
+        );
+        assert_eq!(
+            signed.check_without(name),
+            Err(SignatureError::Missing),
+            "{provider} {name}"
+        );
+    }
+}
+
+#[test]
+fn another_url_is_invalid_where_the_url_is_signed() {
+    for provider in URL_SIGNED {
+        let signed = signed(*provider);
+        let other = format!("{}x", signed.url);
+        assert_eq!(
+            signed.with_url(&other).check(),
+            Err(SignatureError::Invalid),
+            "{provider}"
+        );
     }
 }
