@@ -43,41 +43,9 @@ pub fn offered_secret(headers: &http::HeaderMap) -> Result<Option<&str>, Signatu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webhook::testkit::{headers, post, URL};
+    use crate::webhook::testkit::headers;
 
     const SECRET: &str = "asana_hook_secret_0123456789";
-    const BODY: &[u8] = br#"{"events":[{"action":"changed","resource":{"gid":"1"}}]}"#;
-    // testdata/make_vectors.py: hex HMAC-SHA256("asana_hook_secret_0123456789", BODY).
-    const SIG: &str = "b9acd54e1d71b04fca05d0e5b620fb51f8258447af37ab0675ff541f2c8c1c6a";
-
-    fn check(body: &[u8], secret: &str) -> Result<(), SignatureError> {
-        let h = headers(&[("x-hook-signature", SIG)]);
-        verify(&post(&h, URL, body), &Secret::new(secret))
-    }
-
-    #[test]
-    fn constructed_signature_verifies() {
-        assert_eq!(check(BODY, SECRET), Ok(()));
-    }
-
-    #[test]
-    fn tampered_body_is_invalid() {
-        assert_eq!(check(b"{}", SECRET), Err(SignatureError::Invalid));
-    }
-
-    #[test]
-    fn wrong_secret_is_invalid() {
-        assert_eq!(check(BODY, "other"), Err(SignatureError::Invalid));
-    }
-
-    #[test]
-    fn absent_header_is_missing() {
-        let h = headers(&[]);
-        assert_eq!(
-            verify(&post(&h, URL, BODY), &Secret::new(SECRET),),
-            Err(SignatureError::Missing)
-        );
-    }
 
     #[test]
     fn the_offered_secret_is_read_only_when_well_formed() {
