@@ -6,8 +6,7 @@
 //! module must not look at anything but the headers and the raw body.
 
 use super::scheme::{Encoding, Hash, HeaderMac};
-use super::{SignatureError, WebhookRequest};
-use crate::sensitive::Secret;
+use super::SignatureError;
 
 /// The handshake header: the hook secret Asana offers.
 pub const SECRET_HEADER: &str = "x-hook-secret";
@@ -15,11 +14,8 @@ pub const SECRET_HEADER: &str = "x-hook-secret";
 /// The longest hook secret accepted from a handshake.
 pub const MAX_SECRET_LEN: usize = 256;
 
-const SCHEME: HeaderMac = HeaderMac::body(&["x-hook-signature"], "", Encoding::Hex, Hash::Sha256);
-
-pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    SCHEME.verify_untimed(req, secret.expose())
-}
+pub const SCHEME: HeaderMac =
+    HeaderMac::body(&["x-hook-signature"], "", Encoding::Hex, Hash::Sha256);
 
 /// The hook secret a handshake offers: `Ok(None)` when the request carries no
 /// `X-Hook-Secret` (an ordinary event), `Invalid` when it carries one that is empty,

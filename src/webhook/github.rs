@@ -2,7 +2,7 @@
 //! `X-Hub-Signature: sha1=<hex HMAC-SHA1>` accepted only when the SHA-256 header is absent.
 //!
 //! The same "hub signature" shape is used by Meta (WhatsApp, SHA-256) and Intercom (SHA-1),
-//! whose modules call [`verify_sha256`] and [`verify_sha1`] rather than copying them. No
+//! whose modules name [`SHA256`] and [`SHA1`] as their schemes. No
 //! timestamp is signed; replays are caught by delivery-id deduplication downstream. This
 //! module must not look at anything but the header and the raw body.
 
@@ -15,9 +15,9 @@ const SHA1_HEADER: &str = "x-hub-signature";
 
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
     if req.headers.contains_key(SHA256_HEADER) || !req.headers.contains_key(SHA1_HEADER) {
-        verify_sha256(req, secret)
+        SHA256.verify_untimed(req, secret.expose())
     } else {
-        verify_sha1(req, secret)
+        SHA1.verify_untimed(req, secret.expose())
     }
 }
 
@@ -27,16 +27,6 @@ pub const SHA256: HeaderMac =
 
 /// `X-Hub-Signature: sha1=<hex>` over the raw body.
 pub const SHA1: HeaderMac = HeaderMac::body(&[SHA1_HEADER], "sha1=", Encoding::Hex, Hash::Sha1);
-
-/// [`SHA256`] with `secret`.
-pub fn verify_sha256(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    SHA256.verify_untimed(req, secret.expose())
-}
-
-/// [`SHA1`] with `secret`.
-pub fn verify_sha1(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    SHA1.verify_untimed(req, secret.expose())
-}
 
 #[cfg(test)]
 mod tests {

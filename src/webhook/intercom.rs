@@ -1,11 +1,9 @@
 //! Intercom: `X-Hub-Signature: sha1=<hex HMAC-SHA1(client secret, raw body)>`.
 //!
 //! The legacy GitHub "hub signature" with SHA-1, so this delegates to
-//! [`super::github::verify_sha1`]. No timestamp is signed.
+//! [`super::github::SHA1`]. No timestamp is signed.
 
-use super::{github, SignatureError, WebhookRequest};
-use crate::sensitive::Secret;
+use super::github;
+use super::scheme::HeaderMac;
 
-pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    github::verify_sha1(req, secret)
-}
+pub const SCHEME: HeaderMac = github::SHA1;

@@ -8,34 +8,12 @@
 //! before any MAC is computed. This module must not accept a header without `t` or
 //! without any `v1`.
 
-use std::time::Duration;
-
-use super::scheme::{SignedTime, TimestampedList};
+use super::scheme::TimestampedList;
 use super::sig::Window;
-use super::{SignatureError, WebhookRequest};
-use crate::sensitive::Secret;
 
-pub const WINDOW_SIDE: Window = Window::PastOnly;
-
-const SCHEME: TimestampedList = TimestampedList {
-    header: "mux-signature",
-    separator: ',',
-    timestamp_key: "t",
-    signature_key: "v1",
-    joiner: b".",
-    side: WINDOW_SIDE,
-    // The SDK signs the timestamp as the number it parsed.
-    signed_time: SignedTime::AsParsed,
-};
-
-pub fn verify(
-    req: &WebhookRequest<'_>,
-    secret: &Secret,
-    now: i64,
-    window: Duration,
-) -> Result<(), SignatureError> {
-    SCHEME.verify(req, secret.expose(), now, window)
-}
+/// The SDK signs the timestamp as the number it parsed.
+pub const SCHEME: TimestampedList =
+    TimestampedList::t_v1("mux-signature", Window::PastOnly).signing_parsed_time();
 
 #[cfg(test)]
 mod tests {

@@ -19,8 +19,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::scheme::{Encoding, Hash, HeaderMac};
-use super::{Provider, SignatureError, Verified, WebhookRequest};
-use crate::sensitive::Secret;
+use super::{Provider, Verified, WebhookRequest};
 
 const SIGNATURE_HEADER: &str = "x-notion-signature";
 
@@ -29,12 +28,8 @@ pub const MAX_VERIFICATION_BODY: usize = 512;
 /// The longest verification token admitted.
 const MAX_TOKEN: usize = 256;
 
-const SCHEME: HeaderMac =
+pub const SCHEME: HeaderMac =
     HeaderMac::body(&[SIGNATURE_HEADER], "sha256=", Encoding::Hex, Hash::Sha256);
-
-pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    SCHEME.verify_untimed(req, secret.expose())
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

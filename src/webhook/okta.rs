@@ -5,13 +5,7 @@
 //! verification GET in `handshake`. Must not compare with `==` or log the value.
 
 use super::scheme::SharedToken;
-use super::{SignatureError, WebhookRequest};
-use crate::sensitive::Secret;
 
-const SCHEME: SharedToken = SharedToken {
+pub const SCHEME: SharedToken = SharedToken {
     header: "authorization",
 };
-
-pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    SCHEME.verify(req, secret)
-}

@@ -4,14 +4,10 @@
 //! Follows paddle-python-sdk: `|now - ts|` beyond the window is `Stale`, and the SDK
 //! window is only 5 seconds, so endpoints will often widen it with an annotation.
 
-use std::time::Duration;
-
 use super::scheme::{SignedTime, TimestampedList};
 use super::sig::Window;
-use super::{SignatureError, WebhookRequest};
-use crate::sensitive::Secret;
 
-const SCHEME: TimestampedList = TimestampedList {
+pub const SCHEME: TimestampedList = TimestampedList {
     header: "paddle-signature",
     separator: ';',
     timestamp_key: "ts",
@@ -20,15 +16,6 @@ const SCHEME: TimestampedList = TimestampedList {
     side: Window::Both,
     signed_time: SignedTime::AsSent,
 };
-
-pub fn verify(
-    req: &WebhookRequest<'_>,
-    secret: &Secret,
-    now: i64,
-    window: Duration,
-) -> Result<(), SignatureError> {
-    SCHEME.verify(req, secret.expose(), now, window)
-}
 
 #[cfg(test)]
 mod tests {

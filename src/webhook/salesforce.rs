@@ -6,16 +6,10 @@
 //! Confirm both with a live delivery. No timestamp is signed.
 
 use super::scheme::{Encoding, Hash, HeaderMac};
-use super::{SignatureError, WebhookRequest};
-use crate::sensitive::Secret;
 
-const SCHEME: HeaderMac = HeaderMac::body(
+pub const SCHEME: HeaderMac = HeaderMac::body(
     &["x-sfmc-ens-signature", "x-signature"],
     "",
     Encoding::Base64,
     Hash::Sha256,
 );
-
-pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    SCHEME.verify_untimed(req, secret.expose())
-}

@@ -44,6 +44,8 @@ pub enum Part {
     Text(&'static [u8]),
     /// A required header's trimmed text, exactly as sent.
     Header(&'static str),
+    /// The [`Stamp`] header's text, exactly as sent.
+    Timestamp,
     /// The public URL the provider called.
     Url,
     /// The raw body.
@@ -78,7 +80,7 @@ pub struct HeaderMac {
     pub hash: Hash,
     /// The signed content, concatenated.
     pub signed: &'static [Part],
-    /// The signed timestamp, when there is one (it is also one of the `signed` headers).
+    /// The signed timestamp, when there is one ([`Part::Timestamp`] signs its text).
     pub stamp: Option<Stamp>,
 }
 
@@ -101,6 +103,38 @@ impl HeaderMac {
             signed: &[Part::Body],
             stamp: None,
         }
+    }
+
+    /// This scheme over `signed` rather than the body alone.
+    pub const fn over(self, signed: &'static [Part]) -> Self {
+        HeaderMac { signed, ..self }
+    }
+
+    /// This scheme with a signed timestamp header.
+    pub const fn stamped(self, header: &'static str, format: TimeFormat, side: Window) -> Self {
+        let stamp = Stamp {
+            header,
+            format,
+            side,
+        };
+        HeaderMac {
+            stamp: Some(stamp),
+            ..self
+        }
+    }
+
+    /// Slack's scheme, which Zoom copied: `v0=` and hex HMAC-SHA256 of
+    /// `v0:{timestamp}:{body}`, the timestamp in unix seconds, bounded both ways.
+    pub const fn v0(signature: &'static [&'static str], timestamp: &'static str) -> Self {
+        const V0: &[Part] = &[
+            Part::Text(b"v0:"),
+            Part::Timestamp,
+            Part::Text(b":"),
+            Part::Body,
+        ];
+        HeaderMac::body(signature, "v0=", Encoding::Hex, Hash::Sha256)
+            .over(V0)
+            .stamped(timestamp, TimeFormat::Unix, Window::Both)
     }
 
     /// [`HeaderMac::verify`] for a scheme without a signed timestamp.
@@ -130,6 +164,10 @@ impl HeaderMac {
             *slot = match part {
                 Part::Text(text) => text,
                 Part::Header(name) => sig::header(req, name)?.as_bytes(),
+                Part::Timestamp => {
+                    let stamp = self.stamp.ok_or(SignatureError::Invalid)?;
+                    sig::header(req, stamp.header)?.as_bytes()
+                }
                 Part::Url => req.url.as_bytes(),
                 Part::Body => req.body,
             };
@@ -175,6 +213,28 @@ pub struct TimestampedList {
 }
 
 impl TimestampedList {
+    /// `t=<unix>,v1=<hex>[,v1=…]` over `{t}.{body}` (Stripe's layout), the timestamp
+    /// signed as sent.
+    pub const fn t_v1(header: &'static str, side: Window) -> Self {
+        TimestampedList {
+            header,
+            separator: ',',
+            timestamp_key: "t",
+            signature_key: "v1",
+            joiner: b".",
+            side,
+            signed_time: SignedTime::AsSent,
+        }
+    }
+
+    /// This scheme signing the timestamp's number rather than its text.
+    pub const fn signing_parsed_time(self) -> Self {
+        TimestampedList {
+            signed_time: SignedTime::AsParsed,
+            ..self
+        }
+    }
+
     /// The list cap first, then the window, then one MAC compared with every listed
     /// signature.
     pub fn verify(

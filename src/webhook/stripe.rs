@@ -6,33 +6,10 @@
 //! them, so is one more than `sig::MAX_FUTURE_SKEW` (5 minutes) ahead. This module must
 //! not accept a header without `t` or without any `v1`.
 
-use std::time::Duration;
-
-use super::scheme::{SignedTime, TimestampedList};
+use super::scheme::TimestampedList;
 use super::sig::Window;
-use super::{SignatureError, WebhookRequest};
-use crate::sensitive::Secret;
 
-pub const WINDOW_SIDE: Window = Window::PastOnly;
-
-const SCHEME: TimestampedList = TimestampedList {
-    header: "stripe-signature",
-    separator: ',',
-    timestamp_key: "t",
-    signature_key: "v1",
-    joiner: b".",
-    side: WINDOW_SIDE,
-    signed_time: SignedTime::AsSent,
-};
-
-pub fn verify(
-    req: &WebhookRequest<'_>,
-    secret: &Secret,
-    now: i64,
-    window: Duration,
-) -> Result<(), SignatureError> {
-    SCHEME.verify(req, secret.expose(), now, window)
-}
+pub const SCHEME: TimestampedList = TimestampedList::t_v1("stripe-signature", Window::PastOnly);
 
 #[cfg(test)]
 mod tests {

@@ -5,13 +5,7 @@
 //! token with `==` or log it.
 
 use super::scheme::SharedToken;
-use super::{SignatureError, WebhookRequest};
-use crate::sensitive::Secret;
 
-const SCHEME: SharedToken = SharedToken {
+pub const SCHEME: SharedToken = SharedToken {
     header: "x-telegram-bot-api-secret-token",
 };
-
-pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    SCHEME.verify(req, secret)
-}

@@ -5,37 +5,20 @@
 //! timestamps more than `sig::MAX_FUTURE_SKEW` (5 minutes) in the future. The MAC covers the timestamp header's
 //! exact text, which this module must not re-format.
 
-use std::time::Duration;
-
-use super::scheme::{Encoding, Hash, HeaderMac, Part, Stamp, TimeFormat};
+use super::scheme::{Encoding, Hash, HeaderMac, Part, TimeFormat};
 use super::sig::Window;
-use super::{SignatureError, WebhookRequest};
-use crate::sensitive::Secret;
 
-const TIMESTAMP: &str = "twitch-eventsub-message-timestamp";
+const MESSAGE_ID: Part = Part::Header("twitch-eventsub-message-id");
 
-const SCHEME: HeaderMac = HeaderMac {
-    header: &["twitch-eventsub-message-signature"],
-    prefix: "sha256=",
-    encoding: Encoding::Hex,
-    hash: Hash::Sha256,
-    signed: &[
-        Part::Header("twitch-eventsub-message-id"),
-        Part::Header(TIMESTAMP),
-        Part::Body,
-    ],
-    stamp: Some(Stamp {
-        header: TIMESTAMP,
-        format: TimeFormat::Rfc3339,
-        side: Window::Both,
-    }),
-};
-
-pub fn verify(
-    req: &WebhookRequest<'_>,
-    secret: &Secret,
-    now: i64,
-    window: Duration,
-) -> Result<(), SignatureError> {
-    SCHEME.verify(req, secret.expose(), now, window)
-}
+pub const SCHEME: HeaderMac = HeaderMac::body(
+    &["twitch-eventsub-message-signature"],
+    "sha256=",
+    Encoding::Hex,
+    Hash::Sha256,
+)
+.over(&[MESSAGE_ID, Part::Timestamp, Part::Body])
+.stamped(
+    "twitch-eventsub-message-timestamp",
+    TimeFormat::Rfc3339,
+    Window::Both,
+);

@@ -2,15 +2,13 @@
 //! keyed with the Meta app secret.
 //!
 //! The same construction as GitHub's, so this delegates to
-//! [`super::github::verify_sha256`]; the legacy SHA-1 header is not accepted. The GET
+//! [`super::github::SHA256`]; the legacy SHA-1 header is not accepted. The GET
 //! subscription handshake (`hub.verify_token`) lives in `handshake`, not here.
 
-use super::{github, SignatureError, WebhookRequest};
-use crate::sensitive::Secret;
+use super::github;
+use super::scheme::HeaderMac;
 
-pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    github::verify_sha256(req, secret)
-}
+pub const SCHEME: HeaderMac = github::SHA256;
 
 #[cfg(test)]
 mod tests {

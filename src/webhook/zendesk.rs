@@ -5,36 +5,21 @@
 //! decoded). Zendesk prescribes no window; ours is ±5 minutes. Must not re-serialise the
 //! timestamp: the MAC covers the header's exact text.
 
-use std::time::Duration;
-
-use super::scheme::{Encoding, Hash, HeaderMac, Part, Stamp, TimeFormat};
+use super::scheme::{Encoding, Hash, HeaderMac, Part, TimeFormat};
 use super::sig::Window;
-use super::{SignatureError, WebhookRequest};
-use crate::sensitive::Secret;
 
-const TIMESTAMP: &str = "x-zendesk-webhook-signature-timestamp";
-
-const SCHEME: HeaderMac = HeaderMac {
-    header: &["x-zendesk-webhook-signature"],
-    prefix: "",
-    encoding: Encoding::Base64,
-    hash: Hash::Sha256,
-    signed: &[Part::Header(TIMESTAMP), Part::Body],
-    stamp: Some(Stamp {
-        header: TIMESTAMP,
-        format: TimeFormat::Rfc3339,
-        side: Window::Both,
-    }),
-};
-
-pub fn verify(
-    req: &WebhookRequest<'_>,
-    secret: &Secret,
-    now: i64,
-    window: Duration,
-) -> Result<(), SignatureError> {
-    SCHEME.verify(req, secret.expose(), now, window)
-}
+pub const SCHEME: HeaderMac = HeaderMac::body(
+    &["x-zendesk-webhook-signature"],
+    "",
+    Encoding::Base64,
+    Hash::Sha256,
+)
+.over(&[Part::Timestamp, Part::Body])
+.stamped(
+    "x-zendesk-webhook-signature-timestamp",
+    TimeFormat::Rfc3339,
+    Window::Both,
+);
 
 #[cfg(test)]
 mod tests {
