@@ -10,20 +10,15 @@
 use std::time::Duration;
 
 use super::sig::{self, Window};
-use super::{SignatureError, WebhookRequest};
+use super::{SignatureError, Verdict, WebhookRequest};
 use crate::sensitive::Secret;
 
-pub fn verify(
-    req: &WebhookRequest<'_>,
-    public_key: &Secret,
-    now: i64,
-    window: Duration,
-) -> Result<(), SignatureError> {
+pub fn verify(req: &WebhookRequest<'_>, secret: &Secret, now: i64, window: Duration) -> Verdict {
     let signature = sig::header(req, "x-signature-ed25519")?;
     let ts = sig::header(req, "x-signature-timestamp")?;
     sig::check_window(sig::parse_unix(ts)?, 1, now, window, Window::Both)?;
     let signature = sig::decode_hex(signature)?;
-    let key = public_key
+    let key = secret
         .expose_str()
         .map(str::trim)
         .ok_or(SignatureError::Invalid)

@@ -8,15 +8,10 @@
 
 use std::time::Duration;
 
-use super::{sig, standard_webhooks, SignatureError, WebhookRequest};
+use super::{sig, standard_webhooks, SignatureError, Verdict, WebhookRequest};
 use crate::sensitive::Secret;
 
-pub fn verify(
-    req: &WebhookRequest<'_>,
-    secret: &Secret,
-    now: i64,
-    window: Duration,
-) -> Result<(), SignatureError> {
+pub fn verify(req: &WebhookRequest<'_>, secret: &Secret, now: i64, window: Duration) -> Verdict {
     if req.headers.contains_key("x-gitlab-token") {
         let token = sig::header(req, "x-gitlab-token")?;
         if secret.ct_eq(token.as_bytes()) {

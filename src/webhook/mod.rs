@@ -86,6 +86,9 @@ pub enum SignatureError {
     Stale,
 }
 
+/// The outcome of checking a request against one secret.
+pub type Verdict = Result<(), SignatureError>;
+
 /// A body whose signature checked out. Only [`verify`] makes one, and only a `Verified`
 /// body can be enqueued or forwarded from a webhook endpoint.
 #[derive(Debug, Clone)]

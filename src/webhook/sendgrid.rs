@@ -16,7 +16,7 @@ use aws_lc_rs::digest;
 use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P256_SHA256_ASN1};
 
 use super::sig::{self, Window};
-use super::{SignatureError, WebhookRequest};
+use super::{SignatureError, Verdict, WebhookRequest};
 use crate::sensitive::Secret;
 
 pub const WINDOW_SIDE: Window = Window::Both;
@@ -28,12 +28,7 @@ pub const MAX_SIGNATURE_HEADER: usize = 128;
 const SIGNATURE_HEADER: &str = "x-twilio-email-event-webhook-signature";
 const TIMESTAMP_HEADER: &str = "x-twilio-email-event-webhook-timestamp";
 
-pub fn verify(
-    req: &WebhookRequest<'_>,
-    secret: &Secret,
-    now: i64,
-    window: Duration,
-) -> Result<(), SignatureError> {
+pub fn verify(req: &WebhookRequest<'_>, secret: &Secret, now: i64, window: Duration) -> Verdict {
     let signature = sig::header(req, SIGNATURE_HEADER)?;
     let ts = sig::header(req, TIMESTAMP_HEADER)?;
     sig::check_window(sig::parse_unix(ts)?, 1, now, window, WINDOW_SIDE)?;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use super::sig::{self, Window};
-use super::{SignatureError, WebhookRequest};
+use super::{SignatureError, Verdict, WebhookRequest};
 use crate::sensitive::Secret;
 
 /// (id, timestamp, signature) header names of each brand, preferred first.
@@ -33,12 +33,7 @@ pub fn brand(headers: &http::HeaderMap) -> [&'static str; 3] {
         .unwrap_or(BRANDS[0])
 }
 
-pub fn verify(
-    req: &WebhookRequest<'_>,
-    secret: &Secret,
-    now: i64,
-    window: Duration,
-) -> Result<(), SignatureError> {
+pub fn verify(req: &WebhookRequest<'_>, secret: &Secret, now: i64, window: Duration) -> Verdict {
     let [id_name, ts_name, sig_name] = brand(req.headers);
     let signatures = sig::header(req, sig_name)?;
     let id = sig::header(req, id_name)?;
