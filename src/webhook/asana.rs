@@ -14,8 +14,7 @@ pub const SECRET_HEADER: &str = "x-hook-secret";
 /// The longest hook secret accepted from a handshake.
 pub const MAX_SECRET_LEN: usize = 256;
 
-pub const SCHEME: HeaderMac =
-    HeaderMac::body(&["x-hook-signature"], "", Encoding::Hex, Hash::Sha256);
+pub const SCHEME: HeaderMac = HeaderMac::body(&["x-hook-signature"], Encoding::Hex, Hash::Sha256);
 
 /// The hook secret a handshake offers: `Ok(None)` when the request carries no
 /// `X-Hook-Secret` (an ordinary event), `Invalid` when it carries one that is empty,

@@ -8,7 +8,7 @@
 use super::scheme::{Encoding, Hash, HeaderMac};
 
 pub const SCHEME: HeaderMac =
-    HeaderMac::body(&["x-hub-signature"], "sha256=", Encoding::Hex, Hash::Sha256);
+    HeaderMac::body(&["x-hub-signature"], Encoding::Hex, Hash::Sha256).prefixed("sha256=");
 
 #[cfg(test)]
 mod tests {

@@ -7,4 +7,4 @@
 use super::scheme::{Encoding, Hash, HeaderMac};
 
 pub const SCHEME: HeaderMac =
-    HeaderMac::body(&["x-dropbox-signature"], "", Encoding::Hex, Hash::Sha256);
+    HeaderMac::body(&["x-dropbox-signature"], Encoding::Hex, Hash::Sha256);

@@ -23,10 +23,11 @@ pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), Signature
 
 /// `X-Hub-Signature-256: sha256=<hex>` over the raw body.
 pub const SHA256: HeaderMac =
-    HeaderMac::body(&[SHA256_HEADER], "sha256=", Encoding::Hex, Hash::Sha256);
+    HeaderMac::body(&[SHA256_HEADER], Encoding::Hex, Hash::Sha256).prefixed("sha256=");
 
 /// `X-Hub-Signature: sha1=<hex>` over the raw body.
-pub const SHA1: HeaderMac = HeaderMac::body(&[SHA1_HEADER], "sha1=", Encoding::Hex, Hash::Sha1);
+pub const SHA1: HeaderMac =
+    HeaderMac::body(&[SHA1_HEADER], Encoding::Hex, Hash::Sha1).prefixed("sha1=");
 
 #[cfg(test)]
 mod tests {

@@ -21,7 +21,7 @@ struct Stamp {
     webhook_timestamp: i64,
 }
 
-const SCHEME: HeaderMac = HeaderMac::body(&["linear-signature"], "", Encoding::Hex, Hash::Sha256);
+const SCHEME: HeaderMac = HeaderMac::body(&["linear-signature"], Encoding::Hex, Hash::Sha256);
 
 pub fn verify(req: &WebhookRequest<'_>, secret: &Secret, now: i64, window: Duration) -> Verdict {
     // The MAC first: the body is parsed only once it is known to be Linear's.

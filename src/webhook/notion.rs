@@ -29,7 +29,7 @@ pub const MAX_VERIFICATION_BODY: usize = 512;
 const MAX_TOKEN: usize = 256;
 
 pub const SCHEME: HeaderMac =
-    HeaderMac::body(&[SIGNATURE_HEADER], "sha256=", Encoding::Hex, Hash::Sha256);
+    HeaderMac::body(&[SIGNATURE_HEADER], Encoding::Hex, Hash::Sha256).prefixed("sha256=");
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

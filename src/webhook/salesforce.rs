@@ -9,7 +9,6 @@ use super::scheme::{Encoding, Hash, HeaderMac};
 
 pub const SCHEME: HeaderMac = HeaderMac::body(
     &["x-sfmc-ens-signature", "x-signature"],
-    "",
     Encoding::Base64,
     Hash::Sha256,
 );

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use super::sig::{self, Window};
-use super::{SignatureError, WebhookRequest};
+use super::{SignatureError, Verdict, WebhookRequest};
 
 /// How a signature value is written.
 #[derive(Clone, Copy, Debug)]
@@ -88,21 +88,22 @@ pub struct HeaderMac {
 const MAX_PARTS: usize = 6;
 
 impl HeaderMac {
-    /// Body-only HMAC in one header: the most common scheme.
-    pub const fn body(
-        header: &'static [&'static str],
-        prefix: &'static str,
-        encoding: Encoding,
-        hash: Hash,
-    ) -> Self {
+    /// An HMAC of the raw body alone in one header, without prefix: the most common
+    /// scheme, which the other constructors vary.
+    pub const fn body(header: &'static [&'static str], encoding: Encoding, hash: Hash) -> Self {
         HeaderMac {
             header,
-            prefix,
+            prefix: "",
             encoding,
             hash,
             signed: &[Part::Body],
             stamp: None,
         }
+    }
+
+    /// This scheme with `prefix` before the encoded MAC.
+    pub const fn prefixed(self, prefix: &'static str) -> Self {
+        HeaderMac { prefix, ..self }
     }
 
     /// This scheme over `signed` rather than the body alone.
@@ -132,17 +133,14 @@ impl HeaderMac {
             Part::Text(b":"),
             Part::Body,
         ];
-        HeaderMac::body(signature, "v0=", Encoding::Hex, Hash::Sha256)
+        HeaderMac::body(signature, Encoding::Hex, Hash::Sha256)
+            .prefixed("v0=")
             .over(V0)
             .stamped(timestamp, TimeFormat::Unix, Window::Both)
     }
 
     /// [`HeaderMac::verify`] for a scheme without a signed timestamp.
-    pub fn verify_untimed(
-        &self,
-        req: &WebhookRequest<'_>,
-        key: &[u8],
-    ) -> Result<(), SignatureError> {
+    pub fn verify_untimed(&self, req: &WebhookRequest<'_>, key: &[u8]) -> Verdict {
         debug_assert!(self.stamp.is_none());
         self.verify(req, key, 0, Duration::ZERO)
     }
@@ -156,7 +154,7 @@ impl HeaderMac {
         key: &[u8],
         now: i64,
         window: Duration,
-    ) -> Result<(), SignatureError> {
+    ) -> Verdict {
         debug_assert!(self.signed.len() <= MAX_PARTS);
         let value = sig::first_header(req, self.header)?;
         let mut parts: [&[u8]; MAX_PARTS] = [&[]; MAX_PARTS];
@@ -243,7 +241,7 @@ impl TimestampedList {
         key: &[u8],
         now: i64,
         window: Duration,
-    ) -> Result<(), SignatureError> {
+    ) -> Verdict {
         let value = sig::header(req, self.header)?;
         let items = sig::capped_pairs(value, self.separator)?;
         let ts = sig::pair(value, self.separator, self.timestamp_key)?;

@@ -8,7 +8,6 @@ use super::scheme::{Encoding, Hash, HeaderMac};
 
 pub const SCHEME: HeaderMac = HeaderMac::body(
     &["x-shopify-hmac-sha256", "shopify-hmac-sha256"],
-    "",
     Encoding::Base64,
     Hash::Sha256,
 );

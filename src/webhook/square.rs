@@ -7,15 +7,12 @@
 
 use super::scheme::{Encoding, Hash, HeaderMac, Part};
 
-pub const SCHEME: HeaderMac = HeaderMac {
-    signed: &[Part::Url, Part::Body],
-    ..HeaderMac::body(
-        &["x-square-hmacsha256-signature"],
-        "",
-        Encoding::Base64,
-        Hash::Sha256,
-    )
-};
+pub const SCHEME: HeaderMac = HeaderMac::body(
+    &["x-square-hmacsha256-signature"],
+    Encoding::Base64,
+    Hash::Sha256,
+)
+.over(&[Part::Url, Part::Body]);
 
 #[cfg(test)]
 mod tests {

@@ -12,10 +12,10 @@ const MESSAGE_ID: Part = Part::Header("twitch-eventsub-message-id");
 
 pub const SCHEME: HeaderMac = HeaderMac::body(
     &["twitch-eventsub-message-signature"],
-    "sha256=",
     Encoding::Hex,
     Hash::Sha256,
 )
+.prefixed("sha256=")
 .over(&[MESSAGE_ID, Part::Timestamp, Part::Body])
 .stamped(
     "twitch-eventsub-message-timestamp",

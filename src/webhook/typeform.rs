@@ -5,9 +5,5 @@
 
 use super::scheme::{Encoding, Hash, HeaderMac};
 
-pub const SCHEME: HeaderMac = HeaderMac::body(
-    &["typeform-signature"],
-    "sha256=",
-    Encoding::Base64,
-    Hash::Sha256,
-);
+pub const SCHEME: HeaderMac =
+    HeaderMac::body(&["typeform-signature"], Encoding::Base64, Hash::Sha256).prefixed("sha256=");

@@ -6,8 +6,7 @@
 
 use super::scheme::{Encoding, Hash, HeaderMac};
 
-pub const SCHEME: HeaderMac =
-    HeaderMac::body(&["x-vercel-signature"], "", Encoding::Hex, Hash::Sha1);
+pub const SCHEME: HeaderMac = HeaderMac::body(&["x-vercel-signature"], Encoding::Hex, Hash::Sha1);
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,6 @@ use super::sig::Window;
 
 pub const SCHEME: HeaderMac = HeaderMac::body(
     &["x-zendesk-webhook-signature"],
-    "",
     Encoding::Base64,
     Hash::Sha256,
 )
