@@ -2,6 +2,12 @@
 //!
 //! Owns the list of providers roomgate can verify and the decision "is this body what the
 //! provider signed". It must not do I/O: secrets arrive as arguments, the clock as `now`.
+//!
+//! A provider whose scheme is one of the common shapes declares it as data (`SCHEME`, a
+//! `scheme` value: header, signed content, MAC, encoding, timestamp rule) and
+//! `verify_one` interprets it; the others (Twilio, HubSpot, Adyen, Contentful, …) keep
+//! their own `verify`. Every provider's signed request and the cases all providers share
+//! are one table in the test-only `vectors` module.
 
 pub mod adyen;
 pub mod asana;

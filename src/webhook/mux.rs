@@ -2,9 +2,10 @@
 //! HMAC-SHA256(signing secret, `{t}.{raw body}`).
 //!
 //! As in @mux/mux-node, any `v1` may match (secret roll), other schemes are ignored and
-//! only timestamps older than the window (five minutes) are rejected. The MAC is computed
-//! once per secret and compared in constant time with each listed signature; a header
-//! longer than [`MAX_HEADER`] bytes or with more than [`MAX_ITEMS`] items is refused
+//! only timestamps older than the window (five minutes) are rejected; roomgate also
+//! refuses one more than five minutes ahead. The MAC is computed once per secret and
+//! compared in constant time with each listed signature; a header longer than
+//! `sig::MAX_HEADER_BYTES` or with more than `sig::MAX_LIST_ENTRIES` items is refused
 //! before any MAC is computed. This module must not accept a header without `t` or
 //! without any `v1`.
 
