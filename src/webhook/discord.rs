@@ -1,7 +1,7 @@
 //! Discord interactions: `X-Signature-Ed25519` = hex Ed25519 signature over
 //! `{X-Signature-Timestamp}{raw body}`; the "secret" is the application's hex public key.
 //!
-//! Verification is strict ([`sig::ed25519_matches`]: no small-order keys, canonical
+//! Verification is strict (`sig::ed25519_matches`: no small-order keys, canonical
 //! signatures).
 //! Discord probes endpoints with deliberately bad signatures and expects them rejected.
 //! The Discord SDKs check no timestamp window; we still bound the signed timestamp
