@@ -136,7 +136,7 @@ mod tests {
     use base64::Engine;
     use http::Method;
 
-    // hubspot-api-python tests/spec/utils/test_signature.py (v3), providers.md §3b.
+    // hubspot-api-python tests/spec/utils/test_signature.py (v3).
     const KAT_SECRET: &str = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy";
     const KAT_URL: &str = "https://www.example.com/webhook_uri";
     const KAT_BODY: &[u8] = b"{'example_field':'example_value'}";

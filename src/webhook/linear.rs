@@ -40,7 +40,7 @@ mod tests {
         assert_eq!(signed.check(), Err(SignatureError::Invalid));
     }
 
-    // providers.md: parse JSON only after MAC verification. An unsigned body is invalid,
+    // JSON is parsed only after the MAC verifies. An unsigned body is invalid,
     // whatever timestamp it claims.
     #[test]
     fn an_unsigned_body_with_an_old_timestamp_is_invalid_not_stale() {

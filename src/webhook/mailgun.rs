@@ -88,7 +88,7 @@ mod tests {
         );
     }
 
-    // providers.md vector mailgun-event-data-tampered: event-data is not signed.
+    // A tampered `event-data`: event-data is not signed.
     #[test]
     fn event_data_is_not_covered_by_the_signature() {
         assert_eq!(

@@ -1,7 +1,7 @@
 //! Salesforce: Marketing Cloud ENS (`x-sfmc-ens-signature`) and Data Cloud webhook
 //! data-action targets (`x-signature`), both base64 HMAC-SHA256 of the raw body.
 //!
-//! Provisional (providers.md §7): the key is used verbatim as UTF-8, as third-party
+//! Provisional: the key is used verbatim as UTF-8, as third-party
 //! implementations do, and Data Cloud's "JSON escaping" canonicalisation is not applied.
 //! Confirm both with a live delivery. No timestamp is signed.
 

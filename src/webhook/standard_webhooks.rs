@@ -80,7 +80,7 @@ mod tests {
     use super::*;
     use crate::webhook::testkit::{headers, post, secs, T, URL};
 
-    // Reference-library sign test (identical in all nine libraries; providers.md §3b).
+    // Reference-library sign test (identical in all nine libraries).
     const KAT_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const KAT_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
     const KAT_TS: &str = "1614265330";

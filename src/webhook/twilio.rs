@@ -148,7 +148,7 @@ mod tests {
     use super::*;
     use crate::webhook::testkit::{headers, post};
 
-    // twilio-python tests/unit/test_request_validator.py (providers.md §3b).
+    // twilio-python tests/unit/test_request_validator.py.
     const TOKEN: &str = "12345";
     const URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
     const FORM: &[u8] = b"CallSid=CA1234567890ABCDE&Digits=1234&From=%2B14158675309&To=%2B18005551212&Caller=%2B14158675309";

@@ -24,7 +24,7 @@ pub const SCHEME: HeaderMac = HeaderMac::body(
 mod tests {
     use crate::webhook::{vectors, Provider, SignatureError};
 
-    // providers.md vector zendesk-neg-decoded-secret: the key is not base64-decoded.
+    // the key is not base64-decoded.
     #[test]
     fn decoded_secret_is_invalid() {
         let signed = vectors::signed(Provider::Zendesk);
