@@ -95,6 +95,7 @@ async fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
                         "service": p.service,
                         "port": p.num,
                         "state": shared.upstreams.port_state(p).as_str(),
+                        "liveness": p.liveness,
                     })
                 })
                 .collect();

@@ -1,5 +1,6 @@
 //! The `roomgate` command line. Everything it does lives in the library.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use clap::{Parser, Subcommand};
 use roomgate::config::Config;
 
 /// mimalloc: the proxy allocates small, short-lived buffers per request; measured with
-/// benches/load (see README "Performance").
+/// benches/load (benches/load/RESULTS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -53,6 +54,8 @@ enum Command {
     /// Management keys for the embed session API (`Authorization: Bearer mk_...`).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print the config file's JSON Schema (docs/roomgate.schema.json) on stdout.
+    Schema,
     /// GET a URL once for a health check: exit 0 on a 2xx answer, 1 otherwise.
     Probe {
         /// The URL, plain HTTP (e.g. the admin listener's http://127.0.0.1:9090/healthz).
@@ -226,34 +229,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Err(code) => code,
         }),
-        Command::Serve(c) => {
-            roomgate::telemetry::init_logging(
-                std::env::var("ROOMGATE_LOG").ok().as_deref(),
-                std::env::var("ROOMGATE_LOG_FORMAT").ok().as_deref(),
-            );
-            let config = match load(&c.config) {
-                Ok(config) => config,
-                Err(code) => return Ok(code),
-            };
-            // One worker: a current-thread runtime, with no work-stealing to pay for.
-            let threads = worker_threads();
-            let rt = if threads == 1 {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-            } else {
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(threads)
-                    .enable_all()
-                    .build()
-            }
-            .context("starting the runtime")?;
-            rt.block_on(roomgate::run::serve(config, c.config))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Serve(c) => Ok(serve(&c.config)),
         Command::Secrets(cmd) => secrets(cmd),
         Command::Keys(cmd) => keys(cmd),
         Command::Probe { url, timeout } => probe(&url, &timeout),
+        Command::Schema => {
+            print!("{}", roomgate::config::schema::render());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sessions(SessionsCommand::Revoke { config, user }) => {
             let config = match load(&config.config) {
                 Ok(c) => c,
@@ -343,6 +326,73 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `roomgate serve`: once the log settings are known, every line (config errors and the
+/// reason for stopping included) is written through the log format they choose.
+fn serve(path: &std::path::Path) -> ExitCode {
+    use roomgate::telemetry;
+    let format = match telemetry::log_format(env("ROOMGATE_LOG_FORMAT").as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            // No format was chosen: plain text.
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ansi = std::io::stderr().is_terminal();
+    match telemetry::log_filter(env("ROOMGATE_LOG").as_deref()) {
+        Ok(filter) => telemetry::init_logging(filter, format, ansi),
+        Err(e) => {
+            let info = tracing_subscriber::EnvFilter::new("info");
+            telemetry::init_logging(info, format, ansi);
+            tracing::error!(error = %e, "usage error");
+            return ExitCode::from(2);
+        }
+    }
+    let config = match roomgate::run::load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::error!(config = %path.display(), error = %e, "invalid config");
+            }
+            tracing::error!(
+                config = %path.display(),
+                errors = errors.0.len(),
+                "not starting: the config has errors"
+            );
+            return ExitCode::from(1);
+        }
+    };
+    match run_serve(config, path) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "stopped on an error");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A variable of the environment; unset or not UTF-8: `None`.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn run_serve(config: Config, path: &std::path::Path) -> anyhow::Result<()> {
+    // One worker: a current-thread runtime, with no work-stealing to pay for.
+    let threads = worker_threads();
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+    .context("starting the runtime")?;
+    rt.block_on(roomgate::run::serve(config, path.to_path_buf()))
 }
 
 /// `roomgate probe`: the status (or why there is none) on stderr; never a body.
@@ -479,7 +529,16 @@ fn secrets(cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
             eprintln!("stored {}/{}/{}", key.room, key.identity, key.id);
         }
         SecretsCommand::List { room, identity, .. } => {
-            for (identity, id) in rt.block_on(store.list(&room, identity.as_deref()))? {
+            let ids = rt.block_on(store.list(&room, identity.as_deref()))?;
+            if ids.is_empty() {
+                // On stderr: stdout stays a list (empty) for scripts.
+                let whose = identity.map(|i| format!(" of {i}")).unwrap_or_default();
+                eprintln!(
+                    "no secrets for room {room}{whose} in {}",
+                    store.whereabouts()
+                );
+            }
+            for (identity, id) in ids {
                 println!("{identity}\t{id}");
             }
         }

@@ -41,10 +41,12 @@ pub use redirect::https_location;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source}")]
+    /// `key` is the listener's config key (`listen.http`, ...).
+    #[error("{key}: cannot listen on {addr}: {error}")]
     Bind {
+        key: &'static str,
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
@@ -149,23 +151,26 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut bound = Bound::default();
-    let bind = |addr: SocketAddr| async move {
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })?;
-        let local = l
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr, source })?;
+    let bind = |key: &'static str, addr: SocketAddr| async move {
+        let failed = |error| ServerError::Bind { key, addr, error };
+        let l = TcpListener::bind(addr).await.map_err(failed)?;
+        let local = l.local_addr().map_err(failed)?;
         Ok::<_, ServerError>((l, local))
     };
-    // Bind everything first: the plain listener's redirect needs the HTTPS port.
+    // Bind everything before any listener serves or says "listening": a port that is
+    // taken stops the start with nothing announced (and the plain listener's redirect
+    // needs the HTTPS port).
     let http = match listen.http {
-        Some(addr) => Some(bind(addr).await?),
+        Some(addr) => Some(bind("listen.http", addr).await?),
         None => None,
     };
     let https = match listen.https {
-        Some(addr) if tls.load().is_some() => Some(bind(addr).await?),
+        Some(addr) if tls.load().is_some() => Some(bind("listen.https", addr).await?),
         _ => None,
+    };
+    let admin = match listen.admin {
+        Some(addr) => Some(bind("listen.admin", addr).await?),
+        None => None,
     };
     bound.https = https.as_ref().map(|(_, a)| *a);
     if let Some((l, a)) = http {
@@ -187,8 +192,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         };
         tasks.spawn(accept_loop(l, listener, stop_rx.clone()));
     }
-    if let Some(addr) = listen.admin {
-        let (l, a) = bind(addr).await?;
+    if let Some((l, a)) = admin {
         bound.admin = Some(a);
         tracing::info!(listener = "admin", addr = %a, "listening");
         tasks.spawn(crate::admin::serve(l, Arc::clone(&shared), stop_rx.clone()));

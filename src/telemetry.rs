@@ -14,23 +14,70 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-/// Set up logging from the environment: `ROOMGATE_LOG` filter (default `info`) and
-/// `ROOMGATE_LOG_FORMAT=json|pretty`.
-pub fn init_logging(filter: Option<&str>, format: Option<&str>) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("info"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// How log lines are written (`ROOMGATE_LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (the default); coloured only on a terminal.
+    Pretty,
+    /// One JSON object per line, the event's fields at the top level.
+    Json,
+}
+
+/// A log setting in the environment that roomgate cannot use: a usage error (exit 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogSettingError {
+    #[error("ROOMGATE_LOG_FORMAT={0:?} is not a log format (json or pretty)")]
+    Format(String),
+    #[error(
+        "ROOMGATE_LOG={value:?} is not a log filter ({reason}); e.g. info or roomgate=debug,info"
+    )]
+    Filter { value: String, reason: String },
+}
+
+/// `ROOMGATE_LOG_FORMAT`: `json` or `pretty`; unset or empty: `pretty`.
+pub fn log_format(value: Option<&str>) -> Result<LogFormat, LogSettingError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(LogFormat::Pretty),
+        Some(v) if v.eq_ignore_ascii_case("pretty") => Ok(LogFormat::Pretty),
+        Some(v) if v.eq_ignore_ascii_case("json") => Ok(LogFormat::Json),
+        Some(_) => Err(LogSettingError::Format(
+            value.unwrap_or_default().to_owned(),
+        )),
+    }
+}
+
+/// `ROOMGATE_LOG`: an `EnvFilter` directive list; unset or empty: `info`.
+pub fn log_filter(value: Option<&str>) -> Result<tracing_subscriber::EnvFilter, LogSettingError> {
+    let directives = value.map(str::trim).filter(|v| !v.is_empty());
+    tracing_subscriber::EnvFilter::builder()
+        .parse(directives.unwrap_or("info"))
+        .map_err(|e| LogSettingError::Filter {
+            value: value.unwrap_or_default().to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+/// Install the process's log subscriber: every event goes to stderr in `format`, with
+/// ANSI colour only when `ansi` (stderr is a terminal).
+pub fn init_logging(filter: tracing_subscriber::EnvFilter, format: LogFormat, ansi: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if format == Some("json") {
-        builder
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let _ = match format {
+        LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init()
-    } else {
-        builder.try_init()
+            .try_init(),
+        LogFormat::Pretty => builder.try_init(),
     };
+}
+
+/// A duration in milliseconds for a log field, rounded to the microsecond (`0.024`).
+pub fn millis(d: std::time::Duration) -> f64 {
+    // Whole microseconds are exact in an f64 for some 285 years.
+    d.as_nanos().saturating_add(500).div_euclid(1000) as f64 / 1000.0
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -248,5 +295,47 @@ impl Metrics {
                 .observe(seconds),
             None => self.latency.get_or_create(&route_label()).observe(seconds),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_milliseconds_rounded_to_the_microsecond() {
+        use std::time::Duration;
+        assert_eq!(millis(Duration::from_nanos(23_985)).to_string(), "0.024");
+        assert_eq!(millis(Duration::from_nanos(23_499)).to_string(), "0.023");
+        assert_eq!(millis(Duration::from_nanos(24_000)).to_string(), "0.024");
+        assert_eq!(
+            millis(Duration::from_micros(1_500_001)).to_string(),
+            "1500.001"
+        );
+        assert_eq!(
+            serde_json::json!(millis(Duration::from_micros(24))).to_string(),
+            "0.024"
+        );
+    }
+
+    #[test]
+    fn log_settings_accept_the_documented_values_and_name_any_other() {
+        assert_eq!(log_format(None), Ok(LogFormat::Pretty));
+        assert_eq!(log_format(Some("")), Ok(LogFormat::Pretty));
+        assert_eq!(log_format(Some("JSON")), Ok(LogFormat::Json));
+        assert_eq!(log_format(Some("pretty")), Ok(LogFormat::Pretty));
+        let e = log_format(Some("xml")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ROOMGATE_LOG_FORMAT=\"xml\" is not a log format (json or pretty)"
+        );
+        assert!(log_filter(None).is_ok());
+        assert!(log_filter(Some("roomgate=debug,info")).is_ok());
+        let e = log_filter(Some("bogus===")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("ROOMGATE_LOG=\"bogus===\" is not a log filter"),
+            "{e}"
+        );
     }
 }

@@ -51,9 +51,21 @@ fn run(cmd: &str, config: &Path) -> Run {
     }
 }
 
-/// The indented error lines of a refused config.
-fn error_lines(text: &str) -> Vec<&str> {
-    text.lines().filter(|l| l.starts_with("  ")).collect()
+/// The error lines of a refused config: `check`'s indented lines, or the `error` of each
+/// `invalid config` line `serve` logs (as JSON), indented the same way.
+fn error_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            if l.starts_with("  ") {
+                return Some(l.to_owned());
+            }
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let error = v["error"]
+                .as_str()
+                .filter(|_| v["message"] == "invalid config")?;
+            Some(format!("  {error}"))
+        })
+        .collect()
 }
 
 fn write(path: &Path, text: &str) {

@@ -1,7 +1,7 @@
 //! The fuzz targets (`roomgate::fuzzing`) in the ordinary test command: every checked-in
 //! corpus input, then a short seeded random run of each target over mutations of its
 //! corpus, and `check` against `serve` (the real binary) on the config corpus and its
-//! mutations. A long coverage-guided run is `cargo fuzz run <target>` (see README).
+//! mutations. A long coverage-guided run is `cargo fuzz run <target>` (see docs/security.md).
 
 mod common;
 
@@ -231,7 +231,20 @@ fn outcome(cmd: &str, config: &Path) -> (Option<i32>, Vec<String>) {
     } else {
         child.wait().expect("wait").code()
     };
-    let errors = lines.into_iter().filter(|l| l.starts_with("  ")).collect();
+    // `check` indents its error lines; `serve` logs each as an `invalid config` line.
+    let errors = lines
+        .into_iter()
+        .filter_map(|l| {
+            if l.starts_with("  ") {
+                return Some(l);
+            }
+            let v: serde_json::Value = serde_json::from_str(&l).ok()?;
+            let error = v["error"]
+                .as_str()
+                .filter(|_| v["message"] == "invalid config")?;
+            Some(format!("  {error}"))
+        })
+        .collect();
     (code, errors)
 }
 

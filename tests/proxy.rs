@@ -468,14 +468,15 @@ async fn cold_start_waits_for_liveness_then_sends_once() {
         "the original request is sent exactly once"
     );
     let ports = get(admin, "admin", "/ports", &[]).await.json();
-    let state = ports["ports"]
+    let entry = ports["ports"]
         .as_array()
         .unwrap()
         .iter()
         .find(|p| p["port"] == cold)
-        .unwrap()["state"]
+        .unwrap()
         .clone();
-    assert_eq!(state, "ready");
+    assert_eq!(entry["state"], "ready");
+    assert_eq!(entry["liveness"], "/healthz");
     let metrics =
         String::from_utf8_lossy(&get(admin, "admin", "/metrics", &[]).await.body).into_owned();
     assert!(
@@ -638,7 +639,7 @@ async fn admin_listener_serves_health_and_metrics() {
         .as_array()
         .unwrap()
         .iter()
-        .all(|p| p["state"] == "not_configured"));
+        .all(|p| p["state"] == "unchecked" && p["liveness"].is_null()));
     let _ = Duration::from_secs(0);
 }
 

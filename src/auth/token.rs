@@ -280,6 +280,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A token for bob in acme, minted at `NOW` with the first key, valid for a minute.
+    fn minute_token(k: &[(String, Secret)]) -> String {
+        let ttl = Some(Duration::from_secs(60));
+        mint("dev", &k[0].1, "acme", "bob", None, ttl, NOW).unwrap()
+    }
+
     fn keys() -> Vec<(String, Secret)> {
         vec![
             ("dev".into(), Secret::new([7u8; 32].to_vec())),
@@ -329,16 +335,7 @@ mod tests {
     #[test]
     fn expired_token_is_invalid() {
         let k = keys();
-        let t = mint(
-            "dev",
-            &k[0].1,
-            "acme",
-            "bob",
-            None,
-            Some(Duration::from_secs(60)),
-            NOW,
-        )
-        .unwrap();
+        let t = minute_token(&k);
         assert!(verify(&t, &k, "acme", NOW + 59).is_ok());
         assert_eq!(
             verify(&t, &k, "acme", NOW + 60),
@@ -440,16 +437,7 @@ mod tests {
     fn a_cached_token_is_still_checked_for_expiry_and_room() {
         let k = keys();
         let verifier = TokenVerifier::new(k.clone());
-        let t = mint(
-            "dev",
-            &k[0].1,
-            "acme",
-            "bob",
-            None,
-            Some(Duration::from_secs(60)),
-            NOW,
-        )
-        .unwrap();
+        let t = minute_token(&k);
         assert!(verifier.verify(&t, "acme", NOW).is_ok());
         assert!(
             verifier.verify(&t, "acme", NOW + 1).is_ok(),

@@ -10,6 +10,7 @@ mod embed;
 pub mod model;
 pub mod password;
 pub mod policy;
+pub mod schema;
 mod secret_ref;
 pub mod source;
 mod topology;

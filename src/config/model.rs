@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 
 use super::secret_ref::SecretRef;
@@ -32,7 +33,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// The whole config file.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Schema version; only `v1` exists.
@@ -56,6 +57,7 @@ pub struct FileConfig {
     pub limits: Limits,
     /// CIDRs whose `X-Forwarded-*` headers are believed. Empty: none.
     #[serde(default)]
+    #[schemars(with = "Vec<super::schema::Cidr>")]
     pub trusted_proxies: Vec<IpNet>,
     /// Browser sign-in for `cookie` ports.
     #[serde(default)]
@@ -75,7 +77,7 @@ pub struct FileConfig {
 }
 
 /// Lifetimes of embed sessions, their access tokens and launch URLs.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Embed {
     /// Longest life of an embed session (1h); a mint's `ttl` may not exceed it.
@@ -101,7 +103,7 @@ impl Default for Embed {
 }
 
 /// Keys that sign the identity assertion; the first signs, all are published.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityAssertion {
     /// ES256 (P-256) private keys, PEM (SEC1 or PKCS#8), each with the `kid` services
@@ -116,15 +118,17 @@ fn default_assertion_ttl() -> HumanDuration {
     HumanDuration(Duration::from_secs(60))
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssertionKey {
+    /// The key id services find this key under in the JWKS.
     pub kid: String,
     /// The PEM private key; usually `{file: assertion-es256.pem}`.
     pub private_key: SecretRef,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+/// Addresses roomgate listens on; at least one of `http` and `https`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
     /// Plain HTTP listener (HTTP/1.1 and h2c prior knowledge).
@@ -141,7 +145,8 @@ pub struct Listen {
     pub redirect_http_to_https: bool,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+/// Certificates for the HTTPS listener.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     /// PEM certificate chains and keys; SNI picks by the names in each certificate.
@@ -152,15 +157,17 @@ pub struct Tls {
     pub default_certificate: Option<usize>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CertificatePair {
+    /// The PEM certificate chain (relative to the config file).
     pub cert: PathBuf,
+    /// The PEM private key, RSA or ECDSA, matching the certificate.
     pub key: PathBuf,
 }
 
 /// The Redis every instance shares: exactly one of `url`, `cluster` or `sentinel`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Redis {
     /// One primary: `redis://[user:password@]host:port/db`; usually
@@ -178,7 +185,7 @@ pub struct Redis {
     pub durability: Durability,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisCluster {
     /// Seed nodes, `redis://host:port` (plain strings, no password): the rest of the
@@ -189,7 +196,7 @@ pub struct RedisCluster {
     pub password: Option<SecretRef>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSentinel {
     /// The name the sentinels know the primary by (`sentinel monitor <master> ...`).
@@ -204,7 +211,7 @@ pub struct RedisSentinel {
 }
 
 /// Before a 202, how many replicas must hold the entry, and how long to wait for them.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Durability {
     /// `WAIT` for this many replicas after each enqueue; 0 acknowledges once the primary
@@ -230,7 +237,7 @@ impl Default for Durability {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tokens {
     /// HS256 keys, chosen by the token's `kid`. The first one mints.
@@ -238,14 +245,16 @@ pub struct Tokens {
     pub keys: Vec<TokenKey>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenKey {
+    /// The key id a token names in its `kid` claim.
     pub kid: String,
+    /// The HS256 key, at least 32 bytes.
     pub secret: SecretRef,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SecretsBackend {
     /// Values in a YAML file, as `{env}`/`{file}`/`{value}`.
@@ -255,9 +264,10 @@ pub enum SecretsBackend {
     Redis,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Secrets {
+    /// `file` (default) or `redis`.
     #[serde(default)]
     pub backend: SecretsBackend,
     /// The secrets file for the `file` backend (relative to the config file).
@@ -291,7 +301,7 @@ impl Default for Secrets {
 }
 
 /// Limits; each default is what the field's doc says.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Time a client has to send a complete request head (10s).
@@ -353,7 +363,7 @@ impl Default for Limits {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IapProvider {
     /// Any OpenID Provider (discovery, code flow with PKCE).
@@ -363,15 +373,18 @@ pub enum IapProvider {
     Static,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Iap {
     /// Public base URL of the central sign-in host.
     pub auth_url: String,
+    /// Who signs users in: `oidc` (default) or `static`.
     #[serde(default)]
     pub provider: IapProvider,
+    /// The OpenID Provider, for `provider: oidc`.
     #[serde(default)]
     pub oidc: Option<Oidc>,
+    /// Local users, for `provider: static`.
     #[serde(default, rename = "static")]
     pub static_users: Option<StaticUsers>,
     /// Cookie and state keys (32+ bytes, base64); the first signs, all verify.
@@ -399,13 +412,16 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Oidc {
     /// Issuer URL; `{issuer}/.well-known/openid-configuration` is fetched at start.
     pub issuer: String,
+    /// The client id registered with the provider.
     pub client_id: String,
+    /// The client's secret.
     pub client_secret: SecretRef,
+    /// Scopes asked for (`openid`, `email`, `profile`); must include `openid`.
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
     /// ID-token claim holding the user's groups.
@@ -421,25 +437,29 @@ fn default_groups_claim() -> String {
     "groups".into()
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaticUsers {
+    /// The users who may sign in with a password.
     pub users: Vec<StaticUser>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaticUser {
+    /// The user's email, as services see it in `X-MESHAGENT-USER`.
     pub email: String,
     /// `$argon2id$v=19$...`
     pub password_hash: String,
+    /// The user's groups, matched by `participants[].groups`.
     #[serde(default)]
     pub groups: Vec<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Room {
+    /// Letters, digits, `-`, `_` and `.`; used in Redis keys.
     pub name: String,
     /// Where this room's services listen (a service may override).
     #[serde(default = "default_host")]
@@ -447,6 +467,7 @@ pub struct Room {
     /// Who is a participant through IAP; first match wins.
     #[serde(default)]
     pub participants: Vec<ParticipantRule>,
+    /// The room's services and their ports.
     #[serde(default)]
     pub services: Vec<Service>,
 }
@@ -455,7 +476,7 @@ fn default_host() -> String {
     "127.0.0.1".into()
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParticipantRule {
     /// Exact email addresses (compared lowercased).
@@ -488,20 +509,23 @@ impl ParticipantRule {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
+    /// The service's name; the default processor identity of its webhook endpoints.
     pub name: String,
     /// Overrides the room's host.
     #[serde(default)]
     pub host: Option<String>,
+    /// The ports the service listens on.
     #[serde(default)]
     pub ports: Vec<Port>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Port {
+    /// The port number the service listens on.
     pub num: u16,
     /// Routable at all.
     #[serde(default)]
@@ -515,27 +539,32 @@ pub struct Port {
     /// Speak HTTP/2 cleartext to this service (gRPC).
     #[serde(default)]
     pub h2c: bool,
+    /// The port's policy.
     #[serde(default)]
+    #[schemars(schema_with = "super::schema::annotations")]
     pub annotations: BTreeMap<String, String>,
+    /// Path-specific policies; the longest matching `path` wins.
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
     /// Segment prefix of request paths this endpoint covers; longest wins.
     pub path: String,
     /// Override the port's annotations key by key.
     #[serde(default)]
+    #[schemars(schema_with = "super::schema::annotations")]
     pub annotations: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// `app.example.test` or a one-label wildcard `*.apps.example.test`.
     pub domain: String,
+    /// The room this domain serves.
     pub room: String,
     /// Port for every path not matched by `paths`.
     #[serde(default)]
@@ -545,7 +574,7 @@ pub struct Route {
     pub paths: Vec<RoutePath>,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PathMatch {
     /// The path and everything below it, on segment boundaries.
@@ -555,11 +584,14 @@ pub enum PathMatch {
     Exact,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoutePath {
+    /// A path starting with `/`.
     pub path: String,
+    /// `prefix` (default, on segment boundaries) or `exact`.
     #[serde(default, rename = "match")]
     pub match_: PathMatch,
+    /// The published port that serves this path.
     pub port: u16,
 }

@@ -37,6 +37,9 @@ pub const EMBED: &str = "roomgate.embed";
 pub const RATE_LIMIT: &str = "roomgate.rate_limit";
 /// Requests per caller and UTC calendar day: `"10000"`.
 pub const QUOTA_DAILY: &str = "roomgate.quota.daily";
+/// `"true"`: the `Authorization` header roomgate verified (a participant or embed token)
+/// is forwarded to the service; by default it is removed.
+pub const FORWARD_AUTHORIZATION: &str = "roomgate.forward_authorization";
 
 /// A `"true"`/`"false"` annotation (absent: false).
 pub fn flag(annotations: &BTreeMap<String, String>, key: &str) -> Result<bool, String> {
@@ -91,6 +94,8 @@ pub struct Policy {
     pub rate_limit: Option<Rate>,
     /// Requests allowed per caller and UTC day (`roomgate.quota.daily`).
     pub quota_daily: Option<u64>,
+    /// The verified `Authorization` goes on to the service (`roomgate.forward_authorization`).
+    pub forward_authorization: bool,
 }
 
 /// `count` requests per `period`, spread evenly (GCRA: a full burst of `count`, then one
@@ -266,6 +271,10 @@ pub fn decide(
             }
         }
     }
+    let forward_authorization = flag(annotations, FORWARD_AUTHORIZATION).unwrap_or_else(|e| {
+        errors.push(e);
+        false
+    });
     let processor = get(PROCESSOR).unwrap_or(service_name).to_owned();
     if errors.is_empty() {
         Ok(Policy {
@@ -281,6 +290,7 @@ pub fn decide(
             embed,
             rate_limit,
             quota_daily,
+            forward_authorization,
         })
     } else {
         Err(errors)

@@ -34,7 +34,8 @@ const TOP_LEVEL: &[&str] = &[
 /// Parse the document section by section (and room by room, route by route) so that
 /// structural errors in different places are all reported.
 pub(super) fn parse(src: &str) -> Result<FileConfig, ConfigErrors> {
-    let doc = yaml::parse_document(src).map_err(|m| ConfigErrors(vec![ConfigError::at("", m)]))?;
+    let doc = yaml::parse_document(src)
+        .map_err(|(path, m)| ConfigErrors(vec![ConfigError::at(path, m)]))?;
     let Value::Mapping(map) = doc else {
         return Err(ConfigErrors(vec![ConfigError::at(
             "",

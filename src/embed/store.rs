@@ -397,6 +397,11 @@ mod tests {
         Grant { digest, expires_at }
     }
 
+    /// Whether a store call found (or made) what it was asked for.
+    async fn found<T>(call: StoreFuture<'_, Option<T>>) -> bool {
+        call.await.unwrap().is_some()
+    }
+
     #[tokio::test]
     async fn a_launch_code_is_used_once_and_gives_a_cookie() {
         let dir = tempfile::tempdir().unwrap();
@@ -404,36 +409,12 @@ mod tests {
         s.create(&session("es_a", 100), grant("t", 50), grant("l", 10), 0)
             .await
             .unwrap();
-        assert!(s
-            .by_credential("es_a", Kind::Token, "t", 1)
-            .await
-            .unwrap()
-            .is_some());
-        assert!(s
-            .by_credential("es_a", Kind::Token, "l", 1)
-            .await
-            .unwrap()
-            .is_none());
-        assert!(s
-            .launch("es_a", "l", grant("c", 100), 1)
-            .await
-            .unwrap()
-            .is_some());
-        assert!(s
-            .launch("es_a", "l", grant("c2", 100), 1)
-            .await
-            .unwrap()
-            .is_none());
-        assert!(s
-            .by_credential("es_a", Kind::Cookie, "c", 2)
-            .await
-            .unwrap()
-            .is_some());
-        assert!(s
-            .by_credential("es_b", Kind::Cookie, "c", 2)
-            .await
-            .unwrap()
-            .is_none());
+        assert!(found(s.by_credential("es_a", Kind::Token, "t", 1)).await);
+        assert!(!found(s.by_credential("es_a", Kind::Token, "l", 1)).await);
+        assert!(found(s.launch("es_a", "l", grant("c", 100), 1)).await);
+        assert!(!found(s.launch("es_a", "l", grant("c2", 100), 1)).await);
+        assert!(found(s.by_credential("es_a", Kind::Cookie, "c", 2)).await);
+        assert!(!found(s.by_credential("es_b", Kind::Cookie, "c", 2)).await);
     }
 
     #[tokio::test]
@@ -443,37 +424,13 @@ mod tests {
         s.create(&session("es_a", 100), grant("t", 50), grant("l", 10), 0)
             .await
             .unwrap();
-        assert!(s
-            .launch("es_a", "l", grant("c", 100), 10)
-            .await
-            .unwrap()
-            .is_none());
-        assert!(s
-            .by_credential("es_a", Kind::Token, "t", 50)
-            .await
-            .unwrap()
-            .is_none());
-        assert!(s
-            .add_token("es_a", grant("t2", 100), 60)
-            .await
-            .unwrap()
-            .is_some());
-        assert!(s
-            .by_credential("es_a", Kind::Token, "t2", 99)
-            .await
-            .unwrap()
-            .is_some());
-        assert!(s
-            .by_credential("es_a", Kind::Token, "t2", 100)
-            .await
-            .unwrap()
-            .is_none());
+        assert!(!found(s.launch("es_a", "l", grant("c", 100), 10)).await);
+        assert!(!found(s.by_credential("es_a", Kind::Token, "t", 50)).await);
+        assert!(found(s.add_token("es_a", grant("t2", 100), 60)).await);
+        assert!(found(s.by_credential("es_a", Kind::Token, "t2", 99)).await);
+        assert!(!found(s.by_credential("es_a", Kind::Token, "t2", 100)).await);
         assert!(s.revoke("es_a").await.unwrap());
-        assert!(s
-            .add_token("es_a", grant("t3", 100), 61)
-            .await
-            .unwrap()
-            .is_none());
+        assert!(!found(s.add_token("es_a", grant("t3", 100), 61)).await);
         assert!(!s.revoke("es_a").await.unwrap());
     }
 

@@ -42,15 +42,20 @@ pub struct ForwardLimits {
     pub max_body_bytes: u64,
 }
 
-/// What the admin listener says of a port.
+/// What the admin listener's `/ports` says of a published port: what roomgate does with
+/// a request for it now.
+///
+/// - `ready`: the port declares `liveness`, and no cold-start wait is in progress or has
+///   timed out: requests go straight to the service.
+/// - `not_ready`: the port declares `liveness`, and a cold-start wait is in progress or
+///   the last one timed out: requests wait for the service (up to `limits.liveness_wait`).
+/// - `unchecked`: the port declares no `liveness`: requests go straight to the service,
+///   and roomgate does not check whether it is up (a refused connection answers 502).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PortState {
-    /// The last contact succeeded (or none failed yet).
     Ready,
-    /// A cold-start wait is in progress, or the last one timed out.
     NotReady,
-    /// The port declares no liveness path.
-    NotConfigured,
+    Unchecked,
 }
 
 impl PortState {
@@ -58,7 +63,7 @@ impl PortState {
         match self {
             PortState::Ready => "ready",
             PortState::NotReady => "not_ready",
-            PortState::NotConfigured => "not_configured",
+            PortState::Unchecked => "unchecked",
         }
     }
 }
@@ -152,7 +157,7 @@ impl Upstreams {
     /// The state of a port, for the admin listener.
     pub fn port_state(&self, port: &PortSpec) -> PortState {
         if port.liveness.is_none() {
-            return PortState::NotConfigured;
+            return PortState::Unchecked;
         }
         let not_ready = self
             .not_ready

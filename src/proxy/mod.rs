@@ -111,7 +111,7 @@ pub fn handle(
             http.path = %outcome.path,
             http.status = status,
             http.response_bytes = http_body::Body::size_hint(resp.body()).exact(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            duration_ms = crate::telemetry::millis(elapsed),
             route.domain = outcome.route.map(|r| r.as_str()).unwrap_or(""),
             route.room = outcome.room.map(|p| p.room.as_str()).unwrap_or(""),
             auth.result = outcome.auth,
@@ -305,6 +305,11 @@ async fn pipeline<'s>(
             }
             Decision::Allow(identity) => {
                 outcome.auth = "allowed";
+                // A participant token in `Authorization` was verified here: roomgate's
+                // credential, not the service's, unless the port asks for it.
+                if !resolved.policy.forward_authorization {
+                    parts.headers.remove(header::AUTHORIZATION);
+                }
                 (Some(identity), body)
             }
             Decision::Redirect(location) => {
@@ -365,9 +370,11 @@ async fn pipeline<'s>(
     crate::cookies::strip(&mut parts.headers, &auth::iap::NOT_FORWARDED_COOKIES);
     crate::cookies::strip(&mut parts.headers, &[embed::decide::COOKIE]);
     if parts.headers.remove(embed::decide::TOKEN_HEADER).is_some() || in_embed_mode {
-        // The embed token is a credential of roomgate's, never the service's.
-        if auth::bearer(&parts.headers)
-            .is_ok_and(|b| b.is_some_and(embed::credentials::looks_like_token))
+        // The embed token is a credential of roomgate's, not the service's, unless the
+        // port asks for it.
+        if !resolved.policy.forward_authorization
+            && auth::bearer(&parts.headers)
+                .is_ok_and(|b| b.is_some_and(embed::credentials::looks_like_token))
         {
             parts.headers.remove(header::AUTHORIZATION);
         }

@@ -1,6 +1,6 @@
 //! The queue message: what a verified webhook becomes on its way to a stream.
 //!
-//! Owns the shape of a stream entry (the fields DESIGN.md lists, in that order) and the
+//! Owns the shape of a stream entry (the fields of `docs/reference.md`, "Redis layout", in that order) and the
 //! rule that only a [`Verified`] body can become one. It must not do I/O, read the clock or
 //! keep a header that carries a credential (`cookie`, `authorization`, a provider's shared
 //! token, hop-by-hop).
@@ -57,7 +57,7 @@ pub struct QueueMessage {
 }
 
 impl QueueMessage {
-    /// How many field/value pairs an entry has (DESIGN.md, "Queue messages").
+    /// How many field/value pairs an entry has (`docs/reference.md`, "Redis layout").
     pub const FIELDS: usize = 12;
 
     /// Build the message for a verified body. The delivery id is the provider's when it
@@ -95,7 +95,7 @@ impl QueueMessage {
         }
     }
 
-    /// The names of the stream entry's fields, in DESIGN.md's order.
+    /// The names of the stream entry's fields, in the documented order.
     pub const FIELD_NAMES: [&'static str; Self::FIELDS] = [
         "body",
         "content_type",
@@ -111,7 +111,7 @@ impl QueueMessage {
         "headers",
     ];
 
-    /// The stream entry's fields, in DESIGN.md's order. The body is the exact bytes.
+    /// The stream entry's fields, in the documented order. The body is the exact bytes.
     pub fn fields(&self) -> [(&'static str, &[u8]); Self::FIELDS] {
         let values = self.values();
         std::array::from_fn(|i| (Self::FIELD_NAMES[i], values[i]))

@@ -42,6 +42,17 @@ struct SecretsFile {
     rooms: BTreeMap<String, BTreeMap<String, BTreeMap<String, Entry>>>,
 }
 
+impl SecretsFile {
+    /// The secrets of `identity` in `room`, created empty when absent.
+    fn ids_mut(&mut self, room: &str, identity: &str) -> &mut BTreeMap<String, Entry> {
+        self.rooms
+            .entry(room.to_owned())
+            .or_default()
+            .entry(identity.to_owned())
+            .or_default()
+    }
+}
+
 /// One secret: a single value or, during a rotation, several (current first).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(untagged)]
@@ -109,6 +120,17 @@ impl<'de> Deserialize<'de> for FileValue {
 }
 
 impl FileValue {
+    /// `{value: ...}`: the file backend stores text values only.
+    fn inline(value: &Secret) -> Result<FileValue, SecretError> {
+        let text = value.expose_str().ok_or_else(|| {
+            SecretError::Invalid("the file backend stores text values only (UTF-8)".into())
+        })?;
+        Ok(FileValue {
+            value: Some(text.to_owned()),
+            ..FileValue::default()
+        })
+    }
+
     fn reference(&self) -> Result<SecretRef, &'static str> {
         match (&self.env, &self.file, &self.value) {
             (Some(name), None, None) => Ok(SecretRef::Env(name.clone())),
@@ -183,6 +205,11 @@ impl FileSecrets {
             ctx: LoadContext { vars, base_dir },
             writing: std::sync::Mutex::new(()),
         }
+    }
+
+    /// The secrets file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Read the file; a missing file is an empty one (the first `set` creates it). Like
@@ -318,24 +345,13 @@ impl FileSecrets {
         id: &str,
         value: &Secret,
     ) -> Result<bool, SecretError> {
-        let text = value.expose_str().ok_or_else(|| {
-            SecretError::Invalid("the file backend stores text values only (UTF-8)".into())
-        })?;
+        let current = FileValue::inline(value)?;
         let _writing = self.write_lock();
         let mut file = self.load()?;
-        let ids = file
-            .rooms
-            .entry(room.to_owned())
-            .or_default()
-            .entry(identity.to_owned())
-            .or_default();
+        let ids = file.ids_mut(room, identity);
         if ids.contains_key(id) {
             return Ok(false);
         }
-        let current = FileValue {
-            value: Some(text.to_owned()),
-            ..FileValue::default()
-        };
         ids.insert(id.to_owned(), Entry::One(current));
         self.store(&file)?;
         Ok(true)
@@ -351,25 +367,14 @@ impl FileSecrets {
         value: &Secret,
         previous_until: Option<OffsetDateTime>,
     ) -> Result<(), SecretError> {
-        let text = value.expose_str().ok_or_else(|| {
-            SecretError::Invalid("the file backend stores text values only (UTF-8)".into())
-        })?;
+        let current = FileValue::inline(value)?;
         let until = previous_until
             .map(|u| u.format(&Rfc3339))
             .transpose()
             .map_err(|_| SecretError::Invalid("the rotation window is out of range".into()))?;
         let _writing = self.write_lock();
         let mut file = self.load()?;
-        let ids = file
-            .rooms
-            .entry(room.to_owned())
-            .or_default()
-            .entry(identity.to_owned())
-            .or_default();
-        let current = FileValue {
-            value: Some(text.to_owned()),
-            ..FileValue::default()
-        };
+        let ids = file.ids_mut(room, identity);
         let previous = until.and_then(|until| {
             let old = ids.get(id)?.values().first()?.clone();
             Some(FileValue {

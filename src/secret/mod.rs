@@ -387,6 +387,21 @@ impl SecretStore {
         Ok(stored)
     }
 
+    /// Where the secrets are kept, for an operator's message: `the secrets file PATH`
+    /// (with `, which does not exist` when it is absent) or `Redis`.
+    pub fn whereabouts(&self) -> String {
+        match &self.backend {
+            Backend::File(f) if f.path().exists() => {
+                format!("the secrets file {}", f.path().display())
+            }
+            Backend::File(f) => format!(
+                "the secrets file {}, which does not exist",
+                f.path().display()
+            ),
+            Backend::Redis(_) => "Redis".to_owned(),
+        }
+    }
+
     /// The (identity, id) pairs stored for a room, optionally for one identity; sorted.
     /// Never values.
     pub async fn list(

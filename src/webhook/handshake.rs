@@ -6,7 +6,7 @@
 //! Pure functions from a request to an optional reply. POST handshakes are answered only
 //! for a [`Verified`] body, or (Asana) for a hook secret that matches the stored one or
 //! was just stored because none existed; GET handshakes prove the caller with a verify
-//! token or [`okta::verify`], except Dropbox's, which proves nothing and only echoes its
+//! token or [`okta::SCHEME`], except Dropbox's, which proves nothing and only echoes its
 //! challenge as plain text that browsers must not sniff. Echoed values are bounded and
 //! must be printable: this module must never reflect unbounded input.
 
@@ -192,7 +192,7 @@ fn okta_verification(
     };
     let mut outcome = Err(SignatureError::Invalid);
     for secret in secrets {
-        outcome = okta::verify(&req, secret);
+        outcome = okta::SCHEME.verify(&req, secret);
         if outcome != Err(SignatureError::Invalid) {
             break;
         }

@@ -136,7 +136,7 @@ mod tests {
     use base64::Engine;
     use http::Method;
 
-    // hubspot-api-python tests/spec/utils/test_signature.py (v3), providers.md §3b.
+    // hubspot-api-python tests/spec/utils/test_signature.py (v3).
     const KAT_SECRET: &str = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy";
     const KAT_URL: &str = "https://www.example.com/webhook_uri";
     const KAT_BODY: &[u8] = b"{'example_field':'example_value'}";
@@ -179,19 +179,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn constructed_signature_verifies() {
-        assert_eq!(check(SIG, TS_MS, URL, BODY, SECRET, T), Ok(()));
-    }
-
-    #[test]
-    fn tampered_body_is_invalid() {
-        assert_eq!(
-            check(SIG, TS_MS, URL, b"[]", SECRET, T),
-            Err(SignatureError::Invalid)
-        );
-    }
-
     /// HubSpot's table: `%3A %2F %2C …` in the URI are decoded before signing, so a
     /// signature over the decoded form verifies, as does one over the URL as sent (the
     /// SDKs' way); any other change to the URL does not.
@@ -224,44 +211,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn different_url_is_invalid() {
-        assert_eq!(
-            check(
-                SIG,
-                TS_MS,
-                "https://hooks.example.test/other",
-                BODY,
-                SECRET,
-                T
-            ),
-            Err(SignatureError::Invalid)
-        );
-    }
-
-    #[test]
-    fn wrong_secret_is_invalid() {
-        assert_eq!(
-            check(SIG, TS_MS, URL, BODY, "other", T),
-            Err(SignatureError::Invalid)
-        );
-    }
-
-    #[test]
-    fn absent_signature_is_missing() {
-        let h = headers(&[("x-hubspot-request-timestamp", TS_MS)]);
-        assert_eq!(
-            verify(
-                &post(&h, URL, BODY),
-                &Secret::new(SECRET),
-                T,
-                secs(300),
-                false
-            ),
-            Err(SignatureError::Missing)
-        );
-    }
-
     // The SDKs compare milliseconds: one ms past five minutes is stale.
     #[test]
     fn stale_timestamp_is_rejected() {
@@ -271,21 +220,6 @@ mod tests {
         );
         assert_eq!(
             check(SIG, TS_MS, URL, BODY, SECRET, T + 301),
-            Err(SignatureError::Stale)
-        );
-    }
-
-    // The SDKs only reject timestamps in the past; roomgate also refuses one more than
-    // five minutes ahead (a signature made for later replay), and allows that much skew.
-    #[test]
-    fn future_timestamp_within_the_skew_is_accepted_and_beyond_it_is_stale() {
-        assert_eq!(check(SIG, TS_MS, URL, BODY, SECRET, T - 300), Ok(()));
-        assert_eq!(
-            check(SIG, TS_MS, URL, BODY, SECRET, T - 301),
-            Err(SignatureError::Stale)
-        );
-        assert_eq!(
-            check(SIG, TS_MS, URL, BODY, SECRET, T - 3600),
             Err(SignatureError::Stale)
         );
     }

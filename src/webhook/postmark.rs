@@ -63,11 +63,6 @@ mod tests {
     }
 
     #[test]
-    fn absent_authorization_is_missing() {
-        assert_eq!(check(&[], SECRET), Err(SignatureError::Missing));
-    }
-
-    #[test]
     fn other_schemes_and_malformed_values_are_invalid() {
         for value in [
             "Bearer cG9zdG1hcms6czNjcjN0LXA0c3M=",
@@ -81,15 +76,5 @@ mod tests {
                 "{value}"
             );
         }
-    }
-
-    // Credentials authenticate the sender only; body integrity relies on TLS.
-    #[test]
-    fn credentials_do_not_cover_the_body() {
-        let h = headers(&[("authorization", BASIC)]);
-        assert_eq!(
-            verify(&post(&h, URL, b"anything"), &Secret::new(SECRET)),
-            Ok(())
-        );
     }
 }

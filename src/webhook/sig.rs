@@ -540,38 +540,3 @@ mod tests {
         assert!(!ed25519_matches(&public, &[], &signature[..63]));
     }
 }
-
-/// The "signed timestamp and a list of hex HMACs" header scheme shared by Stripe
-/// (`t=…,v1=…`), Calendly (`t=…,v1=…`) and Paddle (`ts=…;h1=…`): HMAC-SHA256 of
-/// `{timestamp}{joiner}{body}`; any listed signature may match (secret rotation).
-#[derive(Clone, Copy, Debug)]
-pub struct TimestampedHex {
-    pub header: &'static str,
-    pub separator: char,
-    pub timestamp_key: &'static str,
-    pub signature_key: &'static str,
-    pub joiner: &'static [u8],
-    pub side: Window,
-}
-
-/// Verify a [`TimestampedHex`] header: the list cap first, then the window, then one MAC
-/// compared with every listed signature.
-pub fn timestamped_hex(
-    scheme: TimestampedHex,
-    req: &WebhookRequest<'_>,
-    key: &[u8],
-    now: i64,
-    window: Duration,
-) -> Result<(), SignatureError> {
-    let value = header(req, scheme.header)?;
-    let items = capped_pairs(value, scheme.separator)?;
-    let ts = pair(value, scheme.separator, scheme.timestamp_key)?;
-    check_window(parse_unix(ts)?, 1, now, window, scheme.side)?;
-    let signatures = items
-        .iter()
-        .filter(|(name, _)| *name == scheme.signature_key)
-        .map(|(_, signature)| *signature);
-    list_matches(signatures, decode_hex, || {
-        sha256_tag(key, &[ts.as_bytes(), scheme.joiner, req.body])
-    })
-}

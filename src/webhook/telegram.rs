@@ -4,56 +4,8 @@
 //! Nothing is signed: body integrity relies on TLS. This module must not compare the
 //! token with `==` or log it.
 
-use super::{sig, SignatureError, WebhookRequest};
-use crate::sensitive::Secret;
+use super::scheme::SharedToken;
 
-pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let token = sig::header(req, "x-telegram-bot-api-secret-token")?;
-    sig::verdict(secret.ct_eq(token.as_bytes()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::webhook::testkit::{headers, post, URL};
-
-    const BODY: &[u8] = br#"{"update_id":10000}"#;
-
-    fn check(pairs: &[(&str, &str)], secret: &str) -> Result<(), SignatureError> {
-        let h = headers(pairs);
-        verify(&post(&h, URL, BODY), &Secret::new(secret))
-    }
-
-    #[test]
-    fn matching_secret_token_verifies() {
-        let h = [("x-telegram-bot-api-secret-token", "tg_Secret-1")];
-        assert_eq!(check(&h, "tg_Secret-1"), Ok(()));
-    }
-
-    #[test]
-    fn wrong_secret_token_is_invalid() {
-        let h = [("x-telegram-bot-api-secret-token", "tg_Secret-2")];
-        assert_eq!(check(&h, "tg_Secret-1"), Err(SignatureError::Invalid));
-    }
-
-    #[test]
-    fn prefix_of_the_secret_is_invalid() {
-        let h = [("x-telegram-bot-api-secret-token", "tg_Secret")];
-        assert_eq!(check(&h, "tg_Secret-1"), Err(SignatureError::Invalid));
-    }
-
-    #[test]
-    fn absent_header_is_missing() {
-        assert_eq!(check(&[], "tg_Secret-1"), Err(SignatureError::Missing));
-    }
-
-    // The shared token authenticates the sender only; body integrity relies on TLS.
-    #[test]
-    fn token_does_not_cover_the_body() {
-        let h = headers(&[("x-telegram-bot-api-secret-token", "tg_Secret-1")]);
-        assert_eq!(
-            verify(&post(&h, URL, b"anything"), &Secret::new("tg_Secret-1")),
-            Ok(())
-        );
-    }
-}
+pub const SCHEME: SharedToken = SharedToken {
+    header: "x-telegram-bot-api-secret-token",
+};

@@ -148,7 +148,7 @@ mod tests {
     use super::*;
     use crate::webhook::testkit::{headers, post};
 
-    // twilio-python tests/unit/test_request_validator.py (providers.md §3b).
+    // twilio-python tests/unit/test_request_validator.py.
     const TOKEN: &str = "12345";
     const URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
     const FORM: &[u8] = b"CallSid=CA1234567890ABCDE&Digits=1234&From=%2B14158675309&To=%2B18005551212&Caller=%2B14158675309";
@@ -175,11 +175,6 @@ mod tests {
     }
 
     const FORM_CT: &str = "application/x-www-form-urlencoded";
-
-    #[test]
-    fn sdk_form_vector_verifies() {
-        assert_eq!(check(URL, FORM_SIG, FORM_CT, FORM, TOKEN), Ok(()));
-    }
 
     #[test]
     fn sdk_vector_signed_with_port_443_verifies_against_the_url_without_it() {
@@ -261,23 +256,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn tampered_url_is_invalid() {
-        let url = "https://mycompany.com/myapp.php?foo=1&bar=3";
-        assert_eq!(
-            check(url, FORM_SIG, FORM_CT, FORM, TOKEN),
-            Err(SignatureError::Invalid)
-        );
-    }
-
-    #[test]
-    fn wrong_token_is_invalid() {
-        assert_eq!(
-            check(URL, FORM_SIG, FORM_CT, FORM, "54321"),
-            Err(SignatureError::Invalid)
-        );
-    }
-
     // Security property: without bodySHA256 a JSON body is not covered by the signature.
     #[test]
     fn json_body_without_body_sha256_is_invalid() {
@@ -285,15 +263,6 @@ mod tests {
         assert_eq!(
             check(URL, empty_params_sig, "application/json", JSON_BODY, TOKEN),
             Err(SignatureError::Invalid)
-        );
-    }
-
-    #[test]
-    fn absent_header_is_missing() {
-        let h = headers(&[]);
-        assert_eq!(
-            verify(&post(&h, URL, FORM), &Secret::new(TOKEN)),
-            Err(SignatureError::Missing)
         );
     }
 

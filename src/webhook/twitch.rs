@@ -5,107 +5,20 @@
 //! timestamps more than `sig::MAX_FUTURE_SKEW` (5 minutes) in the future. The MAC covers the timestamp header's
 //! exact text, which this module must not re-format.
 
-use std::time::Duration;
+use super::scheme::{Encoding, Hash, HeaderMac, Part, TimeFormat};
+use super::sig::Window;
 
-use super::sig::{self, Window};
-use super::{SignatureError, WebhookRequest};
-use crate::sensitive::Secret;
+const MESSAGE_ID: Part = Part::Header("twitch-eventsub-message-id");
 
-pub fn verify(
-    req: &WebhookRequest<'_>,
-    secret: &Secret,
-    now: i64,
-    window: Duration,
-) -> Result<(), SignatureError> {
-    let signature = sig::header(req, "twitch-eventsub-message-signature")?;
-    let id = sig::header(req, "twitch-eventsub-message-id")?;
-    let ts = sig::header(req, "twitch-eventsub-message-timestamp")?;
-    sig::check_window(sig::parse_rfc3339(ts)?, 1, now, window, Window::Both)?;
-    let expected = sig::decode_hex(sig::strip(signature, "sha256=")?)?;
-    sig::verdict(sig::sha256_matches(
-        secret.expose(),
-        &[id.as_bytes(), ts.as_bytes(), req.body],
-        &expected,
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::webhook::testkit::{headers, post, secs, T, URL};
-
-    const SECRET: &str = "twitch_secret_10";
-    const TS: &str = "2023-11-14T22:13:20.123456789Z";
-    const BODY: &[u8] = br#"{"subscription":{"type":"channel.follow"},"event":{}}"#;
-    // testdata/make_vectors.py: hex HMAC-SHA256(SECRET, "msg-1" + TS + BODY).
-    const SIG: &str = "sha256=c3a005bc2947fed6d74d4b5e64ba3397fab80a31f15a065afdf3b51e4690afb5";
-
-    fn check(id: &str, body: &[u8], secret: &str, now: i64) -> Result<(), SignatureError> {
-        let h = headers(&[
-            ("twitch-eventsub-message-signature", SIG),
-            ("twitch-eventsub-message-id", id),
-            ("twitch-eventsub-message-timestamp", TS),
-        ]);
-        verify(&post(&h, URL, body), &Secret::new(secret), now, secs(600))
-    }
-
-    #[test]
-    fn constructed_signature_verifies() {
-        assert_eq!(check("msg-1", BODY, SECRET, T), Ok(()));
-    }
-
-    #[test]
-    fn tampered_body_is_invalid() {
-        assert_eq!(
-            check("msg-1", b"{}", SECRET, T),
-            Err(SignatureError::Invalid)
-        );
-    }
-
-    #[test]
-    fn changed_message_id_is_invalid() {
-        assert_eq!(
-            check("msg-2", BODY, SECRET, T),
-            Err(SignatureError::Invalid)
-        );
-    }
-
-    #[test]
-    fn wrong_secret_is_invalid() {
-        assert_eq!(
-            check("msg-1", BODY, "other", T),
-            Err(SignatureError::Invalid)
-        );
-    }
-
-    #[test]
-    fn absent_message_id_is_missing() {
-        let h = headers(&[
-            ("twitch-eventsub-message-signature", SIG),
-            ("twitch-eventsub-message-timestamp", TS),
-        ]);
-        assert_eq!(
-            verify(&post(&h, URL, BODY), &Secret::new(SECRET), T, secs(600)),
-            Err(SignatureError::Missing)
-        );
-    }
-
-    #[test]
-    fn stale_timestamp_is_rejected() {
-        assert_eq!(
-            check("msg-1", BODY, SECRET, T + 601),
-            Err(SignatureError::Stale)
-        );
-        assert_eq!(check("msg-1", BODY, SECRET, T + 600), Ok(()));
-    }
-
-    // The 10-minute window bounds the past; the future allows five minutes of skew.
-    #[test]
-    fn future_timestamp_beyond_five_minutes_is_rejected() {
-        assert_eq!(check("msg-1", BODY, SECRET, T - 300), Ok(()));
-        assert_eq!(
-            check("msg-1", BODY, SECRET, T - 301),
-            Err(SignatureError::Stale)
-        );
-    }
-}
+pub const SCHEME: HeaderMac = HeaderMac::body(
+    &["twitch-eventsub-message-signature"],
+    Encoding::Hex,
+    Hash::Sha256,
+)
+.prefixed("sha256=")
+.over(&[MESSAGE_ID, Part::Timestamp, Part::Body])
+.stamped(
+    "twitch-eventsub-message-timestamp",
+    TimeFormat::Rfc3339,
+    Window::Both,
+);

@@ -3,56 +3,7 @@
 //! GitHub-like prefix but a base64 value; this module must not accept hex. No timestamp
 //! is signed.
 
-use super::{sig, SignatureError, WebhookRequest};
-use crate::sensitive::Secret;
+use super::scheme::{Encoding, Hash, HeaderMac};
 
-pub fn verify(req: &WebhookRequest<'_>, secret: &Secret) -> Result<(), SignatureError> {
-    let value = sig::strip(sig::header(req, "typeform-signature")?, "sha256=")?;
-    let expected = sig::decode_base64(value)?;
-    sig::verdict(sig::sha256_matches(secret.expose(), &[req.body], &expected))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::webhook::testkit::{headers, post, URL};
-
-    const SECRET: &str = "typeform_secret";
-    const BODY: &[u8] = br#"{"event_id":"01HTF","event_type":"form_response"}"#;
-    // testdata/make_vectors.py: base64 HMAC-SHA256("typeform_secret", BODY).
-    const SIG: &str = "sha256=PGdTmeoecGIRZd06uP0HbPx/vccrkO59upvUTCFw5XM=";
-
-    fn check(sig: &str, body: &[u8], secret: &str) -> Result<(), SignatureError> {
-        let h = headers(&[("typeform-signature", sig)]);
-        verify(&post(&h, URL, body), &Secret::new(secret))
-    }
-
-    #[test]
-    fn constructed_signature_verifies() {
-        assert_eq!(check(SIG, BODY, SECRET), Ok(()));
-    }
-
-    #[test]
-    fn tampered_body_is_invalid() {
-        assert_eq!(check(SIG, b"{}", SECRET), Err(SignatureError::Invalid));
-    }
-
-    #[test]
-    fn wrong_secret_is_invalid() {
-        assert_eq!(check(SIG, BODY, "other"), Err(SignatureError::Invalid));
-    }
-
-    #[test]
-    fn missing_prefix_is_invalid() {
-        assert_eq!(check(&SIG[7..], BODY, SECRET), Err(SignatureError::Invalid));
-    }
-
-    #[test]
-    fn absent_header_is_missing() {
-        let h = headers(&[]);
-        assert_eq!(
-            verify(&post(&h, URL, BODY), &Secret::new(SECRET)),
-            Err(SignatureError::Missing)
-        );
-    }
-}
+pub const SCHEME: HeaderMac =
+    HeaderMac::body(&["typeform-signature"], Encoding::Base64, Hash::Sha256).prefixed("sha256=");

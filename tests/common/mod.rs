@@ -54,8 +54,8 @@ pub async fn start_on_free_port(yaml: impl Fn(u16) -> String) -> (Running, u16) 
         let port = upstream::free_port();
         match server::start(config(&yaml(port), &[])).await {
             Ok(running) => return (running, port),
-            Err(server::ServerError::Bind { source, .. })
-                if source.kind() == std::io::ErrorKind::AddrInUse => {}
+            Err(server::ServerError::Bind { error, .. })
+                if error.kind() == std::io::ErrorKind::AddrInUse => {}
             Err(e) => panic!("roomgate starts: {e:?}"),
         }
     }

@@ -260,12 +260,10 @@ impl SessionStore {
         id: &str,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        if id.is_empty() || id.len() > MAX_ID_LEN {
-            return Ok(None);
+        match record_key(kind, id) {
+            Some(key) => self.backend.take_once(&key, now).await,
+            None => Ok(None),
         }
-        self.backend
-            .take_once(&once_key(kind, &digest(id)), now)
-            .await
     }
 
     /// Read the record without using it up.
@@ -275,12 +273,10 @@ impl SessionStore {
         id: &str,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        if id.is_empty() || id.len() > MAX_ID_LEN {
-            return Ok(None);
+        match record_key(kind, id) {
+            Some(key) => self.backend.peek_once(&key, now).await,
+            None => Ok(None),
         }
-        self.backend
-            .peek_once(&once_key(kind, &digest(id)), now)
-            .await
     }
 
     /// Count one event for `(scope, key)` in a fixed window; returns the count so far.
@@ -297,6 +293,12 @@ impl SessionStore {
     }
 }
 
+/// The key of the single-use record `id` of `kind`; `None` for an id no record has
+/// (empty, or longer than any id roomgate issues).
+fn record_key(kind: &str, id: &str) -> Option<String> {
+    let valid = !id.is_empty() && id.len() <= MAX_ID_LEN;
+    valid.then(|| once_key(kind, &digest(id)))
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent computation of the constructed test vectors used by src/webhook/*.rs.
 
-Written against each provider's documented construction (see /work/shared/providers.md),
+Written against each provider's documented construction (see docs/webhooks.md and docs/providers.md),
 using only the Python standard library (hmac, hashlib, base64) and `cryptography` for
 Ed25519. It never calls roomgate code. Run it and paste the printed constants into the
 tests; every constant in a test that says "computed by testdata/make_vectors.py" came
