@@ -392,7 +392,10 @@ rooms:
         .replace("methd: github", "method: bearer")
         .replace("tolerence: 10s", "tolerance: 10s")
         .replace("\"yes\"", "\"true\"")
-        .replace("                  roomgate.path.case_insensitive: \"true\"\n", "");
+        .replace(
+            "                  roomgate.path.case_insensitive: \"true\"\n",
+            "",
+        );
     let config = load(&fixed).expect("fixed config loads");
     assert_eq!(config.ports[0].endpoints.len(), 1);
 }

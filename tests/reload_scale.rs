@@ -70,8 +70,14 @@ async fn a_big_reload_under_load_fails_no_request_and_serves_the_new_routes() {
     let mut rg = Proc::serve(&path, &[("ROOMGATE_WORKER_THREADS", "1")]);
     let http = rg.addr("http").await;
     let admin = rg.addr("admin").await;
-    assert_eq!(get(http, &host(1, "a"), "/", &[]).await.status, StatusCode::OK);
-    assert_eq!(get(http, &host(19, "a"), "/", &[]).await.status, StatusCode::OK);
+    assert_eq!(
+        get(http, &host(1, "a"), "/", &[]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(http, &host(19, "a"), "/", &[]).await.status,
+        StatusCode::OK
+    );
 
     // Clients cycle through the routes both generations have, until told to stop.
     let stop = Arc::new(AtomicBool::new(false));

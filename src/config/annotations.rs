@@ -227,10 +227,7 @@ pub fn closest(key: &str) -> &'static str {
 /// Problems with the keys written in one place (`at_port`: on a port rather than an
 /// endpoint), each as (key, message): unknown keys in roomgate's namespaces and port-only
 /// keys on an endpoint. Values are checked by [`check_values`].
-pub fn check_keys(
-    annotations: &BTreeMap<String, String>,
-    at_port: bool,
-) -> Vec<(&str, String)> {
+pub fn check_keys(annotations: &BTreeMap<String, String>, at_port: bool) -> Vec<(&str, String)> {
     let mut problems = Vec::new();
     for key in annotations.keys() {
         match lookup(key) {
@@ -386,7 +383,9 @@ mod tests {
         ]));
         assert_eq!(errors.len(), 5, "{errors:?}");
         assert!(
-            errors.iter().any(|e| e.contains("closest known method is \"github\"")),
+            errors
+                .iter()
+                .any(|e| e.contains("closest known method is \"github\"")),
             "{errors:?}"
         );
         assert!(errors

@@ -297,10 +297,7 @@ impl Config {
 
     pub fn port(&self, room: &str, num: u16) -> Option<&Arc<PortSpec>> {
         let (_, ports) = self.index.0.get(room)?;
-        ports
-            .iter()
-            .map(|&i| &self.ports[i])
-            .find(|p| p.num == num)
+        ports.iter().map(|&i| &self.ports[i]).find(|p| p.num == num)
     }
 
     /// The context this config was loaded in, for stores that resolve references later.

@@ -6,9 +6,9 @@ use base64::Engine;
 
 use super::model::*;
 use super::secret_ref::{reported, SecretRef};
-use super::yaml::{self, Value};
 use super::validate_rooms::{check_rooms, normalize_participants};
 use super::validate_routes::check_routes;
+use super::yaml::{self, Value};
 use super::{Config, ConfigError, ConfigErrors, LoadContext};
 
 /// The shortest IAP session and idle lifetime accepted.

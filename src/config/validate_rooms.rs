@@ -243,7 +243,10 @@ pub(super) fn check_path(c: &mut Checker<'_>, at: impl FnOnce() -> String, path:
     };
     match crate::canonical::canonical_path(trimmed) {
         Ok(canon) if canon == trimmed => {}
-        Ok(canon) => c.err(at(), format!("must be written in canonical form: {canon:?}")),
+        Ok(canon) => c.err(
+            at(),
+            format!("must be written in canonical form: {canon:?}"),
+        ),
         Err(e) => c.err(at(), format!("is not a valid path: {e}")),
     }
 }

@@ -42,15 +42,15 @@ pub(super) fn check_routes(c: &mut Checker<'_>, file: &FileConfig, ports: &[Arc<
         if route.port.is_none() && route.paths.is_empty() {
             c.err(rpath(), "a route needs a port or paths");
         }
-        let check_port = |c: &mut Checker<'_>, path: &dyn Fn() -> String, num: u16| {
-            match published.get(&(route.room.as_str(), num)) {
-                None => c.err(path(), format!("room {:?} has no port {num}", route.room)),
-                Some(false) => c.err(
-                    path(),
-                    format!("port {num} of room {:?} is not published", route.room),
-                ),
-                Some(true) => {}
-            }
+        let check_port = |c: &mut Checker<'_>, path: &dyn Fn() -> String, num: u16| match published
+            .get(&(route.room.as_str(), num))
+        {
+            None => c.err(path(), format!("room {:?} has no port {num}", route.room)),
+            Some(false) => c.err(
+                path(),
+                format!("port {num} of room {:?} is not published", route.room),
+            ),
+            Some(true) => {}
         };
         if let Some(num) = route.port {
             check_port(c, &|| format!("{}.port", rpath()), num);
