@@ -1,4 +1,5 @@
-//! Route resolution at 10, 1k and 100k domains, and header hygiene on a realistic set.
+//! Route resolution at 10, 1k and 100k domains (an exact domain, and a host that misses
+//! every exact domain and falls back to a wildcard), and header hygiene on a realistic set.
 //!
 //! `cargo bench --bench route`
 
@@ -11,14 +12,19 @@ use roomgate::config::{Config, LoadContext};
 use roomgate::headers;
 use roomgate::route::RouteTable;
 
+/// `domains` routes; one in ten is a wildcard `*.w<i>.tenant<n>.example.test`.
 fn config_with(domains: usize) -> Config {
     let mut yaml = String::from(
         "version: v1\nlisten: {http: 127.0.0.1:0}\nrooms:\n  - name: acme\n    services:\n      - name: web\n        ports:\n          - {num: 5002, published: true, public: true}\n          - {num: 5003, published: true}\nroutes:\n",
     );
     for i in 0..domains {
+        let domain = if i % 10 == 9 {
+            format!("\"*.w{i}.tenant{}.example.test\"", i % 97)
+        } else {
+            format!("app{i}.tenant{}.example.test", i % 97)
+        };
         yaml.push_str(&format!(
-            "  - domain: app{i}.tenant{}.example.test\n    room: acme\n    port: 5002\n    paths: [{{path: /api, port: 5003}}]\n",
-            i % 97
+            "  - domain: {domain}\n    room: acme\n    port: 5002\n    paths: [{{path: /api, port: 5003}}]\n"
         ));
     }
     Config::from_yaml_str(&yaml, &LoadContext::default()).expect("bench config")
@@ -28,14 +34,20 @@ fn resolution(c: &mut Criterion) {
     let mut group = c.benchmark_group("route_resolve");
     for n in [10usize, 1_000, 100_000] {
         let table = RouteTable::build(&config_with(n));
-        let host = format!("App{}.Tenant{}.example.test:443", n / 2, (n / 2) % 97);
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter(|| {
-                let h = canonical_host(black_box(&host)).expect("host");
-                let p = canonical_path(black_box("/api/v1/items")).expect("path");
-                black_box(table.resolve(&h, &p).map(|r| r.port.num))
-            })
-        });
+        let exact = format!("App{}.Tenant{}.example.test:443", n / 2, (n / 2) % 97);
+        let w = n - 1;
+        let wildcard = format!("Tenant-X.W{w}.Tenant{}.example.test:443", w % 97);
+        for (kind, host) in [("exact", exact), ("wildcard", wildcard)] {
+            let h = canonical_host(&host).expect("host");
+            assert!(table.resolve(&h, "/api/v1/items").is_some(), "{host}");
+            group.bench_with_input(BenchmarkId::new(kind, n), &n, |b, _| {
+                b.iter(|| {
+                    let h = canonical_host(black_box(&host)).expect("host");
+                    let p = canonical_path(black_box("/api/v1/items")).expect("path");
+                    black_box(table.resolve(&h, &p).map(|r| r.port.num))
+                })
+            });
+        }
     }
     group.finish();
 }

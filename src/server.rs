@@ -93,11 +93,17 @@ impl Running {
     /// addresses, `limits.max_connections`, `redis` and `secrets` take effect on restart
     /// only (a warning says so).
     pub fn reload(&self, config: Config) -> Result<(), TlsError> {
-        let acceptor = match (&self.bound.https, &config.file.tls) {
-            (Some(_), Some(_)) => Some(Arc::new(TlsAcceptor::from_config(&config)?)),
-            _ => None,
-        };
+        let prepared = Prepared::build(config, self.bound.https.is_some())?;
+        self.install(prepared);
+        Ok(())
+    }
+
+    /// Swap in a config built by [`Prepared::build`]; returns the state it replaced, for
+    /// the caller to drop where freeing it does not hold up requests.
+    pub fn install(&self, prepared: Prepared) -> Arc<crate::state::State> {
+        let Prepared { state, acceptor } = prepared;
         {
+            let config = &state.config;
             let current = self.shared.state.load();
             let old = &current.config.file;
             if !same_listeners(&old.listen, &config.file.listen) {
@@ -115,11 +121,33 @@ impl Running {
                 tracing::warn!("redis or secrets settings changed: they take effect on restart");
             }
         }
-        self.shared.replace(config);
+        let previous = self.shared.install(state);
         if let Some(acceptor) = acceptor {
             self.tls.store(Some(acceptor));
         }
-        Ok(())
+        previous
+    }
+}
+
+/// A validated config with its request state (route table, token keys) and its TLS
+/// acceptor built: the expensive part of a reload, done before anything is swapped and
+/// safe to do on a blocking thread.
+pub struct Prepared {
+    state: crate::state::State,
+    acceptor: Option<Arc<TlsAcceptor>>,
+}
+
+impl Prepared {
+    /// `https`: whether the server has an HTTPS listener (the acceptor is built only then).
+    pub fn build(config: Config, https: bool) -> Result<Prepared, TlsError> {
+        let acceptor = match (https, &config.file.tls) {
+            (true, Some(_)) => Some(Arc::new(TlsAcceptor::from_config(&config)?)),
+            _ => None,
+        };
+        Ok(Prepared {
+            state: crate::state::State::build(config),
+            acceptor,
+        })
     }
 }
 

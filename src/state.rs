@@ -119,7 +119,14 @@ impl Shared {
 
     /// Swap in a new config; in-flight requests keep the state they loaded.
     pub fn replace(&self, config: Config) {
-        self.metrics.config_loaded(&config.hash, system_clock());
-        self.state.store(Arc::new(State::build(config)));
+        self.install(State::build(config));
+    }
+
+    /// Swap in a state built elsewhere (a reload builds it on a blocking thread); returns
+    /// the state it replaced.
+    pub fn install(&self, state: State) -> Arc<State> {
+        self.metrics
+            .config_loaded(&state.config.hash, system_clock());
+        self.state.swap(Arc::new(state))
     }
 }

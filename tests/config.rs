@@ -349,3 +349,53 @@ rooms:
         "{errors:?}"
     );
 }
+
+/// Issue 21: a misspelt key in roomgate's namespaces is an error at its YAML path naming
+/// the closest known key; values are checked by kind; other namespaces stay free.
+#[test]
+fn unknown_annotation_keys_and_bad_values_are_errors_naming_the_closest_key() {
+    let yaml = r#"version: v1
+listen: {http: 127.0.0.1:0}
+rooms:
+  - name: acme
+    services:
+      - name: web
+        ports:
+          - num: 5002
+            published: true
+            annotations:
+              meshagent.request.validation.methd: github
+              example.com/team: payments
+            endpoints:
+              - path: /hooks
+                annotations:
+                  roomgate.validation.tolerence: 10s
+                  roomgate.forward_authorization: "yes"
+                  roomgate.path.case_insensitive: "true"
+"#;
+    let errors: Vec<String> = load(yaml)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let port = "rooms[0].services[0].ports[0]";
+    let expect = [
+        format!("{port}.annotations.meshagent.request.validation.methd: unknown annotation \"meshagent.request.validation.methd\"; the closest known key is \"meshagent.request.validation.method\""),
+        format!("{port}.endpoints[0].annotations.roomgate.path.case_insensitive: roomgate.path.case_insensitive is a port annotation"),
+        format!("{port}.endpoints[0].annotations.roomgate.validation.tolerence: unknown annotation \"roomgate.validation.tolerence\"; the closest known key is \"roomgate.validation.tolerance\""),
+        format!("{port}.endpoints[0].annotations: roomgate.forward_authorization: \"yes\" is not \"true\" or \"false\""),
+    ];
+    assert_eq!(errors, expect);
+
+    let fixed = yaml
+        .replace("methd: github", "method: bearer")
+        .replace("tolerence: 10s", "tolerance: 10s")
+        .replace("\"yes\"", "\"true\"")
+        .replace(
+            "                  roomgate.path.case_insensitive: \"true\"\n",
+            "",
+        );
+    let config = load(&fixed).expect("fixed config loads");
+    assert_eq!(config.ports[0].endpoints.len(), 1);
+}

@@ -483,3 +483,20 @@ async fn a_rejected_reload_logs_no_secret_and_rechecks_argon2_costs() {
     );
     rg.stop().await;
 }
+
+/// The reference documents every annotation `check` accepts: the keys come from the same
+/// registry that parsing and the "closest known key" suggestions use.
+#[test]
+fn the_reference_lists_every_annotation_key() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reference.md");
+    let text = std::fs::read_to_string(path).expect("docs/reference.md exists");
+    let missing: Vec<&str> = roomgate::config::annotations::REGISTRY
+        .iter()
+        .map(|a| a.key)
+        .filter(|key| !text.contains(key))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/reference.md does not list {missing:?}"
+    );
+}

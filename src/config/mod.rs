@@ -5,6 +5,7 @@
 //! module reads the environment only through the [`LoadContext`] it is given, and never
 //! logs the raw config.
 
+pub mod annotations;
 pub mod certs;
 mod embed;
 pub mod model;
@@ -15,6 +16,8 @@ mod secret_ref;
 pub mod source;
 mod topology;
 mod validate;
+mod validate_rooms;
+mod validate_routes;
 pub mod yaml;
 
 use std::collections::HashMap;
@@ -237,6 +240,28 @@ pub struct Config {
     pub base_dir: PathBuf,
     /// The variables `{env: NAME}` references resolve against.
     pub vars: Vars,
+    /// Rooms and their ports by room name, so lookups do not scan 10 000 rooms.
+    index: RoomIndex,
+}
+
+/// Room name → (index in `file.rooms`, indexes in `ports` of the room's ports).
+#[derive(Debug, Default)]
+struct RoomIndex(HashMap<String, (usize, Vec<usize>)>);
+
+impl RoomIndex {
+    fn build(rooms: &[Room], ports: &[Arc<PortSpec>]) -> RoomIndex {
+        let mut index: HashMap<String, (usize, Vec<usize>)> = rooms
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), (i, Vec::new())))
+            .collect();
+        for (i, p) in ports.iter().enumerate() {
+            if let Some((_, of_room)) = index.get_mut(&p.room) {
+                of_room.push(i);
+            }
+        }
+        RoomIndex(index)
+    }
 }
 
 impl Config {
@@ -267,11 +292,13 @@ impl Config {
     }
 
     pub fn room(&self, name: &str) -> Option<&Room> {
-        self.file.rooms.iter().find(|r| r.name == name)
+        let (i, _) = self.index.0.get(name)?;
+        self.file.rooms.get(*i)
     }
 
     pub fn port(&self, room: &str, num: u16) -> Option<&Arc<PortSpec>> {
-        self.ports.iter().find(|p| p.room == room && p.num == num)
+        let (_, ports) = self.index.0.get(room)?;
+        ports.iter().map(|&i| &self.ports[i]).find(|p| p.num == num)
     }
 
     /// The context this config was loaded in, for stores that resolve references later.

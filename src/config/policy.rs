@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use super::annotations;
 use crate::webhook::Provider;
 
 /// `bearer`/`jwt`, `cookie`, or a provider name.
@@ -41,13 +42,11 @@ pub const QUOTA_DAILY: &str = "roomgate.quota.daily";
 /// is forwarded to the service; by default it is removed.
 pub const FORWARD_AUTHORIZATION: &str = "roomgate.forward_authorization";
 
-/// A `"true"`/`"false"` annotation (absent: false).
+/// A `"true"`/`"false"` annotation (absent or empty: false).
 pub fn flag(annotations: &BTreeMap<String, String>, key: &str) -> Result<bool, String> {
     match annotations.get(key).map(|v| v.trim()) {
-        None => Ok(false),
-        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
-        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-        Some(v) => Err(format!("{key}: {v:?} is not \"true\" or \"false\"")),
+        None | Some("") => Ok(false),
+        Some(v) => annotations::flag(v).map_err(|e| format!("{key}: {e}")),
     }
 }
 
@@ -142,82 +141,56 @@ pub fn effective_annotations(
 }
 
 /// Decide the policy for merged annotations; every problem is returned as a message.
+/// Values are checked against the annotation registry first; a value that does not fit
+/// its kind is reported there once and counts as absent here.
 pub fn decide(
     annotations: &BTreeMap<String, String>,
     public_port: bool,
     service_name: &str,
     default_max_body: u64,
 ) -> Result<Policy, Vec<String>> {
-    let mut errors = Vec::new();
+    let mut errors = annotations::check_values(annotations);
     let get = |k: &str| {
         annotations
             .get(k)
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
     };
-    let validation = match get(METHOD) {
+    let method = get(METHOD);
+    let parsed_method = method.map(annotations::method);
+    // After an unknown method (already reported) the validation is a placeholder.
+    let unknown_method = matches!(parsed_method, Some(Err(_)));
+    let validation = match parsed_method {
         None if public_port => Validation::Public,
-        None => Validation::Bearer,
-        Some(m) => match m.to_ascii_lowercase().as_str() {
-            "bearer" | "jwt" => Validation::Bearer,
-            "cookie" => Validation::Cookie,
-            other => match Provider::from_str(other) {
-                Ok(p) => Validation::Webhook(p),
-                Err(()) => {
-                    errors.push(format!("unknown validation method {m:?} in {METHOD}"));
-                    Validation::Bearer
-                }
-            },
-        },
+        None | Some(Err(_)) => Validation::Bearer,
+        Some(Ok(v)) => v,
     };
     let queue = get(QUEUE).map(str::to_owned);
     if let Some(q) = &queue {
-        if get(METHOD).is_none() {
+        if method.is_none() {
             errors.push(format!(
                 "queue {q:?} has no {METHOD}: queue routes never run unauthenticated"
             ));
         }
-        if !valid_name(q) {
-            errors.push(format!(
-                "queue name {q:?} may hold only letters, digits, '-', '_', '.'"
-            ));
-        }
     }
-    // After an unknown method (already reported) the validation is a placeholder.
-    let unknown_method = errors
-        .iter()
-        .any(|e| e.starts_with("unknown validation method"));
     if queue.is_some()
         && !unknown_method
-        && get(METHOD).is_some()
+        && method.is_some()
         && matches!(validation, Validation::Bearer | Validation::Cookie)
     {
         errors.push(format!(
             "queue endpoints take webhook bodies: {METHOD} must name a provider, not {:?}",
-            get(METHOD).unwrap_or_default()
+            method.unwrap_or_default()
         ));
     }
     let secret_id = get(SECRET).map(str::to_owned);
     if matches!(validation, Validation::Webhook(_)) && secret_id.is_none() {
         errors.push(format!("a webhook validation method needs {SECRET}"));
     }
-    let tolerance = match get(TOLERANCE) {
-        None => None,
-        Some(t) => match super::model::parse_duration(t) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                errors.push(format!("{TOLERANCE}: {e}"));
-                None
-            }
-        },
-    };
-    let max_body_bytes = match get(MAX_BODY_BYTES) {
-        None => default_max_body,
-        Some(v) => v.parse().unwrap_or_else(|_| {
-            errors.push(format!("{MAX_BODY_BYTES}: {v:?} is not a byte count"));
-            default_max_body
-        }),
-    };
+    let tolerance = get(TOLERANCE).and_then(|t| super::model::parse_duration(t).ok());
+    let max_body_bytes = get(MAX_BODY_BYTES)
+        .and_then(|v| annotations::bytes(v).ok())
+        .unwrap_or(default_max_body);
     let webhook = matches!(validation, Validation::Webhook(_));
     let source_ips = match get(SOURCE_IPS) {
         None => Vec::new(),
@@ -225,39 +198,19 @@ pub fn decide(
             if !webhook {
                 errors.push(format!("{SOURCE_IPS} applies to webhook endpoints only"));
             }
-            parse_source_ips(list).unwrap_or_else(|e| {
-                errors.push(format!("{SOURCE_IPS}: {e}"));
-                Vec::new()
-            })
+            annotations::cidrs(list).unwrap_or_default()
         }
     };
-    let hubspot_legacy = flag(annotations, HUBSPOT_LEGACY).unwrap_or_else(|e| {
-        errors.push(e);
-        false
-    });
+    let on = |key| flag(annotations, key).unwrap_or(false);
+    let hubspot_legacy = on(HUBSPOT_LEGACY);
     if hubspot_legacy && validation != Validation::Webhook(Provider::Hubspot) && !unknown_method {
         errors.push(format!(
             "{HUBSPOT_LEGACY} applies to hubspot endpoints only"
         ));
     }
-    let embed = flag(annotations, EMBED).unwrap_or_else(|e| {
-        errors.push(e);
-        false
-    });
-    let rate_limit = get(RATE_LIMIT).and_then(|v| {
-        v.parse::<Rate>()
-            .map_err(|e| errors.push(format!("{RATE_LIMIT}: {e}")))
-            .ok()
-    });
-    let quota_daily = get(QUOTA_DAILY).and_then(|v| match v.parse::<u64>() {
-        Ok(n) if n > 0 => Some(n),
-        _ => {
-            errors.push(format!(
-                "{QUOTA_DAILY}: {v:?} is not a positive count of requests"
-            ));
-            None
-        }
-    });
+    let embed = on(EMBED);
+    let rate_limit = get(RATE_LIMIT).and_then(|v| v.parse::<Rate>().ok());
+    let quota_daily = get(QUOTA_DAILY).and_then(|v| annotations::count(v).ok());
     if webhook {
         for (key, set) in [
             (EMBED, embed),
@@ -271,10 +224,7 @@ pub fn decide(
             }
         }
     }
-    let forward_authorization = flag(annotations, FORWARD_AUTHORIZATION).unwrap_or_else(|e| {
-        errors.push(e);
-        false
-    });
+    let forward_authorization = on(FORWARD_AUTHORIZATION);
     let processor = get(PROCESSOR).unwrap_or(service_name).to_owned();
     if errors.is_empty() {
         Ok(Policy {
@@ -295,18 +245,6 @@ pub fn decide(
     } else {
         Err(errors)
     }
-}
-
-/// `"CIDR, CIDR"` → networks; a bare address is a single host. Empty items are errors.
-fn parse_source_ips(list: &str) -> Result<Vec<IpNet>, String> {
-    list.split(',')
-        .map(str::trim)
-        .map(|item| {
-            item.parse::<IpNet>()
-                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("{item:?} is not a CIDR or an IP address"))
-        })
-        .collect()
 }
 
 /// Names that end up in Redis keys: no braces, colons or spaces.

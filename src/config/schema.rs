@@ -10,8 +10,8 @@ use std::borrow::Cow;
 
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 
+use super::annotations::{Kind, REGISTRY};
 use super::model::{FileConfig, HumanDuration};
-use super::policy;
 use super::secret_ref::SecretRef;
 use crate::webhook::Provider;
 
@@ -100,94 +100,25 @@ impl JsonSchema for SecretRef {
     }
 }
 
-/// Every annotation roomgate reads, with the shape of its value.
+/// Every annotation roomgate reads (its registry), with the shape of its value.
 pub fn known_annotations() -> Vec<(&'static str, serde_json::Value)> {
-    let text =
-        |description: &str| serde_json::json!({"type": "string", "description": description});
-    let flag = |description: &str| serde_json::json!({"type": "string", "enum": ["true", "false"], "description": description});
     let methods: Vec<&str> = ["bearer", "jwt", "cookie"]
         .into_iter()
         .chain(Provider::ALL.iter().map(|p| p.as_str()))
         .collect();
-    vec![
-        (
-            policy::METHOD,
-            serde_json::json!({
-                "type": "string",
-                "description": "How callers are authenticated: bearer (or jwt), cookie, or a webhook provider's name.",
-                "examples": methods
-            }),
-        ),
-        (
-            policy::SECRET,
-            text("Id of the room secret that verifies the webhook signature (required with a provider)."),
-        ),
-        (
-            policy::CHALLENGE_SECRET,
-            text("Id of the room secret compared with a subscription handshake's verify token."),
-        ),
-        (
-            policy::QUEUE,
-            text("Queue (Redis stream) that receives verified bodies; omitted: the request is forwarded."),
-        ),
-        (
-            policy::PROCESSOR,
-            text("Identity owning the endpoint's secrets and queue (default: the service name)."),
-        ),
-        (
-            policy::TOLERANCE,
-            serde_json::json!({
-                "type": "string",
-                "description": "Signature timestamp window, overriding the provider's default (a duration, e.g. 300s).",
-                "examples": ["300s"]
-            }),
-        ),
-        (
-            policy::MAX_BODY_BYTES,
-            serde_json::json!({
-                "type": "string",
-                "pattern": "^[0-9]+$",
-                "description": "Largest body accepted on this endpoint, in bytes (default: limits.max_body_bytes)."
-            }),
-        ),
-        (
-            policy::PATH_CASE_INSENSITIVE,
-            flag("Routes and endpoint policies of this port match paths ASCII case-insensitively."),
-        ),
-        (
-            policy::EMBED,
-            flag("The port or endpoint serves embed sessions."),
-        ),
-        (
-            policy::RATE_LIMIT,
-            serde_json::json!({
-                "type": "string",
-                "pattern": "^\\s*[0-9]+\\s*/\\s*[smh]\\s*$",
-                "description": "Requests per caller and window, e.g. 120/m (also /s, /h).",
-                "examples": ["120/m"]
-            }),
-        ),
-        (
-            policy::QUOTA_DAILY,
-            serde_json::json!({
-                "type": "string",
-                "pattern": "^\\s*[0-9]+\\s*$",
-                "description": "Requests per caller and UTC calendar day, e.g. 10000."
-            }),
-        ),
-        (
-            policy::SOURCE_IPS,
-            text("Webhook endpoints: the client addresses allowed to call, as comma-separated CIDRs."),
-        ),
-        (
-            policy::HUBSPOT_LEGACY,
-            flag("A hubspot endpoint also accepts the replayable v1/v2 signatures."),
-        ),
-        (
-            policy::FORWARD_AUTHORIZATION,
-            flag("Keep the Authorization header roomgate consumed when forwarding (default: removed)."),
-        ),
-    ]
+    REGISTRY
+        .iter()
+        .map(|a| {
+            let description = format!("{} Default: {}.", a.description, a.default);
+            let mut value = serde_json::json!({"type": "string", "description": description});
+            match a.kind {
+                Kind::Flag => value["enum"] = serde_json::json!(["true", "false"]),
+                Kind::Method => value["examples"] = serde_json::json!(methods),
+                _ => {}
+            }
+            (a.key, value)
+        })
+        .collect()
 }
 
 /// An `annotations` map: the known keys with their values' shapes; other keys are free,

@@ -1,16 +1,15 @@
 //! Structural parsing and cross-field validation, collecting every error with its path.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashSet;
 
 use base64::Engine;
 
 use super::model::*;
-use super::policy::{self, Policy, Validation};
 use super::secret_ref::{reported, SecretRef};
+use super::validate_rooms::{check_rooms, normalize_participants};
+use super::validate_routes::check_routes;
 use super::yaml::{self, Value};
-use super::{Config, ConfigError, ConfigErrors, LoadContext, PortSpec};
-use crate::canonical::DomainPattern;
+use super::{Config, ConfigError, ConfigErrors, LoadContext};
 
 /// The shortest IAP session and idle lifetime accepted.
 const MIN_SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -32,59 +31,74 @@ const TOP_LEVEL: &[&str] = &[
 ];
 
 /// Parse the document section by section (and room by room, route by route) so that
-/// structural errors in different places are all reported.
+/// structural errors in different places are all reported. Rooms and routes are moved out
+/// of the parsed document and deserialized once each: with 100 000 routes, copying them
+/// or deserializing them twice is most of the load time.
 pub(super) fn parse(src: &str) -> Result<FileConfig, ConfigErrors> {
     let doc = yaml::parse_document(src)
         .map_err(|(path, m)| ConfigErrors(vec![ConfigError::at(path, m)]))?;
-    let Value::Mapping(map) = doc else {
+    let Value::Mapping(mut map) = doc else {
         return Err(ConfigErrors(vec![ConfigError::at(
             "",
             "the config must be a YAML mapping",
         )]));
     };
     let mut errors = Vec::new();
-    for key in map.keys() {
-        match key.as_str() {
-            Some(k) if TOP_LEVEL.contains(&k) => {}
-            Some(k) => errors.push(ConfigError::at(k, "unknown field")),
-            None => errors.push(ConfigError::at("", "keys must be strings")),
-        }
-    }
-    for (name, value) in &map {
-        let Some(name) = name.as_str() else { continue };
+    let (mut rooms, mut routes) = (Vec::new(), Vec::new());
+    for (key, value) in map.iter_mut() {
+        let Some(name) = key.as_str() else {
+            errors.push(ConfigError::at("", "keys must be strings"));
+            continue;
+        };
         match (name, value) {
-            ("rooms" | "routes", Value::Sequence(items)) => {
-                for (i, item) in items.iter().enumerate() {
-                    let path = format!("{name}[{i}]");
-                    let res = if name == "rooms" {
-                        yaml::from_value::<Room>(item.clone()).map(|_| ())
-                    } else {
-                        yaml::from_value::<Route>(item.clone()).map(|_| ())
-                    };
-                    if let Err((sub, msg)) = res {
-                        errors.push(reported(join(&path, &sub), msg));
-                    }
-                }
+            ("rooms", Value::Sequence(items)) => {
+                rooms = items_of(name, std::mem::take(items), &mut errors);
             }
-            _ if TOP_LEVEL.contains(&name) => {
-                let mut single = serde_yaml_mapping();
+            ("routes", Value::Sequence(items)) => {
+                routes = items_of(name, std::mem::take(items), &mut errors);
+            }
+            // Not a sequence: the whole-document pass below reports it.
+            ("rooms" | "routes", _) => {}
+            (name, value) if TOP_LEVEL.contains(&name) => {
+                let mut single = yaml::Mapping::new();
                 single.insert(Value::String(name.into()), value.clone());
                 if let Err((sub, msg)) = yaml::from_value::<Partial>(Value::Mapping(single)) {
                     errors.push(reported(sub, msg));
                 }
             }
-            _ => {}
+            (name, _) => errors.push(ConfigError::at(name, "unknown field")),
         }
     }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    yaml::from_value::<FileConfig>(Value::Mapping(map))
-        .map_err(|(path, msg)| ConfigErrors(vec![reported(path, msg)]))
+    // Taken above (left empty); a value of another type stays for the pass below to report.
+    for name in ["rooms", "routes"] {
+        if matches!(map.get(name), Some(Value::Sequence(s)) if s.is_empty()) {
+            map.shift_remove(name);
+        }
+    }
+    let mut file = yaml::from_value::<FileConfig>(Value::Mapping(map))
+        .map_err(|(path, msg)| ConfigErrors(vec![reported(path, msg)]))?;
+    file.rooms = rooms;
+    file.routes = routes;
+    Ok(file)
 }
 
-fn serde_yaml_mapping() -> super::yaml::Mapping {
-    super::yaml::Mapping::new()
+/// Deserialize each item of a top-level sequence, reporting every one that does not fit.
+fn items_of<T: serde::de::DeserializeOwned>(
+    name: &str,
+    items: Vec<Value>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        match yaml::from_value::<T>(item) {
+            Ok(v) => out.push(v),
+            Err((sub, msg)) => errors.push(reported(join(&format!("{name}[{i}]"), &sub), msg)),
+        }
+    }
+    out
 }
 
 fn join(prefix: &str, sub: &str) -> String {
@@ -338,7 +352,9 @@ pub(super) fn check(mut file: FileConfig, ctx: &LoadContext) -> Result<Config, C
         return Err(ConfigErrors(c.errors));
     }
     normalize_participants(&mut file.rooms);
+    let index = super::RoomIndex::build(&file.rooms, &ports);
     Ok(Config {
+        index,
         file,
         token_keys,
         redis,
@@ -352,294 +368,6 @@ pub(super) fn check(mut file: FileConfig, ctx: &LoadContext) -> Result<Config, C
         base_dir: ctx.base_dir.clone(),
         vars: super::Vars::default(),
     })
-}
-
-fn check_rooms(c: &mut Checker<'_>, file: &FileConfig) -> Vec<Arc<PortSpec>> {
-    let mut ports = Vec::new();
-    let mut room_names = HashSet::new();
-    let max_body = file.limits.max_body_bytes;
-    for (ri, room) in file.rooms.iter().enumerate() {
-        let rpath = format!("rooms[{ri}]");
-        if !policy::valid_name(&room.name) {
-            c.err(
-                format!("{rpath}.name"),
-                "room names may hold only letters, digits, '-', '_', '.'",
-            );
-        }
-        if !room_names.insert(room.name.as_str()) {
-            c.err(
-                format!("{rpath}.name"),
-                format!("duplicate room {:?}", room.name),
-            );
-        }
-        for (pi, rule) in room.participants.iter().enumerate() {
-            let ppath = format!("{rpath}.participants[{pi}]");
-            if rule.emails.is_empty() && rule.email_domains.is_empty() && rule.groups.is_empty() {
-                c.err(&ppath, "a rule needs emails, email_domains or groups");
-            }
-            for (ei, e) in rule.emails.iter().enumerate() {
-                if crate::canonical::normalize_email(e).is_none() {
-                    c.err(
-                        format!("{ppath}.emails[{ei}]"),
-                        format!("{e:?} is not an email"),
-                    );
-                }
-            }
-            for (di, d) in rule.email_domains.iter().enumerate() {
-                if d.is_empty()
-                    || d.contains('@')
-                    || d.starts_with('.')
-                    || d.contains(char::is_whitespace)
-                {
-                    c.err(
-                        format!("{ppath}.email_domains[{di}]"),
-                        format!("{d:?} is not a domain (write acme.test, not @acme.test)"),
-                    );
-                }
-            }
-            if let Some(api) = &rule.api {
-                if !api.is_object() {
-                    c.err(format!("{ppath}.api"), "the api scope must be a mapping");
-                }
-            }
-        }
-        let mut port_owner: HashMap<u16, &str> = HashMap::new();
-        let mut service_names = HashSet::new();
-        for (si, svc) in room.services.iter().enumerate() {
-            let spath = format!("{rpath}.services[{si}]");
-            if !service_names.insert(svc.name.as_str()) {
-                c.err(
-                    format!("{spath}.name"),
-                    format!("duplicate service {:?}", svc.name),
-                );
-            }
-            let host = svc.host.as_deref().unwrap_or(&room.host);
-            for (pi, port) in svc.ports.iter().enumerate() {
-                let ppath = format!("{spath}.ports[{pi}]");
-                if port.num == 0 {
-                    c.err(format!("{ppath}.num"), "port 0 is not a port");
-                }
-                if let Some(other) = port_owner.insert(port.num, &svc.name) {
-                    c.err(
-                        format!("{ppath}.num"),
-                        format!(
-                            "port {} is already used by service {other:?} in room {:?}",
-                            port.num, room.name
-                        ),
-                    );
-                }
-                if let Some(l) = &port.liveness {
-                    if !l.starts_with('/') {
-                        c.err(
-                            format!("{ppath}.liveness"),
-                            "must be a path starting with /",
-                        );
-                    }
-                }
-                let port_policy = decide_at(
-                    c,
-                    &format!("{ppath}.annotations"),
-                    &port.annotations,
-                    None,
-                    port,
-                    &svc.name,
-                    max_body,
-                    file,
-                );
-                let case_insensitive =
-                    policy::flag(&port.annotations, policy::PATH_CASE_INSENSITIVE).unwrap_or_else(
-                        |e| {
-                            c.err(format!("{ppath}.annotations"), e);
-                            false
-                        },
-                    );
-                let mut endpoints = Vec::new();
-                let mut seen = HashSet::new();
-                for (ei, ep) in port.endpoints.iter().enumerate() {
-                    let epath = format!("{ppath}.endpoints[{ei}]");
-                    check_path(c, format!("{epath}.path"), &ep.path);
-                    if ep.annotations.contains_key(policy::PATH_CASE_INSENSITIVE) {
-                        c.err(
-                            format!("{epath}.annotations"),
-                            format!("{} is a port annotation", policy::PATH_CASE_INSENSITIVE),
-                        );
-                    }
-                    let key = ep.path.trim_end_matches('/');
-                    let key = if case_insensitive {
-                        key.to_ascii_lowercase()
-                    } else {
-                        key.to_owned()
-                    };
-                    if !seen.insert(key) {
-                        c.err(
-                            format!("{epath}.path"),
-                            format!("duplicate endpoint {:?}", ep.path),
-                        );
-                    }
-                    if let Some(p) = decide_at(
-                        c,
-                        &format!("{epath}.annotations"),
-                        &port.annotations,
-                        Some(&ep.annotations),
-                        port,
-                        &svc.name,
-                        max_body,
-                        file,
-                    ) {
-                        endpoints.push((ep.path.clone(), Arc::new(p)));
-                    }
-                }
-                endpoints.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
-                let authority = authority(host, port.num);
-                let upstream = match authority.parse::<http::uri::Authority>() {
-                    Ok(a) => Some(a),
-                    Err(_) => {
-                        c.err(format!("{spath}.host"), format!("{host:?} is not a host"));
-                        None
-                    }
-                };
-                if let (Some(policy), Some(upstream)) = (port_policy, upstream) {
-                    ports.push(Arc::new(PortSpec {
-                        room: room.name.clone(),
-                        service: svc.name.clone(),
-                        num: port.num,
-                        upstream,
-                        published: port.published,
-                        public: port.public,
-                        liveness: port.liveness.clone(),
-                        h2c: port.h2c,
-                        case_insensitive,
-                        policy: Arc::new(policy),
-                        endpoints,
-                    }));
-                }
-            }
-        }
-    }
-    ports
-}
-
-fn authority(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn decide_at(
-    c: &mut Checker<'_>,
-    path: &str,
-    port_ann: &BTreeMap<String, String>,
-    ep_ann: Option<&BTreeMap<String, String>>,
-    port: &Port,
-    service: &str,
-    max_body: u64,
-    file: &FileConfig,
-) -> Option<Policy> {
-    let merged = policy::effective_annotations(port_ann, ep_ann);
-    match policy::decide(&merged, port.public, service, max_body) {
-        Ok(p) => {
-            if p.validation == Validation::Cookie && file.iap.is_none() {
-                c.err(path, "validation method cookie needs an iap block");
-            }
-            if p.queue.is_some() && !policy::valid_name(service) {
-                c.err(
-                    path,
-                    "service names used as processors must be simple names",
-                );
-            }
-            Some(p)
-        }
-        Err(msgs) => {
-            for m in msgs {
-                c.err(path, m);
-            }
-            None
-        }
-    }
-}
-
-fn check_routes(c: &mut Checker<'_>, file: &FileConfig, ports: &[Arc<PortSpec>]) {
-    let mut domains: HashMap<String, usize> = HashMap::new();
-    for (i, route) in file.routes.iter().enumerate() {
-        let rpath = format!("routes[{i}]");
-        match DomainPattern::parse(&route.domain) {
-            Ok(d) => {
-                if let Some(first) = domains.insert(d.to_string(), i) {
-                    c.err(
-                        format!("{rpath}.domain"),
-                        format!("duplicate domain {:?} (also routes[{first}])", route.domain),
-                    );
-                }
-            }
-            Err(m) => c.err(format!("{rpath}.domain"), m),
-        }
-        if !file.rooms.iter().any(|r| r.name == route.room) {
-            c.err(
-                format!("{rpath}.room"),
-                format!("unknown room {:?}", route.room),
-            );
-            continue;
-        }
-        if route.port.is_none() && route.paths.is_empty() {
-            c.err(&rpath, "a route needs a port or paths");
-        }
-        let check_port = |c: &mut Checker<'_>, path: String, num: u16| match ports
-            .iter()
-            .find(|p| p.room == route.room && p.num == num)
-        {
-            None => c.err(path, format!("room {:?} has no port {num}", route.room)),
-            Some(p) if !p.published => c.err(
-                path,
-                format!("port {num} of room {:?} is not published", route.room),
-            ),
-            Some(_) => {}
-        };
-        if let Some(num) = route.port {
-            check_port(c, format!("{rpath}.port"), num);
-        }
-        let mut seen = HashSet::new();
-        for (pi, p) in route.paths.iter().enumerate() {
-            let ppath = format!("{rpath}.paths[{pi}]");
-            check_path(c, format!("{ppath}.path"), &p.path);
-            if !seen.insert((p.path.trim_end_matches('/').to_owned(), p.match_)) {
-                c.err(
-                    format!("{ppath}.path"),
-                    format!("duplicate path {:?}", p.path),
-                );
-            }
-            check_port(c, format!("{ppath}.port"), p.port);
-        }
-    }
-}
-
-/// Participant emails and domains in the form requests compare them in, once at load
-/// rather than on every request.
-fn normalize_participants(rooms: &mut [Room]) {
-    rooms
-        .iter_mut()
-        .flat_map(|r| r.participants.iter_mut())
-        .for_each(ParticipantRule::normalize);
-}
-
-/// A route or endpoint path must be written as requests are matched: in canonical form
-/// (`/%7Eb` would never match, since requests arrive as `/~b`). A trailing `/` is allowed.
-fn check_path(c: &mut Checker<'_>, at: String, path: &str) {
-    if !path.starts_with('/') {
-        c.err(at, "must start with /");
-        return;
-    }
-    let trimmed = match path.trim_end_matches('/') {
-        "" => "/",
-        t => t,
-    };
-    match crate::canonical::canonical_path(trimmed) {
-        Ok(canon) if canon == trimmed => {}
-        Ok(canon) => c.err(at, format!("must be written in canonical form: {canon:?}")),
-        Err(e) => c.err(at, format!("is not a valid path: {e}")),
-    }
 }
 
 /// `iap.auth_url` as browsers will name it in `Origin`: `scheme://host[:port]`, lowercased,
