@@ -331,27 +331,33 @@ async fn a_killed_primary_loses_no_acknowledged_entry_and_its_shard_recovers() {
     rg.shutdown().await;
 }
 
-/// Wait until the streams of `queues` hold `by` more entries than now.
+/// Wait until the streams of `queues` hold `by` more entries than when first read.
 fn grows(cluster: &RedisCluster, queues: &[String], by: u64, what: &str) {
-    let base = xlen(cluster, queues);
+    let mut base = None;
     common::fleet::wait_until(what, Duration::from_secs(30), || {
-        xlen(cluster, queues) >= base + by
+        match (base, xlen(cluster, queues)) {
+            (None, now) => {
+                base = now;
+                false
+            }
+            (Some(base), Some(now)) => now >= base + by,
+            (Some(_), None) => false,
+        }
     });
 }
 
-/// Entries in the streams of `queues`, summed.
-fn xlen(cluster: &RedisCluster, queues: &[String]) -> u64 {
+/// Entries in the streams of `queues`, summed; `None` while a stream cannot be read
+/// (its shard is failing over).
+fn xlen(cluster: &RedisCluster, queues: &[String]) -> Option<u64> {
     let client = redis::cluster::ClusterClient::new(cluster.seeds()).expect("cluster client");
-    let Ok(mut conn) = client.get_connection() else {
-        return 0;
-    };
+    let mut conn = client.get_connection().ok()?;
     queues
         .iter()
         .map(|q| {
             redis::cmd("XLEN")
                 .arg(ingest::stream(q))
                 .query::<u64>(&mut conn)
-                .unwrap_or(0)
+                .ok()
         })
         .sum()
 }
