@@ -88,7 +88,24 @@ pub fn canonical_host(raw: &str) -> Option<Cow<'_, str>> {
 /// `.apps.test`, `a..test` and a second trailing dot have an empty label, and a wildcard
 /// never stands for an empty one.
 fn well_formed_labels(host: &str) -> bool {
-    !host.is_empty() && host.len() <= 253 && host.split('.').all(|l| (1..=63).contains(&l.len()))
+    if host.is_empty() || host.len() > 253 {
+        return false;
+    }
+    let mut label = 0usize;
+    for &b in host.as_bytes() {
+        if b == b'.' {
+            if label == 0 {
+                return false;
+            }
+            label = 0;
+        } else {
+            label += 1;
+            if label > 63 {
+                return false;
+            }
+        }
+    }
+    label > 0
 }
 
 fn canonical_host_slow(raw: &str) -> Option<String> {
@@ -103,8 +120,8 @@ fn canonical_host_slow(raw: &str) -> Option<String> {
         let addr: std::net::Ipv6Addr = rest[..end].parse().ok()?;
         return Some(format!("[{addr}]"));
     } else {
-        match raw.rsplit_once(':') {
-            Some((h, p)) if valid_port(p) => h,
+        match raw.bytes().rposition(|b| b == b':') {
+            Some(colon) if valid_port(&raw[colon + 1..]) => &raw[..colon],
             Some(_) => return None,
             None => raw,
         }
@@ -164,13 +181,10 @@ fn is_canonical_path(raw: &str) -> bool {
         return false;
     }
     // Segments between slashes (the last may be empty: a trailing slash is kept).
-    let mut segments = raw[1..].split('/').peekable();
+    let mut segments = bytes[1..].split(|&b| b == b'/').peekable();
     while let Some(seg) = segments.next() {
         let last = segments.peek().is_none();
-        if (seg.is_empty() && !last)
-            || is_dot_segment(seg.as_bytes())
-            || has_dot_params(seg.as_bytes())
-        {
+        if (seg.is_empty() && !last) || is_dot_segment(seg) || has_dot_params(seg) {
             return false;
         }
     }

@@ -115,8 +115,8 @@ impl RouteTable {
     /// as [`match_view`] reads them.
     pub fn resolve(&self, host: &str, path: &str) -> Option<Resolved<'_>> {
         let domain = self.exact.get(host).or_else(|| {
-            let (_, parent) = host.split_once('.')?;
-            self.wildcard.get(parent)
+            let dot = host.bytes().position(|b| b == b'.')?;
+            self.wildcard.get(&host[dot + 1..])
         })?;
         let path = match_view(path);
         let port = domain.routes.resolve(&path)?;
