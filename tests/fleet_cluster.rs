@@ -4,13 +4,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use tokio::sync::watch;
 
+use common::fleet::roomgate_cli;
 use common::fleet::RedisCluster;
 use common::ingest::{self, Outcome};
 
@@ -61,33 +61,6 @@ fn queues_per_primary(
     unreachable!()
 }
 
-/// Run the roomgate binary with `args`, `stdin` as its input; its stdout, or a panic.
-fn roomgate(args: &[&str], config: &Path, stdin: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new(common::bin())
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("roomgate");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("roomgate exits");
-    assert!(
-        out.status.success(),
-        "roomgate {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Every stream's entries, read through the cluster.
 fn streams(cluster: &RedisCluster, queues: &[String]) -> HashMap<String, HashMap<String, String>> {
     let client = redis::cluster::ClusterClient::new(cluster.seeds()).expect("cluster client");
@@ -118,7 +91,7 @@ async fn every_shard_takes_its_queues_and_the_cli_reads_them() {
     let file = dir.path().join("routes.yaml");
     std::fs::write(&file, &yaml).expect("write the config");
     tokio::task::block_in_place(|| {
-        roomgate(
+        roomgate_cli(
             &[
                 "secrets",
                 "set",
@@ -134,7 +107,7 @@ async fn every_shard_takes_its_queues_and_the_cli_reads_them() {
         )
     });
     let listed = tokio::task::block_in_place(|| {
-        roomgate(&["secrets", "list", "--room", ingest::ROOM], &file, "")
+        roomgate_cli(&["secrets", "list", "--room", ingest::ROOM], &file, "")
     });
     assert!(listed.contains("webhook-worker\tgh"), "{listed}");
 
@@ -156,7 +129,7 @@ async fn every_shard_takes_its_queues_and_the_cli_reads_them() {
             "deduplicated on {q}"
         );
         let stats = tokio::task::block_in_place(|| {
-            roomgate(
+            roomgate_cli(
                 &["queue", "stats", "--room", ingest::ROOM, "--queue", q],
                 &file,
                 "",
@@ -333,17 +306,7 @@ async fn a_killed_primary_loses_no_acknowledged_entry_and_its_shard_recovers() {
 
 /// Wait until the streams of `queues` hold `by` more entries than when first read.
 fn grows(cluster: &RedisCluster, queues: &[String], by: u64, what: &str) {
-    let mut base = None;
-    common::fleet::wait_until(what, Duration::from_secs(30), || {
-        match (base, xlen(cluster, queues)) {
-            (None, now) => {
-                base = now;
-                false
-            }
-            (Some(base), Some(now)) => now >= base + by,
-            (Some(_), None) => false,
-        }
-    });
+    common::fleet::wait_for_growth(what, by, || xlen(cluster, queues));
 }
 
 /// Entries in the streams of `queues`, summed; `None` while a stream cannot be read

@@ -3,13 +3,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use tokio::sync::watch;
 
+use common::fleet::roomgate_cli;
 use common::fleet::{wait_until, SentinelGroup, MASTER};
 use common::ingest::{self, Outcome};
 
@@ -37,33 +37,6 @@ fn redis_block(group: &SentinelGroup, replicas: u32) -> String {
 
 fn queues(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
-}
-
-/// Run the roomgate binary with `args` and `stdin`; its stdout, or a panic.
-fn roomgate(args: &[&str], config: &Path, stdin: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new(common::bin())
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("roomgate");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("roomgate exits");
-    assert!(
-        out.status.success(),
-        "roomgate {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn streams(group: &SentinelGroup, queues: &[String]) -> HashMap<String, HashMap<String, String>> {
@@ -95,17 +68,7 @@ fn xlen(group: &SentinelGroup, queues: &[String]) -> Option<u64> {
 
 /// Wait until the streams of `queues` hold `by` more entries than when first read.
 fn grows(group: &SentinelGroup, queues: &[String], by: u64, what: &str) {
-    let mut base = None;
-    wait_until(what, Duration::from_secs(30), || {
-        match (base, xlen(group, queues)) {
-            (None, now) => {
-                base = now;
-                false
-            }
-            (Some(base), Some(now)) => now >= base + by,
-            (Some(_), None) => false,
-        }
-    });
+    common::fleet::wait_for_growth(what, by, || xlen(group, queues));
 }
 
 /// Queues, redis secrets (set with the CLI), `queue stats` and `/readyz` all go through
@@ -126,7 +89,7 @@ async fn every_use_of_redis_goes_to_the_primary_the_sentinels_name() {
     let file = dir.path().join("routes.yaml");
     std::fs::write(&file, &yaml).expect("write the config");
     tokio::task::block_in_place(|| {
-        roomgate(
+        roomgate_cli(
             &[
                 "secrets",
                 "set",
@@ -152,7 +115,7 @@ async fn every_use_of_redis_goes_to_the_primary_the_sentinels_name() {
         let again = ingest::post(addr, q, &delivery).await;
         assert_eq!(again.json()["id"], first.json()["id"], "deduplicated");
         let stats = tokio::task::block_in_place(|| {
-            roomgate(
+            roomgate_cli(
                 &["queue", "stats", "--room", ingest::ROOM, "--queue", q],
                 &file,
                 "",

@@ -308,7 +308,11 @@ fn the_reference_names_every_command_and_flag() {
 /// Nothing in the repository points at files a clone does not have.
 #[test]
 fn nothing_points_outside_the_repository() {
-    let forbidden = ["../shared", "shared/DESIGN", "DESIGN.md", "STYLE.md"];
+    // The team's working notes, which live beside a checkout and never in it; spelled
+    // from parts so that this test does not match itself.
+    let notes = ["DESIGN", "STYLE"].map(|name| format!("{name}.md"));
+    let folder = format!("../{}", "shared");
+    let forbidden = [folder.as_str(), notes[0].as_str(), notes[1].as_str()];
     let mut pending = vec![root()];
     let mut files = 0;
     while let Some(dir) = pending.pop() {

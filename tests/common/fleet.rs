@@ -17,6 +17,48 @@ pub fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// Wait until `len` (a sum of stream lengths, `None` while unreadable) has grown by `by`
+/// from its first readable value; panic with `what` after 30 s.
+pub fn wait_for_growth(what: &str, by: u64, mut len: impl FnMut() -> Option<u64>) {
+    let mut base = None;
+    wait_until(what, Duration::from_secs(30), || match (base, len()) {
+        (None, now) => {
+            base = now;
+            false
+        }
+        (Some(base), Some(now)) => now >= base + by,
+        (Some(_), None) => false,
+    });
+}
+
+/// Run the roomgate binary with `args`, `--config config` and `stdin` as its input; its
+/// stdout, or a panic with its stderr.
+pub fn roomgate_cli(args: &[&str], config: &std::path::Path, stdin: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(super::bin())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("roomgate");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("roomgate exits");
+    assert!(
+        out.status.success(),
+        "roomgate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The value of `field` in an `INFO` reply.
 pub fn info_field(info: &str, field: &str) -> Option<String> {
     info.lines()
