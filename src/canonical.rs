@@ -72,16 +72,114 @@ pub fn request_authority<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -
 
 /// The canonical host of a request: lowercased, without port or trailing dot.
 /// `None` when the value is not a plausible host name or IP literal. Borrows when the
-/// value is already canonical (the common case).
-pub fn canonical_host(raw: &str) -> Option<Cow<'_, str>> {
+/// value is already canonical (the common case), else holds the lowercased copy inline
+/// (a host name is at most 253 bytes), so no request allocates for its host.
+pub fn canonical_host(raw: &str) -> Option<Host<'_>> {
     if well_formed_labels(raw)
         && raw
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
     {
-        return Some(Cow::Borrowed(raw));
+        return Some(Host(HostRepr::Borrowed(raw)));
     }
-    canonical_host_slow(raw).map(Cow::Owned)
+    canonical_host_slow(raw)
+}
+
+/// A canonical host name ([`canonical_host`]); reads as a `str`.
+#[derive(Clone)]
+pub struct Host<'a>(HostRepr<'a>);
+
+// The inline copy is the point: a request with a mixed-case host does not allocate.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum HostRepr<'a> {
+    Borrowed(&'a str),
+    /// ASCII, `len` bytes of `bytes`.
+    Inline {
+        bytes: [u8; HOST_CAPACITY],
+        len: u8,
+    },
+}
+
+/// The longest canonical host: a 253-byte name, or a bracketed IPv6 literal (47 bytes).
+const HOST_CAPACITY: usize = 253;
+
+impl Host<'_> {
+    /// `text`, lowercased, when it fits (callers have checked it is ASCII).
+    fn lowercased(text: &str) -> Option<Host<'static>> {
+        let mut bytes = [0u8; HOST_CAPACITY];
+        let len = u8::try_from(text.len()).ok()?;
+        bytes
+            .get_mut(..text.len())?
+            .copy_from_slice(text.as_bytes());
+        bytes.make_ascii_lowercase();
+        Some(Host(HostRepr::Inline { bytes, len }))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            HostRepr::Borrowed(s) => s,
+            // Built from ASCII only, so this never falls back.
+            HostRepr::Inline { bytes, len } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+        }
+    }
+
+    pub fn into_owned(self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+impl std::ops::Deref for Host<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Host<'_> {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Default for Host<'_> {
+    fn default() -> Self {
+        Host(HostRepr::Borrowed(""))
+    }
+}
+
+impl std::fmt::Display for Host<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Host<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for Host<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Host<'_> {}
+
+impl PartialEq<str> for Host<'_> {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Host<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// A name of at most 253 bytes whose dot-separated labels are each 1 to 63 bytes long:
@@ -108,7 +206,7 @@ fn well_formed_labels(host: &str) -> bool {
     label > 0
 }
 
-fn canonical_host_slow(raw: &str) -> Option<String> {
+fn canonical_host_slow(raw: &str) -> Option<Host<'static>> {
     let raw = raw.trim();
     let host = if let Some(rest) = raw.strip_prefix('[') {
         // IPv6 literal, optionally with a port; the brackets must hold an address.
@@ -118,7 +216,7 @@ fn canonical_host_slow(raw: &str) -> Option<String> {
             return None;
         }
         let addr: std::net::Ipv6Addr = rest[..end].parse().ok()?;
-        return Some(format!("[{addr}]"));
+        return Host::lowercased(&format!("[{addr}]"));
     } else {
         match raw.bytes().rposition(|b| b == b':') {
             Some(colon) if valid_port(&raw[colon + 1..]) => &raw[..colon],
@@ -134,7 +232,7 @@ fn canonical_host_slow(raw: &str) -> Option<String> {
     {
         return None;
     }
-    Some(host.to_ascii_lowercase())
+    Host::lowercased(host)
 }
 
 fn valid_port(p: &str) -> bool {

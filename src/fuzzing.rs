@@ -219,7 +219,7 @@ pub fn webhook(data: &[u8]) {
             assert_eq!(verified.body(), &input.body);
             assert!(verified
                 .delivery_id()
-                .map_or(true, |id| id.chars().count() <= 200));
+                .is_none_or(|id| id.chars().count() <= 200));
             let _ = handshake::after_verification(&verified, &secrets[0]);
         }
     }

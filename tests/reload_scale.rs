@@ -47,7 +47,7 @@ fn big_yaml(upstream: u16, generation: &str) -> String {
 }
 
 fn domain(i: usize, generation: &str) -> String {
-    let label = if i % 2 == 0 { "s" } else { generation };
+    let label = if i.is_multiple_of(2) { "s" } else { generation };
     format!("{label}{i}.room{}.test", i % ROOMS)
 }
 

@@ -30,75 +30,58 @@ const TOP_LEVEL: &[&str] = &[
     "identity_assertion",
 ];
 
-/// Parse the document section by section (and room by room, route by route) so that
-/// structural errors in different places are all reported. Rooms and routes are moved out
-/// of the parsed document and deserialized once each: with 100 000 routes, copying them
-/// or deserializing them twice is most of the load time.
+/// Parse the document section by section, room by room and route by route, so that
+/// structural errors in different places are all reported in document order. Rooms and
+/// routes are read one item at a time from the parser ([`yaml::stream`]): with 100 000
+/// routes, the document is never held whole, only the typed items.
 pub(super) fn parse(src: &str) -> Result<FileConfig, ConfigErrors> {
-    let doc = yaml::parse_document(src)
-        .map_err(|(path, m)| ConfigErrors(vec![ConfigError::at(path, m)]))?;
-    let Value::Mapping(mut map) = doc else {
+    let mut errors = Vec::new();
+    let (mut rooms, mut routes) = (Vec::new(), Vec::new());
+    // The sections other than rooms and routes, checked again together below.
+    let mut rest = yaml::Mapping::new();
+    let mapping = yaml::stream(src, &["rooms", "routes"], &mut |entry| match entry {
+        yaml::Entry::Item { key, index, value } => {
+            let at = format!("{key}[{index}]");
+            let checked = match key {
+                "rooms" => yaml::from_value(value).map(|room| rooms.push(room)),
+                _ => yaml::from_value(value).map(|route| routes.push(route)),
+            };
+            if let Err((sub, msg)) = checked {
+                errors.push(reported(join(&at, &sub), msg));
+            }
+        }
+        yaml::Entry::Field(key, value) => match key.as_str() {
+            None => errors.push(ConfigError::at("", "keys must be strings")),
+            // Not a sequence: the whole-document pass below reports it.
+            Some("rooms" | "routes") => {
+                rest.insert(key, value);
+            }
+            Some(name) if TOP_LEVEL.contains(&name) => {
+                let mut single = yaml::Mapping::new();
+                single.insert(key.clone(), value.clone());
+                if let Err((sub, msg)) = yaml::from_value::<Partial>(Value::Mapping(single)) {
+                    errors.push(reported(sub, msg));
+                }
+                rest.insert(key, value);
+            }
+            Some(name) => errors.push(ConfigError::at(name, "unknown field")),
+        },
+    })
+    .map_err(|(path, m)| ConfigErrors(vec![ConfigError::at(path, m)]))?;
+    if !mapping {
         return Err(ConfigErrors(vec![ConfigError::at(
             "",
             "the config must be a YAML mapping",
         )]));
-    };
-    let mut errors = Vec::new();
-    let (mut rooms, mut routes) = (Vec::new(), Vec::new());
-    for (key, value) in map.iter_mut() {
-        let Some(name) = key.as_str() else {
-            errors.push(ConfigError::at("", "keys must be strings"));
-            continue;
-        };
-        match (name, value) {
-            ("rooms", Value::Sequence(items)) => {
-                rooms = items_of(name, std::mem::take(items), &mut errors);
-            }
-            ("routes", Value::Sequence(items)) => {
-                routes = items_of(name, std::mem::take(items), &mut errors);
-            }
-            // Not a sequence: the whole-document pass below reports it.
-            ("rooms" | "routes", _) => {}
-            (name, value) if TOP_LEVEL.contains(&name) => {
-                let mut single = yaml::Mapping::new();
-                single.insert(Value::String(name.into()), value.clone());
-                if let Err((sub, msg)) = yaml::from_value::<Partial>(Value::Mapping(single)) {
-                    errors.push(reported(sub, msg));
-                }
-            }
-            (name, _) => errors.push(ConfigError::at(name, "unknown field")),
-        }
     }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    // Taken above (left empty); a value of another type stays for the pass below to report.
-    for name in ["rooms", "routes"] {
-        if matches!(map.get(name), Some(Value::Sequence(s)) if s.is_empty()) {
-            map.shift_remove(name);
-        }
-    }
-    let mut file = yaml::from_value::<FileConfig>(Value::Mapping(map))
+    let mut file = yaml::from_value::<FileConfig>(Value::Mapping(rest))
         .map_err(|(path, msg)| ConfigErrors(vec![reported(path, msg)]))?;
     file.rooms = rooms;
     file.routes = routes;
     Ok(file)
-}
-
-/// Deserialize each item of a top-level sequence, reporting every one that does not fit.
-fn items_of<T: serde::de::DeserializeOwned>(
-    name: &str,
-    items: Vec<Value>,
-    errors: &mut Vec<ConfigError>,
-) -> Vec<T> {
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        match yaml::from_value::<T>(item) {
-            Ok(v) => out.push(v),
-            Err((sub, msg)) => errors.push(reported(join(&format!("{name}[{i}]"), &sub), msg)),
-        }
-    }
-    out
 }
 
 fn join(prefix: &str, sub: &str) -> String {
@@ -409,6 +392,36 @@ fn normalize_auth_url(raw: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rooms and routes are read item by item, yet every structural error is reported,
+    /// in the order of the document, and a broken item does not hide the next one.
+    #[test]
+    fn structural_errors_of_every_section_and_item_come_in_document_order() {
+        let src = "version: v1\nlisten: {htp: 127.0.0.1:0}\nrooms:\n  - {name: a, bogus: 1}\n  - {name: b}\n  - {nme: c}\nlimits: {max_headers: many}\nroutes:\n  - {domain: a.test, room: a, port: x}\nextra: 1\n";
+        let errors: Vec<String> = parse(src)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| {
+                e.to_string()
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "listen.htp",
+                "rooms[0].bogus",
+                "rooms[2].nme",
+                "limits.max_headers",
+                "routes[0].port",
+                "extra"
+            ],
+        );
+    }
 
     fn errors_with_max_headers(n: usize) -> Vec<String> {
         let src =

@@ -163,7 +163,7 @@ impl EmbedStore for MemoryStore {
             let stale = {
                 let mut m = self.lock();
                 let last = m.used.insert(k.id.clone(), now);
-                last.map_or(true, |t| now - t >= 60)
+                last.is_none_or(|t| now - t >= 60)
             };
             if stale {
                 let used = self.lock().used.clone();

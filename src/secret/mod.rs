@@ -65,7 +65,7 @@ pub struct ActiveValue {
 
 /// Whether a value whose rotation window ends at `until` is accepted at `now`.
 fn active_at(until: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
-    until.map_or(true, |until| now < until)
+    until.is_none_or(|until| now < until)
 }
 
 /// Where the values live.

@@ -80,7 +80,7 @@ pub fn first_header<'a>(
 
 /// Lowercase or uppercase hex → bytes; anything else is `Invalid`.
 pub fn decode_hex(text: &str) -> Result<Vec<u8>, SignatureError> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(SignatureError::Invalid);
     }
     // Into a buffer of the right size: no iterator collecting byte by byte.

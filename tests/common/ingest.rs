@@ -188,7 +188,7 @@ pub fn missing<'a>(
             streams
                 .get(&o.queue)
                 .and_then(|entries| entries.get(id))
-                .map_or(true, |d| *d != o.delivery)
+                .is_none_or(|d| *d != o.delivery)
         })
         .collect()
 }

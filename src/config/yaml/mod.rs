@@ -1,9 +1,17 @@
-//! The one module that calls the YAML library.
+//! The one module that calls the YAML libraries.
 //!
-//! `serde_yaml` is archived; keeping every YAML call here means a maintained fork can
-//! replace it in one place. Nothing else in roomgate names the YAML crate. Documents are
-//! bounded before the parser sees them ([`check_bounds`]): the parser's time grows
-//! steeply with flow nesting (`{a: {a: …}}` 100 000 deep took minutes).
+//! Every YAML text roomgate reads (the config, the secrets file) is parsed by
+//! `saphyr-parser`, whose events become generic [`Value`]s node by node ([`load`]), never
+//! a list of the whole document's events. Typed config comes from those values by
+//! [`from_value`], which refuses a number where a string is expected and names the path
+//! of what does not fit. The config's long top-level lists are read one item at a time
+//! ([`stream`]). `Value` and the writer of the secrets file are `serde_yaml_ng`'s.
+//! Documents are bounded before the parser sees them ([`check_bounds`]).
+
+mod load;
+mod path;
+#[cfg(test)]
+mod stream;
 
 use serde::de::DeserializeOwned;
 
@@ -86,170 +94,33 @@ fn flow_depth(src: &[u8]) -> usize {
     deepest
 }
 
-/// Parse a YAML document into a generic value. A syntax error is reported with the YAML
-/// path nearest to where the parser stopped ([`path_at`]; empty at the top) and the
-/// parser's message, which gives the line and column.
+pub use load::Entry;
+pub use path::path_at;
+
+/// Parse a YAML document into a generic value (`Null` when empty). An error is reported
+/// with the YAML path nearest to where the parser stopped ([`path_at`]; empty at the top)
+/// and a message that ends with the line and column.
 pub fn parse_document(src: &str) -> Result<Value, (String, String)> {
-    serde_yaml_ng::from_str(src).map_err(|e| {
-        let path = e
-            .location()
-            .map(|at| path_at(src, at.line()))
-            .unwrap_or_default();
-        (path, e.to_string())
-    })
+    load::load(src).map_err(|e| located(src, e))
 }
 
-/// One step of a YAML path.
-enum Step<'a> {
-    /// A mapping key at this column; `open` when its value is on the lines below.
-    Key {
-        column: usize,
-        name: &'a str,
-        open: bool,
-    },
-    /// An item of a block sequence whose dashes are at this column.
-    Item { column: usize, index: usize },
+/// Read `src`, a mapping at the top, handing each entry to `entry` in document order as
+/// it completes; the sequences under the keys in `streamed` come item by item and are
+/// never held whole (any other value under those keys comes whole). `Ok(false)` when the
+/// document is not a mapping; errors as [`parse_document`].
+pub fn stream(
+    src: &str,
+    streamed: &[&str],
+    entry: &mut dyn FnMut(Entry<'_>),
+) -> Result<bool, (String, String)> {
+    load::load_streaming(src, streamed, entry).map_err(|e| located(src, e))
 }
 
-impl Step<'_> {
-    fn column(&self) -> usize {
-        match self {
-            Step::Key { column, .. } | Step::Item { column, .. } => *column,
-        }
-    }
-}
-
-/// The path (`rooms[2].services[0].ports`) of the block-style node that line `line`
-/// (1-based) of `src` belongs to, read from indentation, dashes and `key:` alone: the
-/// document may be broken at that line, so nothing is parsed. Lines inside block scalars
-/// and multi-line flow collections are passed over; the path stops at a flow collection.
-pub fn path_at(src: &str, line: usize) -> String {
-    let mut steps: Vec<Step<'_>> = Vec::new();
-    // Lines deeper than this column belong to a block scalar; lines while `flow > 0`, to a
-    // flow collection opened above.
-    let mut scalar_above: Option<usize> = None;
-    let mut flow = 0usize;
-    for text in src.lines().take(line) {
-        let body = text.trim_start_matches(' ');
-        let mut column = text.len() - body.len();
-        if flow > 0 {
-            flow = flow
-                .saturating_add(brackets(body))
-                .saturating_sub(closing(body));
-            continue;
-        }
-        if body.is_empty() || body.starts_with('#') || body.starts_with("---") {
-            continue;
-        }
-        match scalar_above {
-            Some(c) if column > c => continue,
-            _ => scalar_above = None,
-        }
-        let mut rest = body;
-        while rest == "-" || rest.starts_with("- ") {
-            while steps.last().is_some_and(|s| match s {
-                Step::Key {
-                    column: c, open, ..
-                } => *c > column || (*c == column && !open),
-                Step::Item { column: c, .. } => *c > column,
-            }) {
-                steps.pop();
-            }
-            match steps.last_mut() {
-                Some(Step::Item { column: c, index }) if *c == column => *index += 1,
-                _ => steps.push(Step::Item { column, index: 0 }),
-            }
-            let after = rest[1..].trim_start_matches(' ');
-            column += rest.len() - after.len();
-            rest = after;
-        }
-        let Some((name, value)) = key(rest) else {
-            flow = brackets(rest).saturating_sub(closing(rest));
-            if rest.starts_with('|') || rest.starts_with('>') {
-                scalar_above = Some(column.saturating_sub(1));
-            }
-            continue;
-        };
-        while steps.last().is_some_and(|s| s.column() >= column) {
-            steps.pop();
-        }
-        steps.push(Step::Key {
-            column,
-            name,
-            open: value.is_empty() || value.starts_with('#'),
-        });
-        if value.starts_with('|') || value.starts_with('>') {
-            scalar_above = Some(column);
-        }
-        flow = brackets(value).saturating_sub(closing(value));
-    }
-    let mut path = String::new();
-    for step in &steps {
-        match step {
-            Step::Key { name, .. } => {
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(name);
-            }
-            Step::Item { index, .. } => path.push_str(&format!("[{index}]")),
-        }
-    }
-    path
-}
-
-/// `key: value` (or `key:`) at the start of `rest`: the key without quotes and the value.
-fn key(rest: &str) -> Option<(&str, &str)> {
-    let (name, after) = match rest.as_bytes().first()? {
-        q @ (b'"' | b'\'') => {
-            let end = rest[1..].find(*q as char)? + 1;
-            (&rest[1..end], &rest[end + 1..])
-        }
-        b'[' | b'{' | b'#' | b'&' | b'*' | b'!' | b'|' | b'>' => return None,
-        _ => {
-            let at = rest
-                .match_indices(':')
-                .map(|(i, _)| i)
-                .find(|&i| matches!(rest.as_bytes().get(i + 1), None | Some(b' ' | b'\t')))?;
-            (rest[..at].trim_end(), &rest[at..])
-        }
-    };
-    let value = after.strip_prefix(':')?;
-    if !(value.is_empty() || value.starts_with([' ', '\t'])) {
-        return None;
-    }
-    Some((name, value.trim()))
-}
-
-/// Flow brackets opened in a value (outside quotes), as [`flow_depth`] counts them.
-fn brackets(value: &str) -> usize {
-    let (depth, _) = depth_change(value);
-    depth
-}
-
-/// Flow brackets closed in a value (outside quotes) beyond those it opened.
-fn closing(value: &str) -> usize {
-    let (_, closed) = depth_change(value);
-    closed
-}
-
-/// (brackets left open, brackets closed that were opened before) over one line.
-fn depth_change(value: &str) -> (usize, usize) {
-    let (mut open, mut closed_before) = (0usize, 0usize);
-    let mut quote: Option<char> = None;
-    for c in value.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
-            (None, '#') => break,
-            (None, '[' | '{') => open += 1,
-            (None, ']' | '}') if open > 0 => open -= 1,
-            (None, ']' | '}') => closed_before += 1,
-            _ => {}
-        }
-    }
-    (open, closed_before)
+fn located(src: &str, e: load::LoadError) -> (String, String) {
+    (
+        path_at(src, e.line),
+        format!("{} at line {} column {}", e.message, e.line, e.column),
+    )
 }
 
 /// Deserialize a generic value into `T`, returning the path (relative to `value`) of the
@@ -296,9 +167,14 @@ pub fn to_string<T: serde::Serialize>(value: &T) -> Result<String, String> {
     serde_yaml_ng::to_string(value).map_err(|e| e.to_string())
 }
 
-/// Parse a YAML document straight into `T` (small files such as the secrets file).
+/// Parse a YAML document into `T` through a generic value (small files such as the
+/// secrets file); the error is the parser's, or the path and reason of what does not fit.
 pub fn from_str<T: DeserializeOwned>(src: &str) -> Result<T, String> {
-    serde_yaml_ng::from_str(src).map_err(|e| e.to_string())
+    let value = parse_document(src).map_err(|(_, message)| message)?;
+    from_value(value).map_err(|(path, message)| match path.as_str() {
+        "" => message,
+        path => format!("{path}: {message}"),
+    })
 }
 
 #[cfg(test)]
@@ -355,44 +231,6 @@ mod tests {
         ] {
             assert_eq!(without_values(message), expected);
         }
-    }
-
-    #[test]
-    fn the_path_of_a_line_follows_indentation_dashes_and_keys() {
-        let doc = "\
-version: v1
-listen:
-  http: 127.0.0.1:0
-rooms:
-  - name: a
-  - name: b
-    services: []
-  - name: c
-    services:
-      - name: web
-        description: |
-          text: [not a key
-        ports:
-        - num: 80
-        - {num: 81,
-           published: true}
-        - num: 82 # [
-routes:
-- domain: x
-";
-        let at = |line| path_at(doc, line);
-        assert_eq!(at(1), "version");
-        assert_eq!(at(3), "listen.http");
-        assert_eq!(at(5), "rooms[0].name");
-        assert_eq!(at(7), "rooms[1].services");
-        assert_eq!(at(10), "rooms[2].services[0].name");
-        assert_eq!(at(12), "rooms[2].services[0].description");
-        assert_eq!(at(13), "rooms[2].services[0].ports");
-        assert_eq!(at(14), "rooms[2].services[0].ports[0].num");
-        assert_eq!(at(16), "rooms[2].services[0].ports[1]");
-        assert_eq!(at(17), "rooms[2].services[0].ports[2].num");
-        assert_eq!(at(19), "routes[0].domain");
-        assert_eq!(at(40), "routes[0].domain");
     }
 
     #[test]
