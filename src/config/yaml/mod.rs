@@ -10,15 +10,15 @@
 
 mod load;
 mod path;
-#[cfg(test)]
-mod stream;
 
 use serde::de::DeserializeOwned;
 
+pub use load::Entry;
+pub use path::path_at;
 pub use serde_yaml_ng::{Mapping, Value};
 
-/// The deepest flow nesting (`[`, `{`) a document may have; block nesting is bounded by
-/// the parser's own recursion limit.
+/// The deepest flow nesting (`[`, `{`) a document may have, checked before parsing; the
+/// loader bounds all nesting, block included, to the same depth ([`load::MAX_DEPTH`]).
 pub const MAX_FLOW_DEPTH: usize = 64;
 
 /// `Ok` when `src` is at most `max_bytes` long and nests flow collections at most
@@ -93,9 +93,6 @@ fn flow_depth(src: &[u8]) -> usize {
     }
     deepest
 }
-
-pub use load::Entry;
-pub use path::path_at;
 
 /// Parse a YAML document into a generic value (`Null` when empty). An error is reported
 /// with the YAML path nearest to where the parser stopped ([`path_at`]; empty at the top)
@@ -180,6 +177,65 @@ pub fn from_str<T: DeserializeOwned>(src: &str) -> Result<T, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use load::load_streaming;
+
+    fn read(src: &str) -> (bool, Vec<String>) {
+        let mut seen = Vec::new();
+        let mapping = load_streaming(src, &["rooms"], &mut |e| {
+            seen.push(match e {
+                Entry::Field(k, v) => format!("{}={v:?}", k.as_str().unwrap_or("?")),
+                Entry::Item { key, index, value } => format!("{key}[{index}]={value:?}"),
+            })
+        })
+        .unwrap();
+        (mapping, seen)
+    }
+
+    #[test]
+    fn entries_come_in_document_order_and_streamed_lists_item_by_item() {
+        let (mapping, seen) =
+            read("version: v1\nrooms:\n  - name: a\n  - [1]\nroutes: [x]\nlimits: {}\n");
+        assert!(mapping);
+        assert_eq!(
+            seen,
+            [
+                r#"version=String("v1")"#,
+                r#"rooms[0]=Mapping {"name": String("a")}"#,
+                "rooms[1]=Sequence [Number(1)]",
+                r#"routes=Sequence [String("x")]"#,
+                "limits=Mapping {}",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_streamed_key_that_is_not_a_sequence_comes_whole() {
+        let (_, seen) = read("rooms: {a: 1}\n");
+        assert_eq!(seen, [r#"rooms=Mapping {"a": Number(1)}"#]);
+        let (_, seen) = read("rooms: text\n");
+        assert_eq!(seen, [r#"rooms=String("text")"#]);
+        let (_, seen) = read("rooms:\n");
+        assert_eq!(seen, ["rooms=Null"]);
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_mapping_says_so() {
+        for src in ["", "- a\n- b\n", "text\n", "42\n"] {
+            assert_eq!(read(src), (false, vec![]), "{src:?}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_inside_an_item_is_a_syntax_error_at_its_path() {
+        let (path, message) = crate::config::yaml::stream(
+            "rooms:\n  - name: a\n    name: b\n",
+            &["rooms"],
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(path, "rooms[0].name");
+        assert_eq!(message, "repeated key name at line 3 column 5");
+    }
 
     #[test]
     fn flow_depth_counts_brackets_where_collections_begin() {
