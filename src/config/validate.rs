@@ -36,27 +36,24 @@ const TOP_LEVEL: &[&str] = &[
 /// routes, the document is never held whole, only the typed items.
 pub(super) fn parse(src: &str) -> Result<FileConfig, ConfigErrors> {
     let mut errors = Vec::new();
-    let (mut rooms, mut routes) = (Vec::new(), Vec::new());
+    let mut items = Items::default();
     // The sections other than rooms and routes, checked again together below.
     let mut rest = yaml::Mapping::new();
     let mapping = yaml::stream(src, &["rooms", "routes"], &mut |entry| match entry {
-        yaml::Entry::Item { key, index, value } => {
-            let at = format!("{key}[{index}]");
-            let checked = match key {
-                "rooms" => yaml::from_value(value).map(|room| rooms.push(room)),
-                _ => yaml::from_value(value).map(|route| routes.push(route)),
-            };
-            if let Err((sub, msg)) = checked {
-                errors.push(reported(join(&at, &sub), msg));
+        yaml::Entry::Item { key, index, value } => items.add(key, index, value, &mut errors),
+        yaml::Entry::Field(key, value) => match (key.as_str(), value) {
+            (None, _) => errors.push(ConfigError::at("", "keys must be strings")),
+            // A list the parser kept whole (it carries an anchor).
+            (Some(name @ ("rooms" | "routes")), Value::Sequence(list)) => {
+                for (index, value) in list.into_iter().enumerate() {
+                    items.add(name, index, value, &mut errors);
+                }
             }
-        }
-        yaml::Entry::Field(key, value) => match key.as_str() {
-            None => errors.push(ConfigError::at("", "keys must be strings")),
             // Not a sequence: the whole-document pass below reports it.
-            Some("rooms" | "routes") => {
+            (Some("rooms" | "routes"), value) => {
                 rest.insert(key, value);
             }
-            Some(name) if TOP_LEVEL.contains(&name) => {
+            (Some(name), value) if TOP_LEVEL.contains(&name) => {
                 let mut single = yaml::Mapping::new();
                 single.insert(key.clone(), value.clone());
                 if let Err((sub, msg)) = yaml::from_value::<Partial>(Value::Mapping(single)) {
@@ -64,7 +61,7 @@ pub(super) fn parse(src: &str) -> Result<FileConfig, ConfigErrors> {
                 }
                 rest.insert(key, value);
             }
-            Some(name) => errors.push(ConfigError::at(name, "unknown field")),
+            (Some(name), _) => errors.push(ConfigError::at(name, "unknown field")),
         },
     })
     .map_err(|(path, m)| ConfigErrors(vec![ConfigError::at(path, m)]))?;
@@ -79,9 +76,29 @@ pub(super) fn parse(src: &str) -> Result<FileConfig, ConfigErrors> {
     }
     let mut file = yaml::from_value::<FileConfig>(Value::Mapping(rest))
         .map_err(|(path, msg)| ConfigErrors(vec![reported(path, msg)]))?;
-    file.rooms = rooms;
-    file.routes = routes;
+    file.rooms = items.rooms;
+    file.routes = items.routes;
     Ok(file)
+}
+
+/// The rooms and routes read so far.
+#[derive(Default)]
+struct Items {
+    rooms: Vec<Room>,
+    routes: Vec<Route>,
+}
+
+impl Items {
+    /// Type item `index` of the top-level list `key`, or report why it does not fit.
+    fn add(&mut self, key: &str, index: usize, value: Value, errors: &mut Vec<ConfigError>) {
+        let checked = match key {
+            "rooms" => yaml::from_value(value).map(|room| self.rooms.push(room)),
+            _ => yaml::from_value(value).map(|route| self.routes.push(route)),
+        };
+        if let Err((sub, msg)) = checked {
+            errors.push(reported(join(&format!("{key}[{index}]"), &sub), msg));
+        }
+    }
 }
 
 fn join(prefix: &str, sub: &str) -> String {
@@ -420,6 +437,21 @@ mod tests {
                 "routes[0].port",
                 "extra"
             ],
+        );
+    }
+
+    /// A list that carries an anchor is kept whole by the parser; its items count all the
+    /// same.
+    #[test]
+    fn anchored_room_and_route_lists_are_read_like_any_other() {
+        let src = "version: v1\nlisten: {http: 127.0.0.1:0}\nrooms: &r\n  - {name: a}\n  - {name: b}\nroutes: &x [{domain: a.test, room: a, port: 80}]\n";
+        let file = parse(src).unwrap();
+        assert_eq!(file.rooms.len(), 2);
+        assert_eq!(file.routes.len(), 1);
+        let errors = parse("rooms: &r\n  - {name: a, bogus: 1}\n").unwrap_err();
+        assert_eq!(
+            errors.0[0].to_string().split(':').next(),
+            Some("rooms[0].bogus")
         );
     }
 

@@ -215,9 +215,12 @@ impl<'s, 'f> Loader<'s, 'f> {
             Some(Frame::Seq {
                 streamed: Some(_), ..
             }) => {
-                // Handed over already; the top-level mapping's pending key is done.
-                if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
-                    *key = None;
+                // Handed over already; the top-level mapping's pending key is done, and
+                // kept to find a repeat.
+                if let Some(Frame::Map { map, key, .. }) = self.stack.last_mut() {
+                    if let Some(key) = key.take() {
+                        map.insert(key, Value::Null);
+                    }
                 }
                 Ok(())
             }

@@ -226,6 +226,16 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_streamed_key_is_an_error() {
+        let (path, message) =
+            stream("rooms:\n  - a\nrooms:\n  - b\n", &["rooms"], &mut |_| {}).unwrap_err();
+        assert_eq!(
+            (path.as_str(), message.as_str()),
+            ("rooms", "repeated key rooms at line 3 column 1")
+        );
+    }
+
+    #[test]
     fn a_repeated_key_inside_an_item_is_a_syntax_error_at_its_path() {
         let (path, message) = crate::config::yaml::stream(
             "rooms:\n  - name: a\n    name: b\n",
