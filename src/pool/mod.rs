@@ -107,9 +107,12 @@ impl Pool {
         // Kept to be sent once more if a reused connection drops it unanswered.
         let mut again = Resend::of(&req);
         loop {
+            // Dialling and resending are boxed: their state (a connect and a handshake,
+            // over 2 KiB) would otherwise size every request's future, which is moved
+            // into its box and polled in place on every request.
             let (mut sender, reused) = match self.checkout(address) {
                 Some(sender) => (sender, true),
-                None => (self.connect(address).await?, false),
+                None => (Box::pin(self.connect(address)).await?, false),
             };
             let sent = tokio::select! {
                 biased;
@@ -133,7 +136,7 @@ impl Pool {
                     return match again.take() {
                         Some(copy) if reused => {
                             tracing::debug!(upstream.authority = %address, "a kept-alive connection dropped the request; sending it once more");
-                            self.send_fresh(address, copy.request(), deadline).await
+                            Box::pin(self.send_fresh(address, copy.request(), deadline)).await
                         }
                         _ => {
                             tracing::debug!(upstream.authority = %address, error = %e.error(), "upstream exchange failed");
@@ -189,14 +192,26 @@ impl Pool {
         }
     }
 
-    /// A ready idle connection to `address`; connections idle too long are let go.
+    /// The most recently returned ready connection to `address`. A list is in the order
+    /// its connections came back, so those idle too long are a prefix, let go here; the
+    /// search from the end lets go of closed ones it passes. Connections still busy with
+    /// a response body stay.
     fn checkout(&self, address: &str) -> Option<http1::SendRequest<Body>> {
         let mut all = self.http1.lock().unwrap_or_else(PoisonError::into_inner);
         let list = all.get_mut(address)?;
         let now = Instant::now();
-        list.retain(|c| !c.sender.is_closed() && now.duration_since(c.since) < IDLE_LIFETIME);
-        let ready = list.iter().rposition(|c| c.sender.is_ready())?;
-        Some(list.swap_remove(ready).sender)
+        let expired = list.partition_point(|c| now.duration_since(c.since) >= IDLE_LIFETIME);
+        list.drain(..expired);
+        let mut i = list.len();
+        while i > 0 {
+            i -= 1;
+            if list[i].sender.is_closed() {
+                list.remove(i);
+            } else if list[i].sender.is_ready() {
+                return Some(list.remove(i).sender);
+            }
+        }
+        None
     }
 
     fn checkin(&self, address: &str, sender: http1::SendRequest<Body>) {
@@ -374,6 +389,81 @@ mod tests {
             closed.recv().await.expect("closed");
         }
         service.await.expect("service");
+    }
+
+    /// A kept connection is reused until it has rested [`IDLE_LIFETIME`]; then it is let
+    /// go (the service sees it close) and the request goes on a new one.
+    #[tokio::test]
+    async fn a_connection_rested_past_its_lifetime_is_closed_and_replaced() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        // Each connection answers with its own number and reports its close.
+        let (closed_tx, mut closed) = tokio::sync::mpsc::unbounded_channel::<usize>();
+        tokio::spawn(async move {
+            for n in 0usize.. {
+                let (mut s, _) = listener.accept().await.expect("accept");
+                let closed_tx = closed_tx.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        let read = s.read(&mut buf).await.unwrap_or(0);
+                        if read == 0 {
+                            let _ = closed_tx.send(n);
+                            return;
+                        }
+                        head.extend_from_slice(&buf[..read]);
+                        if head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            head.clear();
+                            let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n{n}");
+                            s.write_all(resp.as_bytes()).await.expect("write");
+                        }
+                    }
+                });
+            }
+        });
+        let pool = Pool::new(Duration::from_secs(5), 8);
+        let get = || async {
+            let req = Request::builder()
+                .uri("/")
+                .header(http::header::HOST, address.as_str())
+                .body(crate::body::empty())
+                .expect("request");
+            let resp = pool
+                .send(&address, req, Duration::from_secs(5))
+                .await
+                .expect("answered");
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            String::from_utf8(body.to_vec()).expect("utf-8")
+        };
+        let rested = |by: Duration| {
+            let mut all = pool.http1.lock().expect("lock");
+            for idle in all.get_mut(&address).expect("kept") {
+                idle.since -= by;
+            }
+        };
+        assert_eq!(get().await, "0");
+        rested(IDLE_LIFETIME - Duration::from_secs(1));
+        assert_eq!(
+            get().await,
+            "0",
+            "a connection within its lifetime is reused"
+        );
+        rested(IDLE_LIFETIME);
+        assert_eq!(
+            get().await,
+            "1",
+            "a connection past its lifetime is not reused"
+        );
+        assert_eq!(
+            closed.recv().await,
+            Some(0),
+            "the rested connection is closed"
+        );
+        assert_eq!(get().await, "1");
     }
 
     #[tokio::test(start_paused = true)]
