@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request under callgrind: a repeatable companion to run.sh's CPU times.
 #
-#   bash benches/load/instructions.sh [public|webhook]...     # default: public webhook
+#   bash benches/load/instructions.sh [public|webhook|floor]...     # default: public webhook
 #
 # CPU time on a shared 2-core machine moves by ±10% from run to run; valgrind's
 # instruction count for the same binary and load does not (about ±2%, from how requests
@@ -13,6 +13,9 @@
 #            upstream answering `200 ok`.
 #   webhook  GitHub-signed 1 KiB POSTs (webhook.lua) to a queue endpoint, into a
 #            redis-server started here: roomgate only.
+#   floor    the `public` load through examples/hyper_floor.rs: hyper's server and client
+#            connections with nothing of roomgate's between them, the least a proxy built
+#            on hyper costs per request.
 #
 # Each target runs twice, with a short and a long load; the difference of the two totals
 # over the difference of the request counts is the cost per request, free of start-up and
@@ -162,6 +165,13 @@ PY
       ROOMGATE_WORKER_THREADS=1 ROOMGATE_LOG=warn measure roomgate INT wrk_webhook -- \
         "$ROOMGATE_BIN" serve --config "$WORK/webhook.yaml"
       ;;
-    *) die "unknown scenario $SCENARIO (public, webhook)" ;;
+    floor)
+      HOST=public.bench.localhost SIZE1=$N1 SIZE2=$N2
+      log "cargo build --release --example hyper_floor"
+      (cd "$ROOT" && timeout 1800 cargo build --release --locked --example hyper_floor >&2)
+      measure floor INT h2load_run -- "${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/hyper_floor" \
+        "127.0.0.1:$PROXY_PORT" "127.0.0.1:$UPSTREAM_PORT"
+      ;;
+    *) die "unknown scenario $SCENARIO (public, webhook, floor)" ;;
   esac
 done

@@ -3,7 +3,7 @@
 # same upstream (an nginx answering `200 ok`), driven by wrk on 127.0.0.1 only.
 #
 #   bash benches/load/run.sh [scenario...]        # default: public private
-#   scenarios: public private tls (= tls + tls_close) h2 webhook iap idle embed ratelimit
+#   scenarios: public private tls (= tls + tls_close) h2 webhook iap idle embed ratelimit floor
 #
 # For every scenario it starts one roomgate (ROOMGATE_WORKER_THREADS=1, ROOMGATE_LOG=warn)
 # and one nginx (worker_processes 1, access_log off, keepalive pool to the upstream), then
@@ -39,6 +39,8 @@
 #   assertion  the embed scenario with identity_assertion on (an ES256 JWT signed per request)
 #   ratelimit  roomgate only, on a redis-server started here: GET on a rate-limited public
 #              port (one GCRA script per request) alternating with an unlimited one
+#   floor      the public load through examples/hyper_floor.rs (hyper's server and client
+#              connections, nothing else) instead of roomgate, against nginx
 # More knobs: H2_STREAMS (10), IDLE_CONNS (10000), IDLE_HOLD (5 s held per round),
 # IDLE_SILENT=1 (idle connections that never send a byte instead of one GET each).
 #
@@ -395,13 +397,24 @@ rss_kb() {
 # arguments for the sanity request), SC_EXPECT_A (status roomgate must answer, default 200),
 # SC_EXTRA_PID/SC_EXTRA_NAME (a helper whose CPU is reported per request), and SC_B=roomgate
 # with SC_B_HOST/SC_B_HEADERS/SC_LABELS to compare two routes of one roomgate instead of
-# roomgate with nginx.
+# roomgate with nginx; SC_A_CMD=floor runs examples/hyper_floor.rs in roomgate's place.
 
 scenario_public() {
   SC_CONFIG="$HERE/public.yaml"
   SC_HOST=public.bench.localhost
   SC_PATH=/
   SC_HEADERS=()
+}
+
+# The public load through examples/hyper_floor.rs instead of roomgate: hyper's server and
+# client connections with nothing of roomgate's between them. What roomgate's own work
+# costs is the public scenario's figure less this one.
+scenario_floor() {
+  scenario_public
+  SC_LABELS=(hyper-floor nginx)
+  SC_A_CMD=floor
+  log "cargo build --release --example hyper_floor"
+  (cd "$ROOT" && timeout 1800 cargo build --release --locked --example hyper_floor >&2)
 }
 
 scenario_private() {
@@ -837,7 +850,7 @@ run_scenario() {
   SC_UNAUTHENTICATED_STATUS="" SC_SCHEME=http SC_TOOL=wrk SC_LUA="" SC_NGINX_MODE=plain
   SC_EXPECT_A=200 SC_EXTRA_PID="" SC_EXTRA_NAME="" SC_B=nginx SC_B_HOST="" SC_KIND=load
   SC_CURL_HTTP2=""
-  SC_HEADERS=() SC_B_HEADERS=() SC_LUA_ARGS=() SC_CURL=() SC_LABELS=(roomgate nginx)
+  SC_HEADERS=() SC_B_HEADERS=() SC_LUA_ARGS=() SC_CURL=() SC_LABELS=(roomgate nginx) SC_A_CMD=""
   if ! declare -F "scenario_$SC_NAME" >/dev/null; then
     die "unknown scenario $SC_NAME (known: $(declare -F | awk '/scenario_/ {sub(/scenario_/, "", $3); printf "%s ", $3}'))"
   fi
@@ -861,8 +874,13 @@ run_scenario() {
   "$ROOMGATE_BIN" check --config "$dir/roomgate.yaml" >/dev/null || die "roomgate check failed for $SC_NAME"
   [ -n "$SC_PREPARE" ] && "$SC_PREPARE" "$dir/roomgate.yaml"
 
-  ROOMGATE_WORKER_THREADS=1 ROOMGATE_LOG=warn \
-    "$ROOMGATE_BIN" serve --config "$dir/roomgate.yaml" >"$dir/roomgate.log" 2>&1 &
+  if [ "$SC_A_CMD" = floor ]; then
+    "${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/hyper_floor" "127.0.0.1:$rg_port" \
+      "127.0.0.1:$UPSTREAM_PORT" >"$dir/roomgate.log" 2>&1 &
+  else
+    ROOMGATE_WORKER_THREADS=1 ROOMGATE_LOG=warn \
+      "$ROOMGATE_BIN" serve --config "$dir/roomgate.yaml" >"$dir/roomgate.log" 2>&1 &
+  fi
   local rg_pid=$!
   PIDS+=("$rg_pid")
   wait_port "$rg_port" || die "roomgate did not start: $(cat "$dir/roomgate.log")"

@@ -412,16 +412,16 @@ async fn pipeline<'s>(
         body
     };
     let req = Request::from_parts(parts, body);
-    let result = shared
-        .upstreams
-        .forward(
-            resolved.port,
-            req,
-            state.forward_limits,
-            &shared.metrics,
-            resolved.domain,
-        )
-        .await;
+    // Boxed: built in place once, instead of copied with every move of the request's
+    // future (into its box, then into each poll).
+    let result = Box::pin(shared.upstreams.forward(
+        resolved.port,
+        req,
+        state.forward_limits,
+        &shared.metrics,
+        resolved.domain,
+    ))
+    .await;
     if let Some(quota_key) = charged.refund {
         let failed = match &result {
             Ok(resp) => resp.status().is_server_error(),
