@@ -345,6 +345,21 @@ mod tests {
     use http_body::Frame;
     use http_body_util::BodyExt;
 
+    /// GET / through the pool; the response body as text.
+    async fn get(pool: &Pool, address: &str) -> String {
+        let req = Request::builder()
+            .uri("/")
+            .header(http::header::HOST, address)
+            .body(crate::body::empty())
+            .expect("request");
+        let resp = pool
+            .send(address, req, Duration::from_secs(5))
+            .await
+            .expect("answered");
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        String::from_utf8(body.to_vec()).expect("utf-8")
+    }
+
     /// A service that closes a kept-alive connection while it rests in the pool: the next
     /// request to that service goes on a new connection instead of failing.
     #[tokio::test]
@@ -374,17 +389,7 @@ mod tests {
         });
         let pool = Pool::new(Duration::from_secs(5), 8);
         for _ in 0..2 {
-            let req = Request::builder()
-                .uri("/")
-                .header(http::header::HOST, address.as_str())
-                .body(crate::body::empty())
-                .expect("request");
-            let resp = pool
-                .send(&address, req, Duration::from_secs(5))
-                .await
-                .expect("answered");
-            let body = resp.into_body().collect().await.expect("body").to_bytes();
-            assert_eq!(&body[..], b"ok");
+            assert_eq!(get(&pool, &address).await, "ok");
             // The service has closed its side before the next request is sent.
             closed.recv().await.expect("closed");
         }
@@ -426,35 +431,22 @@ mod tests {
             }
         });
         let pool = Pool::new(Duration::from_secs(5), 8);
-        let get = || async {
-            let req = Request::builder()
-                .uri("/")
-                .header(http::header::HOST, address.as_str())
-                .body(crate::body::empty())
-                .expect("request");
-            let resp = pool
-                .send(&address, req, Duration::from_secs(5))
-                .await
-                .expect("answered");
-            let body = resp.into_body().collect().await.expect("body").to_bytes();
-            String::from_utf8(body.to_vec()).expect("utf-8")
-        };
         let rested = |by: Duration| {
             let mut all = pool.http1.lock().expect("lock");
             for idle in all.get_mut(&address).expect("kept") {
                 idle.since -= by;
             }
         };
-        assert_eq!(get().await, "0");
+        assert_eq!(get(&pool, &address).await, "0");
         rested(IDLE_LIFETIME - Duration::from_secs(1));
         assert_eq!(
-            get().await,
+            get(&pool, &address).await,
             "0",
             "a connection within its lifetime is reused"
         );
         rested(IDLE_LIFETIME);
         assert_eq!(
-            get().await,
+            get(&pool, &address).await,
             "1",
             "a connection past its lifetime is not reused"
         );
@@ -463,7 +455,7 @@ mod tests {
             Some(0),
             "the rested connection is closed"
         );
-        assert_eq!(get().await, "1");
+        assert_eq!(get(&pool, &address).await, "1");
     }
 
     #[tokio::test(start_paused = true)]
