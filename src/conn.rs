@@ -2,7 +2,7 @@
 //! request pipeline and the sign-in handlers as a plain value.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::HeaderValue;
 
@@ -19,4 +19,27 @@ pub struct ConnInfo {
     pub sni: Option<String>,
     /// The acceptor of a TLS connection, to check that Host fits its certificate.
     pub tls_acceptor: Option<Arc<crate::tls::TlsAcceptor>>,
+    /// The first host checked against the certificate, and the answer: the requests of a
+    /// connection nearly always name one host, and the check parses the certificate.
+    pub checked_host: OnceLock<(Box<str>, bool)>,
+}
+
+impl ConnInfo {
+    /// True when a request for `host` (canonical) may be served on this connection: any
+    /// host on plain HTTP; on TLS, a host the connection's certificate covers (see
+    /// [`crate::tls::TlsAcceptor::host_fits`]).
+    pub fn host_fits(&self, host: &str) -> bool {
+        let Some(tls) = &self.tls_acceptor else {
+            return true;
+        };
+        if let Some((checked, fits)) = self.checked_host.get() {
+            if **checked == *host {
+                return *fits;
+            }
+        }
+        let fits = tls.host_fits(host, self.sni.as_deref());
+        // Only the first host is kept; another is checked each time.
+        let _ = self.checked_host.set((host.into(), fits));
+        fits
+    }
 }

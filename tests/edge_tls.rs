@@ -167,6 +167,40 @@ async fn host_outside_the_connection_certificate_is_misdirected() {
     assert_eq!(r.status, StatusCode::OK);
 }
 
+/// On one kept-alive connection, each request's Host is judged on its own: a host the
+/// certificate covers is served however often it comes, one it does not cover is refused
+/// every time, in any order.
+#[tokio::test]
+async fn every_request_on_a_connection_is_judged_by_its_own_host() {
+    let s = setup("", "").await;
+    let stream = s.connect("a.test").await.expect("handshake");
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("h1 handshake");
+    tokio::spawn(conn);
+    let mut served = 0;
+    for (host, expected) in [
+        ("x.apps.test", StatusCode::OK),
+        ("b.test", StatusCode::MISDIRECTED_REQUEST),
+        ("x.apps.test", StatusCode::OK),
+        ("b.test", StatusCode::MISDIRECTED_REQUEST),
+        ("a.test", StatusCode::OK),
+    ] {
+        let req = Request::builder()
+            .uri("/")
+            .header("host", host)
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let resp = send.send_request(req).await.expect("response");
+        assert_eq!(resp.status(), expected, "{host}");
+        served += usize::from(expected == StatusCode::OK);
+        http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .expect("body");
+    }
+    assert_eq!(s.upstream.requests(), served);
+}
+
 /// TLS 1.2 and 1.3 both negotiate; ALPN prefers h2 and falls back to http/1.1.
 #[tokio::test]
 async fn tls12_and_tls13_negotiate_and_alpn_offers_h2_and_http11() {

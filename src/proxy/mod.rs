@@ -159,10 +159,8 @@ async fn pipeline<'s>(
     if outcome.log {
         outcome.path = path.clone();
     }
-    if let Some(tls) = &conn.tls_acceptor {
-        if !tls.host_fits(&host, conn.sni.as_deref()) {
-            return Err(ProxyError::Misdirected);
-        }
+    if !conn.host_fits(&host) {
+        return Err(ProxyError::Misdirected);
     }
     if path.starts_with(RESERVED_PREFIX) {
         if embed::serves(&path) {

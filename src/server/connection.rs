@@ -60,6 +60,7 @@ pub(super) async fn serve_connection(
             local_port,
             sni: None,
             tls_acceptor: None,
+            checked_host: Default::default(),
         };
         serve_http(stream, info, this, stop, tunnels, &limits).await;
         return;
@@ -106,6 +107,7 @@ async fn serve_tls(
         local_port,
         sni,
         tls_acceptor: Some(acceptor),
+        checked_host: Default::default(),
     };
     serve_http(io, info, this, stop, tunnels, limits).await;
 }
