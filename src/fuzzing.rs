@@ -266,7 +266,7 @@ fn secret_texts(src: &str) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    if crate::config::yaml::check_bounds(src, crate::config::source::MAX_CONFIG_BYTES as usize)
+    if crate::config::yaml::check_size(src, crate::config::source::MAX_CONFIG_BYTES as usize)
         .is_ok()
     {
         if let Ok(doc) = crate::config::yaml::parse_document(src) {

@@ -267,7 +267,7 @@ impl RoomIndex {
 impl Config {
     /// Parse and validate a config; returns every problem at once.
     pub fn from_yaml_str(src: &str, ctx: &LoadContext) -> Result<Config, ConfigErrors> {
-        yaml::check_bounds(src, source::MAX_CONFIG_BYTES as usize)
+        yaml::check_size(src, source::MAX_CONFIG_BYTES as usize)
             .map_err(|m| ConfigErrors(vec![ConfigError::at("", m)]))?;
         let file = validate::parse(src)?;
         let mut config = validate::check(file, ctx)?;

@@ -227,7 +227,7 @@ impl FileSecrets {
         if src.trim().is_empty() {
             return Ok(SecretsFile::default());
         }
-        yaml::check_bounds(&src, source::MAX_SECRETS_FILE_BYTES as usize)
+        yaml::check_size(&src, source::MAX_SECRETS_FILE_BYTES as usize)
             .map_err(|m| unavailable(&self.path, m))?;
         yaml::from_str(&src).map_err(|m| unavailable(&self.path, location(&m)))
     }

@@ -119,7 +119,7 @@ impl<'s, 'f> Loader<'s, 'f> {
 
     fn run(&mut self, src: &str) -> Result<(), LoadError> {
         for next in Parser::new_from_str(src) {
-            let (event, span) = next.map_err(|e| LoadError::at(*e.marker(), e.info()))?;
+            let (event, span) = next.map_err(scan_error)?;
             let at = span.start;
             match event {
                 Event::DocumentStart(_) => {
@@ -201,10 +201,7 @@ impl<'s, 'f> Loader<'s, 'f> {
 
     fn open(&mut self, frame: Frame, at: Marker) -> Result<(), LoadError> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(LoadError::at(
-                at,
-                format!("collections are nested more than {MAX_DEPTH} levels deep"),
-            ));
+            return Err(too_deep(at));
         }
         self.stack.push(frame);
         Ok(())
@@ -416,6 +413,24 @@ fn float(text: &str) -> Option<Value> {
         .map(|f| Value::Number(f.into()))
 }
 
+fn too_deep(at: Marker) -> LoadError {
+    LoadError::at(
+        at,
+        format!("collections are nested more than {MAX_DEPTH} levels deep"),
+    )
+}
+
+/// The parser's error, where it stopped. Its scanner reads flow brackets ahead of the
+/// events and gives up at 256 levels with "recursion limit exceeded": the same refusal
+/// as [`MAX_DEPTH`]'s, said the same way.
+fn scan_error(e: saphyr_parser::ScanError) -> LoadError {
+    if e.info() == "recursion limit exceeded" {
+        too_deep(*e.marker())
+    } else {
+        LoadError::at(*e.marker(), e.info())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,6 +527,31 @@ mod tests {
         assert!(error(&deep).contains("nested more than 64 levels deep"));
         let fits = format!("{}x\n", "- ".repeat(MAX_DEPTH));
         assert!(load(&fits).is_ok());
+        // The document's own mapping is one of the 64.
+        let flow = |n: usize| format!("a: {}1{}\n", "[".repeat(n), "]".repeat(n));
+        assert!(error(&flow(MAX_DEPTH)).contains("nested more than 64 levels deep"));
+        assert!(load(&flow(MAX_DEPTH - 1)).is_ok());
+    }
+
+    // Security property: a document nested a million levels deep (the parser's scanner
+    // reads flow brackets ahead of its events) is refused at once, in every form of
+    // nesting, with the loader's own message.
+    #[test]
+    fn a_million_levels_of_nesting_are_refused_at_once() {
+        let n = 1 << 20;
+        for deep in [
+            format!("rooms: {}1{}", "{a: ".repeat(n), "}".repeat(n)),
+            format!("rooms: {}", "[".repeat(n)),
+            format!("{}x\n", "- ".repeat(n)),
+        ] {
+            let started = std::time::Instant::now();
+            let e = error(&deep);
+            assert!(
+                e.starts_with("collections are nested more than 64 levels deep at 1:"),
+                "{e}"
+            );
+            assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        }
     }
 
     #[test]

@@ -123,7 +123,7 @@ fn key(rest: &str) -> Option<(&str, &str)> {
     Some((name, value.trim()))
 }
 
-/// Flow brackets opened in a value (outside quotes), as [`flow_depth`] counts them.
+/// Flow brackets opened in a value (outside quotes).
 fn brackets(value: &str) -> usize {
     let (depth, _) = depth_change(value);
     depth
