@@ -345,6 +345,15 @@ mod tests {
     use http_body::Frame;
     use http_body_util::BodyExt;
 
+    /// A listener for a test service on a free port, and its address.
+    async fn listen() -> (tokio::net::TcpListener, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        (listener, address)
+    }
+
     /// GET / through the pool; the response body as text.
     async fn get(pool: &Pool, address: &str) -> String {
         let req = Request::builder()
@@ -365,10 +374,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_the_service_closed_while_resting_is_replaced() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("addr").to_string();
+        let (listener, address) = listen().await;
         let (closed_tx, mut closed) = tokio::sync::mpsc::channel::<()>(2);
         let service = tokio::spawn(async move {
             for _ in 0..2 {
@@ -401,10 +407,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_rested_past_its_lifetime_is_closed_and_replaced() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("addr").to_string();
+        let (listener, address) = listen().await;
         // Each connection answers with its own number and reports its close.
         let (closed_tx, mut closed) = tokio::sync::mpsc::unbounded_channel::<usize>();
         tokio::spawn(async move {

@@ -35,9 +35,8 @@ pub fn path_at(src: &str, line: usize) -> String {
         let body = text.trim_start_matches(' ');
         let mut column = text.len() - body.len();
         if flow > 0 {
-            flow = flow
-                .saturating_add(brackets(body))
-                .saturating_sub(closing(body));
+            let (open, closed) = depth_change(body);
+            flow = flow.saturating_add(open).saturating_sub(closed);
             continue;
         }
         if body.is_empty() || body.starts_with('#') || body.starts_with("---") {
@@ -66,7 +65,7 @@ pub fn path_at(src: &str, line: usize) -> String {
             rest = after;
         }
         let Some((name, value)) = key(rest) else {
-            flow = brackets(rest).saturating_sub(closing(rest));
+            flow = still_open(rest);
             if rest.starts_with('|') || rest.starts_with('>') {
                 scalar_above = Some(column.saturating_sub(1));
             }
@@ -83,7 +82,7 @@ pub fn path_at(src: &str, line: usize) -> String {
         if value.starts_with('|') || value.starts_with('>') {
             scalar_above = Some(column);
         }
-        flow = brackets(value).saturating_sub(closing(value));
+        flow = still_open(value);
     }
     let mut path = String::new();
     for step in &steps {
@@ -123,16 +122,10 @@ fn key(rest: &str) -> Option<(&str, &str)> {
     Some((name, value.trim()))
 }
 
-/// Flow brackets opened in a value (outside quotes).
-fn brackets(value: &str) -> usize {
-    let (depth, _) = depth_change(value);
-    depth
-}
-
-/// Flow brackets closed in a value (outside quotes) beyond those it opened.
-fn closing(value: &str) -> usize {
-    let (_, closed) = depth_change(value);
-    closed
+/// Flow brackets a value that starts a node leaves open (outside quotes).
+fn still_open(value: &str) -> usize {
+    let (open, closed) = depth_change(value);
+    open.saturating_sub(closed)
 }
 
 /// (brackets left open, brackets closed that were opened before) over one line.
