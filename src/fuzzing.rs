@@ -6,7 +6,8 @@
 //! call, so a long fuzzing run and `cargo test` check the same properties. Each target
 //! covers what an attacker or a careless operator controls: webhook signature headers and
 //! bodies for every provider, the config loader, the signed sign-in values and the cookie
-//! header, and host and path canonicalisation. Nothing here does I/O beyond what the
+//! header, host and path canonicalisation, and the reader of service responses (against
+//! hyper's client: a differential). Nothing here does I/O beyond what the
 //! target under test does, and no target may depend on the clock.
 
 use std::collections::HashMap;
@@ -382,4 +383,129 @@ pub fn canonical(data: &[u8]) {
         );
         assert!(!host.bytes().any(|b| b.is_ascii_uppercase()), "{host:?}");
     }
+}
+
+/// Target: the reader of service responses (`pool::head`, `pool::chunked`), against
+/// hyper's client reading the same bytes. The first byte says whether the request was
+/// `HEAD` (bit 0) and in what pieces roomgate's reader is fed (the rest); the remaining
+/// bytes are what the service sent before closing. Properties: no panic; whatever
+/// roomgate's reader accepts (a `101` aside, whose bytes after the head belong to the
+/// protocol switched to), hyper's client accepts too, with the same status, the same
+/// fields once hyper's are cleaned as roomgate cleans an h2c service's, and the same body
+/// bytes. roomgate's reader may refuse what hyper accepts (it is stricter), never the
+/// other way round.
+pub fn response(data: &[u8]) {
+    let Some((&flags, wire)) = data.split_first() else {
+        return;
+    };
+    let head_request = flags & 1 == 1;
+    let piece = usize::from(flags >> 1) + 1;
+    let Ok(ours) = read_response(wire, head_request, piece) else {
+        return;
+    };
+    if ours.0 == http::StatusCode::SWITCHING_PROTOCOLS {
+        return;
+    }
+    let theirs = hyper_reads(wire, head_request);
+    let Ok(theirs) = theirs else {
+        panic!("roomgate read {ours:?}; hyper refused: {theirs:?}");
+    };
+    assert_eq!(ours, theirs, "roomgate, then hyper");
+}
+
+/// A response as read: status, fields as forwarded, body bytes.
+type ReadResponse = (http::StatusCode, HeaderMap, Vec<u8>);
+
+/// roomgate's reading of `wire`, fed to it `piece` bytes at a time; `Err` where it
+/// refuses the response (or it was cut short).
+pub fn read_response(
+    wire: &[u8],
+    head_request: bool,
+    piece: usize,
+) -> Result<ReadResponse, String> {
+    use crate::pool::head::{parse_response, Parsed};
+    use crate::pool::{chunked::Step, Decode};
+    let mut buf = bytes::BytesMut::new();
+    let mut rest = wire.chunks(piece);
+    let head = loop {
+        match parse_response(&mut buf, head_request).map_err(|e| e.to_string())? {
+            Some(Parsed::Final(head)) => break head,
+            Some(Parsed::Interim) => {}
+            None => buf.extend_from_slice(rest.next().ok_or("cut short in the head")?),
+        }
+    };
+    let mut decode = Decode::of(head.framing);
+    let mut body = Vec::new();
+    loop {
+        match decode.next(&mut buf).map_err(|e| e.to_string())? {
+            Step::Data(data) => body.extend_from_slice(&data),
+            Step::Done => break,
+            Step::More => match rest.next() {
+                Some(more) => buf.extend_from_slice(more),
+                None if decode.ends_at_close() => break,
+                None => return Err("body cut short".into()),
+            },
+        }
+        if decode.ended() {
+            break;
+        }
+    }
+    Ok((head.status, head.headers, body))
+}
+
+/// hyper's client reading of `wire` as the answer to `GET /` (or `HEAD /`), its fields
+/// cleaned as roomgate cleans what hyper reads from an h2c service.
+pub fn hyper_reads(wire: &[u8], head_request: bool) -> Result<ReadResponse, String> {
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let wire = wire.to_vec();
+    runtime.block_on(async move {
+        let (near, mut far) = tokio::io::duplex(wire.len() + 4096);
+        // The service: it answers once the request head is in, then closes its sending
+        // side, and takes whatever else comes until the client is gone.
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match far.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            if far.write_all(&wire).await.is_ok() && far.shutdown().await.is_ok() {
+                let _ = far.read_to_end(&mut seen).await;
+            }
+        });
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(near))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = http::Request::builder()
+            .method(if head_request {
+                Method::HEAD
+            } else {
+                Method::GET
+            })
+            .uri("/")
+            .header(http::header::HOST, "svc.test")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let exchange = async {
+            let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+            let (mut parts, body) = resp.into_parts();
+            let body = body.collect().await.map_err(|e| e.to_string())?;
+            let coded = parts.headers.contains_key(http::header::TRANSFER_ENCODING);
+            crate::pool::head::settle_length(&mut parts.headers, coded);
+            crate::headers::strip_hop_by_hop(&mut parts.headers, false);
+            Ok((parts.status, parts.headers, body.to_bytes().to_vec()))
+        };
+        tokio::time::timeout(Duration::from_secs(5), exchange)
+            .await
+            .map_err(|_| "hyper did not finish".to_owned())?
+    })
 }

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target, usize); 4] = [
+const TARGETS: [(&str, Target, usize); 5] = [
     ("webhook", roomgate::fuzzing::webhook, 3000),
     ("config", roomgate::fuzzing::config, 1500),
     (
@@ -23,6 +23,7 @@ const TARGETS: [(&str, Target, usize); 4] = [
         3000,
     ),
     ("canonical", roomgate::fuzzing::canonical, 20000),
+    ("response", roomgate::fuzzing::response, 4000),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -71,6 +72,31 @@ fn every_corpus_input_keeps_its_target_properties() {
     }
 }
 
+/// The response seeds are the differential's own check: each `ok-*` response is read by
+/// roomgate's reader and by hyper's client alike (so the target compares something), and
+/// each `bad-*` one is refused by roomgate's reader.
+#[test]
+fn response_seeds_are_read_alike_by_roomgate_and_hyper() {
+    use roomgate::fuzzing::{hyper_reads, read_response};
+    let mut compared = 0;
+    for (file, input) in corpus("response") {
+        let (flags, wire) = input.split_first().expect("a flags byte");
+        let head_request = flags & 1 == 1;
+        let piece = usize::from(flags >> 1) + 1;
+        let ours = read_response(wire, head_request, piece);
+        if file.starts_with("ok-") {
+            let ours = ours.unwrap_or_else(|e| panic!("{file}: roomgate refused: {e}"));
+            let theirs = hyper_reads(wire, head_request)
+                .unwrap_or_else(|e| panic!("{file}: hyper refused: {e}"));
+            assert_eq!(ours, theirs, "{file}: roomgate, then hyper");
+            compared += 1;
+        } else if file.starts_with("bad-") {
+            assert!(ours.is_err(), "{file}: roomgate read {ours:?}");
+        }
+    }
+    assert!(compared >= 10, "{compared} responses compared");
+}
+
 /// Byte strings that matter to the parsers, spliced in by the mutator.
 const TOKENS: &[&[u8]] = &[
     b"v1=",
@@ -107,6 +133,13 @@ const TOKENS: &[&[u8]] = &[
     b"?",
     b"1700000000",
     b"99999999999999999999",
+    b"\r\n",
+    b"\r\n\r\n",
+    b"Content-Length: ",
+    b"Transfer-Encoding: chunked\r\n",
+    b"Connection: close\r\n",
+    b"0\r\n\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\n",
 ];
 
 /// One random edit of `input`, sometimes spliced with `other`.

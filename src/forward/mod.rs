@@ -308,11 +308,12 @@ impl Upstreams {
         Either::Left(sent.map(move |sent| match sent {
             Err(e) => Err(SendError::from(e)),
             Ok(resp) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
-                // Nothing asked to switch: the request was no WebSocket handshake.
+                // Nothing asked to switch: the request was no WebSocket handshake. The
+                // switched connection is dropped with the answer.
                 tracing::debug!(upstream.authority = %port.authority(), "service switched protocols unasked");
                 Err(SendError::Other)
             }
-            Ok(resp) => Ok(cleaned(resp)),
+            Ok(resp) => Ok(resp),
         }))
     }
 

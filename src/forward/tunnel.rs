@@ -17,11 +17,11 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
-use super::response::cleaned;
 use super::{origin_form, ForwardLimits, SendError, Upstreams};
 use crate::body::{empty, Body};
 use crate::config::PortSpec;
 use crate::deadline::Deadline;
+use crate::pool::{Switched, Upgraded};
 use crate::websocket::{self, Switch, Verdict};
 
 /// What a tunnel owes the client connection it was opened on. The listener puts one in
@@ -65,7 +65,7 @@ impl Upstreams {
             .await?;
         match &bridged {
             None => match websocket::switched(resp.status(), resp.headers()) {
-                Switch::Declined => return Ok(cleaned(resp)),
+                Switch::Declined => return Ok(resp),
                 Switch::WebSocket => {}
                 Switch::Other => {
                     // Dropping the answer drops the switched upstream connection.
@@ -75,17 +75,19 @@ impl Upstreams {
             },
             Some(b) => match websocket::judge(resp.status(), resp.headers(), b) {
                 Verdict::Accepted => {}
-                Verdict::Refused => return Ok(cleaned(resp)),
+                Verdict::Refused => return Ok(resp),
                 Verdict::Invalid(why) => {
                     tracing::debug!(upstream.authority = %port.authority(), reason = why, "WebSocket handshake refused");
                     return Err(SendError::Other);
                 }
             },
         }
-        let upstream_side = hyper::upgrade::on(&mut resp);
+        let Some(upstream_side) = Switched::take(&mut resp) else {
+            return Err(SendError::Other);
+        };
         let authority = port.authority().to_owned();
         tokio::spawn(bridge(client_side, upstream_side, scope, authority));
-        let (mut parts, _) = cleaned(resp).into_parts();
+        let (mut parts, _) = resp.into_parts();
         if bridged.is_some() {
             websocket::to_h2_answer(&mut parts.status, &mut parts.headers);
         }
@@ -97,7 +99,7 @@ impl Upstreams {
 /// ends its stream, no byte passes either way for `scope.idle` (WebSocket pings are bytes, so a
 /// pinged session is not idle), or shutdown's grace period is over. The connection's slot
 /// is held until then.
-async fn bridge(client: OnUpgrade, upstream: OnUpgrade, scope: TunnelScope, authority: String) {
+async fn bridge(client: OnUpgrade, upstream: Upgraded, scope: TunnelScope, authority: String) {
     let TunnelScope {
         hold,
         idle,
@@ -106,8 +108,8 @@ async fn bridge(client: OnUpgrade, upstream: OnUpgrade, scope: TunnelScope, auth
     } = scope;
     let last = Deadline::after(idle);
     let carry = async {
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
-            Ok(both) => both,
+        let client = match client.await {
+            Ok(client) => client,
             Err(e) => {
                 tracing::debug!(upstream.authority = %authority, error = %e, "upgrade failed");
                 return "upgrade failed";
@@ -119,7 +121,7 @@ async fn bridge(client: OnUpgrade, upstream: OnUpgrade, scope: TunnelScope, auth
             after: idle,
         });
         let (mut from_upstream, mut to_upstream) = tokio::io::split(Noted {
-            io: TokioIo::new(upstream),
+            io: upstream,
             idle: &last,
             after: idle,
         });

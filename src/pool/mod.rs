@@ -1,44 +1,51 @@
-//! The client side toward services: hyper's HTTP/1.1 client connection, pooled per
-//! service address, and one shared h2c connection per address for the ports that ask for
-//! it.
+//! The client side toward services: roomgate's own HTTP/1.1 exchange on connections
+//! pooled per service address, and one shared h2c connection (hyper's) per address for
+//! the ports that ask for it.
 //!
-//! Every exchange with a service goes through here — requests with or without a body,
-//! WebSocket handshakes (each connection is driven with upgrades on) and liveness probes —
-//! so one HTTP/1.1 implementation reads every service response. This module makes no
-//! security decision and does not look at what it carries.
+//! Every HTTP/1.1 exchange with a service goes through here — requests with or without a
+//! body, WebSocket handshakes and liveness probes — so one reader ([`head`], [`chunked`])
+//! reads every service response. This module makes no security decision and does not
+//! look at what it carries.
 //!
-//! A connection goes back to its address's list as soon as its response head arrives;
-//! hyper marks it ready again once that response's body is done, and checkout takes only
-//! ready connections, so no task is spawned per response to return one. A connection
-//! idle for [`IDLE_LIFETIME`] is let go (hyper closes a connection whose handle is
-//! dropped once its last exchange is done). A request a reused connection closed before
-//! taking it is sent on another. A bodiless idempotent request (RFC 9110 §9.2.2) that a
-//! reused connection dropped after taking it, before any answer, is sent once more on a
-//! new connection, as nginx does; any other request then fails with
+//! The exchange runs on the request's own task ([`conn`]). A connection goes back to rest
+//! ([`idle`]) as soon as its response is read to its end, which for a response whose body
+//! came with its head is before the response is handed on. A request whose head a reused
+//! connection would not take is sent on another. A bodiless idempotent request (RFC 9110
+//! §9.2.2) that a reused connection dropped after taking it, before any answer, is sent
+//! once more on a new connection, as nginx does; any other request then fails with
 //! [`PoolError::Exchange`].
 //!
 //! The wait for a response head is bounded by a [`Deadline`] that the request body's
-//! progress moves ahead (see [`Paced`]), so a slow upload is not taken for a slow
-//! service: the timeout applies to a stalled upload, and to the wait for the head from
-//! the last byte sent.
+//! progress moves ahead, so a slow upload is not taken for a slow service: the timeout
+//! applies to a stalled upload, and to the wait for the head from the last byte sent.
+
+pub mod chunked;
+mod conn;
+mod framing;
+pub mod head;
+mod idle;
+mod response;
+
+pub use conn::Upgraded;
+pub use idle::IDLE_LIFETIME;
+pub use response::{Decode, Switched};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use http::{Method, Request, Response};
+use http::{Request, Response};
 use http_body::Body as _;
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpStream;
-use tokio::time::Instant;
 
-use crate::body::{Body, BodyError, Watched, Watcher};
+use crate::body::{Body, BodyError};
 use crate::deadline::Deadline;
-
-/// How long an idle connection to a service is kept for reuse.
-pub const IDLE_LIFETIME: Duration = Duration::from_secs(90);
+use conn::{Conn, Failure};
+use head::BodyLength;
+use idle::Idle;
+use response::{respond, Home};
 
 /// Why an exchange through the pool failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,116 +61,85 @@ pub enum PoolError {
     Timeout,
 }
 
-/// An HTTP/1.1 connection kept for reuse.
-struct Idle {
-    sender: http1::SendRequest<Body>,
-    since: Instant,
-}
-
 /// Connections to services, per address (`host:port`).
 pub struct Pool {
-    http1: Mutex<HashMap<String, Vec<Idle>, foldhash::fast::RandomState>>,
+    idle: Arc<Idle>,
     h2c: Mutex<HashMap<String, http2::SendRequest<Body>, foldhash::fast::RandomState>>,
     connect_timeout: Duration,
-    max_idle_per_address: usize,
 }
 
 impl Pool {
     pub fn new(connect_timeout: Duration, max_idle_per_address: usize) -> Pool {
         Pool {
-            http1: Mutex::default(),
+            idle: Arc::new(Idle::new(max_idle_per_address)),
             h2c: Mutex::default(),
             connect_timeout,
-            max_idle_per_address,
         }
     }
 
     /// Send `req` (origin-form target, `Host` set) to `address` over HTTP/1.1; fail with
     /// [`PoolError::Timeout`] when no response head came within `timeout` of the last
-    /// request-body frame.
+    /// request-body frame. A `101` answer carries the switched connection ([`Switched`]).
     pub async fn send(
         &self,
         address: &str,
-        mut req: Request<Body>,
+        req: Request<Body>,
         timeout: Duration,
-    ) -> Result<Response<Incoming>, PoolError> {
-        // Shared with the request body when there is one, which moves it ahead.
-        let paced = (!req.body().is_end_stream()).then(|| Arc::new(Deadline::after(timeout)));
-        let unpaced;
-        let deadline = match &paced {
-            Some(deadline) => {
-                let pace = Paced {
-                    deadline: Arc::clone(deadline),
-                    timeout,
-                };
-                req = req.map(|body| Body::new(Watched::new(body, pace)));
-                deadline.as_ref()
-            }
-            None => {
-                unpaced = Deadline::after(timeout);
-                &unpaced
-            }
+    ) -> Result<Response<Body>, PoolError> {
+        let (parts, mut body) = req.into_parts();
+        let length = if body.is_end_stream() {
+            BodyLength::None
+        } else {
+            body.size_hint()
+                .exact()
+                .map_or(BodyLength::Chunked, BodyLength::Exact)
         };
-        // Kept to be sent once more if a reused connection drops it unanswered.
-        let mut again = Resend::of(&req);
+        // Sent again, on a new connection, if a reused one drops it unanswered.
+        let resendable = length == BodyLength::None && parts.method.is_idempotent();
+        let deadline = Deadline::after(timeout);
+        let mut fresh_only = false;
         loop {
-            // Dialling and resending are boxed: their state (a connect and a handshake,
-            // over 2 KiB) would otherwise size every request's future, which is moved
-            // into its box and polled in place on every request.
-            let (mut sender, reused) = match self.checkout(address) {
-                Some(sender) => (sender, true),
-                None => (Box::pin(self.connect(address)).await?, false),
+            let reused_conn = if fresh_only {
+                None
+            } else {
+                self.idle.checkout(address)
             };
-            let sent = tokio::select! {
+            let reused = reused_conn.is_some();
+            let mut conn = match reused_conn {
+                Some(conn) => conn,
+                // Boxed: dialling is rare, and its state would otherwise size every
+                // request's future.
+                None => Box::pin(Conn::open(address, self.connect_timeout)).await?,
+            };
+            let answer = tokio::select! {
                 biased;
-                sent = sender.try_send_request(req) => sent,
+                answer = conn.exchange(&parts, &mut body, length, &deadline, timeout) => answer,
                 () = deadline.passed() => return Err(PoolError::Timeout),
             };
-            match sent {
-                Ok(resp) => {
-                    if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-                        self.checkin(address, sender);
-                    }
-                    return Ok(resp);
-                }
-                Err(e) if caused_by_request_body(e.error()) => return Err(PoolError::RequestBody),
-                Err(mut e) => {
-                    if let (Some(back), true) = (e.take_message(), reused) {
-                        // Never taken by the connection: try another.
-                        req = back;
-                        continue;
-                    }
-                    return match again.take() {
-                        Some(copy) if reused => {
-                            tracing::debug!(upstream.authority = %address, "a kept-alive connection dropped the request; sending it once more");
-                            Box::pin(self.send_fresh(address, copy.request(), deadline)).await
-                        }
-                        _ => {
-                            tracing::debug!(upstream.authority = %address, error = %e.error(), "upstream exchange failed");
-                            Err(PoolError::Exchange)
-                        }
+            let failure = match answer {
+                Ok(answer) => {
+                    let home = Home {
+                        idle: &self.idle,
+                        address,
                     };
+                    return Ok(respond(conn, answer, home));
+                }
+                Err(failure) => failure,
+            };
+            match failure {
+                // Never taken by the connection, body untouched: try another.
+                Failure::Unsent if reused => continue,
+                Failure::Unanswered if reused && resendable => {
+                    tracing::debug!(upstream.authority = %address, "a kept-alive connection dropped the request; sending it once more");
+                    fresh_only = true;
+                }
+                Failure::RequestBody => return Err(PoolError::RequestBody),
+                failure => {
+                    tracing::debug!(upstream.authority = %address, error = %failure, "upstream exchange failed");
+                    return Err(PoolError::Exchange);
                 }
             }
         }
-    }
-
-    /// Send `req` on a new connection, once.
-    async fn send_fresh(
-        &self,
-        address: &str,
-        req: Request<Body>,
-        deadline: &Deadline,
-    ) -> Result<Response<Incoming>, PoolError> {
-        let mut sender = self.connect(address).await?;
-        let sent = tokio::select! {
-            biased;
-            sent = sender.try_send_request(req) => sent,
-            () = deadline.passed() => return Err(PoolError::Timeout),
-        };
-        let resp = sent.map_err(|_| PoolError::Exchange)?;
-        self.checkin(address, sender);
-        Ok(resp)
     }
 
     /// Send `req` (absolute URI) to `address` over the address's shared h2c connection.
@@ -192,68 +168,13 @@ impl Pool {
         }
     }
 
-    /// The most recently returned ready connection to `address`. A list is in the order
-    /// its connections came back, so those idle too long are a prefix, let go here; the
-    /// search from the end lets go of closed ones it passes. Connections still busy with
-    /// a response body stay.
-    fn checkout(&self, address: &str) -> Option<http1::SendRequest<Body>> {
-        let mut all = self.http1.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = all.get_mut(address)?;
-        let now = Instant::now();
-        let expired = list.partition_point(|c| now.duration_since(c.since) >= IDLE_LIFETIME);
-        list.drain(..expired);
-        let mut i = list.len();
-        while i > 0 {
-            i -= 1;
-            if list[i].sender.is_closed() {
-                list.remove(i);
-            } else if list[i].sender.is_ready() {
-                return Some(list.remove(i).sender);
-            }
-        }
-        None
-    }
-
-    fn checkin(&self, address: &str, sender: http1::SendRequest<Body>) {
-        if sender.is_closed() {
-            return;
-        }
-        let idle = Idle {
-            sender,
-            since: Instant::now(),
-        };
-        let mut all = self.http1.lock().unwrap_or_else(PoisonError::into_inner);
-        match all.get_mut(address) {
-            Some(list) if list.len() < self.max_idle_per_address => list.push(idle),
-            Some(_) => {}
-            None => {
-                all.insert(address.to_owned(), vec![idle]);
-            }
-        }
-    }
-
-    /// A new HTTP/1.1 connection, driven by a task of its own until hyper is done with
-    /// it (upgrades included).
-    async fn connect(&self, address: &str) -> Result<http1::SendRequest<Body>, PoolError> {
-        let stream = dial(address, self.connect_timeout).await?;
-        let (sender, conn) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| PoolError::Connect)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
-    }
-
     fn shared_h2c(&self, address: &str) -> Option<http2::SendRequest<Body>> {
         let all = self.h2c.lock().unwrap_or_else(PoisonError::into_inner);
         all.get(address).filter(|s| !s.is_closed()).cloned()
     }
 
     async fn connect_h2c(&self, address: &str) -> Result<http2::SendRequest<Body>, PoolError> {
-        let stream = dial(address, self.connect_timeout).await?;
+        let stream = Conn::open(address, self.connect_timeout).await?.io;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(TokioIo::new(stream))
@@ -269,58 +190,6 @@ impl Pool {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(address.to_owned(), sender.clone());
         Ok(sender)
-    }
-}
-
-/// A TCP connection to `address` within `timeout`, with Nagle off.
-async fn dial(address: &str, timeout: Duration) -> Result<TcpStream, PoolError> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
-        .await
-        .map_err(|_| PoolError::Connect)?
-        .map_err(|_| PoolError::Connect)?;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
-}
-
-/// The head of a bodiless idempotent request, kept to send it once more.
-struct Resend {
-    method: Method,
-    uri: http::Uri,
-    version: http::Version,
-    headers: http::HeaderMap,
-}
-
-impl Resend {
-    fn of(req: &Request<Body>) -> Option<Resend> {
-        (req.method().is_idempotent() && req.body().is_end_stream()).then(|| Resend {
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            version: req.version(),
-            headers: req.headers().clone(),
-        })
-    }
-
-    fn request(self) -> Request<Body> {
-        let mut req = Request::new(crate::body::empty());
-        *req.method_mut() = self.method;
-        *req.uri_mut() = self.uri;
-        *req.version_mut() = self.version;
-        *req.headers_mut() = self.headers;
-        req
-    }
-}
-
-/// A request body on its way to a service: each frame taken moves the response deadline
-/// `timeout` ahead. hyper has no hook for "request fully written", but it takes the last
-/// frame only then, so the wait for the head counts from the last byte sent.
-struct Paced {
-    deadline: Arc<Deadline>,
-    timeout: Duration,
-}
-
-impl Watcher for Paced {
-    fn on_frame(&mut self) {
-        self.deadline.push(self.timeout);
     }
 }
 
@@ -341,8 +210,6 @@ pub fn caused_by_request_body(e: &(dyn std::error::Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-    use http_body::Frame;
     use http_body_util::BodyExt;
 
     /// A listener for a test service on a free port, and its address.
@@ -435,7 +302,7 @@ mod tests {
         });
         let pool = Pool::new(Duration::from_secs(5), 8);
         let rested = |by: Duration| {
-            let mut all = pool.http1.lock().expect("lock");
+            let mut all = pool.idle.lists.lock().expect("lock");
             for idle in all.get_mut(&address).expect("kept") {
                 idle.since -= by;
             }
@@ -461,39 +328,165 @@ mod tests {
         assert_eq!(get(&pool, &address).await, "1");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn an_upload_in_progress_keeps_the_deadline_ahead_and_the_head_wait_counts_from_its_end()
-    {
-        let timeout = Duration::from_secs(5);
-        let deadline = Arc::new(Deadline::after(timeout));
-        let passed = deadline.passed();
-        tokio::pin!(passed);
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BodyError>>(1);
+    /// What a service read of one request: the head, then `body_bytes` more.
+    async fn read_request(s: &mut tokio::net::TcpStream, body_bytes: usize) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                if got.len() >= end + 4 + body_bytes {
+                    return String::from_utf8(got).expect("utf-8");
+                }
+            }
+            let n = s.read(&mut buf).await.expect("read");
+            assert!(
+                n > 0,
+                "the request was cut short: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// A body of known size goes with its `Content-Length`; a streamed one is chunked.
+    #[tokio::test]
+    async fn request_bodies_are_framed_by_what_is_known_of_their_size() {
+        use tokio::io::AsyncWriteExt;
+        let (listener, address) = listen().await;
+        let chunked_wire = "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        let service = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut seen = Vec::new();
+            for body_bytes in [5, chunked_wire.len()] {
+                seen.push(read_request(&mut s, body_bytes).await);
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    .await
+                    .expect("write");
+            }
+            seen
+        });
+        let pool = Pool::new(Duration::from_secs(5), 8);
+        let post = |body: Body| {
+            Request::builder()
+                .method(http::Method::POST)
+                .uri("/up")
+                .header(http::header::HOST, "svc.test")
+                .body(body)
+                .expect("request")
+        };
+        let resp = pool
+            .send(
+                &address,
+                post(crate::body::full("hello")),
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("answered");
+        assert_eq!(resp.status(), 200);
+        let frames = futures_util::stream::iter(
+            ["hello", " world"]
+                .map(|s| Ok::<_, BodyError>(http_body::Frame::data(bytes::Bytes::from(s)))),
+        );
+        let streamed = http_body_util::StreamBody::new(frames).boxed();
+        let resp = pool
+            .send(&address, post(streamed), Duration::from_secs(5))
+            .await
+            .expect("answered");
+        assert_eq!(resp.status(), 200);
+        let seen = service.await.expect("service");
+        assert_eq!(
+            seen[0],
+            "POST /up HTTP/1.1\r\nhost: svc.test\r\ncontent-length: 5\r\n\r\nhello"
+        );
+        assert_eq!(
+            seen[1],
+            format!("POST /up HTTP/1.1\r\nhost: svc.test\r\ntransfer-encoding: chunked\r\n\r\n{chunked_wire}")
+        );
+    }
+
+    /// A service that answers before taking the whole body is heard, and the connection,
+    /// out of step, is not reused.
+    #[tokio::test]
+    async fn an_answer_before_the_body_is_taken_is_heard_and_its_connection_not_reused() {
+        use tokio::io::AsyncWriteExt;
+        let (listener, address) = listen().await;
+        let service = tokio::spawn(async move {
+            let (mut early, _) = listener.accept().await.expect("accept");
+            read_request(&mut early, 0).await;
+            early
+                .write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .expect("write");
+            // The next request comes on a connection of its own.
+            let (mut next, _) = listener.accept().await.expect("accept");
+            read_request(&mut next, 0).await;
+            next.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await
+                .expect("write");
+            drop(early);
+        });
+        let pool = Pool::new(Duration::from_secs(5), 8);
+        // A body that never ends: only the early answer can end this exchange.
+        let (_keep, rx) =
+            tokio::sync::mpsc::channel::<Result<http_body::Frame<bytes::Bytes>, BodyError>>(1);
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|frame| (frame, rx))
         });
-        let pace = Paced {
-            deadline: Arc::clone(&deadline),
-            timeout,
-        };
-        let mut body = Watched::new(http_body_util::StreamBody::new(stream).boxed(), pace);
-        // Twenty seconds of upload, a chunk every four: longer than the timeout in all.
-        for _ in 0..5 {
-            tokio::select! {
-                () = &mut passed => panic!("a slow upload was taken for a slow service"),
-                () = tokio::time::sleep(Duration::from_secs(4)) => {}
-            }
-            tx.send(Ok(Frame::data(Bytes::from_static(b"chunk"))))
+        let req = Request::builder()
+            .method(http::Method::POST)
+            .uri("/up")
+            .header(http::header::HOST, "svc.test")
+            .body(http_body_util::StreamBody::new(stream).boxed())
+            .expect("request");
+        let resp = pool
+            .send(&address, req, Duration::from_secs(30))
+            .await
+            .expect("answered");
+        assert_eq!(resp.status(), 413);
+        assert_eq!(get(&pool, &address).await, "ok");
+        service.await.expect("service");
+    }
+
+    /// After a `101`, the switched connection reads first what the service sent right
+    /// after the head, then the socket.
+    #[tokio::test]
+    async fn a_switched_connection_keeps_what_came_after_the_head() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (listener, address) = listen().await;
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            read_request(&mut s, 0).await;
+            s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nfirst")
                 .await
-                .expect("send");
-            body.frame().await.expect("frame").expect("data");
-        }
-        drop(tx);
-        assert!(body.frame().await.is_none());
-        let ended = Instant::now();
-        passed.await;
-        let waited = ended.elapsed();
-        assert!(waited >= timeout, "{waited:?}");
-        assert!(waited <= timeout + Duration::from_millis(1), "{waited:?}");
+                .expect("write");
+            let mut echo = [0u8; 4];
+            s.read_exact(&mut echo).await.expect("read");
+            s.write_all(&echo).await.expect("write");
+        });
+        let pool = Pool::new(Duration::from_secs(5), 8);
+        let req = Request::builder()
+            .uri("/ws")
+            .header(http::header::HOST, "svc.test")
+            .header(http::header::CONNECTION, "upgrade")
+            .header(http::header::UPGRADE, "websocket")
+            .body(crate::body::empty())
+            .expect("request");
+        let mut resp = pool
+            .send(&address, req, Duration::from_secs(5))
+            .await
+            .expect("answered");
+        assert_eq!(resp.status(), 101);
+        assert_eq!(resp.headers()["upgrade"], "websocket");
+        assert_eq!(resp.headers()["connection"], "upgrade");
+        let mut io = Switched::take(&mut resp).expect("switched");
+        assert!(Switched::take(&mut resp).is_none(), "taken once");
+        let mut first = [0u8; 5];
+        io.read_exact(&mut first).await.expect("read");
+        assert_eq!(&first, b"first");
+        io.write_all(b"ping").await.expect("write");
+        let mut echo = [0u8; 4];
+        io.read_exact(&mut echo).await.expect("read");
+        assert_eq!(&echo, b"ping");
     }
 }

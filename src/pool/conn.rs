@@ -1,0 +1,271 @@
+//! One HTTP/1.1 connection to a service, and one exchange on it: the request head and
+//! body written, the response read up to its final head.
+//!
+//! The exchange runs on the request's own task: no connection task, no channel to one,
+//! and no wake-up between tasks. A request body is written while the connection is also
+//! read, so a service that answers before it has taken the whole body (a `413`, say) is
+//! heard, and the connection is then never reused.
+
+use std::io::Write as _;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::request::Parts;
+use http::Method;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::head::{self, BodyLength, Head, HeadError, Parsed};
+use super::PoolError;
+use crate::body::Body;
+use crate::deadline::Deadline;
+
+/// Room made in the read buffer before reading a response head.
+pub(super) const HEAD_READ: usize = 8 * 1024;
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Failure {
+    /// The request head could not be written: the service never took the request, and
+    /// its body was not touched.
+    #[error("the connection closed before the request was written")]
+    Unsent,
+    /// The connection closed (or broke) before a byte of the response.
+    #[error("the connection closed before a response")]
+    Unanswered,
+    /// The connection broke during the response head.
+    #[error("the connection closed during the response head")]
+    Cut,
+    #[error(transparent)]
+    Head(HeadError),
+    /// The client's request body failed (cut short, badly framed, longer or shorter than
+    /// it said): the service is not at fault.
+    #[error("the request body failed")]
+    RequestBody,
+}
+
+/// A connection to a service and what was read from it beyond the last response.
+pub(super) struct Conn {
+    pub(super) io: TcpStream,
+    pub(super) buf: BytesMut,
+    /// The request head being written; its allocation is kept for the next one.
+    wire: Vec<u8>,
+}
+
+/// A final response head, and whether the whole request was written before it came (a
+/// connection whose request was cut short is out of step, never reused).
+pub(super) struct Answer {
+    pub(super) head: Head,
+    pub(super) in_step: bool,
+}
+
+impl Conn {
+    /// A TCP connection to `address` within `timeout`, with Nagle off.
+    pub(super) async fn open(address: &str, timeout: Duration) -> Result<Conn, PoolError> {
+        let io = tokio::time::timeout(timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| PoolError::Connect)?
+            .map_err(|_| PoolError::Connect)?;
+        let _ = io.set_nodelay(true);
+        Ok(Conn {
+            io,
+            buf: BytesMut::new(),
+            wire: Vec::new(),
+        })
+    }
+
+    /// True while the service has neither closed the resting connection nor sent anything
+    /// on it. Costs no system call unless the reactor saw the socket become readable.
+    pub(super) fn is_idle(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Write the request (`parts`, then `body` framed by `length`) and read up to its final
+    /// response head. Each body frame taken moves `deadline` `timeout` ahead; the caller
+    /// bounds the whole exchange by it.
+    pub(super) async fn exchange(
+        &mut self,
+        parts: &Parts,
+        body: &mut Body,
+        length: BodyLength,
+        deadline: &Deadline,
+        timeout: Duration,
+    ) -> Result<Answer, Failure> {
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        self.wire.clear();
+        head::encode_request(
+            &parts.method,
+            target,
+            &parts.headers,
+            length,
+            &mut self.wire,
+        );
+        let head_request = parts.method == Method::HEAD;
+        if self.io.write_all(&self.wire).await.is_err() {
+            return Err(Failure::Unsent);
+        }
+        if length == BodyLength::None {
+            let head = read_head(&mut self.io, &mut self.buf, head_request).await?;
+            return Ok(Answer {
+                head,
+                in_step: true,
+            });
+        }
+        let (mut from, mut to) = self.io.split();
+        let sending = send_body(&mut to, body, length, deadline, timeout);
+        let reading = read_head(&mut from, &mut self.buf, head_request);
+        tokio::pin!(sending, reading);
+        let mut in_step = false;
+        let mut writing = true;
+        loop {
+            tokio::select! {
+                biased;
+                head = &mut reading => return head.map(|head| Answer { head, in_step }),
+                sent = &mut sending, if writing => {
+                    writing = false;
+                    match sent {
+                        Ok(()) => in_step = true,
+                        Err(Sending::Body) => return Err(Failure::RequestBody),
+                        // The service stopped reading: its answer may still come.
+                        Err(Sending::Io) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// The connection, now carrying the protocol the service switched to, with what was
+    /// read of that protocol already.
+    pub(super) fn into_upgraded(self) -> Upgraded {
+        Upgraded {
+            io: self.io,
+            read: self.buf.freeze(),
+        }
+    }
+}
+
+/// Read up to the final response head from `io` into `buf`; interim (1xx) heads are
+/// skipped.
+async fn read_head<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    head_request: bool,
+) -> Result<Head, Failure> {
+    let mut answered = !buf.is_empty();
+    loop {
+        while !buf.is_empty() {
+            match head::parse_response(buf, head_request) {
+                Ok(Some(Parsed::Final(head))) => return Ok(head),
+                Ok(Some(Parsed::Interim)) => {}
+                Ok(None) => break,
+                Err(e) => return Err(Failure::Head(e)),
+            }
+        }
+        buf.reserve(HEAD_READ);
+        match io.read_buf(buf).await {
+            Ok(0) | Err(_) if !answered => return Err(Failure::Unanswered),
+            Ok(0) | Err(_) => return Err(Failure::Cut),
+            Ok(_) => answered = true,
+        }
+    }
+}
+
+/// Why a request body was not sent whole.
+enum Sending {
+    /// The client's body failed, or did not match the length it stated.
+    Body,
+    /// The connection would not take more.
+    Io,
+}
+
+/// Write `body` framed by `length` (`Exact` or `Chunked`). Trailer fields of a chunked
+/// body are not sent: the `Trailer` field that would announce them is hop-by-hop.
+async fn send_body<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    body: &mut Body,
+    length: BodyLength,
+    deadline: &Deadline,
+    timeout: Duration,
+) -> Result<(), Sending> {
+    let chunked = length == BodyLength::Chunked;
+    let mut left = match length {
+        BodyLength::Exact(n) => n,
+        _ => 0,
+    };
+    while let Some(frame) = body.frame().await {
+        deadline.push(timeout);
+        let Ok(data) = frame.map_err(|_| Sending::Body)?.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            let mut size = [0u8; 20];
+            let mut line = &mut size[..];
+            let _ = write!(line, "{:x}\r\n", data.len());
+            let written = 20 - line.len();
+            let mut out = Bytes::copy_from_slice(&size[..written])
+                .chain(data)
+                .chain(&b"\r\n"[..]);
+            io.write_all_buf(&mut out).await.map_err(|_| Sending::Io)?;
+        } else {
+            left = left.checked_sub(data.len() as u64).ok_or(Sending::Body)?;
+            io.write_all(&data).await.map_err(|_| Sending::Io)?;
+        }
+    }
+    // The wait for the response head counts from the last byte sent.
+    deadline.push(timeout);
+    if chunked {
+        io.write_all(b"0\r\n\r\n").await.map_err(|_| Sending::Io)?;
+    } else if left != 0 {
+        return Err(Sending::Body);
+    }
+    Ok(())
+}
+
+/// A connection after `101 Switching Protocols`: what the service sent after the head
+/// is read first, then the socket.
+pub struct Upgraded {
+    io: TcpStream,
+    read: Bytes,
+}
+
+impl AsyncRead for Upgraded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.read.is_empty() {
+            let n = this.read.len().min(buf.remaining());
+            buf.put_slice(&this.read[..n]);
+            this.read.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Upgraded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
