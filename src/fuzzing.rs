@@ -8,7 +8,8 @@
 //! bodies for every provider, the config loader, the signed sign-in values and the cookie
 //! header, host and path canonicalisation, and the reader of service responses (against
 //! hyper's client: a differential). Nothing here does I/O beyond what the
-//! target under test does, and no target may depend on the clock.
+//! target under test does (the response target's exchange with hyper runs over an
+//! in-memory pipe), and no target may depend on the clock.
 
 use std::collections::HashMap;
 use std::time::Duration;

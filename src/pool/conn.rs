@@ -115,6 +115,20 @@ impl Conn {
                 in_step: true,
             });
         }
+        // Boxed: streaming a body beside the read is the larger state, and every
+        // request's future would otherwise carry (and copy) it.
+        Box::pin(self.stream_body(body, length, head_request, deadline, timeout)).await
+    }
+
+    /// Write `body` while reading up to the final response head.
+    async fn stream_body(
+        &mut self,
+        body: &mut Body,
+        length: BodyLength,
+        head_request: bool,
+        deadline: &Deadline,
+        timeout: Duration,
+    ) -> Result<Answer, Failure> {
         let (mut from, mut to) = self.io.split();
         let sending = send_body(&mut to, body, length, deadline, timeout);
         let reading = read_head(&mut from, &mut self.buf, head_request);

@@ -42,8 +42,9 @@ impl Idle {
     pub(super) fn checkout(&self, address: &str) -> Option<Conn> {
         let mut all = self.lists.lock().unwrap_or_else(PoisonError::into_inner);
         let list = all.get_mut(address)?;
-        let now = Instant::now();
-        let expired = list.partition_point(|c| now.duration_since(c.since) >= IDLE_LIFETIME);
+        // Rested since this instant or earlier: past their lifetime.
+        let cutoff = Instant::now().checked_sub(IDLE_LIFETIME);
+        let expired = list.partition_point(|c| cutoff.is_some_and(|t| c.since <= t));
         list.drain(..expired);
         while let Some(rested) = list.pop() {
             if rested.conn.is_idle() {
