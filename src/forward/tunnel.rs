@@ -14,7 +14,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
 use super::{origin_form, ForwardLimits, SendError, Upstreams};
@@ -121,10 +121,15 @@ async fn bridge(client: OnUpgrade, upstream: Upgraded, scope: TunnelScope, autho
             after: idle,
         });
         let (mut from_upstream, mut to_upstream) = tokio::io::split(Noted {
-            io: upstream,
+            io: upstream.io,
             idle: &last,
             after: idle,
         });
+        // What the service sent right after its `101` is the first of its stream.
+        if let Err(e) = to_client.write_all(&upstream.read).await {
+            tracing::debug!(upstream.authority = %authority, error = %e, "tunnel broke");
+            return "error";
+        }
         // A WebSocket has no half-close: once either side's stream ends (and what it sent
         // is flushed), the session is over and both connections close, as nginx does.
         let copied = tokio::select! {
