@@ -155,7 +155,12 @@ fn chunk_size(line: &[u8]) -> Result<u64, ChunkError> {
         .ok()
         .and_then(|hex| u64::from_str_radix(hex, 16).ok())
         .ok_or(ChunkError)?;
-    let rest = line[digits..].trim_ascii_start();
+    // Only spaces and tabs may come between the size and its extensions (RFC 9112 §7.1.1).
+    let blank = line[digits..]
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
+    let rest = &line[digits + blank..];
     let clean = rest
         .iter()
         .all(|b| *b == b'\t' || (*b >= 0x20 && *b != 0x7f));
@@ -230,6 +235,7 @@ mod tests {
             b"2\r\nok\r\n0\r\nno colon\r\n\r\n",
             b"2\r\nok\r\n0\r\nX: 1\r\n folded\r\n\r\n",
             b"2\r\nok\r\n0\r\n: empty name\r\n\r\n",
+            b"2\x0c\r\nok\r\n0\r\n\r\n",
         ] {
             assert_eq!(
                 decode(bad, 1),

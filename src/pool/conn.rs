@@ -2,23 +2,24 @@
 //! body written, the response read up to its final head.
 //!
 //! The exchange runs on the request's own task: no connection task, no channel to one,
-//! and no wake-up between tasks. A request body is written while the connection is also
-//! read, so a service that answers before it has taken the whole body (a `413`, say) is
-//! heard, and the connection is then never reused.
+//! and no wake-up between tasks. A request body ([`Upload`]) is written while the
+//! connection is also read, so a service that answers before it has taken the whole body
+//! (a `413`, or an echo that streams back as it reads) is heard; the rest of the body then
+//! goes on being written while the response is read, and the connection is never reused.
 
-use std::io::Write as _;
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::request::Parts;
 use http::Method;
-use http_body_util::BodyExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::head::{self, BodyLength, Head, HeadError, Parsed};
+use super::upload::{Sending, Upload};
 use super::PoolError;
-use crate::body::Body;
 use crate::deadline::Deadline;
 
 /// Room made in the read buffer before reading a response head.
@@ -58,6 +59,9 @@ pub(super) struct Conn {
 pub(super) struct Answer {
     pub(super) head: Head,
     pub(super) in_step: bool,
+    /// The head came while the connection was still taking the request body: the rest
+    /// of the upload is to be written while the response body is read.
+    pub(super) uploading: bool,
 }
 
 impl Conn {
@@ -82,14 +86,14 @@ impl Conn {
         matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
-    /// Write the request (`parts`, then `body` framed by `length`) and read up to its final
-    /// response head. Each body frame taken moves `deadline` `timeout` ahead; the caller
-    /// bounds the whole exchange by it.
+    /// Write the request (`parts`, then `upload`, which is framed as `length` says) and
+    /// read up to its final response head. The upload's progress moves `deadline`
+    /// `timeout` ahead; the caller bounds the whole exchange by it.
     pub(super) async fn exchange(
         &mut self,
         parts: &Parts,
-        body: &mut Body,
         length: BodyLength,
+        upload: Option<&mut Upload>,
         deadline: &Deadline,
         timeout: Duration,
     ) -> Result<Answer, Failure> {
@@ -106,48 +110,57 @@ impl Conn {
         if self.io.write_all(&self.wire).await.is_err() {
             return Err(Failure::Unsent);
         }
-        if length == BodyLength::None {
+        let Some(upload) = upload else {
             let head = read_head(&mut self.io, &mut self.buf, head_request).await?;
             return Ok(Answer {
                 head,
                 in_step: true,
+                uploading: false,
             });
-        }
-        // Boxed: streaming a body beside the read is the larger state, and every
-        // request's future would otherwise carry (and copy) it.
-        Box::pin(self.stream_body(body, length, head_request, deadline, timeout)).await
+        };
+        // Boxed: writing a body beside the read is the larger state, and every request's
+        // future would otherwise carry (and copy) it.
+        Box::pin(self.stream_body(upload, head_request, deadline, timeout)).await
     }
 
-    /// Write `body` while reading up to the final response head.
+    /// Write `upload` while reading up to the final response head.
     async fn stream_body(
         &mut self,
-        body: &mut Body,
-        length: BodyLength,
+        upload: &mut Upload,
         head_request: bool,
         deadline: &Deadline,
         timeout: Duration,
     ) -> Result<Answer, Failure> {
         let (mut from, mut to) = self.io.split();
-        let sending = send_body(&mut to, body, length, deadline, timeout);
         let reading = read_head(&mut from, &mut self.buf, head_request);
-        tokio::pin!(sending, reading);
+        tokio::pin!(reading);
         let mut in_step = false;
-        let mut writing = true;
-        loop {
-            tokio::select! {
-                biased;
-                head = &mut reading => return head.map(|head| Answer { head, in_step }),
-                sent = &mut sending, if writing => {
-                    writing = false;
-                    match sent {
-                        Ok(()) => in_step = true,
-                        Err(Sending::Body) => return Err(Failure::RequestBody),
-                        // The service stopped reading: its answer may still come.
-                        Err(Sending::Io) => {}
+        let mut uploading = true;
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(head) = reading.as_mut().poll(cx) {
+                return Poll::Ready(head.map(|head| Answer {
+                    head,
+                    in_step,
+                    uploading,
+                }));
+            }
+            if uploading {
+                match upload.poll_send(cx, &mut to, &mut || deadline.push(timeout)) {
+                    Poll::Pending => {}
+                    Poll::Ready(Ok(())) => {
+                        uploading = false;
+                        in_step = true;
                     }
+                    Poll::Ready(Err(Sending::Body)) => {
+                        return Poll::Ready(Err(Failure::RequestBody))
+                    }
+                    // The service stopped reading: its answer may still come.
+                    Poll::Ready(Err(Sending::Io)) => uploading = false,
                 }
             }
-        }
+            Poll::Pending
+        })
+        .await
     }
 
     /// The connection, now carrying the protocol the service switched to, with what was
@@ -184,60 +197,6 @@ async fn read_head<R: AsyncRead + Unpin>(
             Ok(_) => answered = true,
         }
     }
-}
-
-/// Why a request body was not sent whole.
-enum Sending {
-    /// The client's body failed, or did not match the length it stated.
-    Body,
-    /// The connection would not take more.
-    Io,
-}
-
-/// Write `body` framed by `length` (`Exact` or `Chunked`). Trailer fields of a chunked
-/// body are not sent: the `Trailer` field that would announce them is hop-by-hop.
-async fn send_body<W: AsyncWrite + Unpin>(
-    io: &mut W,
-    body: &mut Body,
-    length: BodyLength,
-    deadline: &Deadline,
-    timeout: Duration,
-) -> Result<(), Sending> {
-    let chunked = length == BodyLength::Chunked;
-    let mut left = match length {
-        BodyLength::Exact(n) => n,
-        _ => 0,
-    };
-    while let Some(frame) = body.frame().await {
-        deadline.push(timeout);
-        let Ok(data) = frame.map_err(|_| Sending::Body)?.into_data() else {
-            continue;
-        };
-        if data.is_empty() {
-            continue;
-        }
-        if chunked {
-            let mut size = [0u8; 20];
-            let mut line = &mut size[..];
-            let _ = write!(line, "{:x}\r\n", data.len());
-            let written = 20 - line.len();
-            let mut out = Bytes::copy_from_slice(&size[..written])
-                .chain(data)
-                .chain(&b"\r\n"[..]);
-            io.write_all_buf(&mut out).await.map_err(|_| Sending::Io)?;
-        } else {
-            left = left.checked_sub(data.len() as u64).ok_or(Sending::Body)?;
-            io.write_all(&data).await.map_err(|_| Sending::Io)?;
-        }
-    }
-    // The wait for the response head counts from the last byte sent.
-    deadline.push(timeout);
-    if chunked {
-        io.write_all(b"0\r\n\r\n").await.map_err(|_| Sending::Io)?;
-    } else if left != 0 {
-        return Err(Sending::Body);
-    }
-    Ok(())
 }
 
 /// A connection after `101 Switching Protocols`: the socket, and what the service sent

@@ -16,8 +16,9 @@
 //! [`PoolError::Exchange`].
 //!
 //! The wait for a response head is bounded by a [`Deadline`] that the request body's
-//! progress moves ahead, so a slow upload is not taken for a slow service: the timeout
-//! applies to a stalled upload, and to the wait for the head from the last byte sent.
+//! progress (each frame taken, each write the connection takes) moves ahead, so a slow
+//! upload is not taken for a slow service: the timeout applies to a stalled upload, and
+//! to the wait for the head from the last byte sent.
 
 pub mod chunked;
 mod conn;
@@ -25,6 +26,7 @@ mod framing;
 pub mod head;
 mod idle;
 mod response;
+mod upload;
 
 pub use conn::Upgraded;
 pub use idle::IDLE_LIFETIME;
@@ -43,9 +45,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use crate::body::{Body, BodyError};
 use crate::deadline::Deadline;
 use conn::{Conn, Failure};
-use head::BodyLength;
+use head::{BodyLength, Framing};
 use idle::Idle;
 use response::{respond, Home};
+use upload::Upload;
 
 /// Why an exchange through the pool failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +89,7 @@ impl Pool {
         req: Request<Body>,
         timeout: Duration,
     ) -> Result<Response<Body>, PoolError> {
-        let (parts, mut body) = req.into_parts();
+        let (parts, body) = req.into_parts();
         let length = if body.is_end_stream() {
             BodyLength::None
         } else {
@@ -94,6 +97,7 @@ impl Pool {
                 .exact()
                 .map_or(BodyLength::Chunked, BodyLength::Exact)
         };
+        let mut upload = (length != BodyLength::None).then(|| Upload::new(body, length));
         // Sent again, on a new connection, if a reused one drops it unanswered.
         let resendable = length == BodyLength::None && parts.method.is_idempotent();
         let deadline = Deadline::after(timeout);
@@ -109,20 +113,36 @@ impl Pool {
                 Some(conn) => conn,
                 // Boxed: dialling is rare, and its state would otherwise size every
                 // request's future.
-                None => Box::pin(Conn::open(address, self.connect_timeout)).await?,
+                None => {
+                    let conn = Box::pin(Conn::open(address, self.connect_timeout)).await?;
+                    // The time taken to connect is not the service's to answer in.
+                    deadline.push(timeout);
+                    conn
+                }
             };
             let answer = tokio::select! {
                 biased;
-                answer = conn.exchange(&parts, &mut body, length, &deadline, timeout) => answer,
+                answer = conn.exchange(&parts, length, upload.as_mut(), &deadline, timeout) => answer,
                 () = deadline.passed() => return Err(PoolError::Timeout),
             };
             let failure = match answer {
+                Ok(answer) if answer.head.framing == Framing::Switched && !answer.in_step => {
+                    // A switch before the request's body was whole: the service reads
+                    // the rest of that body as the new protocol's.
+                    tracing::debug!(upstream.authority = %address, "service switched protocols before the request body was sent");
+                    return Err(PoolError::Exchange);
+                }
                 Ok(answer) => {
                     let home = Home {
                         idle: &self.idle,
                         address,
                     };
-                    return Ok(respond(conn, answer, home));
+                    let rest = if answer.uploading {
+                        upload.take()
+                    } else {
+                        None
+                    };
+                    return Ok(respond(conn, answer, home, rest));
                 }
                 Err(failure) => failure,
             };
@@ -486,5 +506,71 @@ mod tests {
         let mut echo = [0u8; 4];
         io.read_exact(&mut echo).await.expect("read");
         assert_eq!(&echo, b"ping");
+    }
+
+    /// A service that answers as it reads (an echo) gets the rest of the body while its
+    /// answer is read: the upload goes on past the response head.
+    #[tokio::test]
+    async fn an_echo_gets_the_rest_of_the_body_while_its_answer_is_read() {
+        use crate::pool::chunked::{Decoder, Step};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (listener, address) = listen().await;
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut buf = bytes::BytesMut::new();
+            loop {
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let _ = buf.split_to(end + 4);
+                    break;
+                }
+                assert!(s.read_buf(&mut buf).await.expect("read") > 0);
+            }
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+                .await
+                .expect("write");
+            let mut decoder = Decoder::default();
+            loop {
+                match decoder.next(&mut buf).expect("chunked") {
+                    Step::Data(data) => s.write_all(&data).await.expect("write"),
+                    Step::Done => break,
+                    Step::More => assert!(s.read_buf(&mut buf).await.expect("read") > 0),
+                }
+            }
+        });
+        let pool = Pool::new(Duration::from_secs(5), 8);
+        let (tx, rx) =
+            tokio::sync::mpsc::channel::<Result<http_body::Frame<bytes::Bytes>, BodyError>>(2);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|frame| (frame, rx))
+        });
+        tx.send(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+            b"hello",
+        ))))
+        .await
+        .expect("send");
+        let req = Request::builder()
+            .method(http::Method::POST)
+            .uri("/echo")
+            .header(http::header::HOST, "svc.test")
+            .body(http_body_util::StreamBody::new(stream).boxed())
+            .expect("request");
+        let resp = pool
+            .send(&address, req, Duration::from_secs(5))
+            .await
+            .expect("answered");
+        assert_eq!(resp.status(), 200);
+        // Only now does the rest of the body exist.
+        tx.send(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+            b"world",
+        ))))
+        .await
+        .expect("send");
+        drop(tx);
+        let echoed = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
+            .await
+            .expect("the echo ends: the rest of the body reached the service")
+            .expect("body")
+            .to_bytes();
+        assert_eq!(&echoed[..], b"helloworld");
     }
 }

@@ -21,6 +21,7 @@ use super::chunked::{self, ChunkError, Step};
 use super::conn::{Answer, Conn, Upgraded};
 use super::head::{Framing, Head};
 use super::idle::Idle;
+use super::upload::{Sending, Upload};
 use crate::body::{empty, full, Body, BodyError};
 
 /// Room made in the read buffer before reading more of a body.
@@ -50,9 +51,15 @@ impl Switched {
     }
 }
 
-/// The response to hand on for `answer`, read on `conn`.
-pub(super) fn respond(mut conn: Conn, answer: Answer, home: Home<'_>) -> Response<Body> {
-    let Answer { head, in_step } = answer;
+/// The response to hand on for `answer`, read on `conn`; `rest`, the part of the request
+/// body still to write while the response body is read.
+pub(super) fn respond(
+    mut conn: Conn,
+    answer: Answer,
+    home: Home<'_>,
+    rest: Option<Upload>,
+) -> Response<Body> {
+    let Answer { head, in_step, .. } = answer;
     let Head {
         status,
         headers,
@@ -82,6 +89,7 @@ pub(super) fn respond(mut conn: Conn, answer: Answer, home: Home<'_>) -> Respons
         framing => ResponseBody {
             conn: Some(conn),
             decode: Decode::of(framing),
+            upload: rest,
             reusable,
             idle: Arc::clone(home.idle),
             address: home.address.to_owned(),
@@ -161,6 +169,8 @@ struct ResponseBody {
     /// `None` once the body is read (or failed).
     conn: Option<Conn>,
     decode: Decode,
+    /// The request body, still being written to the service that answered early.
+    upload: Option<Upload>,
     reusable: bool,
     idle: Arc<Idle>,
     address: String,
@@ -169,6 +179,10 @@ struct ResponseBody {
 #[derive(Debug, thiserror::Error)]
 #[error("the service's response body ended early")]
 struct Truncated;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the request body failed while the response was read")]
+struct RequestCut;
 
 impl ResponseBody {
     fn release(&mut self) {
@@ -191,6 +205,18 @@ impl http_body::Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        if let (Some(upload), Some(conn)) = (this.upload.as_mut(), this.conn.as_mut()) {
+            match upload.poll_send(cx, &mut conn.io, &mut || {}) {
+                Poll::Pending => {}
+                // Sent whole, or the service stopped reading it.
+                Poll::Ready(Ok(())) | Poll::Ready(Err(Sending::Io)) => this.upload = None,
+                Poll::Ready(Err(Sending::Body)) => {
+                    this.upload = None;
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(BodyError::new(RequestCut))));
+                }
+            }
+        }
         loop {
             let Some(conn) = this.conn.as_mut() else {
                 return Poll::Ready(None);
