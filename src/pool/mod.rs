@@ -81,8 +81,9 @@ impl Pool {
     }
 
     /// Send `req` (origin-form target, `Host` set) to `address` over HTTP/1.1; fail with
-    /// [`PoolError::Timeout`] when no response head came within `timeout` of the last
-    /// request-body frame. A `101` answer carries the switched connection ([`Switched`]).
+    /// [`PoolError::Timeout`] when no response head came within `timeout` of the upload's
+    /// last progress, or with [`PoolError::RequestBody`] when the client's body stalled
+    /// that long. A `101` answer carries the switched connection ([`Switched`]).
     pub async fn send(
         &self,
         address: &str,
@@ -123,7 +124,14 @@ impl Pool {
             let answer = tokio::select! {
                 biased;
                 answer = conn.exchange(&parts, length, upload.as_mut(), &deadline, timeout) => answer,
-                () = deadline.passed() => return Err(PoolError::Timeout),
+                () = deadline.passed() => {
+                    // A client that stopped sending its body is not a slow service.
+                    return Err(if upload.as_ref().is_some_and(Upload::awaiting_client) {
+                        PoolError::RequestBody
+                    } else {
+                        PoolError::Timeout
+                    });
+                }
             };
             let failure = match answer {
                 Ok(answer) if answer.head.framing == Framing::Switched && !answer.in_step => {
@@ -572,5 +580,50 @@ mod tests {
             .expect("body")
             .to_bytes();
         assert_eq!(&echoed[..], b"helloworld");
+    }
+
+    /// The deadline's passing is the client's fault when its body stalled, and the
+    /// service's when the whole body was sent and no answer came.
+    #[tokio::test]
+    async fn a_stalled_upload_is_the_clients_and_a_silent_service_the_services() {
+        let (listener, address) = listen().await;
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                // Reads nothing, answers nothing.
+                held.push(s);
+            }
+        });
+        let pool = Pool::new(Duration::from_secs(5), 8);
+        let (tx, rx) =
+            tokio::sync::mpsc::channel::<Result<http_body::Frame<bytes::Bytes>, BodyError>>(1);
+        tx.send(Ok(http_body::Frame::data(bytes::Bytes::from_static(b"he"))))
+            .await
+            .expect("send");
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|frame| (frame, rx))
+        });
+        let post = |body: Body| {
+            Request::builder()
+                .method(http::Method::POST)
+                .uri("/up")
+                .header(http::header::HOST, "svc.test")
+                .body(body)
+                .expect("request")
+        };
+        let timeout = Duration::from_millis(300);
+        let stalled = pool
+            .send(
+                &address,
+                post(http_body_util::StreamBody::new(stream).boxed()),
+                timeout,
+            )
+            .await;
+        assert_eq!(stalled.err(), Some(PoolError::RequestBody));
+        drop(tx);
+        let silent = pool
+            .send(&address, post(crate::body::full("whole")), timeout)
+            .await;
+        assert_eq!(silent.err(), Some(PoolError::Timeout));
     }
 }

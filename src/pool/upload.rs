@@ -38,6 +38,8 @@ pub(super) struct Upload {
     left: u64,
     /// The body's end is taken (and, when chunked, the last chunk queued).
     ended: bool,
+    /// The last poll waited on the client's body, not on the connection.
+    awaiting_client: bool,
 }
 
 impl Upload {
@@ -52,7 +54,14 @@ impl Upload {
                 _ => 0,
             },
             ended: false,
+            awaiting_client: false,
         }
+    }
+
+    /// True when the upload is waiting for the client to send more of its body: a
+    /// deadline passing now is the client's stall, not the service's.
+    pub(super) fn awaiting_client(&self) -> bool {
+        self.awaiting_client
     }
 
     /// Write what the connection takes, taking frames from the body as it goes: ready
@@ -82,7 +91,9 @@ impl Upload {
             if self.ended {
                 return Poll::Ready(Ok(()));
             }
+            self.awaiting_client = true;
             let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+            self.awaiting_client = false;
             progress();
             match frame {
                 None => {
