@@ -626,4 +626,37 @@ mod tests {
             .await;
         assert_eq!(silent.err(), Some(PoolError::Timeout));
     }
+
+    /// A resting connection the service closed is closed by the reaper, without waiting
+    /// for another request to its address.
+    #[tokio::test]
+    async fn a_connection_the_service_closed_is_reaped_while_it_rests() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (listener, address) = listen().await;
+        let (half_closed_tx, half_closed) = tokio::sync::oneshot::channel::<()>();
+        let (closed_tx, closed) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            read_request(&mut s, 0).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await
+                .expect("write");
+            s.shutdown().await.expect("half-close");
+            half_closed_tx.send(()).expect("signal");
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest).await;
+            let _ = closed_tx.send(());
+        });
+        let pool = Pool::new(Duration::from_secs(5), 8);
+        assert_eq!(get(&pool, &address).await, "ok");
+        half_closed.await.expect("half-closed");
+        // Once the reactor has seen the service's close.
+        tokio::task::yield_now().await;
+        pool.idle.reap();
+        assert!(pool.idle.lists.lock().expect("lock").is_empty());
+        tokio::time::timeout(Duration::from_secs(10), closed)
+            .await
+            .expect("the service saw roomgate close the connection")
+            .expect("signal");
+    }
 }
