@@ -238,6 +238,8 @@ pub fn caused_by_request_body(e: &(dyn std::error::Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use http_body::Frame;
     use http_body_util::BodyExt;
 
     /// A listener for a test service on a free port, and its address.
@@ -262,6 +264,33 @@ mod tests {
             .expect("answered");
         let body = resp.into_body().collect().await.expect("body").to_bytes();
         String::from_utf8(body.to_vec()).expect("utf-8")
+    }
+
+    /// A request body fed frame by frame through the sender returned.
+    fn fed_body() -> (
+        tokio::sync::mpsc::Sender<Result<Frame<Bytes>, BodyError>>,
+        Body,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|frame| (frame, rx))
+        });
+        (tx, http_body_util::StreamBody::new(stream).boxed())
+    }
+
+    /// A data frame of `bytes`.
+    fn data(bytes: &'static [u8]) -> Result<Frame<Bytes>, BodyError> {
+        Ok(Frame::data(Bytes::from_static(bytes)))
+    }
+
+    /// `POST {path}` to the test service, with `body`.
+    fn post(path: &str, body: Body) -> Request<Body> {
+        Request::builder()
+            .method(http::Method::POST)
+            .uri(path)
+            .header(http::header::HOST, "svc.test")
+            .body(body)
+            .expect("request")
     }
 
     /// A service that closes a kept-alive connection while it rests in the pool: the next
@@ -395,30 +424,21 @@ mod tests {
             seen
         });
         let pool = Pool::new(Duration::from_secs(5), 8);
-        let post = |body: Body| {
-            Request::builder()
-                .method(http::Method::POST)
-                .uri("/up")
-                .header(http::header::HOST, "svc.test")
-                .body(body)
-                .expect("request")
-        };
         let resp = pool
             .send(
                 &address,
-                post(crate::body::full("hello")),
+                post("/up", crate::body::full("hello")),
                 Duration::from_secs(5),
             )
             .await
             .expect("answered");
         assert_eq!(resp.status(), 200);
-        let frames = futures_util::stream::iter(
-            ["hello", " world"]
-                .map(|s| Ok::<_, BodyError>(http_body::Frame::data(bytes::Bytes::from(s)))),
-        );
-        let streamed = http_body_util::StreamBody::new(frames).boxed();
+        let (tx, streamed) = fed_body();
+        tx.send(data(b"hello")).await.expect("send");
+        tx.send(data(b" world")).await.expect("send");
+        drop(tx);
         let resp = pool
-            .send(&address, post(streamed), Duration::from_secs(5))
+            .send(&address, post("/up", streamed), Duration::from_secs(5))
             .await
             .expect("answered");
         assert_eq!(resp.status(), 200);
@@ -456,19 +476,9 @@ mod tests {
         });
         let pool = Pool::new(Duration::from_secs(5), 8);
         // A body that never ends: only the early answer can end this exchange.
-        let (_keep, rx) =
-            tokio::sync::mpsc::channel::<Result<http_body::Frame<bytes::Bytes>, BodyError>>(1);
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|frame| (frame, rx))
-        });
-        let req = Request::builder()
-            .method(http::Method::POST)
-            .uri("/up")
-            .header(http::header::HOST, "svc.test")
-            .body(http_body_util::StreamBody::new(stream).boxed())
-            .expect("request");
+        let (_keep, body) = fed_body();
         let resp = pool
-            .send(&address, req, Duration::from_secs(30))
+            .send(&address, post("/up", body), Duration::from_secs(30))
             .await
             .expect("answered");
         assert_eq!(resp.status(), 413);
@@ -546,33 +556,16 @@ mod tests {
             }
         });
         let pool = Pool::new(Duration::from_secs(5), 8);
-        let (tx, rx) =
-            tokio::sync::mpsc::channel::<Result<http_body::Frame<bytes::Bytes>, BodyError>>(2);
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|frame| (frame, rx))
-        });
-        tx.send(Ok(http_body::Frame::data(bytes::Bytes::from_static(
-            b"hello",
-        ))))
-        .await
-        .expect("send");
-        let req = Request::builder()
-            .method(http::Method::POST)
-            .uri("/echo")
-            .header(http::header::HOST, "svc.test")
-            .body(http_body_util::StreamBody::new(stream).boxed())
-            .expect("request");
+        let (tx, body) = fed_body();
+        tx.send(data(b"hello")).await.expect("send");
+        let req = post("/echo", body);
         let resp = pool
             .send(&address, req, Duration::from_secs(5))
             .await
             .expect("answered");
         assert_eq!(resp.status(), 200);
         // Only now does the rest of the body exist.
-        tx.send(Ok(http_body::Frame::data(bytes::Bytes::from_static(
-            b"world",
-        ))))
-        .await
-        .expect("send");
+        tx.send(data(b"world")).await.expect("send");
         drop(tx);
         let echoed = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
             .await
@@ -595,34 +588,14 @@ mod tests {
             }
         });
         let pool = Pool::new(Duration::from_secs(5), 8);
-        let (tx, rx) =
-            tokio::sync::mpsc::channel::<Result<http_body::Frame<bytes::Bytes>, BodyError>>(1);
-        tx.send(Ok(http_body::Frame::data(bytes::Bytes::from_static(b"he"))))
-            .await
-            .expect("send");
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|frame| (frame, rx))
-        });
-        let post = |body: Body| {
-            Request::builder()
-                .method(http::Method::POST)
-                .uri("/up")
-                .header(http::header::HOST, "svc.test")
-                .body(body)
-                .expect("request")
-        };
+        let (tx, body) = fed_body();
+        tx.send(data(b"he")).await.expect("send");
         let timeout = Duration::from_millis(300);
-        let stalled = pool
-            .send(
-                &address,
-                post(http_body_util::StreamBody::new(stream).boxed()),
-                timeout,
-            )
-            .await;
+        let stalled = pool.send(&address, post("/up", body), timeout).await;
         assert_eq!(stalled.err(), Some(PoolError::RequestBody));
         drop(tx);
         let silent = pool
-            .send(&address, post(crate::body::full("whole")), timeout)
+            .send(&address, post("/up", crate::body::full("whole")), timeout)
             .await;
         assert_eq!(silent.err(), Some(PoolError::Timeout));
     }
