@@ -341,7 +341,7 @@ fn origin_form(uri: &Uri) -> Uri {
     )
 }
 
-/// `http://{authority}{path?query}` for hyper-util's client (h2c, tunnels).
+/// `http://{authority}{path?query}`, the target form hyper's h2c client sends.
 fn absolute_uri(req: &mut Request<Body>, port: &PortSpec) -> Result<(), http::Error> {
     let mut uri = std::mem::take(req.uri_mut()).into_parts();
     uri.scheme = Some(http::uri::Scheme::HTTP);
