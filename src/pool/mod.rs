@@ -17,8 +17,9 @@
 //!
 //! The wait for a response head is bounded by a [`Deadline`] that the request body's
 //! progress (each frame taken, each write the connection takes) moves ahead, so a slow
-//! upload is not taken for a slow service: the timeout applies to a stalled upload, and
-//! to the wait for the head from the last byte sent.
+//! upload is not taken for a slow service. The timeout applies to the wait for the head
+//! from the last byte sent, and to an upload that stalls: the client's fault
+//! ([`PoolError::RequestBody`]) when it was the client's body that stopped coming.
 
 pub mod chunked;
 mod conn;
