@@ -424,14 +424,13 @@ pub fn read_response(
     head_request: bool,
     piece: usize,
 ) -> Result<ReadResponse, String> {
-    use crate::pool::head::{parse_response, Parsed};
+    use crate::pool::head::parse_response;
     use crate::pool::{chunked::Step, Decode};
     let mut buf = bytes::BytesMut::new();
     let mut rest = wire.chunks(piece);
     let head = loop {
         match parse_response(&mut buf, head_request).map_err(|e| e.to_string())? {
-            Some(Parsed::Final(head)) => break head,
-            Some(Parsed::Interim) => {}
+            Some(head) => break head,
             None => buf.extend_from_slice(rest.next().ok_or("cut short in the head")?),
         }
     };
@@ -498,11 +497,8 @@ pub fn hyper_reads(wire: &[u8], head_request: bool) -> Result<ReadResponse, Stri
             .map_err(|e| e.to_string())?;
         let exchange = async {
             let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-            let (mut parts, body) = resp.into_parts();
+            let (parts, body) = crate::forward::cleaned(resp).into_parts();
             let body = body.collect().await.map_err(|e| e.to_string())?;
-            let coded = parts.headers.contains_key(http::header::TRANSFER_ENCODING);
-            crate::pool::head::settle_length(&mut parts.headers, coded);
-            crate::headers::strip_hop_by_hop(&mut parts.headers, false);
             Ok((parts.status, parts.headers, body.to_bytes().to_vec()))
         };
         tokio::time::timeout(Duration::from_secs(5), exchange)

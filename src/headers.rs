@@ -90,12 +90,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             .iter()
             .all(|v| names_nothing(v.as_bytes()))
     {
-        // Names listed in `Connection` that the fixed list and `Upgrade` do not cover.
-        let listed: Vec<HeaderName> = connection_tokens(headers)
-            .filter(|t| !names_nothing(t))
-            .filter_map(|t| HeaderName::from_bytes(t).ok())
-            .filter(|n| hop_index(n.as_str()).is_none())
-            .collect();
+        let listed: Vec<HeaderName> = listed_fields(connection_tokens(headers)).collect();
         for name in listed {
             headers.remove(name);
         }
@@ -119,6 +114,18 @@ pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
         .get_all(http::header::CONNECTION)
         .iter()
         .flat_map(|v| list_tokens(v.as_bytes()))
+}
+
+/// The fields that `Connection` tokens name for removal beyond the fixed hop-by-hop ones
+/// and `Upgrade`: every token other than `keep-alive`, `close` and `upgrade` that is a
+/// field name.
+pub fn listed_fields<'a>(
+    tokens: impl Iterator<Item = &'a [u8]> + 'a,
+) -> impl Iterator<Item = HeaderName> + 'a {
+    tokens
+        .filter(|t| !names_nothing(t))
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
+        .filter(|n| hop_index(n.as_str()).is_none())
 }
 
 /// The elements of one comma-separated field value, trimmed, empty ones skipped.

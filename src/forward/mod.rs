@@ -31,7 +31,7 @@ use crate::error::ProxyError;
 use crate::pool::{Pool, PoolError};
 use crate::telemetry::{LivenessLabels, Metrics};
 use crate::websocket;
-use response::cleaned;
+pub(crate) use response::cleaned;
 
 /// Timeouts the forwarder applies.
 #[derive(Clone, Copy, Debug)]

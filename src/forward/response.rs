@@ -14,7 +14,7 @@ use crate::pool::head::settle_length;
 /// An h2c service's response as roomgate passes it on: its body type, without hop-by-hop
 /// fields (RFC 9113 §8.2.2 forbids them, but hyper hands on what came), and with its
 /// `Content-Length` settled ([`settle_length`]).
-pub(super) fn cleaned(resp: Response<Incoming>) -> Response<Body> {
+pub(crate) fn cleaned(resp: Response<Incoming>) -> Response<Body> {
     let mut resp = resp.map(|b| b.map_err(BodyError::new).boxed());
     let coded = resp.headers().contains_key(header::TRANSFER_ENCODING);
     settle_length(resp.headers_mut(), coded);

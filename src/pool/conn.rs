@@ -17,7 +17,7 @@ use http::Method;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::head::{self, BodyLength, Head, HeadError, Parsed};
+use super::head::{self, BodyLength, Head, HeadError};
 use super::upload::{Sending, Upload};
 use super::PoolError;
 use crate::deadline::Deadline;
@@ -182,12 +182,9 @@ async fn read_head<R: AsyncRead + Unpin>(
 ) -> Result<Head, Failure> {
     let mut answered = !buf.is_empty();
     loop {
-        while !buf.is_empty() {
-            match head::parse_response(buf, head_request) {
-                Ok(Some(Parsed::Final(head))) => return Ok(head),
-                Ok(Some(Parsed::Interim)) => {}
-                Ok(None) => break,
-                Err(e) => return Err(Failure::Head(e)),
+        if !buf.is_empty() {
+            if let Some(head) = head::parse_response(buf, head_request).map_err(Failure::Head)? {
+                return Ok(head);
             }
         }
         buf.reserve(HEAD_READ);

@@ -7,7 +7,7 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 
-use crate::headers::{is_hop_by_hop, list_tokens};
+use crate::headers::{is_hop_by_hop, list_tokens, listed_fields};
 
 /// Framing fields that cannot be read with certainty: a `Content-Length` that is not one
 /// number, numbers that disagree, or a `Transfer-Encoding` list with an empty element
@@ -91,18 +91,16 @@ impl Fields {
         Ok(())
     }
 
-    /// The names listed in `Connection` values, other than the hop-by-hop ones (dropped
-    /// as they were read, `Upgrade` kept on a `101`).
+    /// The fields `Connection` values name for removal (those beyond the hop-by-hop ones,
+    /// which were dropped as they were read, `Upgrade` kept on a `101`).
     pub(super) fn listed_names(&self, head: &[u8], spans: &[Span]) -> Vec<HeaderName> {
-        spans
+        let values = spans
             .iter()
             .filter(|(ns, ne, _, _)| {
                 head[*ns as usize..*ne as usize].eq_ignore_ascii_case(b"connection")
             })
-            .flat_map(|&(_, _, vs, ve)| list_tokens(&head[vs as usize..ve as usize]))
-            .filter_map(|t| HeaderName::from_bytes(t).ok())
-            .filter(|n| !is_hop_by_hop(n.as_str()))
-            .collect()
+            .flat_map(|&(_, _, vs, ve)| list_tokens(&head[vs as usize..ve as usize]));
+        listed_fields(values).collect()
     }
 }
 

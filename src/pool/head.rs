@@ -102,10 +102,21 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Read one response head from the front of `buf`, removing it: `Ok(None)` while the head
-/// is incomplete. Interim (1xx) heads are read like final ones; [`Parsed::Interim`] says
-/// to skip them. `head_request`: the request was HEAD, so no response has a body.
-pub fn parse_response(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, HeadError> {
+/// Read the final response head (or a `101`) from the front of `buf`, removing it and the
+/// interim (1xx) heads before it, which are not forwarded: `Ok(None)` while it is
+/// incomplete. `head_request`: the request was HEAD, so no response has a body.
+pub fn parse_response(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, HeadError> {
+    loop {
+        match parse_one(buf, head_request)? {
+            Some(Parsed::Final(head)) => return Ok(Some(head)),
+            Some(Parsed::Interim) if !buf.is_empty() => {}
+            Some(Parsed::Interim) | None => return Ok(None),
+        }
+    }
+}
+
+/// Read one response head, interim or final, from the front of `buf`.
+fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, HeadError> {
     let mut spans: [Span; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
     let mut slots =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -196,9 +207,9 @@ fn note_spans(head: &[u8], fields: &[httparse::Header<'_>], spans: &mut [Span]) 
     }
 }
 
-/// What [`parse_response`] read.
+/// What [`parse_one`] read.
 #[derive(Debug)]
-pub enum Parsed {
+enum Parsed {
     /// A 1xx other than 101 (100 Continue, 103 Early Hints): not forwarded; the final
     /// response (or a 101) follows.
     Interim,
@@ -209,13 +220,13 @@ pub enum Parsed {
 mod tests {
     use super::*;
 
-    fn parse(raw: &str, head_request: bool) -> Result<Option<Parsed>, HeadError> {
+    fn parse(raw: &str, head_request: bool) -> Result<Option<Head>, HeadError> {
         parse_response(&mut BytesMut::from(raw), head_request)
     }
 
     fn head(raw: &str) -> Head {
         match parse(raw, false) {
-            Ok(Some(Parsed::Final(h))) => h,
+            Ok(Some(h)) => h,
             other => panic!("{raw:?}: {other:?}"),
         }
     }
@@ -259,7 +270,7 @@ mod tests {
         let mut buf = BytesMut::from(
             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nx-a: 2\r\n\r\nokNEXT",
         );
-        let Ok(Some(Parsed::Final(h))) = parse_response(&mut buf, false) else {
+        let Ok(Some(h)) = parse_response(&mut buf, false) else {
             panic!("no head")
         };
         assert_eq!(h.status, StatusCode::OK);
@@ -313,12 +324,28 @@ mod tests {
         assert!(h.reusable);
     }
 
+    /// `close`, `keep-alive` and `upgrade` in `Connection` name no field to remove, as
+    /// for every other message roomgate passes on (`headers::strip_hop_by_hop`).
+    #[test]
+    fn connection_options_name_no_field() {
+        let h = head(
+            "HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nClose: 1\r\nX-Hop: 2\r\n\
+             Content-Length: 0\r\n\r\n",
+        );
+        let names: Vec<_> = h.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["close", "content-length"]);
+    }
+
     #[test]
     fn interim_heads_are_skipped_and_a_switch_keeps_its_upgrade() {
-        assert!(matches!(
-            parse("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", false),
-            Ok(Some(Parsed::Interim))
-        ));
+        let mut early = BytesMut::from("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n");
+        assert!(matches!(parse_response(&mut early, false), Ok(None)));
+        assert!(early.is_empty(), "the interim head is read and dropped");
+        let h = head(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n\
+             HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert_eq!(h.status, StatusCode::CREATED);
         let h = head(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Hop\r\n\
              X-Hop: 1\r\nSec-WebSocket-Accept: abc\r\n\r\n",
@@ -388,7 +415,7 @@ mod tests {
             (Framing::Empty, true)
         );
         let h = match parse("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n", true) {
-            Ok(Some(Parsed::Final(h))) => h,
+            Ok(Some(h)) => h,
             other => panic!("{other:?}"),
         };
         assert_eq!(h.framing, Framing::Empty);
@@ -400,7 +427,7 @@ mod tests {
     /// The lengths a response head is forwarded with, read as the service sent it.
     fn lengths(raw: &str, head_request: bool) -> Vec<String> {
         let h = match parse(raw, head_request) {
-            Ok(Some(Parsed::Final(h))) => h,
+            Ok(Some(h)) => h,
             other => panic!("{raw:?}: {other:?}"),
         };
         h.headers

@@ -148,6 +148,16 @@ async fn a_connection_rested_past_its_lifetime_is_closed_and_replaced() {
     assert_eq!(get(&pool, &address).await, "1");
 }
 
+/// Accept one connection, read a bodiless request on it and answer with `reply`; the
+/// connection, for what the test does next.
+async fn answer_one(listener: &tokio::net::TcpListener, reply: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let (mut s, _) = listener.accept().await.expect("accept");
+    read_request(&mut s, 0).await;
+    s.write_all(reply).await.expect("write");
+    s
+}
+
 /// What a service read of one request: the head, then `body_bytes` more.
 async fn read_request(s: &mut tokio::net::TcpStream, body_bytes: usize) -> String {
     use tokio::io::AsyncReadExt;
@@ -220,21 +230,15 @@ async fn request_bodies_are_framed_by_what_is_known_of_their_size() {
 /// out of step, is not reused.
 #[tokio::test]
 async fn an_answer_before_the_body_is_taken_is_heard_and_its_connection_not_reused() {
-    use tokio::io::AsyncWriteExt;
     let (listener, address) = listen().await;
     let service = tokio::spawn(async move {
-        let (mut early, _) = listener.accept().await.expect("accept");
-        read_request(&mut early, 0).await;
-        early
-            .write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n")
-            .await
-            .expect("write");
+        let early = answer_one(
+            &listener,
+            b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n",
+        )
+        .await;
         // The next request comes on a connection of its own.
-        let (mut next, _) = listener.accept().await.expect("accept");
-        read_request(&mut next, 0).await;
-        next.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            .await
-            .expect("write");
+        answer_one(&listener, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
         drop(early);
     });
     let pool = Pool::new(Duration::from_secs(5), 8);
@@ -256,11 +260,11 @@ async fn a_switched_connection_keeps_what_came_after_the_head() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (listener, address) = listen().await;
     tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.expect("accept");
-        read_request(&mut s, 0).await;
-        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nfirst")
-            .await
-            .expect("write");
+        let mut s = answer_one(
+            &listener,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nfirst",
+        )
+        .await;
         let mut echo = [0u8; 4];
         s.read_exact(&mut echo).await.expect("read");
         s.write_all(&echo).await.expect("write");
@@ -372,11 +376,7 @@ async fn a_connection_the_service_closed_is_reaped_while_it_rests() {
     let (half_closed_tx, half_closed) = tokio::sync::oneshot::channel::<()>();
     let (closed_tx, closed) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.expect("accept");
-        read_request(&mut s, 0).await;
-        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            .await
-            .expect("write");
+        let mut s = answer_one(&listener, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
         s.shutdown().await.expect("half-close");
         half_closed_tx.send(()).expect("signal");
         let mut rest = Vec::new();
