@@ -7,10 +7,11 @@
 //! lock, no timer), and the side that waits sleeps until it, looks again, and sleeps on
 //! while it moved. Nothing here knows what the activity is.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 /// An instant that activity moves ahead, at millisecond resolution. It is stored rounded
 /// up, so it may pass up to a millisecond late, never early.
@@ -51,12 +52,24 @@ impl Deadline {
 
     /// Resolve once the deadline has passed without being moved beyond now.
     pub async fn passed(&self) {
+        self.passed_on(&mut None).await;
+    }
+
+    /// As [`Deadline::passed`], on `timer`: a tokio timer kept from an earlier wait, made
+    /// here when there is none. Set again while still registered, a timer moves later
+    /// with one atomic store, where a new one is inserted into tokio's timer wheel and
+    /// removed again; a connection that carries one exchange after another keeps one.
+    pub async fn passed_on(&self, timer: &mut Option<Pin<Box<Sleep>>>) {
         loop {
             let due = self.due();
             if Instant::now() >= due {
                 return;
             }
-            tokio::time::sleep_until(due).await;
+            let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+            if sleep.deadline() != due {
+                sleep.as_mut().reset(due);
+            }
+            sleep.as_mut().await;
         }
     }
 }

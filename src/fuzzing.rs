@@ -427,9 +427,10 @@ pub fn read_response(
     use crate::pool::head::parse_response;
     use crate::pool::{chunked::Step, Decode};
     let mut buf = bytes::BytesMut::new();
+    let mut map = http::HeaderMap::new();
     let mut rest = wire.chunks(piece);
     let head = loop {
-        match parse_response(&mut buf, head_request).map_err(|e| e.to_string())? {
+        match parse_response(&mut buf, head_request, &mut map).map_err(|e| e.to_string())? {
             Some(head) => break head,
             None => buf.extend_from_slice(rest.next().ok_or("cut short in the head")?),
         }

@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{Entry, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 pub const X_MESHAGENT_USER: HeaderName = HeaderName::from_static("x-meshagent-user");
@@ -300,23 +300,32 @@ pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr
 /// Keep a well-formed inbound `X-Request-Id`, else generate one (a random UUID, v4);
 /// returns the id, to be echoed on the response.
 pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
-    if let Some(v) = headers.get(&X_REQUEST_ID) {
-        let b = v.as_bytes();
-        if !b.is_empty()
-            && b.len() <= 128
-            && b.iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-        {
-            return v.clone();
+    let fresh = || {
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        // Random (v4): no clock read and no shared sequence, as nginx's `$request_id`.
+        let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+        // Hex digits and hyphens are always a valid value.
+        HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("-"))
+    };
+    // One lookup of the name for both the look and the insert.
+    match headers.entry(X_REQUEST_ID) {
+        Entry::Occupied(kept) if well_formed_id(kept.get().as_bytes()) => kept.get().clone(),
+        Entry::Occupied(mut replaced) => {
+            let id = fresh();
+            replaced.insert(id.clone());
+            id
         }
+        Entry::Vacant(missing) => missing.insert(fresh()).clone(),
     }
-    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    // Random (v4): no clock read and no shared sequence, as nginx's `$request_id`.
-    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
-    // Hex digits and hyphens are always a valid value.
-    let id = HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("-"));
-    headers.insert(X_REQUEST_ID, id.clone());
-    id
+}
+
+/// An id roomgate passes on as it came: 1 to 128 of `A-Za-z0-9-_.:`.
+fn well_formed_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {

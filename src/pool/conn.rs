@@ -8,14 +8,16 @@
 //! goes on being written while the response is read, and the connection is never reused.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::request::Parts;
-use http::Method;
+use http::HeaderMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 use super::head::{self, BodyLength, Head, HeadError};
 use super::upload::{Sending, Upload};
@@ -52,6 +54,10 @@ pub(super) struct Conn {
     pub(super) buf: BytesMut,
     /// The request head being written; its allocation is kept for the next one.
     wire: Vec<u8>,
+    /// The timer the exchanges' deadlines wait on ([`Deadline::passed_on`]), kept from
+    /// one exchange to the next. While the connection rests it may hold the waker of the
+    /// last request's task, which it wakes once, for nothing, if it fires first.
+    pub(super) timer: Option<Pin<Box<Sleep>>>,
 }
 
 /// A final response head, and whether the whole request was written before it came (a
@@ -76,6 +82,7 @@ impl Conn {
             io,
             buf: BytesMut::new(),
             wire: Vec::new(),
+            timer: None,
         })
     }
 
@@ -86,17 +93,9 @@ impl Conn {
         matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
-    /// Write the request (`parts`, then `upload`, which is framed as `length` says) and
-    /// read up to its final response head. The upload's progress moves `deadline`
-    /// `timeout` ahead; the caller bounds the whole exchange by it.
-    pub(super) async fn exchange(
-        &mut self,
-        parts: &Parts,
-        length: BodyLength,
-        upload: Option<&mut Upload>,
-        deadline: &Deadline,
-        timeout: Duration,
-    ) -> Result<Answer, Failure> {
+    /// Encode the head of the request `parts` describes (its body framed as `length`
+    /// says), for [`Conn::exchange`] to send.
+    pub(super) fn encode(&mut self, parts: &Parts, length: BodyLength) {
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         self.wire.clear();
         head::encode_request(
@@ -106,12 +105,34 @@ impl Conn {
             length,
             &mut self.wire,
         );
-        let head_request = parts.method == Method::HEAD;
+    }
+
+    /// The encoded head of a request this connection will not carry, for another.
+    pub(super) fn take_head(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.wire)
+    }
+
+    /// Carry a request head another connection encoded.
+    pub(super) fn give_head(&mut self, wire: Vec<u8>) {
+        self.wire = wire;
+    }
+
+    /// Write the encoded request head, then `upload`, and read up to the final response
+    /// head, its fields into `map` (see [`head::parse_response`]). The upload's progress
+    /// moves `deadline` `timeout` ahead; the caller bounds the whole exchange by it.
+    pub(super) async fn exchange(
+        &mut self,
+        head_request: bool,
+        map: &mut HeaderMap,
+        upload: Option<&mut Upload>,
+        deadline: &Deadline,
+        timeout: Duration,
+    ) -> Result<Answer, Failure> {
         if self.io.write_all(&self.wire).await.is_err() {
             return Err(Failure::Unsent);
         }
         let Some(upload) = upload else {
-            let head = read_head(&mut self.io, &mut self.buf, head_request).await?;
+            let head = read_head(&mut self.io, &mut self.buf, head_request, map).await?;
             return Ok(Answer {
                 head,
                 in_step: true,
@@ -120,19 +141,20 @@ impl Conn {
         };
         // Boxed: writing a body beside the read is the larger state, and every request's
         // future would otherwise carry (and copy) it.
-        Box::pin(self.stream_body(upload, head_request, deadline, timeout)).await
+        Box::pin(self.stream_body(upload, head_request, map, deadline, timeout)).await
     }
 
-    /// Write `upload` while reading up to the final response head.
+    /// Write `upload` while reading up to the final response head (its fields into `map`).
     async fn stream_body(
         &mut self,
         upload: &mut Upload,
         head_request: bool,
+        map: &mut HeaderMap,
         deadline: &Deadline,
         timeout: Duration,
     ) -> Result<Answer, Failure> {
         let (mut from, mut to) = self.io.split();
-        let reading = read_head(&mut from, &mut self.buf, head_request);
+        let reading = read_head(&mut from, &mut self.buf, head_request, map);
         tokio::pin!(reading);
         let mut in_step = false;
         let mut uploading = true;
@@ -173,17 +195,20 @@ impl Conn {
     }
 }
 
-/// Read up to the final response head from `io` into `buf`; interim (1xx) heads are
-/// skipped.
+/// Read up to the final response head from `io` into `buf`, its fields into `map` (see
+/// [`head::parse_response`]); interim (1xx) heads are skipped.
 async fn read_head<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
     head_request: bool,
+    map: &mut HeaderMap,
 ) -> Result<Head, Failure> {
     let mut answered = !buf.is_empty();
     loop {
         if !buf.is_empty() {
-            if let Some(head) = head::parse_response(buf, head_request).map_err(Failure::Head)? {
+            if let Some(head) =
+                head::parse_response(buf, head_request, map).map_err(Failure::Head)?
+            {
                 return Ok(head);
             }
         }

@@ -105,9 +105,18 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 /// Read the final response head (or a `101`) from the front of `buf`, removing it and the
 /// interim (1xx) heads before it, which are not forwarded: `Ok(None)` while it is
 /// incomplete. `head_request`: the request was HEAD, so no response has a body.
-pub fn parse_response(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, HeadError> {
+///
+/// The head's fields are read into `map`, emptied first and taken once the head is
+/// complete: the exchange passes the request's own map, written out by then, so its
+/// allocation carries the response (and, kept by hyper's serving once the response is
+/// written, the client's next request) instead of a new map per response.
+pub fn parse_response(
+    buf: &mut BytesMut,
+    head_request: bool,
+    map: &mut HeaderMap,
+) -> Result<Option<Head>, HeadError> {
     loop {
-        match parse_one(buf, head_request)? {
+        match parse_one(buf, head_request, map)? {
             Some(Parsed::Final(head)) => return Ok(Some(head)),
             Some(Parsed::Interim) if !buf.is_empty() => {}
             Some(Parsed::Interim) | None => return Ok(None),
@@ -116,7 +125,11 @@ pub fn parse_response(buf: &mut BytesMut, head_request: bool) -> Result<Option<H
 }
 
 /// Read one response head, interim or final, from the front of `buf`.
-fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, HeadError> {
+fn parse_one(
+    buf: &mut BytesMut,
+    head_request: bool,
+    map: &mut HeaderMap,
+) -> Result<Option<Parsed>, HeadError> {
     let mut spans: [Span; MAX_HEADERS] = [(0, 0, 0, 0); MAX_HEADERS];
     let mut slots =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -151,7 +164,9 @@ fn parse_one(buf: &mut BytesMut, head_request: bool) -> Result<Option<Parsed>, H
         return Ok(Some(Parsed::Interim));
     }
     let mut fields = Fields::default();
-    let mut headers = HeaderMap::with_capacity(count);
+    let mut headers = std::mem::take(map);
+    headers.clear();
+    headers.reserve(count);
     for &(ns, ne, vs, ve) in &spans[..count] {
         let name = HeaderName::from_bytes(&head[ns as usize..ne as usize])
             .map_err(|_| HeadError::Malformed)?;
@@ -220,8 +235,12 @@ enum Parsed {
 mod tests {
     use super::*;
 
+    /// Read `raw` into a map that still holds a request's field, as the exchange's does:
+    /// the response must carry none of it.
     fn parse(raw: &str, head_request: bool) -> Result<Option<Head>, HeadError> {
-        parse_response(&mut BytesMut::from(raw), head_request)
+        let mut map = HeaderMap::new();
+        map.insert(header::HOST, HeaderValue::from_static("request.test"));
+        parse_response(&mut BytesMut::from(raw), head_request, &mut map)
     }
 
     fn head(raw: &str) -> Head {
@@ -270,7 +289,7 @@ mod tests {
         let mut buf = BytesMut::from(
             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nx-a: 2\r\n\r\nokNEXT",
         );
-        let Ok(Some(h)) = parse_response(&mut buf, false) else {
+        let Ok(Some(h)) = parse_response(&mut buf, false, &mut HeaderMap::new()) else {
             panic!("no head")
         };
         assert_eq!(h.status, StatusCode::OK);
@@ -284,7 +303,10 @@ mod tests {
     #[test]
     fn an_incomplete_head_asks_for_more_and_consumes_nothing() {
         let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\nContent-Len");
-        assert!(matches!(parse_response(&mut buf, false), Ok(None)));
+        assert!(matches!(
+            parse_response(&mut buf, false, &mut HeaderMap::new()),
+            Ok(None)
+        ));
         assert_eq!(buf.len(), 28);
     }
 
@@ -339,7 +361,10 @@ mod tests {
     #[test]
     fn interim_heads_are_skipped_and_a_switch_keeps_its_upgrade() {
         let mut early = BytesMut::from("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n");
-        assert!(matches!(parse_response(&mut early, false), Ok(None)));
+        assert!(matches!(
+            parse_response(&mut early, false, &mut HeaderMap::new()),
+            Ok(None)
+        ));
         assert!(early.is_empty(), "the interim head is read and dropped");
         let h = head(
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n\

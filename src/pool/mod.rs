@@ -37,7 +37,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{Method, Request, Response, Uri};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper::client::conn::http2;
@@ -91,7 +91,7 @@ impl Pool {
         req: Request<Body>,
         timeout: Duration,
     ) -> Result<Response<Body>, PoolError> {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let length = if body.is_end_stream() {
             BodyLength::None
         } else {
@@ -102,8 +102,14 @@ impl Pool {
         let mut upload = (length != BodyLength::None).then(|| Upload::new(body, length));
         // Sent again, on a new connection, if a reused one drops it unanswered.
         let resendable = length == BodyLength::None && parts.method.is_idempotent();
+        let head_request = parts.method == Method::HEAD;
         let deadline = Deadline::after(timeout);
         let mut fresh_only = false;
+        // The request head as encoded for a connection that did not carry it.
+        let mut encoded: Option<Vec<u8>> = None;
+        // The deadline's timer: the first connection's, returned with the one that
+        // carries the exchange.
+        let mut timer = None;
         loop {
             let reused_conn = if fresh_only {
                 None
@@ -122,10 +128,26 @@ impl Pool {
                     conn
                 }
             };
+            if timer.is_none() {
+                timer = conn.timer.take();
+            }
+            match encoded.take() {
+                Some(wire) => conn.give_head(wire),
+                None => {
+                    conn.encode(&parts, length);
+                    // Encoded, the client's fields and target are let go before the wait
+                    // for the service: they are slices of the buffer hyper reads the
+                    // client's connection into, which it can then reuse instead of
+                    // allocating another. The emptied map carries the response's fields.
+                    parts.headers.clear();
+                    parts.uri = Uri::default();
+                }
+            }
+            let map = &mut parts.headers;
             let answer = tokio::select! {
                 biased;
-                answer = conn.exchange(&parts, length, upload.as_mut(), &deadline, timeout) => answer,
-                () = deadline.passed() => {
+                answer = conn.exchange(head_request, map, upload.as_mut(), &deadline, timeout) => answer,
+                () = deadline.passed_on(&mut timer) => {
                     // A client that stopped sending its body is not a slow service.
                     return Err(if upload.as_ref().is_some_and(Upload::awaiting_client) {
                         PoolError::RequestBody
@@ -142,6 +164,7 @@ impl Pool {
                     return Err(PoolError::Exchange);
                 }
                 Ok(answer) => {
+                    conn.timer = timer;
                     let home = Home {
                         idle: &self.idle,
                         address,
@@ -157,9 +180,10 @@ impl Pool {
             };
             match failure {
                 // Never taken by the connection, body untouched: try another.
-                Failure::Unsent if reused => continue,
+                Failure::Unsent if reused => encoded = Some(conn.take_head()),
                 Failure::Unanswered if reused && resendable => {
                     tracing::debug!(upstream.authority = %address, "a kept-alive connection dropped the request; sending it once more");
+                    encoded = Some(conn.take_head());
                     fresh_only = true;
                 }
                 Failure::RequestBody => return Err(PoolError::RequestBody),

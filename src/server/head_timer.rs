@@ -16,7 +16,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -87,12 +87,23 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
 }
 
 /// The timer hyper's HTTP/1 connection keeps its head deadline with (one per connection).
+///
+/// hyper asks for a new sleep for every head it waits for and drops it once the head is
+/// read. Each of those waits polls the connection's one tokio timer ([`ConnSleep`]), which
+/// stays registered between heads: moving a registered deadline later is one atomic
+/// store, where a timer per head would be inserted into tokio's wheel and removed again
+/// for every request. Left behind after a head, it wakes the connection once, for
+/// nothing, if the request outlasts it.
 pub struct HeadTimer {
     reads: Arc<AtomicU64>,
     idle: Duration,
     /// Set once the connection's first head wait has begun.
     begun: AtomicBool,
+    timer: ConnSleep,
 }
+
+/// The connection's one tokio timer, made at its first wait.
+type ConnSleep = Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>;
 
 impl HeadTimer {
     pub fn new(reads: Arc<AtomicU64>, idle: Duration) -> Self {
@@ -100,6 +111,7 @@ impl HeadTimer {
             reads,
             idle,
             begun: AtomicBool::new(false),
+            timer: ConnSleep::default(),
         }
     }
 
@@ -108,7 +120,7 @@ impl HeadTimer {
         let header = Instant::from_std(deadline).saturating_duration_since(now);
         let first = !self.begun.swap(true, Ordering::Relaxed);
         HeadSleep {
-            sleep: tokio::time::sleep_until(now + header),
+            timer: Arc::clone(&self.timer),
             started: now,
             header,
             idle: (!first).then_some(self.idle),
@@ -140,21 +152,18 @@ impl hyper::rt::Timer for HeadTimer {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// One wait for a request head.
-    pub struct HeadSleep {
-        #[pin]
-        sleep: tokio::time::Sleep,
-        started: Instant,
-        // `header_read_timeout`, as hyper asked for it.
-        header: Duration,
-        // `idle_timeout` before the first byte; `None` for the connection's first head.
-        idle: Option<Duration>,
-        // The connection's read count when the wait began.
-        seen: u64,
-        reads: Arc<AtomicU64>,
-        first_byte: Option<Instant>,
-    }
+/// One wait for a request head, on the connection's timer.
+pub struct HeadSleep {
+    timer: ConnSleep,
+    started: Instant,
+    // `header_read_timeout`, as hyper asked for it.
+    header: Duration,
+    // `idle_timeout` before the first byte; `None` for the connection's first head.
+    idle: Option<Duration>,
+    // The connection's read count when the wait began.
+    seen: u64,
+    reads: Arc<AtomicU64>,
+    first_byte: Option<Instant>,
 }
 
 impl HeadSleep {
@@ -171,18 +180,20 @@ impl HeadSleep {
 impl Future for HeadSleep {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
         // hyper looks at its timer right after each read that left the head incomplete,
         // so the first byte is noticed when it is read.
-        if self.first_byte.is_none() && self.reads.load(Ordering::Relaxed) != self.seen {
-            *self.as_mut().project().first_byte = Some(Instant::now());
+        if this.first_byte.is_none() && this.reads.load(Ordering::Relaxed) != this.seen {
+            this.first_byte = Some(Instant::now());
         }
-        let due = self.due();
-        let mut sleep = self.project().sleep;
+        let due = this.due();
+        let mut slot = this.timer.lock().unwrap_or_else(PoisonError::into_inner);
+        let sleep = slot.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
         if sleep.deadline() != due {
             sleep.as_mut().reset(due);
         }
-        sleep.poll(cx)
+        sleep.as_mut().poll(cx)
     }
 }
 
@@ -230,6 +241,25 @@ mod tests {
         let first_byte = Instant::now();
         wait.await;
         assert_eq!(first_byte.elapsed(), Duration::from_secs(1));
+    }
+
+    /// The connection's one timer, left set by a wait whose head came, neither ends the
+    /// next wait early nor, once fired, ends the one after it at once.
+    #[tokio::test(start_paused = true)]
+    async fn each_wait_has_its_own_time_on_the_connections_timer() {
+        let reads = Arc::new(AtomicU64::new(0));
+        let t = timer(&reads);
+        let mut first = head_wait(&t);
+        tokio::select! {
+            () = &mut first => panic!("the first head's time is 1 s"),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        drop(first);
+        for _ in 0..2 {
+            let started = Instant::now();
+            head_wait(&t).await;
+            assert_eq!(started.elapsed(), Duration::from_secs(60));
+        }
     }
 
     #[tokio::test(start_paused = true)]
