@@ -137,11 +137,18 @@ pub async fn bounded<T>(
     }
 }
 
-/// `EVAL` of `script` with `keys` and then `args`. Scripts go in full, never by hash: a
-/// new primary after a failover has no script cache, and `EVAL` needs none.
-pub fn eval(script: &str, keys: &[&str]) -> Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(script).arg(keys.len());
+/// `EVAL` of `script` with `keys`, room made for `args` more arguments of `bytes` bytes in
+/// all (added by the caller), so the command is built without growing. Scripts go in
+/// full, never by hash: a new primary after a failover has no script cache, and `EVAL`
+/// needs none.
+pub fn eval(script: &str, keys: &[&str], (args, bytes): (usize, usize)) -> Cmd {
+    let key_bytes: usize = keys.iter().map(|k| k.len()).sum();
+    // "EVAL", the script, the key count (at most 20 digits), the keys, then the rest.
+    let mut cmd = Cmd::with_capacity(
+        3 + keys.len() + args,
+        4 + script.len() + 20 + key_bytes + bytes,
+    );
+    cmd.arg("EVAL").arg(script).arg(keys.len());
     for key in keys {
         cmd.arg(*key);
     }

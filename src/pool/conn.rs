@@ -55,8 +55,10 @@ pub(super) struct Conn {
     /// The request head being written; its allocation is kept for the next one.
     wire: Vec<u8>,
     /// The timer the exchanges' deadlines wait on ([`Deadline::passed_on`]), kept from
-    /// one exchange to the next. While the connection rests it may hold the waker of the
-    /// last request's task, which it wakes once, for nothing, if it fires first.
+    /// one exchange to the next. While the connection rests it holds the waker of the
+    /// last exchange's task (and so that task's memory) until the next exchange or the
+    /// last deadline, at most `upstream_timeout` on; firing, it wakes that task once, for
+    /// nothing.
     pub(super) timer: Option<Pin<Box<Sleep>>>,
 }
 

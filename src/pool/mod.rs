@@ -136,9 +136,10 @@ impl Pool {
                 None => {
                     conn.encode(&parts, length);
                     // Encoded, the client's fields and target are let go before the wait
-                    // for the service: they are slices of the buffer hyper reads the
-                    // client's connection into, which it can then reuse instead of
-                    // allocating another. The emptied map carries the response's fields.
+                    // for the service: they are slices of hyper's read buffer for the
+                    // client's connection, which a slow service would otherwise keep
+                    // alive beside the one hyper reads on into. The emptied map carries
+                    // the response's fields.
                     parts.headers.clear();
                     parts.uri = Uri::default();
                 }

@@ -73,9 +73,13 @@ impl RedisQueue {
             msg.path(),
             msg.delivery_id(),
         );
-        let mut cmd = eval(ENQUEUE_SCRIPT, &[&stream, &dedup]);
+        let fields = msg.fields();
+        let field_bytes: usize = fields.iter().map(|(n, v)| n.len() + v.len()).sum();
+        // The dedup window (at most 20 digits), then each field's name and value.
+        let more = (1 + 2 * fields.len(), 20 + field_bytes);
+        let mut cmd = eval(ENQUEUE_SCRIPT, &[&stream, &dedup], more);
         cmd.arg(self.dedup_ttl_ms);
-        for (name, value) in msg.fields() {
+        for (name, value) in fields {
             cmd.arg(name).arg(value);
         }
         let reply = self

@@ -180,7 +180,7 @@ impl RedisSecrets {
             .transpose()
             .map_err(|_| SecretError::Invalid("the rotation window is out of range".into()))?
             .unwrap_or_default();
-        let mut set = eval(SET_SCRIPT, &[&secrets_key(room)]);
+        let mut set = eval(SET_SCRIPT, &[&secrets_key(room)], (0, 0));
         set.arg(secrets_field(identity, id)).arg(stored).arg(until);
         let mut conn = self.conn.clone();
         let _: i64 = bounded(self.timeout, set.query_async(&mut conn))
