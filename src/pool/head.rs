@@ -106,10 +106,11 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 /// interim (1xx) heads before it, which are not forwarded: `Ok(None)` while it is
 /// incomplete. `head_request`: the request was HEAD, so no response has a body.
 ///
-/// The head's fields are read into `map`, emptied first and taken once the head is
-/// complete: the exchange passes the request's own map, written out by then, so its
-/// allocation carries the response (and, kept by hyper's serving once the response is
-/// written, the client's next request) instead of a new map per response.
+/// The final head's fields are read into `map`, taken (and emptied) once that head is
+/// whole; an interim head or an incomplete one leaves it as it is. The exchange passes
+/// the request's own map, written out by then, so its allocation carries the response
+/// (and, kept by hyper's serving once the response is written, the client's next
+/// request) instead of a new map per response.
 pub fn parse_response(
     buf: &mut BytesMut,
     head_request: bool,
