@@ -9,8 +9,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use roomgate::canonical::{canonical_host, canonical_path};
 use roomgate::config::{Config, LoadContext};
-use roomgate::headers;
 use roomgate::route::RouteTable;
+use roomgate::{forwarded, headers};
 
 /// `domains` routes; one in ten is a wildcard `*.w<i>.tenant<n>.example.test`.
 fn config_with(domains: usize) -> Config {
@@ -75,7 +75,7 @@ fn realistic_headers() -> HeaderMap {
 
 fn hygiene(c: &mut Criterion) {
     let base = realistic_headers();
-    let peer = headers::peer_value("198.51.100.7".parse().expect("ip"));
+    let peer = forwarded::peer_value("198.51.100.7".parse().expect("ip"));
     c.bench_function("header_hygiene", |b| {
         b.iter_batched_ref(
             || base.clone(),
@@ -83,9 +83,9 @@ fn hygiene(c: &mut Criterion) {
                 headers::check_header_names(h).expect("clean names");
                 headers::strip_identity_headers(h);
                 headers::strip_hop_by_hop(h, false);
-                headers::set_forwarded(
+                let fwd = forwarded::decide(
                     h,
-                    headers::Hop {
+                    forwarded::Hop {
                         peer: &peer,
                         tls: true,
                         host: "app.acme.example.test",
@@ -93,6 +93,7 @@ fn hygiene(c: &mut Criterion) {
                     },
                 );
                 roomgate::cookies::strip(h, &roomgate::auth::iap::NOT_FORWARDED_COOKIES);
+                fwd
             },
             criterion::BatchSize::SmallInput,
         )

@@ -3,9 +3,9 @@
 //! Owns what may cross the proxy in either direction: header names with `_` are refused
 //! (nginx and others fold `_` and `-`, which lets `X_MESHAGENT_USER` impersonate), every
 //! client copy of `X-MESHAGENT-*` is dropped, hop-by-hop headers are removed, and the
-//! `X-Forwarded-*` set is rewritten from what roomgate itself saw, and other forwarding
-//! claims (`Forwarded`, `X-Real-IP`, `X-Forwarded-Prefix`, ...) are dropped unless a trusted
-//! proxy sent them. Pure functions over a `HeaderMap`; it must not decide authorization.
+//! client address is read from a trusted proxy's `X-Forwarded-For` (what the service is
+//! told of the hop is [`crate::forwarded`]'s). Pure functions over a `HeaderMap`; it must
+//! not decide authorization.
 
 use std::net::IpAddr;
 
@@ -14,9 +14,6 @@ use ipnet::IpNet;
 
 pub const X_MESHAGENT_USER: HeaderName = HeaderName::from_static("x-meshagent-user");
 pub const X_MESHAGENT_API_SCOPE: HeaderName = HeaderName::from_static("x-meshagent-api-scope");
-pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 const IDENTITY_PREFIX: &str = "x-meshagent-";
@@ -177,105 +174,6 @@ pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|n| n.contains(&peer))
 }
 
-/// The peer address as an `X-Forwarded-For` value; formatted once per connection.
-pub fn peer_value(peer: IpAddr) -> HeaderValue {
-    HeaderValue::from_str(&peer.to_string()).unwrap_or(HeaderValue::from_static("unknown"))
-}
-
-/// What roomgate saw of the connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
-pub struct Hop<'a> {
-    /// The peer address, as [`peer_value`] wrote it.
-    pub peer: &'a HeaderValue,
-    pub tls: bool,
-    /// The canonical host of the request.
-    pub host: &'a str,
-    /// Whether the peer is a trusted proxy whose `X-Forwarded-*` are believed.
-    pub trusted: bool,
-}
-
-/// Rewrite `X-Forwarded-For`, `-Proto` and `-Host`. From an untrusted peer inbound values
-/// are discarded, and so is every other header that claims what a proxy before roomgate
-/// saw ([`is_client_forwarding`]); from a trusted proxy they are kept and the peer is
-/// appended.
-pub fn set_forwarded(headers: &mut HeaderMap, hop: Hop<'_>) {
-    if !hop.trusted {
-        strip_client_forwarding(headers);
-    }
-    let proto = HeaderValue::from_static(if hop.tls { "https" } else { "http" });
-    if hop.trusted {
-        let mut chain = headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(", ");
-        if !chain.is_empty() {
-            chain.push_str(", ");
-        }
-        chain.push_str(hop.peer.to_str().unwrap_or("unknown"));
-        set(headers, X_FORWARDED_FOR, &chain);
-        if !headers.contains_key(&X_FORWARDED_PROTO) {
-            headers.insert(X_FORWARDED_PROTO, proto);
-        }
-        if !headers.contains_key(&X_FORWARDED_HOST) {
-            if let Some(host) = host_value(headers, hop.host) {
-                headers.insert(X_FORWARDED_HOST, host);
-            }
-        }
-    } else {
-        headers.insert(X_FORWARDED_FOR, hop.peer.clone());
-        headers.insert(X_FORWARDED_PROTO, proto);
-        match host_value(headers, hop.host) {
-            Some(host) => headers.insert(X_FORWARDED_HOST, host),
-            None => headers.remove(X_FORWARDED_HOST),
-        };
-    }
-}
-
-/// A (lowercase) header by which a proxy tells the next hop what it saw: the client's
-/// address, scheme, port, host or path prefix, or the URL before a rewrite. Believed only
-/// from a trusted proxy. `X-Forwarded-For`, `-Proto` and `-Host` are rewritten, not listed.
-fn is_client_forwarding(name: &str) -> bool {
-    matches!(
-        name,
-        "forwarded"
-            | "x-forwarded-port"
-            | "x-forwarded-prefix"
-            | "x-forwarded-scheme"
-            | "x-forwarded-server"
-            | "x-forwarded-ssl"
-            | "x-real-ip"
-            | "x-original-url"
-            | "x-rewrite-url"
-    )
-}
-
-/// Remove every [`is_client_forwarding`] header. One pass over the names; nothing is
-/// allocated when none is there (nearly always).
-fn strip_client_forwarding(headers: &mut HeaderMap) {
-    if !headers.keys().any(|k| is_client_forwarding(k.as_str())) {
-        return;
-    }
-    let claimed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| is_client_forwarding(k.as_str()))
-        .cloned()
-        .collect();
-    for name in claimed {
-        headers.remove(name);
-    }
-}
-
-/// The canonical host as a header value: the `Host` header itself when it is already
-/// canonical (a shared copy, no allocation), else a new value.
-fn host_value(headers: &HeaderMap, host: &str) -> Option<HeaderValue> {
-    match headers.get(http::header::HOST) {
-        Some(v) if v.as_bytes() == host.as_bytes() => Some(v.clone()),
-        _ => HeaderValue::from_str(host).ok(),
-    }
-}
-
 /// The client address: the peer, or for a trusted proxy the right-most untrusted entry of
 /// `X-Forwarded-For`.
 pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr {
@@ -283,7 +181,7 @@ pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr
         return peer;
     }
     let mut chain: Vec<IpAddr> = headers
-        .get_all(&X_FORWARDED_FOR)
+        .get_all(&crate::forwarded::X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -326,12 +224,6 @@ fn well_formed_id(id: &[u8]) -> bool {
         && id
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-}
-
-fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(name, v);
-    }
 }
 
 /// Tests: a header map from name/value pairs, repeated names appended in order.
@@ -444,90 +336,16 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_headers_from_untrusted_peers_are_replaced() {
-        let mut h = map(&[
-            ("x-forwarded-for", "6.6.6.6"),
-            ("x-forwarded-proto", "https"),
-            ("x-forwarded-host", "bank.test"),
-        ]);
-        let peer = peer_value("10.0.0.9".parse().unwrap());
-        set_forwarded(
-            &mut h,
-            Hop {
-                peer: &peer,
-                tls: false,
-                host: "app.test",
-                trusted: false,
-            },
-        );
-        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
-        assert_eq!(h["x-forwarded-proto"], "http");
-        assert_eq!(h["x-forwarded-host"], "app.test");
-    }
-
-    /// Security: what a proxy before roomgate saw is believed only from a trusted proxy;
-    /// an untrusted client's claims never reach the service.
-    #[test]
-    fn other_forwarding_headers_pass_only_from_a_trusted_proxy() {
-        let claims = [
-            ("forwarded", "for=6.6.6.6;proto=https;host=bank.test"),
-            ("Forwarded", "for=7.7.7.7"),
-            ("x-forwarded-port", "443"),
-            ("x-forwarded-prefix", "/admin"),
-            ("x-forwarded-scheme", "https"),
-            ("x-forwarded-server", "bank.test"),
-            ("x-forwarded-ssl", "on"),
-            ("x-real-ip", "6.6.6.6"),
-            ("x-original-url", "/admin"),
-            ("x-rewrite-url", "/admin"),
-            ("x-end-to-end", "kept"),
-        ];
-        let peer = peer_value("10.0.0.9".parse().unwrap());
-        for trusted in [false, true] {
-            let mut h = map(&claims);
-            set_forwarded(
-                &mut h,
-                Hop {
-                    peer: &peer,
-                    tls: false,
-                    host: "app.test",
-                    trusted,
-                },
-            );
-            for (name, _) in &claims {
-                let kept = trusted || *name == "x-end-to-end";
-                assert_eq!(h.contains_key(*name), kept, "{name}, trusted: {trusted}");
-            }
-            assert_eq!(
-                h.get_all("forwarded").iter().count(),
-                if trusted { 2 } else { 0 }
-            );
-        }
-    }
-
-    #[test]
-    fn forwarded_chain_from_a_trusted_proxy_is_extended() {
+    fn the_client_is_the_right_most_untrusted_address_a_trusted_proxy_names() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let mut h = map(&[
-            ("x-forwarded-for", "1.2.3.4"),
-            ("x-forwarded-proto", "https"),
-        ]);
+        let h = map(&[("x-forwarded-for", "1.2.3.4, 10.0.0.7")]);
         let peer: IpAddr = "10.0.0.9".parse().unwrap();
         assert_eq!(
             client_ip(&h, peer, &trusted),
             "1.2.3.4".parse::<IpAddr>().unwrap()
         );
-        set_forwarded(
-            &mut h,
-            Hop {
-                peer: &peer_value(peer),
-                tls: false,
-                host: "app.test",
-                trusted: true,
-            },
-        );
-        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
-        assert_eq!(h["x-forwarded-proto"], "https");
+        let untrusted: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(client_ip(&h, untrusted, &trusted), untrusted);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod deadline;
 pub mod embed;
 pub mod error;
 pub mod forward;
+pub mod forwarded;
 pub mod fuzzing;
 pub mod headers;
 pub mod ingest;

@@ -35,9 +35,9 @@ pub enum Connect {
 /// `Connection: upgrade` is a hop-by-hop header like the rest, stripped before the request
 /// is forwarded as plain HTTP, because after a switch no byte is looked at any more.
 pub fn is_handshake(headers: &HeaderMap) -> bool {
-    let connection_upgrade =
-        crate::headers::connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(b"upgrade"));
-    connection_upgrade && upgrades_to_websocket(headers)
+    // `Upgrade` first: nearly every request has none.
+    upgrades_to_websocket(headers)
+        && crate::headers::connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(b"upgrade"))
 }
 
 /// True when the message's one `Upgrade` value is `websocket` (any case).

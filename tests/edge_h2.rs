@@ -178,5 +178,14 @@ async fn grpc_over_h2_passes_trailers_through() {
             .expect("call seen");
         assert_eq!(seen["te"], "trailers");
         assert_eq!(seen["content-type"], "application/grpc");
+        // The h2c service is told of the hop as an HTTP/1.1 one is, once each.
+        let once = |name: &str| {
+            let all: Vec<_> = seen.get_all(name).iter().collect();
+            assert_eq!(all.len(), 1, "{name} over {scheme}: {all:?}");
+            all[0].to_str().expect("ascii").to_owned()
+        };
+        assert_eq!(once("x-forwarded-for"), "127.0.0.1");
+        assert_eq!(once("x-forwarded-proto"), scheme);
+        assert_eq!(once("x-forwarded-host"), "rpc.apps.test");
     }
 }

@@ -174,15 +174,19 @@ pub fn raw_host(parts: &http::request::Parts) -> Option<&str> {
     crate::canonical::request_authority(&parts.uri, &parts.headers)
 }
 
-/// The origin the browser used: scheme (as `set_forwarded` recorded it) and host:port.
-pub fn request_origin(parts: &http::request::Parts, host: &str) -> String {
+/// The origin the browser used: scheme and host:port. The scheme is a trusted proxy's
+/// `X-Forwarded-Proto` (no other reaches the map, [`crate::forwarded::decide`]), else the
+/// listener's (`tls`).
+pub fn request_origin(parts: &http::request::Parts, host: &str, tls: bool) -> String {
     let scheme = match parts
         .headers
-        .get(crate::headers::X_FORWARDED_PROTO)
+        .get(crate::forwarded::X_FORWARDED_PROTO)
         .and_then(|v| v.to_str().ok())
     {
         Some("https") => "https",
-        _ => "http",
+        Some(_) => "http",
+        None if tls => "https",
+        None => "http",
     };
     let port = raw_host(parts)
         .and_then(|r| {
@@ -207,6 +211,8 @@ pub struct CookieGate<'a> {
     pub auth_host: Option<&'a AuthHost>,
     pub sessions: &'a SessionStore,
     pub now: i64,
+    /// The request came to a TLS listener.
+    pub tls: bool,
 }
 
 /// Authorize a request on a `cookie` port of `room`: participant token in
@@ -277,7 +283,7 @@ pub async fn authorize(gate: CookieGate<'_>, parts: &http::request::Parts, room:
     }
     match gate
         .auth_host
-        .and_then(|auth| sign_in_location(config, auth, parts, now))
+        .and_then(|auth| sign_in_location(config, auth, parts, now, gate.tls))
     {
         Some(location) => Decision::Redirect(location),
         None => Decision::Deny(AuthError::MissingAuth),
@@ -290,6 +296,7 @@ fn sign_in_location(
     auth: &AuthHost,
     parts: &http::request::Parts,
     now: i64,
+    tls: bool,
 ) -> Option<String> {
     let host = canonical_host(raw_host(parts)?)?.into_owned();
     let path = canonical_path(parts.uri.path()).ok()?.into_owned();
@@ -298,7 +305,7 @@ fn sign_in_location(
         None => path,
     };
     let ret = ReturnState {
-        origin: request_origin(parts, &host),
+        origin: request_origin(parts, &host, tls),
         host,
         path: safe_return_path(&target).unwrap_or_else(|| "/".into()),
         jti: random_id(),
@@ -332,6 +339,37 @@ fn sign_in_location(
 mod tests {
     use super::*;
     use crate::headers::header_map as h;
+
+    /// The origin a sign-in returns to: the listener's scheme, unless a trusted proxy's
+    /// `X-Forwarded-Proto` is in the map (an untrusted peer's never is), with the port the
+    /// browser used.
+    #[test]
+    fn the_origin_has_the_listeners_scheme_unless_a_trusted_proxy_named_one() {
+        let parts = |pairs: &[(&str, &str)]| {
+            let mut req = http::Request::new(());
+            *req.headers_mut() = h(pairs);
+            req.into_parts().0
+        };
+        let plain = parts(&[("host", "App.test:8443")]);
+        assert_eq!(
+            request_origin(&plain, "app.test", true),
+            "https://app.test:8443"
+        );
+        assert_eq!(
+            request_origin(&plain, "app.test", false),
+            "http://app.test:8443"
+        );
+        let proxied = parts(&[("host", "app.test"), ("x-forwarded-proto", "http")]);
+        assert_eq!(
+            request_origin(&proxied, "app.test", true),
+            "http://app.test"
+        );
+        let proxied = parts(&[("host", "app.test"), ("x-forwarded-proto", "https")]);
+        assert_eq!(
+            request_origin(&proxied, "app.test", false),
+            "https://app.test"
+        );
+    }
 
     #[test]
     fn a_browser_navigation_wants_html() {

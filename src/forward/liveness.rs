@@ -72,7 +72,7 @@ async fn poll_until_live(pool: &Pool, authority: &str, path: &str, limits: Forwa
         let per_try = deadline
             .saturating_duration_since(Instant::now())
             .min(limits.liveness_interval.max(Duration::from_secs(1)));
-        if let Ok(resp) = pool.send(authority, req, per_try).await {
+        if let Ok(resp) = pool.send(authority, req, &[], per_try).await {
             if resp.status().is_success() {
                 return true;
             }

@@ -28,10 +28,21 @@ use tokio::sync::watch;
 use crate::body::{full, Body};
 use crate::config::PortSpec;
 use crate::error::ProxyError;
+use crate::forwarded::Forwarded;
 use crate::pool::{Pool, PoolError};
 use crate::telemetry::{LivenessLabels, Metrics};
 use crate::websocket;
 pub(crate) use response::cleaned;
+
+/// Where a request goes, and what goes with it.
+#[derive(Clone, Copy, Debug)]
+pub struct To<'a> {
+    pub port: &'a PortSpec,
+    /// The route's domain, which failures are counted under.
+    pub route: &'a Arc<String>,
+    /// The forwarding fields the service is sent beside the request's own.
+    pub forwarded: &'a Forwarded<'a>,
+}
 
 /// Timeouts the forwarder applies.
 #[derive(Clone, Copy, Debug)]
@@ -179,12 +190,12 @@ impl Upstreams {
     /// layer of state around it; every request's future is copied into its box whole.
     pub fn forward<'a>(
         &'a self,
-        port: &'a PortSpec,
+        to: To<'a>,
         mut req: Request<Body>,
         limits: ForwardLimits,
         metrics: &'a Metrics,
-        route: &'a Arc<String>,
     ) -> impl Future<Output = Result<Response<Body>, ProxyError>> + Send + 'a {
+        let port = to.port;
         *req.version_mut() = if port.h2c {
             http::Version::HTTP_2
         } else {
@@ -196,18 +207,18 @@ impl Upstreams {
             req.headers_mut()
                 .insert(header::TE, HeaderValue::from_static("trailers"));
         }
-        let fail = move |e: SendError| count_failure(metrics, route, e);
+        let fail = move |e: SendError| count_failure(metrics, to.route, e);
 
         // Taken out of every request: it must not ride along to an upstream connection.
         let scope = req.extensions_mut().remove::<TunnelScope>();
         // The tunnel and the cold-start wait are boxed: rare, and their state would
         // otherwise size (and be copied with) the future of every request.
         let rare: Pin<Box<dyn Future<Output = _> + Send + 'a>> = if is_upgrade(&req) {
-            Box::pin(async move { self.tunnel(port, req, limits, scope).await.map_err(fail) })
+            Box::pin(async move { self.tunnel(to, req, limits, scope).await.map_err(fail) })
         } else if let Some(liveness) = &port.liveness {
-            Box::pin(self.through_cold_start(port, liveness, req, limits, metrics, route))
+            Box::pin(self.through_cold_start(to, liveness, req, limits, metrics))
         } else {
-            return Either::Left(self.send(port, req, limits).map(move |r| r.map_err(fail)));
+            return Either::Left(self.send(to, req, limits).map(move |r| r.map_err(fail)));
         };
         Either::Right(rare)
     }
@@ -216,19 +227,19 @@ impl Upstreams {
     /// service to come up, then sends the request again when its body could be kept.
     async fn through_cold_start(
         &self,
-        port: &PortSpec,
+        to: To<'_>,
         liveness: &str,
         req: Request<Body>,
         limits: ForwardLimits,
         metrics: &Metrics,
-        route: &Arc<String>,
     ) -> Result<Response<Body>, ProxyError> {
-        let fail = |e: SendError| count_failure(metrics, route, e);
+        let port = to.port;
+        let fail = |e: SendError| count_failure(metrics, to.route, e);
         let replayable = replayable_size(&req, limits.max_body_bytes);
         if !replayable {
             // Too large (or unbounded) to keep a copy: a refused connection starts the
             // poller for the next request, and this one is told to retry.
-            return match self.send(port, req, limits).await {
+            return match self.send(to, req, limits).await {
                 Err(SendError::Connect) => {
                     drop(self.watch_ready(port, liveness, limits));
                     fail(SendError::Connect);
@@ -250,7 +261,7 @@ impl Upstreams {
             headers: parts.headers,
             body,
         };
-        match self.send(port, copy.request(), limits).await {
+        match self.send(to, copy.request(), limits).await {
             Err(SendError::Connect) => {
                 fail(SendError::Connect);
                 let started = Instant::now();
@@ -276,7 +287,7 @@ impl Upstreams {
                 if !ready {
                     return Err(ProxyError::UpstreamNotReady);
                 }
-                self.send(port, copy.request(), limits)
+                self.send(to, copy.request(), limits)
                     .await
                     .map_err(|e| match e {
                         SendError::Connect => {
@@ -293,18 +304,23 @@ impl Upstreams {
     /// One exchange with the service (not an `async fn`, as [`Upstreams::forward`]).
     fn send<'a>(
         &'a self,
-        port: &'a PortSpec,
+        to: To<'a>,
         mut req: Request<Body>,
         limits: ForwardLimits,
     ) -> impl Future<Output = Result<Response<Body>, SendError>> + Send + 'a {
+        let port = to.port;
         if port.h2c {
+            to.forwarded.insert_into(req.headers_mut());
             // Boxed: the h2c exchange's state would otherwise size every request's future.
             return Either::Right(Box::pin(self.send_h2c(port, req, limits)));
         }
         *req.uri_mut() = origin_form(req.uri());
-        let sent = self
-            .pool
-            .send(port.authority(), req, limits.upstream_timeout);
+        let sent = self.pool.send(
+            port.authority(),
+            req,
+            to.forwarded.fields(),
+            limits.upstream_timeout,
+        );
         Either::Left(sent.map(move |sent| match sent {
             Err(e) => Err(SendError::from(e)),
             Ok(resp) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {

@@ -17,9 +17,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
-use super::{origin_form, ForwardLimits, SendError, Upstreams};
+use super::{origin_form, ForwardLimits, SendError, To, Upstreams};
 use crate::body::{empty, Body};
-use crate::config::PortSpec;
 use crate::deadline::Deadline;
 use crate::pool::{Switched, Upgraded};
 use crate::websocket::{self, Switch, Verdict};
@@ -44,11 +43,12 @@ impl Upstreams {
     /// bytes both ways (see [`bridge`]).
     pub(super) async fn tunnel(
         &self,
-        port: &PortSpec,
+        to: To<'_>,
         mut req: Request<Body>,
         limits: ForwardLimits,
         scope: Option<TunnelScope>,
     ) -> Result<Response<Body>, SendError> {
+        let port = to.port;
         let Some(scope) = scope else {
             // Only a request that came through the listener can be tunnelled: nothing
             // else could keep the tunnel within the connection limits.
@@ -61,7 +61,12 @@ impl Upstreams {
         *req.uri_mut() = origin_form(req.uri());
         let mut resp = self
             .pool
-            .send(port.authority(), req, limits.upstream_timeout)
+            .send(
+                port.authority(),
+                req,
+                to.forwarded.fields(),
+                limits.upstream_timeout,
+            )
             .await?;
         match &bridged {
             None => match websocket::switched(resp.status(), resp.headers()) {

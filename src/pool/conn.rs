@@ -95,15 +95,15 @@ impl Conn {
         matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
-    /// Encode the head of the request `parts` describes (its body framed as `length`
-    /// says), for [`Conn::exchange`] to send.
-    pub(super) fn encode(&mut self, parts: &Parts, length: BodyLength) {
+    /// Encode the head of the request `parts` describes, the `added` fields after its own
+    /// and its body framed as `length` says, for [`Conn::exchange`] to send.
+    pub(super) fn encode(&mut self, parts: &Parts, added: &[(&str, &[u8])], length: BodyLength) {
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         self.wire.clear();
         head::encode_request(
             &parts.method,
             target,
-            &parts.headers,
+            (&parts.headers, added),
             length,
             &mut self.wire,
         );

@@ -55,14 +55,15 @@ pub struct Head {
     pub reusable: bool,
 }
 
-/// Write the head of a request: `METHOD target HTTP/1.1`, then `headers` as they are,
-/// except that the framing fields are roomgate's to set from `length`. A bodiless request
-/// states `content-length: 0` where a body is expected (POST, PUT, PATCH) or the client
-/// stated a length; otherwise it states none (RFC 9110 §8.6).
+/// Write the head of a request: `METHOD target HTTP/1.1`, then `headers` as they are and
+/// the `added` fields (named nowhere in `headers`), except that the framing fields are
+/// roomgate's to set from `length`. A bodiless request states `content-length: 0` where a
+/// body is expected (POST, PUT, PATCH) or the client stated a length; otherwise it states
+/// none (RFC 9110 §8.6).
 pub fn encode_request(
     method: &Method,
     target: &str,
-    headers: &HeaderMap,
+    (headers, added): (&HeaderMap, &[(&str, &[u8])]),
     length: BodyLength,
     out: &mut Vec<u8>,
 ) {
@@ -77,6 +78,9 @@ pub fn encode_request(
             continue;
         }
         field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    for (name, value) in added {
+        field(out, name.as_bytes(), value);
     }
     match length {
         BodyLength::Exact(n) => {
@@ -263,7 +267,7 @@ mod tests {
         );
         let encoded = |method: Method, h: &HeaderMap, length: BodyLength| {
             let mut out = Vec::new();
-            encode_request(&method, "/p?q=1", h, length, &mut out);
+            encode_request(&method, "/p?q=1", (h, &[]), length, &mut out);
             String::from_utf8(out).expect("ascii")
         };
         assert_eq!(
@@ -283,6 +287,29 @@ mod tests {
         h.remove(header::CONTENT_LENGTH);
         assert!(!encoded(Method::DELETE, &h, BodyLength::None).contains("content-length"));
         assert!(encoded(Method::POST, &h, BodyLength::None).ends_with("content-length: 0\r\n\r\n"));
+    }
+
+    /// Fields added on the way follow the request's own, before the framing.
+    #[test]
+    fn added_fields_follow_the_requests_own() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("svc.test"));
+        let added: [(&str, &[u8]); 2] = [
+            ("x-forwarded-for", b"192.0.2.1"),
+            ("x-forwarded-proto", b"https"),
+        ];
+        let mut out = Vec::new();
+        encode_request(
+            &Method::PUT,
+            "/",
+            (&h, &added),
+            BodyLength::Exact(3),
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).expect("ascii"),
+            "PUT / HTTP/1.1\r\nhost: svc.test\r\nx-forwarded-for: 192.0.2.1\r\nx-forwarded-proto: https\r\ncontent-length: 3\r\n\r\n"
+        );
     }
 
     #[test]

@@ -81,7 +81,8 @@ impl Pool {
         }
     }
 
-    /// Send `req` (origin-form target, `Host` set) to `address` over HTTP/1.1; fail with
+    /// Send `req` (origin-form target, `Host` set) to `address` over HTTP/1.1, with the
+    /// fields of `added` (none of them in `req`'s map) after its own; fail with
     /// [`PoolError::Timeout`] when no response head came within `timeout` of the upload's
     /// last progress, or with [`PoolError::RequestBody`] when the client's body stalled
     /// that long. A `101` answer carries the switched connection ([`Switched`]).
@@ -89,6 +90,7 @@ impl Pool {
         &self,
         address: &str,
         req: Request<Body>,
+        added: &[(&str, &[u8])],
         timeout: Duration,
     ) -> Result<Response<Body>, PoolError> {
         let (mut parts, body) = req.into_parts();
@@ -134,7 +136,7 @@ impl Pool {
             match encoded.take() {
                 Some(wire) => conn.give_head(wire),
                 None => {
-                    conn.encode(&parts, length);
+                    conn.encode(&parts, added, length);
                     // Encoded, the client's fields and target are let go before the wait
                     // for the service: they are slices of hyper's read buffer for the
                     // client's connection, which a slow service would otherwise keep

@@ -22,7 +22,7 @@ async fn get(pool: &Pool, address: &str) -> String {
         .body(crate::body::empty())
         .expect("request");
     let resp = pool
-        .send(address, req, Duration::from_secs(5))
+        .send(address, req, &[], Duration::from_secs(5))
         .await
         .expect("answered");
     let body = resp.into_body().collect().await.expect("body").to_bytes();
@@ -201,6 +201,7 @@ async fn request_bodies_are_framed_by_what_is_known_of_their_size() {
         .send(
             &address,
             post("/up", crate::body::full("hello")),
+            &[],
             Duration::from_secs(5),
         )
         .await
@@ -211,7 +212,7 @@ async fn request_bodies_are_framed_by_what_is_known_of_their_size() {
     tx.send(data(b" world")).await.expect("send");
     drop(tx);
     let resp = pool
-        .send(&address, post("/up", streamed), Duration::from_secs(5))
+        .send(&address, post("/up", streamed), &[], Duration::from_secs(5))
         .await
         .expect("answered");
     assert_eq!(resp.status(), 200);
@@ -245,7 +246,7 @@ async fn an_answer_before_the_body_is_taken_is_heard_and_its_connection_not_reus
     // A body that never ends: only the early answer can end this exchange.
     let (_keep, body) = fed_body();
     let resp = pool
-        .send(&address, post("/up", body), Duration::from_secs(30))
+        .send(&address, post("/up", body), &[], Duration::from_secs(30))
         .await
         .expect("answered");
     assert_eq!(resp.status(), 413);
@@ -278,7 +279,7 @@ async fn a_switched_connection_keeps_what_came_after_the_head() {
         .body(crate::body::empty())
         .expect("request");
     let mut resp = pool
-        .send(&address, req, Duration::from_secs(5))
+        .send(&address, req, &[], Duration::from_secs(5))
         .await
         .expect("answered");
     assert_eq!(resp.status(), 101);
@@ -327,7 +328,7 @@ async fn an_echo_gets_the_rest_of_the_body_while_its_answer_is_read() {
     tx.send(data(b"hello")).await.expect("send");
     let req = post("/echo", body);
     let resp = pool
-        .send(&address, req, Duration::from_secs(5))
+        .send(&address, req, &[], Duration::from_secs(5))
         .await
         .expect("answered");
     assert_eq!(resp.status(), 200);
@@ -358,11 +359,16 @@ async fn a_stalled_upload_is_the_clients_and_a_silent_service_the_services() {
     let (tx, body) = fed_body();
     tx.send(data(b"he")).await.expect("send");
     let timeout = Duration::from_millis(300);
-    let stalled = pool.send(&address, post("/up", body), timeout).await;
+    let stalled = pool.send(&address, post("/up", body), &[], timeout).await;
     assert_eq!(stalled.err(), Some(PoolError::RequestBody));
     drop(tx);
     let silent = pool
-        .send(&address, post("/up", crate::body::full("whole")), timeout)
+        .send(
+            &address,
+            post("/up", crate::body::full("whole")),
+            &[],
+            timeout,
+        )
         .await;
     assert_eq!(silent.err(), Some(PoolError::Timeout));
 }

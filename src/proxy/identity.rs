@@ -16,6 +16,7 @@ pub(super) async fn authorize(
     state: &State,
     parts: &http::request::Parts,
     resolved: &Resolved<'_>,
+    tls: bool,
 ) -> Decision {
     let room = &resolved.port.room;
     match resolved.policy.validation {
@@ -32,6 +33,7 @@ pub(super) async fn authorize(
                 auth_host: state.auth_host.as_ref(),
                 sessions: &shared.iap.sessions,
                 now: (shared.clock)(),
+                tls,
             };
             Box::pin(auth::iap::authorize(gate, parts, room)).await
         }

@@ -20,7 +20,9 @@ use crate::config::Validation;
 use crate::conn::ConnInfo;
 use crate::embed;
 use crate::error::ProxyError;
-use crate::headers::{self, Hop};
+use crate::forward;
+use crate::forwarded::{self, Hop};
+use crate::headers;
 use crate::ingest::{self, Ingested};
 use crate::state::{Shared, State};
 use crate::telemetry::RouteMetrics;
@@ -34,6 +36,19 @@ use public_url::{public_url, received_now};
 
 /// Paths under this prefix are roomgate's own.
 pub const RESERVED_PREFIX: &str = "/.roomgate/";
+
+/// roomgate's own cookies, never forwarded: IAP's and embed mode's.
+const NOT_FORWARDED_COOKIES: [&str; 6] = {
+    let iap = auth::iap::NOT_FORWARDED_COOKIES;
+    [
+        iap[0],
+        iap[1],
+        iap[2],
+        iap[3],
+        iap[4],
+        embed::decide::COOKIE,
+    ]
+};
 
 /// What one request's access-log line and metrics report.
 #[derive(Debug, Default)]
@@ -208,7 +223,7 @@ async fn pipeline<'s>(
     headers::strip_identity_headers(&mut parts.headers);
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     let trusted = headers::is_trusted(conn.peer.ip(), &config.file.trusted_proxies);
-    headers::set_forwarded(
+    let forwarded = forwarded::decide(
         &mut parts.headers,
         Hop {
             peer: &conn.peer_value,
@@ -296,7 +311,7 @@ async fn pipeline<'s>(
                 }
             }
         }
-        (_, None) => match authorize(shared, state, &parts, &resolved).await {
+        (_, None) => match authorize(shared, state, &parts, &resolved, conn.tls).await {
             Decision::Public => {
                 outcome.auth = "public";
                 (None, body)
@@ -365,8 +380,7 @@ async fn pipeline<'s>(
         outcome.auth = "denied";
         return Err(ProxyError::Auth(auth::AuthError::InvalidToken));
     }
-    crate::cookies::strip(&mut parts.headers, &auth::iap::NOT_FORWARDED_COOKIES);
-    crate::cookies::strip(&mut parts.headers, &[embed::decide::COOKIE]);
+    crate::cookies::strip(&mut parts.headers, &NOT_FORWARDED_COOKIES);
     if parts.headers.remove(embed::decide::TOKEN_HEADER).is_some() || in_embed_mode {
         // The embed token is a credential of roomgate's, not the service's, unless the
         // port asks for it.
@@ -412,13 +426,16 @@ async fn pipeline<'s>(
     let req = Request::from_parts(parts, body);
     // Boxed: built in place once, instead of copied with every move of the request's
     // future (into its box, then into each poll).
-    let result = Box::pin(shared.upstreams.forward(
-        resolved.port,
-        req,
-        state.forward_limits,
-        &shared.metrics,
-        resolved.domain,
-    ))
+    let to = forward::To {
+        port: resolved.port,
+        route: resolved.domain,
+        forwarded: &forwarded,
+    };
+    let result = Box::pin(
+        shared
+            .upstreams
+            .forward(to, req, state.forward_limits, &shared.metrics),
+    )
     .await;
     if let Some(quota_key) = charged.refund {
         let failed = match &result {

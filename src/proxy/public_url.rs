@@ -2,12 +2,12 @@
 //! client (or a trusted proxy in front) saw it.
 
 use crate::canonical::canonical_host;
-use crate::headers;
+use crate::forwarded;
 
 /// The URL as the provider called it: scheme and host as the client (or a trusted proxy)
 /// saw them, and the raw request target. Providers that sign the URL sign this.
 ///
-/// `headers` are as [`headers::set_forwarded`] left them. A proxy chain may list several
+/// `headers` are as [`forwarded::decide`] left them. A proxy chain may list several
 /// values (`https, http`): the first is the client's. A scheme other than `http` or
 /// `https` is not believed; the listener's (`tls`) stands instead.
 pub(super) fn public_url(
@@ -19,7 +19,7 @@ pub(super) fn public_url(
 ) -> String {
     let listener = if tls { "https" } else { "http" };
     if !trusted {
-        // set_forwarded replaced an untrusted peer's claims with this hop's own.
+        // An untrusted peer's claims are not believed (and are gone from `headers`).
         return [listener, "://", raw_host, raw_target].concat();
     }
     let first = |name: &http::HeaderName| {
@@ -30,14 +30,14 @@ pub(super) fn public_url(
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    let scheme = match first(&headers::X_FORWARDED_PROTO) {
+    let scheme = match first(&forwarded::X_FORWARDED_PROTO) {
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         Some(p) if p.eq_ignore_ascii_case("http") => "http",
         _ => listener,
     };
-    // set_forwarded kept a trusted proxy's X-Forwarded-Host, or wrote the canonical host;
-    // the Host as sent keeps its port, which some providers sign.
-    let host = match first(&headers::X_FORWARDED_HOST) {
+    // A trusted proxy's X-Forwarded-Host, unless it names the canonical host of the Host
+    // as sent: that keeps its port, which some providers sign.
+    let host = match first(&forwarded::X_FORWARDED_HOST) {
         Some(fwd) if canonical_host(raw_host).as_deref() != Some(fwd) => fwd,
         _ => raw_host,
     };

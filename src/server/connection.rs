@@ -55,7 +55,7 @@ pub(super) async fn serve_connection(
     let Some(tls) = &this.tls else {
         let info = ConnInfo {
             peer,
-            peer_value: crate::headers::peer_value(peer.ip()),
+            peer_value: crate::forwarded::peer_value(peer.ip()),
             tls: false,
             local_port,
             sni: None,
@@ -102,7 +102,7 @@ async fn serve_tls(
     };
     let info = ConnInfo {
         peer,
-        peer_value: crate::headers::peer_value(peer.ip()),
+        peer_value: crate::forwarded::peer_value(peer.ip()),
         tls: true,
         local_port,
         sni,
