@@ -6,6 +6,9 @@
 //! and the lookups they need, into an identity or a [`ProxyError`]. It does not forward,
 //! log a credential, or render a response.
 
+use std::future::Future;
+
+use futures_util::future::Either;
 use http::{header, HeaderMap, HeaderValue};
 
 use crate::auth::{AuthError, Identity};
@@ -56,16 +59,29 @@ pub struct Caller<'a> {
 /// Charge the request against the endpoint's rate limit and daily quota, per caller
 /// (the identity's user, else the client address). The headers of an admitted request
 /// are in the [`Charged`] answer; a refusal carries its own.
-pub async fn limit(
+///
+/// Not an `async fn`: an endpoint without limits is answered at once, and the charge
+/// (a Redis round trip, boxed) does not size every request's future.
+pub fn limit<'a>(
+    shared: &'a Shared,
+    headers: &'a HeaderMap,
+    resolved: &'a Resolved<'a>,
+    caller: Caller<'a>,
+) -> impl Future<Output = Result<Charged, ProxyError>> + Send + 'a {
+    let policy = resolved.policy;
+    if policy.rate_limit.is_none() && policy.quota_daily.is_none() {
+        return Either::Left(std::future::ready(Ok(Charged::default())));
+    }
+    Either::Right(Box::pin(charge(shared, headers, resolved, caller)))
+}
+
+async fn charge(
     shared: &Shared,
     headers: &HeaderMap,
     resolved: &Resolved<'_>,
     caller: Caller<'_>,
 ) -> Result<Charged, ProxyError> {
     let policy = resolved.policy;
-    if policy.rate_limit.is_none() && policy.quota_daily.is_none() {
-        return Ok(Charged::default());
-    }
     let who = match caller.identity {
         Some(id) => format!("user:{}", id.user),
         None => format!(

@@ -290,14 +290,16 @@ async fn pipeline<'s>(
                 .headers
                 .contains_key(header::ORIGIN)
                 .then(|| public_url(&parts.headers, conn.tls, trusted, &raw_host, ""));
-            let judged = admission::judge_embed(
+            // Boxed: the embed session lookup's state would otherwise size every request's
+            // future.
+            let judged = Box::pin(admission::judge_embed(
                 shared,
                 presented,
                 &resolved.port.room,
                 &host,
                 &parts.headers,
                 own.as_deref(),
-            )
+            ))
             .await;
             outcome.csp = Some(judged.1);
             match judged.0 {
