@@ -21,7 +21,7 @@ use crate::body::{full, Body};
 use crate::config::Policy;
 use crate::cpu::{self, JobFailed};
 use crate::error::ProxyError;
-use crate::queue::{json_string_body, MessageMeta, Queue, QueueError, QueueMessage};
+use crate::queue::{json_string_body, Fields, MessageMeta, Queue, QueueError, QueueMessage};
 use crate::secret::{SecretError, SecretStore};
 use crate::sensitive::Secret;
 use crate::telemetry::{Metrics, WebhookLabels};
@@ -51,6 +51,9 @@ pub struct Target<'a> {
     pub path: &'a str,
     /// The public URL the provider called (scheme, Host as sent, raw path and query).
     pub public_url: &'a str,
+    /// The forwarding fields roomgate adds ([`crate::forwarded::Forwarded::fields`]): a
+    /// message records them with the request's own.
+    pub forwarded: &'a [(&'a str, &'a [u8])],
     pub now: time::OffsetDateTime,
 }
 
@@ -299,7 +302,11 @@ async fn dispatch(
         queue: queue.clone(),
         processor: policy.processor.clone(),
     };
-    let message = QueueMessage::new(verified, meta, &parts.headers, target.now);
+    let headers = Fields {
+        own: &parts.headers,
+        added: target.forwarded,
+    };
+    let message = QueueMessage::new(verified, meta, headers, target.now);
     match sinks.queue.enqueue(&message).await {
         Ok(done) => {
             count(if done.duplicate {

@@ -241,6 +241,10 @@ async fn a_verified_webhook_is_in_redis_with_the_design_fields_before_202() {
     assert!(field_str(e, "received_at").ends_with('Z'));
     let headers: serde_json::Value = serde_json::from_slice(field(e, "headers")).unwrap();
     assert_eq!(headers["x-github-event"], "push");
+    // What roomgate saw of the hop, as a forwarded request would carry it.
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert_eq!(headers["x-forwarded-host"], HOST);
     assert_eq!(
         env.upstream.requests(),
         0,

@@ -257,6 +257,7 @@ async fn pipeline<'s>(
                 host: &host,
                 path: &path,
                 public_url: &public_url,
+                forwarded: forwarded.fields(),
                 now: received_now(),
             };
             let sinks = ingest::Sinks {

@@ -6,7 +6,7 @@
 //! token, hop-by-hop).
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, Method};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::webhook::Verified;
@@ -37,6 +37,20 @@ pub struct MessageMeta {
     pub processor: String,
 }
 
+/// A request's header fields as a message records them: the request's own, and the fields
+/// roomgate adds on the way to the service (`X-Forwarded-*`), which its map does not hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    pub own: &'a HeaderMap,
+    pub added: &'a [(&'a str, &'a [u8])],
+}
+
+impl<'a> From<&'a HeaderMap> for Fields<'a> {
+    fn from(own: &'a HeaderMap) -> Fields<'a> {
+        Fields { own, added: &[] }
+    }
+}
+
 /// One webhook delivery, ready to be enqueued. Only [`QueueMessage::new`] makes one, and
 /// it needs a [`Verified`] body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,12 +76,13 @@ impl QueueMessage {
 
     /// Build the message for a verified body. The delivery id is the provider's when it
     /// sends one (stable across its retries), else a fresh UUIDv7 stamped with `now`.
-    pub fn new(
+    pub fn new<'a>(
         verified: Verified,
         meta: MessageMeta,
-        headers: &HeaderMap,
+        headers: impl Into<Fields<'a>>,
         now: OffsetDateTime,
     ) -> QueueMessage {
+        let headers = headers.into();
         let now = now.to_offset(UtcOffset::UTC);
         let provider = verified.provider().as_str();
         let delivery_id = match verified.delivery_id() {
@@ -75,6 +90,7 @@ impl QueueMessage {
             None => new_delivery_id(now),
         };
         let content_type = headers
+            .own
             .get(http::header::CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .unwrap_or_default();
@@ -215,18 +231,19 @@ fn push_digits(out: &mut String, value: u32, width: u32) {
     }
 }
 
-/// The request headers as a JSON object: names lowercase (as `http` keeps them) in
-/// sorted order, repeated headers joined with `, `, credentials and hop-by-hop headers
-/// (including any the `Connection` header names) left out. One pass over the map, written
-/// straight into one buffer.
-pub fn headers_json(headers: &HeaderMap) -> Vec<u8> {
+/// The request headers (its own and the added ones) as a JSON object: names lowercase (as
+/// `http` keeps them) in sorted order, repeated headers joined with `, `, credentials and
+/// hop-by-hop headers (including any the `Connection` header names) left out. One pass
+/// over the fields, written straight into one buffer.
+pub fn headers_json<'a>(fields: impl Into<Fields<'a>>) -> Vec<u8> {
+    let Fields { own, added } = fields.into();
     // The names `Connection` lists, read once (the pipeline has normally removed it and
     // them already; a message never relies on that).
-    let listed: Vec<&[u8]> = crate::headers::connection_tokens(headers).collect();
-    let mut kept: Vec<(u64, &str, &HeaderValue)> = Vec::with_capacity(headers.len());
+    let listed: Vec<&[u8]> = crate::headers::connection_tokens(own).collect();
+    let mut kept: Vec<(u64, &str, &[u8])> = Vec::with_capacity(own.len() + added.len());
     let mut bytes = 2;
-    for (name, value) in headers {
-        let name = name.as_str();
+    let own_fields = own.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
+    for (name, value) in own_fields.chain(added.iter().copied()) {
         if dropped(name)
             || listed
                 .iter()
@@ -258,7 +275,7 @@ pub fn headers_json(headers: &HeaderMap) -> Vec<u8> {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"\":\"");
         }
-        json_string_body(&mut out, value.as_bytes());
+        json_string_body(&mut out, value);
         out.push(b'"');
         previous = Some(name);
     }
@@ -476,6 +493,27 @@ pub(crate) mod tests {
         h.insert("x-gitlab-event", "Push Hook".parse().unwrap());
         let json: serde_json::Value = serde_json::from_slice(&headers_json(&h)).unwrap();
         assert_eq!(json, serde_json::json!({"x-gitlab-event": "Push Hook"}));
+    }
+
+    /// The fields roomgate adds on the way (not in the request's map) are recorded with
+    /// the request's own, in the same order.
+    #[test]
+    fn added_fields_are_recorded_among_the_requests_own() {
+        let mut h = HeaderMap::new();
+        h.insert("x-github-event", "push".parse().unwrap());
+        h.insert("content-type", "application/json".parse().unwrap());
+        let added: [(&str, &[u8]); 2] = [
+            ("x-forwarded-for", b"192.0.2.7"),
+            ("x-forwarded-proto", b"https"),
+        ];
+        let fields = Fields {
+            own: &h,
+            added: &added,
+        };
+        assert_eq!(
+            String::from_utf8(headers_json(fields)).expect("UTF-8"),
+            r#"{"content-type":"application/json","x-forwarded-for":"192.0.2.7","x-forwarded-proto":"https","x-github-event":"push"}"#
+        );
     }
 
     /// The object is compact, its names sorted, and values that need escaping (or are not

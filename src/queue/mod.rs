@@ -18,7 +18,7 @@ use crate::kv::Kv;
 
 pub use memory::MemoryQueue;
 pub(crate) use message::json_string_body;
-pub use message::{format_received_at, headers_json, MessageMeta, QueueMessage};
+pub use message::{format_received_at, headers_json, Fields, MessageMeta, QueueMessage};
 pub use redis::RedisQueue;
 
 /// How long a delivery id is remembered: a redelivery within this window is acknowledged
