@@ -55,23 +55,31 @@ impl Deadline {
         self.passed_on(&mut None).await;
     }
 
-    /// As [`Deadline::passed`], on `timer`: a tokio timer kept from an earlier wait, made
-    /// here when there is none. Set again while still registered, a timer moves later
-    /// with one atomic store, where a new one is inserted into tokio's timer wheel and
-    /// removed again; a connection that carries one exchange after another keeps one.
-    pub async fn passed_on(&self, timer: &mut Option<Pin<Box<Sleep>>>) {
+    /// As [`Deadline::passed`], on a [`KeptTimer`]: a connection that carries one exchange
+    /// after another keeps one.
+    pub async fn passed_on(&self, timer: &mut KeptTimer) {
         loop {
             let due = self.due();
             if Instant::now() >= due {
                 return;
             }
-            let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-            if sleep.deadline() != due {
-                sleep.as_mut().reset(due);
-            }
-            sleep.as_mut().await;
+            set_for(timer, due).await;
         }
     }
+}
+
+/// A tokio timer that is kept from one wait to the next, for when it is due: `None` until
+/// the first wait. Set again while still registered, a timer moves with one atomic store,
+/// where a new one is inserted into tokio's timer wheel and removed again.
+pub type KeptTimer = Option<Pin<Box<Sleep>>>;
+
+/// `timer`, made if there is none, set for `due`.
+pub fn set_for(timer: &mut KeptTimer, due: Instant) -> Pin<&mut Sleep> {
+    let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+    if sleep.deadline() != due {
+        sleep.as_mut().reset(due);
+    }
+    sleep.as_mut()
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 //! goes on being written while the response is read, and the connection is never reused.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -17,12 +16,11 @@ use http::request::Parts;
 use http::HeaderMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::Sleep;
 
 use super::head::{self, BodyLength, Head, HeadError};
 use super::upload::{Sending, Upload};
 use super::PoolError;
-use crate::deadline::Deadline;
+use crate::deadline::{Deadline, KeptTimer};
 
 /// Room made in the read buffer before reading a response head.
 pub(super) const HEAD_READ: usize = 8 * 1024;
@@ -59,7 +57,7 @@ pub(super) struct Conn {
     /// last exchange's task (and so that task's memory) until the next exchange or the
     /// last deadline, at most `upstream_timeout` on; firing, it wakes that task once, for
     /// nothing.
-    pub(super) timer: Option<Pin<Box<Sleep>>>,
+    pub(super) timer: KeptTimer,
 }
 
 /// A final response head, and whether the whole request was written before it came (a

@@ -23,6 +23,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+use crate::deadline::{set_for, KeptTimer};
+
 /// A connection's IO, counting the reads that returned bytes.
 pub struct Counted<T> {
     io: T,
@@ -103,7 +105,7 @@ pub struct HeadTimer {
 }
 
 /// The connection's one tokio timer, made at its first wait.
-type ConnSleep = Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>;
+type ConnSleep = Arc<Mutex<KeptTimer>>;
 
 impl HeadTimer {
     pub fn new(reads: Arc<AtomicU64>, idle: Duration) -> Self {
@@ -189,11 +191,7 @@ impl Future for HeadSleep {
         }
         let due = this.due();
         let mut slot = this.timer.lock().unwrap_or_else(PoisonError::into_inner);
-        let sleep = slot.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-        if sleep.deadline() != due {
-            sleep.as_mut().reset(due);
-        }
-        sleep.as_mut().poll(cx)
+        set_for(&mut slot, due).poll(cx)
     }
 }
 
