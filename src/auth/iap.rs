@@ -170,7 +170,7 @@ pub fn wants_html(method: &Method, headers: &HeaderMap) -> bool {
 }
 
 /// The host as the client sent it (authority or `Host`), for origins with a port.
-pub fn raw_host(parts: &http::request::Parts) -> Option<&str> {
+pub fn raw_host(parts: &http::request::Parts) -> Option<crate::canonical::Authority> {
     crate::canonical::request_authority(&parts.uri, &parts.headers)
 }
 
@@ -190,7 +190,8 @@ pub fn request_origin(parts: &http::request::Parts, host: &str, tls: bool) -> St
     };
     let port = raw_host(parts)
         .and_then(|r| {
-            r.rsplit_once(':')
+            r.as_str()?
+                .rsplit_once(':')
                 .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
                 .map(|(_, p)| p.to_owned())
         })
@@ -236,7 +237,11 @@ pub async fn authorize(gate: CookieGate<'_>, parts: &http::request::Parts, room:
         return Decision::Deny(AuthError::MissingAuth);
     };
     let html = wants_html(&parts.method, &parts.headers);
-    let host = raw_host(parts).and_then(canonical_host);
+    let authority = raw_host(parts);
+    let host = authority
+        .as_ref()
+        .and_then(|a| a.as_str())
+        .and_then(canonical_host);
     match cookies::value(&parts.headers, IAP_COOKIE) {
         Some(value) if looks_like_jwt(value) => match tokens.verify(value, room, now) {
             Ok(id) => return Decision::Allow(id),
@@ -298,7 +303,7 @@ fn sign_in_location(
     now: i64,
     tls: bool,
 ) -> Option<String> {
-    let host = canonical_host(raw_host(parts)?)?.into_owned();
+    let host = canonical_host(raw_host(parts)?.as_str()?)?.into_owned();
     let path = canonical_path(parts.uri.path()).ok()?.into_owned();
     let target = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),

@@ -5,15 +5,38 @@
 /// `None` when the request carries more than one `Host` line (RFC 9112 §3.2: a 400), so no
 /// two parts of the pipeline can read different ones. [`canonical_host`] turns it into the
 /// one view used for routing.
-pub fn request_authority<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<&'a str> {
+pub fn request_authority(uri: &http::Uri, headers: &http::HeaderMap) -> Option<Authority> {
     let mut hosts = headers.get_all(http::header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
         return None;
     }
-    uri.authority()
-        .map(|a| a.as_str())
-        .or_else(|| host.and_then(|h| h.to_str().ok()))
+    match uri.authority() {
+        Some(a) => Some(Authority::Target(a.clone())),
+        None => host.map(|h| Authority::Field(h.clone())),
+    }
+}
+
+/// The authority a request names ([`request_authority`]). It shares the bytes the request
+/// was read into rather than copying them, and stays valid while the request's fields
+/// change.
+#[derive(Clone, Debug)]
+pub enum Authority {
+    /// The request target's (absolute-form, HTTP/2 `:authority`).
+    Target(http::uri::Authority),
+    /// The one `Host` field's.
+    Field(http::HeaderValue),
+}
+
+impl Authority {
+    /// The authority as text; `None` for a `Host` field that is not visible ASCII, which
+    /// names no host.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Authority::Target(a) => Some(a.as_str()),
+            Authority::Field(v) => v.to_str().ok(),
+        }
+    }
 }
 
 /// The canonical host of a request: lowercased, without port or trailing dot.
@@ -273,18 +296,25 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.append(http::header::HOST, "app.test".parse().unwrap());
         let origin_form: http::Uri = "/x".parse().unwrap();
-        assert_eq!(request_authority(&origin_form, &headers), Some("app.test"));
+        let named = |uri: &http::Uri, headers: &http::HeaderMap| {
+            request_authority(uri, headers).and_then(|a| a.as_str().map(str::to_owned))
+        };
+        assert_eq!(named(&origin_form, &headers).as_deref(), Some("app.test"));
         let absolute: http::Uri = "http://routed.test:8080/x".parse().unwrap();
         assert_eq!(
-            request_authority(&absolute, &headers),
+            named(&absolute, &headers).as_deref(),
             Some("routed.test:8080")
         );
         headers.append(http::header::HOST, "evil.test".parse().unwrap());
-        assert_eq!(request_authority(&origin_form, &headers), None);
-        assert_eq!(request_authority(&absolute, &headers), None);
-        assert_eq!(
-            request_authority(&origin_form, &http::HeaderMap::new()),
-            None
+        assert_eq!(named(&origin_form, &headers), None);
+        assert_eq!(named(&absolute, &headers), None);
+        assert_eq!(named(&origin_form, &http::HeaderMap::new()), None);
+        // A `Host` that is not text names nothing.
+        let mut opaque = http::HeaderMap::new();
+        opaque.append(
+            http::header::HOST,
+            http::HeaderValue::from_bytes(b"caf\xc3\xa9.test").unwrap(),
         );
+        assert_eq!(named(&origin_form, &opaque), None);
     }
 }

@@ -11,7 +11,7 @@ use std::fmt;
 mod host;
 mod path;
 
-pub use host::{canonical_host, request_authority, Host};
+pub use host::{canonical_host, request_authority, Authority, Host};
 pub use path::{canonical_path, match_view, PathError};
 
 /// A route's domain: an exact name or a one-label wildcard (`*.apps.example.test`).

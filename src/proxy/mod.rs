@@ -15,7 +15,7 @@ use http::{header, HeaderValue, Request, Response, Uri};
 use crate::admission;
 use crate::auth::{self, Decision};
 use crate::body::{full, Body};
-use crate::canonical::{canonical_host, canonical_path, request_authority};
+use crate::canonical::{canonical_host, canonical_path, request_authority, Authority};
 use crate::config::Validation;
 use crate::conn::ConnInfo;
 use crate::embed;
@@ -157,27 +157,34 @@ async fn pipeline<'s>(
         return Err(ProxyError::MethodNotAllowed);
     }
     // The authority routed on is the one the service receives as `Host` (below).
-    let Some((raw_host, host)) = request_authority(&parts.uri, &parts.headers)
-        .and_then(|raw| Some((raw.to_owned(), canonical_host(raw)?.into_owned())))
+    let authority = request_authority(&parts.uri, &parts.headers);
+    let Some((raw_host, host)) = authority
+        .as_ref()
+        .and_then(Authority::as_str)
+        .and_then(|raw| Some((raw, canonical_host(raw)?)))
     else {
         return Err(ProxyError::InvalidHeader(
             "missing, repeated or malformed Host",
         ));
     };
     if outcome.log {
-        outcome.host = host.clone();
+        outcome.host = host.to_string();
     }
-    let path = match canonical_path(parts.uri.path()).map(Cow::into_owned) {
+    // Borrowed from the request's target, which stays as it is until the path is written
+    // back into it below.
+    let path = match canonical_path(parts.uri.path()) {
         Ok(p) => p,
         Err(e) => return Err(ProxyError::InvalidPath(e)),
     };
     if outcome.log {
-        outcome.path = path.clone();
+        outcome.path = path.to_string();
     }
     if !conn.host_fits(&host) {
         return Err(ProxyError::Misdirected);
     }
     if path.starts_with(RESERVED_PREFIX) {
+        // These take the request whole: the path stops borrowing from it.
+        let path = path.into_owned();
         if embed::serves(&path) {
             outcome.auth = "embed";
             let call = embed::Call {
@@ -244,7 +251,7 @@ async fn pipeline<'s>(
     let (identity, body) = match (resolved.policy.validation, embed_mode) {
         (Validation::Webhook(provider), _) => {
             let raw_target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            let public_url = public_url(&parts.headers, conn.tls, trusted, &raw_host, raw_target);
+            let public_url = public_url(&parts.headers, conn.tls, trusted, raw_host, raw_target);
             let target = ingest::Target {
                 provider,
                 client_ip: headers::client_ip(
@@ -290,7 +297,7 @@ async fn pipeline<'s>(
             let own = parts
                 .headers
                 .contains_key(header::ORIGIN)
-                .then(|| public_url(&parts.headers, conn.tls, trusted, &raw_host, ""));
+                .then(|| public_url(&parts.headers, conn.tls, trusted, raw_host, ""));
             // Boxed: the embed session lookup's state would otherwise size every request's
             // future.
             let judged = Box::pin(admission::judge_embed(
@@ -368,7 +375,7 @@ async fn pipeline<'s>(
         .as_deref()
         .zip(identity.as_ref())
         .map(|(a, id)| {
-            let iss = public_url(&parts.headers, conn.tls, trusted, &raw_host, "");
+            let iss = public_url(&parts.headers, conn.tls, trusted, raw_host, "");
             let claims = crate::assertion::Claims {
                 iss: &iss,
                 aud: &host,
@@ -398,7 +405,7 @@ async fn pipeline<'s>(
     // target's or HTTP/2 `:authority` wins over a `Host` naming another (RFC 9112 §3.2.2).
     // A `Host` that already says it (nearly always) is kept as it is.
     if parts.headers.get(header::HOST).map(HeaderValue::as_bytes) != Some(raw_host.as_bytes()) {
-        match HeaderValue::from_str(&raw_host) {
+        match HeaderValue::from_str(raw_host) {
             Ok(h) => parts.headers.insert(header::HOST, h),
             Err(_) => {
                 return Err(ProxyError::InvalidHeader(
@@ -408,17 +415,17 @@ async fn pipeline<'s>(
         };
     }
     // The upstream receives the canonical path; rebuild only when normalising changed it.
-    parts.uri = match (parts.uri.path() == path)
-        .then(|| std::mem::take(&mut parts.uri))
-        .or_else(|| rebuild_uri(&path, parts.uri.query()))
-    {
-        Some(u) => u,
-        None => {
-            return Err(ProxyError::InvalidPath(
-                crate::canonical::PathError::BadEncoding,
-            ))
+    // (A borrowed path is the target's own.)
+    if let Cow::Owned(path) = path {
+        if path != parts.uri.path() {
+            let Some(u) = rebuild_uri(&path, parts.uri.query()) else {
+                return Err(ProxyError::InvalidPath(
+                    crate::canonical::PathError::BadEncoding,
+                ));
+            };
+            parts.uri = u;
         }
-    };
+    }
     let body = if connect == Connect::WebSocket {
         // Authorized like any request; the service gets the HTTP/1.1 handshake.
         websocket::to_upgrade(&mut parts);

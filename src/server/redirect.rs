@@ -9,7 +9,8 @@ use crate::error::ProxyError;
 /// The plain listener's answer when `listen.redirect_http_to_https` is set: 308 to the
 /// same host (on the HTTPS port), path and query.
 pub fn redirect_to_https<B>(req: &Request<B>, https_port: Option<u16>) -> Response<Body> {
-    let raw_host = crate::canonical::request_authority(req.uri(), req.headers()).unwrap_or("");
+    let authority = crate::canonical::request_authority(req.uri(), req.headers());
+    let raw_host = authority.as_ref().and_then(|a| a.as_str()).unwrap_or("");
     let path_and_query = req
         .uri()
         .path_and_query()
