@@ -58,13 +58,20 @@ impl Deadline {
     /// As [`Deadline::passed`], on a [`KeptTimer`]: a connection that carries one exchange
     /// after another keeps one.
     pub async fn passed_on(&self, timer: &mut KeptTimer) {
+        // The timer, not the clock, says when `due` has come (a `due` already past is
+        // ready at once).
         loop {
             let due = self.due();
-            if Instant::now() >= due {
+            set_for(timer, due).await;
+            if self.due() <= due {
                 return;
             }
-            set_for(timer, due).await;
         }
+    }
+
+    /// The instant the deadline was first set from ([`Deadline::after`]).
+    pub fn start(&self) -> Instant {
+        self.epoch
     }
 }
 

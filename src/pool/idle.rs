@@ -84,13 +84,14 @@ impl Idle {
         });
     }
 
-    /// The most recently returned connection to `address` that is still idle. Those
-    /// rested too long, and those the service closed that the search passes, are let go.
-    pub(super) fn checkout(&self, address: &str) -> Option<Conn> {
+    /// The most recently returned connection to `address` that is still idle at `now`.
+    /// Those rested too long, and those the service closed that the search passes, are
+    /// let go.
+    pub(super) fn checkout(&self, address: &str, now: Instant) -> Option<Conn> {
         let mut all = self.lists.lock().unwrap_or_else(PoisonError::into_inner);
         let list = all.get_mut(address)?;
         // Rested since this instant or earlier: past their lifetime.
-        let cutoff = Instant::now().checked_sub(IDLE_LIFETIME);
+        let cutoff = now.checked_sub(IDLE_LIFETIME);
         let expired = list.partition_point(|c| cutoff.is_some_and(|t| c.since <= t));
         list.drain(..expired);
         while let Some(rested) = list.pop() {

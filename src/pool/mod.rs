@@ -116,7 +116,7 @@ impl Pool {
             let reused_conn = if fresh_only {
                 None
             } else {
-                self.idle.checkout(address)
+                self.idle.checkout(address, deadline.start())
             };
             let reused = reused_conn.is_some();
             let mut conn = match reused_conn {

@@ -135,7 +135,10 @@ async fn serve_http<I>(
         closing_tx,
     ));
     let (io, reads) = Counted::new(io);
-    let builder = http_builder(limits, HeadTimer::new(reads, limits.idle_timeout.0));
+    let builder = http_builder(
+        limits,
+        HeadTimer::new(reads, limits.header_read_timeout.0, limits.idle_timeout.0),
+    );
     let service = Service {
         shared: Arc::clone(&this.shared),
         info: Arc::new(info),
@@ -175,6 +178,7 @@ fn http_builder(limits: &Limits, head_timer: HeadTimer) -> auto::Builder<TokioEx
         // A head that does not fit the read buffer is answered 431.
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers)
+        .writev(false)
         .keep_alive(true);
     b.http2()
         .timer(TokioTimer::new())

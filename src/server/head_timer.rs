@@ -98,6 +98,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
 /// nothing, if the request outlasts it.
 pub struct HeadTimer {
     reads: Arc<AtomicU64>,
+    /// `header_read_timeout`, which hyper adds to `now()` for each head's deadline.
+    header: Duration,
     idle: Duration,
     /// Set once the connection's first head wait has begun.
     begun: AtomicBool,
@@ -108,23 +110,25 @@ pub struct HeadTimer {
 type ConnSleep = Arc<Mutex<KeptTimer>>;
 
 impl HeadTimer {
-    pub fn new(reads: Arc<AtomicU64>, idle: Duration) -> Self {
+    pub fn new(reads: Arc<AtomicU64>, header: Duration, idle: Duration) -> Self {
         HeadTimer {
             reads,
+            header,
             idle,
             begun: AtomicBool::new(false),
             timer: ConnSleep::default(),
         }
     }
 
+    /// The wait for a head due at `deadline`: hyper's `now()` plus `header_read_timeout`,
+    /// so the wait began at `deadline - header` (no second reading of the clock).
     fn head_wait(&self, deadline: std::time::Instant) -> HeadSleep {
-        let now = Instant::now();
-        let header = Instant::from_std(deadline).saturating_duration_since(now);
+        let deadline = Instant::from_std(deadline);
         let first = !self.begun.swap(true, Ordering::Relaxed);
         HeadSleep {
             timer: Arc::clone(&self.timer),
-            started: now,
-            header,
+            started: deadline.checked_sub(self.header).unwrap_or(deadline),
+            header: self.header,
             idle: (!first).then_some(self.idle),
             seen: self.reads.load(Ordering::Relaxed),
             reads: Arc::clone(&self.reads),
@@ -203,7 +207,11 @@ mod tests {
     use hyper::rt::Timer;
 
     fn timer(reads: &Arc<AtomicU64>) -> HeadTimer {
-        HeadTimer::new(Arc::clone(reads), Duration::from_secs(60))
+        HeadTimer::new(
+            Arc::clone(reads),
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        )
     }
 
     fn head_wait(t: &HeadTimer) -> Pin<Box<dyn hyper::rt::Sleep>> {
