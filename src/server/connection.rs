@@ -178,7 +178,6 @@ fn http_builder(limits: &Limits, head_timer: HeadTimer) -> auto::Builder<TokioEx
         // A head that does not fit the read buffer is answered 431.
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers)
-        .writev(false)
         .keep_alive(true);
     b.http2()
         .timer(TokioTimer::new())
