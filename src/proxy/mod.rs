@@ -414,8 +414,8 @@ async fn pipeline<'s>(
             }
         };
     }
-    // The upstream receives the canonical path; rebuild only when normalising changed it.
-    // (A borrowed path is the target's own.)
+    // The upstream receives the canonical path. A borrowed one is the target's own path;
+    // the target is rebuilt only when normalising changed it.
     if let Cow::Owned(path) = path {
         if path != parts.uri.path() {
             let Some(u) = rebuild_uri(&path, parts.uri.query()) else {
