@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::Either;
+use futures_util::FutureExt;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -229,17 +230,20 @@ impl Service {
             self.https_port,
             req,
         );
-        // Boxed: hyper keeps the service future inline in the connection and moves it
-        // once per request; a box is allocated only while a request is in flight.
-        Box::pin(async move {
-            let mut resp = answer.await;
+        // A `map`, not an `async` block: a block awaiting `answer` would hold it twice
+        // (as captured and as awaited), doubling the box.
+        let fut = answer.map(move |mut resp| {
             let failed_upgrade = h1_upgrade && resp.status() != StatusCode::SWITCHING_PROTOCOLS;
             if last || failed_upgrade {
                 resp.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Ok(resp.map(|body| Watched::new(body, guard)))
-        })
+        });
+        // Boxed: hyper keeps a connection's service future in one allocation for the
+        // connection's life, sized for the largest; this box is allocated only while a
+        // request is in flight.
+        Box::pin(fut)
     }
 }
 
