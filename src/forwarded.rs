@@ -12,6 +12,8 @@ use std::net::IpAddr;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::canonical::Host;
+
 const FOR: &str = "x-forwarded-for";
 const PROTO: &str = "x-forwarded-proto";
 const HOST: &str = "x-forwarded-host";
@@ -30,8 +32,9 @@ pub struct Hop<'a> {
     /// The peer address, as [`peer_value`] wrote it.
     pub peer: &'a HeaderValue,
     pub tls: bool,
-    /// The canonical host of the request.
-    pub host: &'a str,
+    /// The canonical host of the request: letters, digits, `-`, `.` or a bracketed IPv6
+    /// address, so always a valid field value.
+    pub host: &'a Host<'a>,
     /// Whether the peer is a trusted proxy whose `X-Forwarded-*` are believed.
     pub trusted: bool,
 }
@@ -79,11 +82,7 @@ impl<'a> Forwarded<'a> {
 /// appended, and roomgate's own `-Proto` and `-Host` are sent only where it sent none.
 pub fn decide<'a>(headers: &mut HeaderMap, hop: Hop<'a>) -> Forwarded<'a> {
     let proto: &'static [u8] = if hop.tls { b"https" } else { b"http" };
-    // A canonical host is a host name or an IP literal: always a valid value (as
-    // `HeaderValue` checks, without its copy), but the field is left out rather than sent
-    // malformed.
-    let host = Some(hop.host.as_bytes())
-        .filter(|h| h.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)));
+    let host = hop.host.as_bytes();
     let mut fwd = Forwarded {
         fields: [("", b""); 3],
         len: 0,
@@ -92,9 +91,7 @@ pub fn decide<'a>(headers: &mut HeaderMap, hop: Hop<'a>) -> Forwarded<'a> {
         strip_claims(headers);
         fwd.push(FOR, hop.peer.as_bytes());
         fwd.push(PROTO, proto);
-        if let Some(host) = host {
-            fwd.push(HOST, host);
-        }
+        fwd.push(HOST, host);
         return fwd;
     }
     let mut chain = headers
@@ -114,7 +111,7 @@ pub fn decide<'a>(headers: &mut HeaderMap, hop: Hop<'a>) -> Forwarded<'a> {
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         fwd.push(PROTO, proto);
     }
-    if let (false, Some(host)) = (headers.contains_key(&X_FORWARDED_HOST), host) {
+    if !headers.contains_key(&X_FORWARDED_HOST) {
         fwd.push(HOST, host);
     }
     fwd
@@ -162,11 +159,11 @@ mod tests {
     use super::*;
     use crate::headers::header_map as map;
 
-    fn hop(peer: &HeaderValue, trusted: bool) -> Hop<'_> {
+    fn hop<'a>(peer: &'a HeaderValue, host: &'a Host<'a>, trusted: bool) -> Hop<'a> {
         Hop {
             peer,
             tls: false,
-            host: "app.test",
+            host,
             trusted,
         }
     }
@@ -187,8 +184,9 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "bank.test"),
         ]);
+        let host = crate::canonical::canonical_host("app.test").unwrap();
         let peer = peer_value("10.0.0.9".parse().unwrap());
-        let fwd = decide(&mut h, hop(&peer, false));
+        let fwd = decide(&mut h, hop(&peer, &host, false));
         assert_eq!(
             sent(&fwd),
             [
@@ -205,8 +203,9 @@ mod tests {
     #[test]
     fn the_fields_go_into_a_map_as_they_are_sent() {
         let mut h = map(&[("host", "App.Test:8080"), ("x-other", "kept")]);
+        let host = crate::canonical::canonical_host("app.test").unwrap();
         let peer = peer_value("2001:db8::1".parse().unwrap());
-        let fwd = decide(&mut h, hop(&peer, false));
+        let fwd = decide(&mut h, hop(&peer, &host, false));
         fwd.insert_into(&mut h);
         assert_eq!(h["x-forwarded-for"], "2001:db8::1");
         assert_eq!(h["x-forwarded-proto"], "http");
@@ -232,10 +231,11 @@ mod tests {
             ("x-rewrite-url", "/admin"),
             ("x-end-to-end", "kept"),
         ];
+        let host = crate::canonical::canonical_host("app.test").unwrap();
         let peer = peer_value("10.0.0.9".parse().unwrap());
         for trusted in [false, true] {
             let mut h = map(&claims);
-            decide(&mut h, hop(&peer, trusted));
+            decide(&mut h, hop(&peer, &host, trusted));
             for (name, _) in &claims {
                 let kept = trusted || *name == "x-end-to-end";
                 assert_eq!(h.contains_key(*name), kept, "{name}, trusted: {trusted}");
@@ -254,8 +254,9 @@ mod tests {
             ("x-forwarded-for", "5.6.7.8"),
             ("x-forwarded-proto", "https"),
         ]);
+        let host = crate::canonical::canonical_host("app.test").unwrap();
         let peer = peer_value("10.0.0.9".parse().unwrap());
-        let fwd = decide(&mut h, hop(&peer, true));
+        let fwd = decide(&mut h, hop(&peer, &host, true));
         assert_eq!(
             sent(&fwd),
             [("x-forwarded-host", "app.test")],
