@@ -296,11 +296,11 @@ async fn dispatch(
     };
     let meta = MessageMeta {
         method: parts.method.clone(),
-        host: target.host.to_owned(),
-        path: target.path.to_owned(),
-        room: target.room.to_owned(),
-        queue: queue.clone(),
-        processor: policy.processor.clone(),
+        host: target.host.into(),
+        path: target.path.into(),
+        room: target.room.into(),
+        queue: queue.as_str().into(),
+        processor: policy.processor.as_str().into(),
     };
     let headers = Fields {
         own: &parts.headers,

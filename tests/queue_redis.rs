@@ -40,7 +40,7 @@ fn github_signature(body: &[u8]) -> String {
 }
 
 /// A GitHub-signed delivery, verified the way the pipeline does it, as a queue message.
-fn message(body: &[u8], delivery: Option<&str>) -> QueueMessage {
+fn message(body: &[u8], delivery: Option<&str>) -> QueueMessage<'static> {
     let mut headers = HeaderMap::new();
     headers.insert(
         "x-hub-signature-256",
@@ -76,12 +76,12 @@ fn message(body: &[u8], delivery: Option<&str>) -> QueueMessage {
         queue: QUEUE.into(),
         processor: "webhook-worker".into(),
     };
-    QueueMessage::new(verified, meta, &headers, OffsetDateTime::now_utc())
+    QueueMessage::new(verified, meta, &headers, OffsetDateTime::now_utc()).into_owned()
 }
 
 /// A Telegram update verified with its shared token, sent to `path` on the same queue as
 /// the GitHub deliveries.
-fn telegram_message(update_id: u64, path: &str) -> QueueMessage {
+fn telegram_message(update_id: u64, path: &str) -> QueueMessage<'static> {
     let body = Bytes::from(format!("{{\"update_id\":{update_id}}}"));
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -112,7 +112,7 @@ fn telegram_message(update_id: u64, path: &str) -> QueueMessage {
         queue: QUEUE.into(),
         processor: "webhook-worker".into(),
     };
-    QueueMessage::new(verified, meta, &headers, OffsetDateTime::now_utc())
+    QueueMessage::new(verified, meta, &headers, OffsetDateTime::now_utc()).into_owned()
 }
 
 fn queue(server: &RedisServer) -> Queue {

@@ -15,17 +15,13 @@
 //! Values are digests and records; no raw key, token, code or cookie is ever sent.
 
 use std::fmt;
-use std::time::Duration;
 
 use redis::Script;
 
 use super::session::EmbedSession;
 use super::store::{EmbedStore, Grant, KeyRecord, Kind, StoreError, StoreFuture};
-use crate::kv::{bounded, Connection, Kv};
+use crate::kv::{answer, Connection, Kv};
 use crate::ratelimit::{Answer, Ask, ChargeKeys, LimitError, LimitFuture, LimitStore};
-
-/// Deadline for any one round trip.
-pub const TIMEOUT: Duration = Duration::from_secs(2);
 
 const KEYS_HASH: &str = "roomgate:embed:keys";
 
@@ -187,16 +183,14 @@ impl RedisStore {
         inv: redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
-        bounded(TIMEOUT, inv.invoke_async(&mut conn))
+        answer(inv.invoke_async(&mut conn))
             .await
             .map_err(StoreError)
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
-        bounded(TIMEOUT, cmd.query_async(&mut conn))
-            .await
-            .map_err(StoreError)
+        answer(cmd.query_async(&mut conn)).await.map_err(StoreError)
     }
 }
 

@@ -78,24 +78,24 @@ fn unusable(what: &str) -> KvError {
     KvError(format!("{what} is not a usable redis URL"))
 }
 
-fn manager_config(
-    connect_timeout: Duration,
-    response_timeout: Duration,
-) -> ConnectionManagerConfig {
-    // Few, short reconnect retries: an outage is reported, not waited out.
+fn manager_config(connect_timeout: Duration) -> ConnectionManagerConfig {
+    // Few, short reconnect retries: an outage is reported, not waited out. No response
+    // timeout: the connection's deadline ([`super::link`]) bounds every command.
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(connect_timeout))
-        .set_response_timeout(Some(response_timeout))
+        .set_response_timeout(None)
         .set_number_of_retries(1)
         .set_min_delay(Duration::from_millis(50))
         .set_max_delay(Duration::from_millis(250))
 }
 
 impl Connector {
+    /// Connects to `topology` get `connect_timeout`; each try of a cluster command gets
+    /// `try_timeout`, so the cluster client can try again within the command's deadline.
     pub(super) fn new(
         topology: &Topology,
         connect_timeout: Duration,
-        response_timeout: Duration,
+        try_timeout: Duration,
     ) -> Result<Connector, KvError> {
         let password = |p: &Option<Secret>| match p {
             None => Ok(None),
@@ -114,7 +114,7 @@ impl Connector {
                 let client = redis::Client::open(info).map_err(|_| unusable("redis.url"))?;
                 Ok(Connector::Url {
                     client,
-                    config: manager_config(connect_timeout, response_timeout),
+                    config: manager_config(connect_timeout),
                     connect_timeout,
                 })
             }
@@ -122,9 +122,8 @@ impl Connector {
                 let mut builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
                     .tcp_settings(tcp_settings())
                     .connection_timeout(connect_timeout)
-                    .response_timeout(response_timeout)
-                    // Each try is bounded by the response timeout; the caller's deadline
-                    // bounds them all.
+                    .response_timeout(try_timeout)
+                    // The command's deadline bounds all the tries.
                     .overall_response_timeout(None)
                     .retries(CLUSTER_RETRIES)
                     .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
@@ -154,7 +153,7 @@ impl Connector {
                     master: master.clone(),
                     sentinels,
                     password: p.clone(),
-                    config: manager_config(connect_timeout, response_timeout),
+                    config: manager_config(connect_timeout),
                     connect_timeout,
                     first: AtomicUsize::new(0),
                 })

@@ -20,7 +20,7 @@ use redis::{Cmd, Value};
 use tokio::sync::oneshot;
 
 use super::link::Connection;
-use super::{bounded, describe};
+use super::{answer, describe};
 use crate::config::Durability;
 
 /// Most writes in one group.
@@ -128,10 +128,7 @@ impl Writer {
         pipe.cmd("WAIT").arg(self.replicas).arg(wait_ms);
         let mut conn = self.conn.clone();
         let count = group.len() + 1;
-        let replies = bounded(self.deadline, async move {
-            conn.req_packed_commands(&pipe, 0, count).await
-        })
-        .await;
+        let replies = answer(async move { conn.req_packed_commands(&pipe, 0, count).await }).await;
         let mut replies = match replies {
             Ok(replies) if replies.len() == count => Ok(replies),
             Ok(_) => Err("redis gave an unexpected reply to a pipeline".to_owned()),

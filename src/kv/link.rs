@@ -6,12 +6,14 @@
 //! a connection that goes quiet without being closed (a failover, a NAT timeout, a
 //! partition) answers nothing until the kernel gives up on it, and every command waits
 //! out its deadline on it; and a Sentinel-found primary's address is looked up once.
-//! So a reply that misses its response timeout drops the connection (any topology), and
-//! with Sentinel so does every sign that the primary moved (the connection failing, or
-//! `READONLY` from a demoted node): the next command connects again, through a new
-//! lookup. Connecting after a failure waits [`RETRY_AFTER`], so an outage costs one
-//! attempt per interval, not one per request. Clones share the connection.
+//! So every command runs under one deadline, connect included, and a command that misses
+//! it drops the connection it went out on (any topology); with Sentinel so does every sign
+//! that the primary moved (the connection failing, or `READONLY` from a demoted node): the
+//! next command connects again, through a new lookup. Connecting after a failure waits
+//! [`RETRY_AFTER`], so an outage costs one attempt per interval, not one per request.
+//! Clones share the connection.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,8 +30,8 @@ use crate::config::Topology;
 const RETRY_AFTER: Duration = Duration::from_millis(100);
 
 /// A handle on one shared connection to the configured Redis; implements the redis
-/// crate's `ConnectionLike`, so `query_async` works on it. Run each use under
-/// [`super::bounded`].
+/// crate's `ConnectionLike`, so `query_async` works on it. Each command gets an answer
+/// within the connection's deadline or fails with a timeout ([`RedisError::is_timeout`]).
 #[derive(Clone)]
 pub struct Connection {
     shared: Arc<Shared>,
@@ -37,6 +39,8 @@ pub struct Connection {
 
 struct Shared {
     connector: Connector,
+    /// The longest a command may take, connect included.
+    deadline: Duration,
     current: ArcSwapOption<Live>,
     /// Held while connecting; holds the last failure.
     connecting: tokio::sync::Mutex<Option<(Instant, String)>>,
@@ -51,10 +55,10 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// A connection to `topology`, not yet made. Connects get half of `timeout`; replies
-    /// get half of it plus `wait` (the longest `WAIT` this connection will carry), so a
-    /// silent reply fails by the client's response timeout, and the connection is
-    /// replaced, before the caller's deadline drops the command unseen.
+    /// A connection to `topology`, not yet made. A command may take `timeout` plus `wait`
+    /// (the longest `WAIT` this connection will carry), connecting included; connects get
+    /// half of `timeout`, and so does each try of a cluster command, so the cluster client
+    /// can try again within the deadline.
     pub(super) fn new(
         topology: &Topology,
         timeout: Duration,
@@ -63,6 +67,7 @@ impl Connection {
         Ok(Connection {
             shared: Arc::new(Shared {
                 connector: Connector::new(topology, timeout / 2, timeout / 2 + wait)?,
+                deadline: timeout + wait,
                 current: ArcSwapOption::empty(),
                 connecting: tokio::sync::Mutex::new(None),
             }),
@@ -76,10 +81,9 @@ impl Connection {
 
     /// PING; on a cluster, any primary's answer will do.
     pub(super) async fn ping(&self) -> RedisResult<()> {
-        let live = self.shared.live().await?;
-        let reply = live.ping().await;
-        self.shared.after(&live, reply.as_ref().err());
-        reply
+        self.shared
+            .command(|live| async move { live.ping().await }, |_| None)
+            .await
     }
 
     /// Whether this is a Redis Cluster, whose keys live on different nodes.
@@ -89,6 +93,36 @@ impl Connection {
 }
 
 impl Shared {
+    /// Run `command` on the open connection (made first when there is none) within the
+    /// deadline, then judge the connection by the outcome: a failure, a reply in which
+    /// `demoted` finds `READONLY`, or a missed deadline may drop it ([`Shared::after`]).
+    async fn command<T, F>(
+        &self,
+        command: impl FnOnce(Arc<Live>) -> F,
+        demoted: impl FnOnce(&T) -> Option<RedisError>,
+    ) -> RedisResult<T>
+    where
+        F: Future<Output = RedisResult<T>>,
+    {
+        let timer = tokio::time::sleep(self.deadline);
+        tokio::pin!(timer);
+        let live = tokio::select! {
+            biased;
+            live = self.live() => live?,
+            () = &mut timer => return Err(missed_deadline()),
+        };
+        let reply = tokio::select! {
+            biased;
+            reply = command(Arc::clone(&live)) => reply,
+            () = &mut timer => Err(missed_deadline()),
+        };
+        match &reply {
+            Ok(value) => self.after(&live, demoted(value).as_ref()),
+            Err(e) => self.after(&live, Some(e)),
+        }
+        reply
+    }
+
     /// The open connection, connecting first when there is none.
     async fn live(&self) -> RedisResult<Arc<Live>> {
         if let Some(live) = self.current.load_full() {
@@ -144,6 +178,15 @@ impl Shared {
     }
 }
 
+/// The error of a command that missed its deadline: a timeout, so the connection it went
+/// out on is dropped ([`Connector::is_stale`]).
+fn missed_deadline() -> RedisError {
+    RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "redis did not answer in time",
+    ))
+}
+
 /// The first reply in `values` that shows the node is no longer a primary.
 fn readonly_reply(values: &[Value]) -> Option<RedisError> {
     values.iter().find_map(|v| match v {
@@ -156,17 +199,10 @@ fn readonly_reply(values: &[Value]) -> Option<RedisError> {
 
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            let live = self.shared.live().await?;
-            let reply = (*live).clone().req_packed_command(cmd).await;
-            let readonly = match &reply {
-                Ok(v) => readonly_reply(std::slice::from_ref(v)),
-                Err(_) => None,
-            };
-            self.shared
-                .after(&live, reply.as_ref().err().or(readonly.as_ref()));
-            reply
-        })
+        Box::pin(self.shared.command(
+            move |live| async move { (*live).clone().req_packed_command(cmd).await },
+            |value| readonly_reply(std::slice::from_ref(value)),
+        ))
     }
 
     fn req_packed_commands<'a>(
@@ -175,20 +211,15 @@ impl ConnectionLike for Connection {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(async move {
-            let live = self.shared.live().await?;
-            let replies = (*live)
-                .clone()
-                .req_packed_commands(pipeline, offset, count)
-                .await;
-            let readonly = match &replies {
-                Ok(values) => readonly_reply(values),
-                Err(_) => None,
-            };
-            self.shared
-                .after(&live, replies.as_ref().err().or(readonly.as_ref()));
-            replies
-        })
+        Box::pin(self.shared.command(
+            move |live| async move {
+                (*live)
+                    .clone()
+                    .req_packed_commands(pipeline, offset, count)
+                    .await
+            },
+            |values| readonly_reply(values),
+        ))
     }
 
     fn get_db(&self) -> i64 {

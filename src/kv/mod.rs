@@ -3,7 +3,7 @@
 //!
 //! Owns the connections (made on first use, replaced when they go silent, following a
 //! failover: the cluster client's `MOVED`/`ASK` and slot refresh, or a new lookup through
-//! the sentinels), the deadline around every round trip ([`bounded`]), readiness
+//! the sentinels), the deadline of every command ([`Connection`]), readiness
 //! ([`Kv::ping`]), and durable writes ([`Kv::write`]: `WAIT` for the configured replicas
 //! on the connection that carried the write). Queues, sessions, secrets and the CLI use
 //! it; what their keys mean is theirs. It never logs or returns a URL or a password.
@@ -75,14 +75,9 @@ impl Kv {
         })
     }
 
-    /// A handle on the shared connection, for `query_async` under [`bounded`].
+    /// A handle on the shared connection, for `query_async` (through [`answer`]).
     pub fn connection(&self) -> Connection {
         self.conn.clone()
-    }
-
-    /// The deadline of one round trip.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
     }
 
     /// `url`, `cluster` or `sentinel`.
@@ -92,7 +87,7 @@ impl Kv {
 
     /// Whether Redis answers now (a cluster: any of its primaries), within the deadline.
     pub async fn ping(&self) -> Result<(), String> {
-        bounded(self.timeout, self.conn.ping()).await
+        answer(self.conn.ping()).await
     }
 
     /// Run `cmd`, a write to the keys of `key`'s slot, and answer once it is as durable
@@ -105,7 +100,7 @@ impl Kv {
             Some(writer) => writer.write(key, cmd).await,
             None => {
                 let mut conn = self.conn.clone();
-                let reply = bounded(self.timeout, async move {
+                let reply = answer(async move {
                     redis::aio::ConnectionLike::req_packed_command(&mut conn, &cmd).await
                 })
                 .await?;
@@ -126,15 +121,11 @@ pub fn describe(e: &RedisError) -> String {
     }
 }
 
-/// Run one Redis operation under a hard deadline.
-pub async fn bounded<T>(
-    timeout: Duration,
-    op: impl Future<Output = Result<T, RedisError>>,
-) -> Result<T, String> {
-    match tokio::time::timeout(timeout, op).await {
-        Ok(done) => done.map_err(|e| describe(&e)),
-        Err(_) => Err(format!("redis did not answer within {timeout:?}")),
-    }
+/// The outcome of one Redis operation on a [`Connection`], its error described for the
+/// log. The connection bounds every command it carries, so this never waits longer than
+/// the operation's commands may.
+pub async fn answer<T>(op: impl Future<Output = Result<T, RedisError>>) -> Result<T, String> {
+    op.await.map_err(|e| describe(&e))
 }
 
 /// `EVAL` of `script` with `keys`, room made for `args` more arguments of `bytes` bytes in

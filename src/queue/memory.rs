@@ -18,7 +18,7 @@ pub const MEMORY_STREAM_CAPACITY: usize = 10_000;
 
 #[derive(Default, Debug)]
 struct Stream {
-    entries: VecDeque<(String, QueueMessage)>,
+    entries: VecDeque<(String, QueueMessage<'static>)>,
     seen: Seen,
     last_ms: i128,
     last_seq: u64,
@@ -126,7 +126,9 @@ impl MemoryQueue {
             stream.last_seq += 1;
         }
         let id = format!("{}-{}", stream.last_ms, stream.last_seq);
-        stream.entries.push_back((id.clone(), msg.clone()));
+        stream
+            .entries
+            .push_back((id.clone(), msg.clone().into_owned()));
         stream
             .seen
             .remember(scope, id.clone(), now + self.dedup_ttl);
@@ -151,7 +153,12 @@ impl MemoryQueue {
     }
 
     /// Remove and return up to `max` of the oldest entries (the embedded consumer).
-    pub fn take(&self, room: &str, queue: &str, max: usize) -> Vec<(String, QueueMessage)> {
+    pub fn take(
+        &self,
+        room: &str,
+        queue: &str,
+        max: usize,
+    ) -> Vec<(String, QueueMessage<'static>)> {
         let mut streams = self.lock();
         match streams.get_mut(&(room.to_owned(), queue.to_owned())) {
             Some(s) => {
@@ -169,9 +176,9 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
-    fn message(delivery: Option<&str>, at: OffsetDateTime) -> QueueMessage {
+    fn message(delivery: Option<&str>, at: OffsetDateTime) -> QueueMessage<'static> {
         let (v, h) = verified(b"{\"n\":1}", delivery);
-        QueueMessage::new(v, meta(), &h, at)
+        QueueMessage::new(v, meta(), &h, at).into_owned()
     }
 
     #[test]
@@ -202,7 +209,7 @@ mod tests {
     }
 
     /// A Telegram update verified with its shared token, its `update_id` the delivery id.
-    fn telegram(update_id: u64, path: &str, at: OffsetDateTime) -> QueueMessage {
+    fn telegram(update_id: u64, path: &str, at: OffsetDateTime) -> QueueMessage<'static> {
         let body = bytes::Bytes::from(format!("{{\"update_id\":{update_id}}}"));
         let mut headers = http::HeaderMap::new();
         headers.insert("x-telegram-bot-api-secret-token", "tg".parse().unwrap());
@@ -226,7 +233,7 @@ mod tests {
             path: path.into(),
             ..meta()
         };
-        QueueMessage::new(v, meta, &headers, at)
+        QueueMessage::new(v, meta, &headers, at).into_owned()
     }
 
     /// Ids are unique per provider and per sender only: the same id from another provider

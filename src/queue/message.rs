@@ -5,6 +5,8 @@
 //! keep a header that carries a credential (`cookie`, `authorization`, a provider's shared
 //! token, hop-by-hop).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 use time::{OffsetDateTime, UtcOffset};
@@ -22,19 +24,21 @@ fn dropped(name: &str) -> bool {
         || crate::headers::is_hop_by_hop(name)
 }
 
-/// What the request pipeline knows about a webhook besides its verified body.
+/// What the request pipeline knows about a webhook besides its verified body. Borrowed
+/// from the request and the config while the message is enqueued; owned only where a
+/// message outlives its request (the in-memory queue).
 #[derive(Clone, Debug)]
-pub struct MessageMeta {
+pub struct MessageMeta<'a> {
     pub method: Method,
     /// The request's host, normalised (lowercase, no port, no trailing dot).
-    pub host: String,
+    pub host: Cow<'a, str>,
     /// The request path, without the query string.
-    pub path: String,
-    pub room: String,
+    pub path: Cow<'a, str>,
+    pub room: Cow<'a, str>,
     /// `meshagent.request.queue`.
-    pub queue: String,
+    pub queue: Cow<'a, str>,
     /// `meshagent.request.processor`: the identity that consumes the queue.
-    pub processor: String,
+    pub processor: Cow<'a, str>,
 }
 
 /// A request's header fields as a message records them: the request's own, and the fields
@@ -52,17 +56,18 @@ impl<'a> From<&'a HeaderMap> for Fields<'a> {
 }
 
 /// One webhook delivery, ready to be enqueued. Only [`QueueMessage::new`] makes one, and
-/// it needs a [`Verified`] body.
+/// it needs a [`Verified`] body. It borrows what the request and the config hold until
+/// [`QueueMessage::into_owned`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueueMessage {
+pub struct QueueMessage<'a> {
     body: Bytes,
-    content_type: String,
+    content_type: Cow<'a, str>,
     method: Method,
-    host: String,
-    path: String,
-    room: String,
-    queue: String,
-    processor: String,
+    host: Cow<'a, str>,
+    path: Cow<'a, str>,
+    room: Cow<'a, str>,
+    queue: Cow<'a, str>,
+    processor: Cow<'a, str>,
     provider: &'static str,
     delivery_id: String,
     received_at: String,
@@ -70,18 +75,18 @@ pub struct QueueMessage {
     received: OffsetDateTime,
 }
 
-impl QueueMessage {
-    /// How many field/value pairs an entry has (`docs/reference.md`, "Redis layout").
-    pub const FIELDS: usize = 12;
+/// How many field/value pairs an entry has (`docs/reference.md`, "Redis layout").
+pub const FIELDS: usize = 12;
 
+impl<'a> QueueMessage<'a> {
     /// Build the message for a verified body. The delivery id is the provider's when it
     /// sends one (stable across its retries), else a fresh UUIDv7 stamped with `now`.
-    pub fn new<'a>(
+    pub fn new(
         verified: Verified,
-        meta: MessageMeta,
+        meta: MessageMeta<'a>,
         headers: impl Into<Fields<'a>>,
         now: OffsetDateTime,
-    ) -> QueueMessage {
+    ) -> QueueMessage<'a> {
         let headers = headers.into();
         let now = now.to_offset(UtcOffset::UTC);
         let provider = verified.provider().as_str();
@@ -92,7 +97,7 @@ impl QueueMessage {
         let content_type = headers
             .own
             .get(http::header::CONTENT_TYPE)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
             .unwrap_or_default();
         QueueMessage {
             body: verified.into_body(),
@@ -111,8 +116,27 @@ impl QueueMessage {
         }
     }
 
+    /// The same message, holding its own copy of everything it borrowed.
+    pub fn into_owned(self) -> QueueMessage<'static> {
+        QueueMessage {
+            body: self.body,
+            content_type: Cow::Owned(self.content_type.into_owned()),
+            method: self.method,
+            host: Cow::Owned(self.host.into_owned()),
+            path: Cow::Owned(self.path.into_owned()),
+            room: Cow::Owned(self.room.into_owned()),
+            queue: Cow::Owned(self.queue.into_owned()),
+            processor: Cow::Owned(self.processor.into_owned()),
+            provider: self.provider,
+            delivery_id: self.delivery_id,
+            received_at: self.received_at,
+            headers: self.headers,
+            received: self.received,
+        }
+    }
+
     /// The names of the stream entry's fields, in the documented order.
-    pub const FIELD_NAMES: [&'static str; Self::FIELDS] = [
+    pub const FIELD_NAMES: [&'static str; FIELDS] = [
         "body",
         "content_type",
         "method",
@@ -128,13 +152,13 @@ impl QueueMessage {
     ];
 
     /// The stream entry's fields, in the documented order. The body is the exact bytes.
-    pub fn fields(&self) -> [(&'static str, &[u8]); Self::FIELDS] {
+    pub fn fields(&self) -> [(&'static str, &[u8]); FIELDS] {
         let values = self.values();
         std::array::from_fn(|i| (Self::FIELD_NAMES[i], values[i]))
     }
 
     /// The values of [`QueueMessage::fields`], in the order of [`QueueMessage::FIELD_NAMES`].
-    pub fn values(&self) -> [&[u8]; Self::FIELDS] {
+    pub fn values(&self) -> [&[u8]; FIELDS] {
         [
             &self.body[..],
             self.content_type.as_bytes(),
@@ -355,7 +379,7 @@ pub(crate) mod tests {
         (v, headers)
     }
 
-    pub(crate) fn meta() -> MessageMeta {
+    pub(crate) fn meta() -> MessageMeta<'static> {
         MessageMeta {
             method: Method::POST,
             host: "hooks.acme.test".into(),

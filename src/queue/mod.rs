@@ -125,7 +125,7 @@ impl Queue {
 
     /// Append a message to its stream unless its delivery id was already enqueued within
     /// the dedup window, in which case the original entry id is returned.
-    pub async fn enqueue(&self, msg: &QueueMessage) -> Result<Enqueued, QueueError> {
+    pub async fn enqueue(&self, msg: &QueueMessage<'_>) -> Result<Enqueued, QueueError> {
         match self {
             Queue::Memory(q) => q.enqueue(msg),
             Queue::Redis(q) => q.enqueue(msg).await,

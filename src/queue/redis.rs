@@ -13,7 +13,7 @@ use std::time::Duration;
 use redis::Value;
 
 use super::{dedup_key, stream_key, Enqueued, QueueError, QueueMessage, QueueStats};
-use crate::kv::{bounded, eval, Kv};
+use crate::kv::{answer, eval, Kv};
 
 /// Dedup and append in one step. KEYS: stream, dedup key. ARGV: dedup TTL in ms, then the
 /// entry's field/value pairs. Returns `{stream id, 1 if duplicate else 0}`.
@@ -64,7 +64,7 @@ impl RedisQueue {
 
     /// Dedup and XADD in one script; `Ok` only once Redis has answered it (and enough
     /// replicas hold the entry).
-    pub async fn enqueue(&self, msg: &QueueMessage) -> Result<Enqueued, QueueError> {
+    pub async fn enqueue(&self, msg: &QueueMessage<'_>) -> Result<Enqueued, QueueError> {
         let stream = stream_key(msg.room(), msg.queue());
         let dedup = dedup_key(
             msg.room(),
@@ -99,7 +99,6 @@ impl RedisQueue {
     pub async fn stats(&self, room: &str, queue: &str) -> Result<QueueStats, QueueError> {
         let key = stream_key(room, queue);
         let mut conn = self.kv.connection();
-        let timeout = self.kv.timeout();
         let mut pipe = redis::pipe();
         pipe.cmd("XLEN")
             .arg(&key)
@@ -112,14 +111,12 @@ impl RedisQueue {
             .cmd("EXISTS")
             .arg(&key);
         type Oldest = Vec<(String, redis::Value)>;
-        let (length, oldest, exists): (u64, Oldest, bool) =
-            bounded(timeout, pipe.query_async(&mut conn))
-                .await
-                .map_err(QueueError::Unavailable)?;
+        let (length, oldest, exists): (u64, Oldest, bool) = answer(pipe.query_async(&mut conn))
+            .await
+            .map_err(QueueError::Unavailable)?;
         let mut pending = 0;
         if exists {
-            let groups: redis::streams::StreamInfoGroupsReply = bounded(
-                timeout,
+            let groups: redis::streams::StreamInfoGroupsReply = answer(
                 redis::cmd("XINFO")
                     .arg("GROUPS")
                     .arg(&key)

@@ -7,7 +7,6 @@
 //! never send a plaintext to Redis nor put the Redis URL in an error.
 
 use std::fmt;
-use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -17,7 +16,7 @@ use time::OffsetDateTime;
 
 use super::sealed::{associated_data, Sealed, SealingKey, NONCE_LEN};
 use super::{active_at, ActiveValue, SecretError};
-use crate::kv::{bounded, eval, Connection, Kv};
+use crate::kv::{answer, eval, Connection, Kv};
 use crate::sensitive::Secret;
 
 /// Replace the current value; with a non-empty ARGV[3], keep the old current as `previous`
@@ -72,14 +71,11 @@ struct StoredValue {
 pub struct RedisSecrets {
     conn: Connection,
     key: SealingKey,
-    timeout: Duration,
 }
 
 impl fmt::Debug for RedisSecrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisSecrets")
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
+        f.debug_struct("RedisSecrets").finish_non_exhaustive()
     }
 }
 
@@ -90,7 +86,6 @@ impl RedisSecrets {
         Ok(RedisSecrets {
             conn: kv.connection(),
             key,
-            timeout: kv.timeout(),
         })
     }
 
@@ -120,8 +115,7 @@ impl RedisSecrets {
         now: OffsetDateTime,
     ) -> Result<Vec<ActiveValue>, SecretError> {
         let mut conn = self.conn.clone();
-        let raw: Option<Vec<u8>> = bounded(
-            self.timeout,
+        let raw: Option<Vec<u8>> = answer(
             redis::cmd("HGET")
                 .arg(secrets_key(room))
                 .arg(secrets_field(identity, id))
@@ -183,7 +177,7 @@ impl RedisSecrets {
         let mut set = eval(SET_SCRIPT, &[&secrets_key(room)], (0, 0));
         set.arg(secrets_field(identity, id)).arg(stored).arg(until);
         let mut conn = self.conn.clone();
-        let _: i64 = bounded(self.timeout, set.query_async(&mut conn))
+        let _: i64 = answer(set.query_async(&mut conn))
             .await
             .map_err(SecretError::Unavailable)?;
         Ok(())
@@ -213,8 +207,7 @@ impl RedisSecrets {
         let record = serde_json::to_string(&record)
             .map_err(|_| SecretError::Unavailable("cannot encode the sealed value".into()))?;
         let mut conn = self.conn.clone();
-        let stored: i64 = bounded(
-            self.timeout,
+        let stored: i64 = answer(
             redis::cmd("HSETNX")
                 .arg(secrets_key(room))
                 .arg(secrets_field(identity, id))
@@ -229,8 +222,7 @@ impl RedisSecrets {
     /// Every (identity, id) of a room.
     pub async fn list(&self, room: &str) -> Result<Vec<(String, String)>, SecretError> {
         let mut conn = self.conn.clone();
-        let fields: Vec<String> = bounded(
-            self.timeout,
+        let fields: Vec<String> = answer(
             redis::cmd("HKEYS")
                 .arg(secrets_key(room))
                 .query_async(&mut conn),
@@ -249,8 +241,7 @@ impl RedisSecrets {
     /// Delete a secret; false when there was none.
     pub async fn rm(&self, room: &str, identity: &str, id: &str) -> Result<bool, SecretError> {
         let mut conn = self.conn.clone();
-        let removed: i64 = bounded(
-            self.timeout,
+        let removed: i64 = answer(
             redis::cmd("HDEL")
                 .arg(secrets_key(room))
                 .arg(secrets_field(identity, id))

@@ -78,9 +78,14 @@ pub fn first_header<'a>(
         .map_or(Err(SignatureError::Missing), |name| header(req, name))
 }
 
-/// Lowercase or uppercase hex → bytes; anything else is `Invalid`.
+/// Lowercase or uppercase hex → bytes; anything else is `Invalid`, a `0x` prefix too
+/// (the decoder would drop one: no provider sends it, so it is not a signature).
 pub fn decode_hex(text: &str) -> Result<Vec<u8>, SignatureError> {
-    if !text.len().is_multiple_of(2) {
+    let prefixed = text
+        .as_bytes()
+        .get(..2)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"0x"));
+    if prefixed || !text.len().is_multiple_of(2) {
         return Err(SignatureError::Invalid);
     }
     // Into a buffer of the right size: no iterator collecting byte by byte.
@@ -312,7 +317,14 @@ mod tests {
     fn hex_decodes_either_case_and_refuses_anything_else() {
         assert_eq!(decode_hex("00ff7A"), Ok(vec![0x00, 0xff, 0x7a]));
         assert_eq!(decode_hex(""), Ok(vec![]));
-        for bad in ["0", "abc", "zz", "0g", " 00", "00 ", "+1"] {
+        // Long enough for the vectorised path; a `0x` prefix is not hex.
+        let long = "0123456789abcdefABCDEF".repeat(3);
+        assert_eq!(decode_hex(&long[..64]).map(|b| b.len()), Ok(32));
+        let mut bad_long = long[..64].to_owned();
+        bad_long.replace_range(40..41, "g");
+        for bad in [
+            "0", "abc", "zz", "0g", " 00", "00 ", "+1", "0x00", "0X00", &bad_long,
+        ] {
             assert_eq!(decode_hex(bad), Err(SignatureError::Invalid), "{bad:?}");
         }
     }

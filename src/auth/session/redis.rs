@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 use redis::{Cmd, FromRedisValue, Pipeline};
 
 use super::{idle_secs, Session, SessionBackend, StoreError};
-use crate::kv::{bounded, Connection, Kv};
+use crate::kv::{answer, Connection, Kv};
 
 /// How long one instance trusts a session it read from Redis before reading it again.
 /// Revocation reaches every instance within this.
@@ -44,7 +44,6 @@ fn ms(secs: i64) -> i64 {
 
 pub(super) struct RedisSessions {
     conn: Connection,
-    timeout: Duration,
     /// Shared, not copied, with each request that reads them.
     cache: Mutex<HashMap<String, (Arc<Session>, Instant)>>,
 }
@@ -53,7 +52,6 @@ impl RedisSessions {
     pub(super) fn new(kv: &Kv) -> RedisSessions {
         RedisSessions {
             conn: kv.connection(),
-            timeout: kv.timeout(),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -65,15 +63,13 @@ impl RedisSessions {
     /// Run one command under the store's deadline.
     async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
-        bounded(self.timeout, cmd.query_async(&mut conn))
-            .await
-            .map_err(StoreError)
+        answer(cmd.query_async(&mut conn)).await.map_err(StoreError)
     }
 
     /// Run a pipeline (its keys all in one slot) under the store's deadline.
     async fn run_pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
-        bounded(self.timeout, pipe.query_async(&mut conn))
+        answer(pipe.query_async(&mut conn))
             .await
             .map_err(StoreError)
     }
