@@ -46,13 +46,17 @@ pub fn dedup_scope(provider: &str, path: &str, delivery_id: &str) -> String {
     let mut out = String::with_capacity(provider.len() + path.len() + delivery_id.len() + 8);
     out.push_str(provider);
     out.push(':');
-    for c in path.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            ':' => out.push_str("%3A"),
-            c => out.push(c),
-        }
+    let mut rest = path;
+    while let Some(at) = rest.find(['%', ':']) {
+        out.push_str(&rest[..at]);
+        out.push_str(if rest.as_bytes()[at] == b'%' {
+            "%25"
+        } else {
+            "%3A"
+        });
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
     out.push(':');
     out.push_str(delivery_id);
     out
@@ -189,6 +193,8 @@ mod tests {
     fn a_colon_in_the_path_cannot_make_two_scopes_meet() {
         assert_ne!(dedup_scope("p", "/a:b", "c"), dedup_scope("p", "/a", "b:c"));
         assert_eq!(dedup_scope("p", "/a:b%", "c"), "p:/a%3Ab%25:c");
+        assert_eq!(dedup_scope("p", "%:é/", "c"), "p:%25%3Aé/:c");
+        assert_eq!(dedup_scope("p", "/plain", "c"), "p:/plain:c");
     }
 
     #[test]

@@ -263,5 +263,17 @@ mod tests {
             id(Provider::Github, &[("x-github-delivery", &max)], b"").as_deref(),
             Some(max.as_str())
         );
+        // Counted in characters, not bytes.
+        let stripe = |value: &str| {
+            id(
+                Provider::Stripe,
+                &[],
+                format!(r#"{{"id":"{value}"}}"#).as_bytes(),
+            )
+        };
+        let max = "é".repeat(200);
+        assert_eq!(stripe(&max).as_deref(), Some(max.as_str()));
+        assert_eq!(stripe(&"é".repeat(201)), None);
+        assert_eq!(id(Provider::Stripe, &[], br#"{"id":"a\u0007b"}"#), None);
     }
 }
