@@ -24,7 +24,7 @@ use crate::error::ProxyError;
 use crate::queue::{json_string_body, Fields, MessageMeta, Queue, QueueError, QueueMessage};
 use crate::secret::{SecretError, SecretStore};
 use crate::sensitive::Secret;
-use crate::telemetry::{Metrics, WebhookLabels};
+use crate::telemetry::{Metrics, WebhookResult};
 use crate::webhook::{
     self, asana, handshake, notion, Provider, SignatureError, Verified, VerifyOptions,
     WebhookRequest,
@@ -126,16 +126,7 @@ pub async fn ingest(
     sinks: Sinks<'_>,
 ) -> Result<Ingested, ProxyError> {
     let policy = target.policy;
-    let count = |result: &'static str| {
-        sinks
-            .metrics
-            .webhooks
-            .get_or_create(&WebhookLabels {
-                provider: target.provider.as_str(),
-                result,
-            })
-            .inc();
-    };
+    let count = |result| sinks.metrics.count_webhook(target.provider, result);
     if !target.provider.accepts(&parts.method) {
         return Err(ProxyError::MethodNotAllowed);
     }
@@ -144,7 +135,7 @@ pub async fn ingest(
         .as_deref()
         .ok_or(ProxyError::SecretUnavailable)?;
     if !source_allowed(&policy.source_ips, target.client_ip) {
-        count("source_refused");
+        count(WebhookResult::SourceRefused);
         return Err(ProxyError::SourceNotAllowed);
     }
 
@@ -171,7 +162,7 @@ pub async fn ingest(
             &secrets,
         ) {
             Ok(Some(reply)) => {
-                count("handshake");
+                count(WebhookResult::Handshake);
                 return Ok(Ingested::Respond(reply_response(reply)));
             }
             // A GET that is no handshake is not a delivery either.
@@ -187,7 +178,7 @@ pub async fn ingest(
             Ok(Some(offered)) => {
                 return asana_handshake(&target, secret_id, offered, sinks.secrets)
                     .await
-                    .inspect(|_| count("handshake"))
+                    .inspect(|_| count(WebhookResult::Handshake))
                     .inspect_err(|e| {
                         if let ProxyError::Signature(e) = e {
                             count(signature_result(*e));
@@ -270,7 +261,7 @@ pub async fn ingest(
     let verified = match checked {
         Ok((verified, None)) => verified,
         Ok((_, Some(reply))) => {
-            count("handshake");
+            count(WebhookResult::Handshake);
             return Ok(Ingested::Respond(reply_response(reply)));
         }
         Err(e) => {
@@ -287,11 +278,11 @@ async fn dispatch(
     parts: &Parts,
     verified: Verified,
     sinks: &Sinks<'_>,
-    count: impl Fn(&'static str),
+    count: impl Fn(WebhookResult),
 ) -> Result<Ingested, ProxyError> {
     let policy = target.policy;
     let Some(queue) = &policy.queue else {
-        count("forwarded");
+        count(WebhookResult::Forwarded);
         return Ok(Ingested::Forward(verified));
     };
     let meta = MessageMeta {
@@ -310,9 +301,9 @@ async fn dispatch(
     match sinks.queue.enqueue(&message).await {
         Ok(done) => {
             count(if done.duplicate {
-                "duplicate"
+                WebhookResult::Duplicate
             } else {
-                "enqueued"
+                WebhookResult::Enqueued
             });
             tracing::info!(
                 webhook.provider = target.provider.as_str(),
@@ -331,7 +322,7 @@ async fn dispatch(
             Ok(Ingested::Respond(resp))
         }
         Err(QueueError::Unavailable(detail)) => {
-            count("queue_unavailable");
+            count(WebhookResult::QueueUnavailable);
             tracing::warn!(webhook.provider = target.provider.as_str(), error = %detail, "enqueue failed");
             Err(ProxyError::QueueUnavailable)
         }
@@ -423,11 +414,11 @@ fn handshake_reply(
     handshake::after_verification(verified, signer)
 }
 
-fn signature_result(e: SignatureError) -> &'static str {
+fn signature_result(e: SignatureError) -> WebhookResult {
     match e {
-        SignatureError::Missing => "missing_signature",
-        SignatureError::Invalid => "invalid_signature",
-        SignatureError::Stale => "stale_timestamp",
+        SignatureError::Missing => WebhookResult::MissingSignature,
+        SignatureError::Invalid => WebhookResult::InvalidSignature,
+        SignatureError::Stale => WebhookResult::StaleTimestamp,
     }
 }
 

@@ -14,6 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::webhook::Provider;
+
 /// How log lines are written (`ROOMGATE_LOG_FORMAT`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -115,6 +117,39 @@ pub struct WebhookLabels {
     pub result: &'static str,
 }
 
+/// What became of a webhook request: the `result` label of `roomgate_webhooks_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookResult {
+    SourceRefused,
+    Handshake,
+    MissingSignature,
+    InvalidSignature,
+    StaleTimestamp,
+    Forwarded,
+    Duplicate,
+    Enqueued,
+    QueueUnavailable,
+}
+
+impl WebhookResult {
+    /// How many results there are.
+    const COUNT: usize = 9;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookResult::SourceRefused => "source_refused",
+            WebhookResult::Handshake => "handshake",
+            WebhookResult::MissingSignature => "missing_signature",
+            WebhookResult::InvalidSignature => "invalid_signature",
+            WebhookResult::StaleTimestamp => "stale_timestamp",
+            WebhookResult::Forwarded => "forwarded",
+            WebhookResult::Duplicate => "duplicate",
+            WebhookResult::Enqueued => "enqueued",
+            WebhookResult::QueueUnavailable => "queue_unavailable",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConfigLabel {
     pub hash: String,
@@ -141,6 +176,9 @@ pub struct Metrics {
     pub config_info: Family<ConfigLabel, Gauge>,
     pub config_loaded_at: Gauge,
     pub webhooks: Family<WebhookLabels, Counter>,
+    /// The `webhooks` series by provider and result, fetched from the family on first use
+    /// and then held, so a request does not hash its labels ([`Metrics::count_webhook`]).
+    webhook_series: Box<[OnceLock<Counter>]>,
     pub connections: Gauge,
     /// The route label of requests that matched no route.
     pub no_route: Arc<String>,
@@ -224,6 +262,9 @@ impl Metrics {
             config_info,
             config_loaded_at,
             webhooks,
+            webhook_series: (0..Provider::ALL.len() * WebhookResult::COUNT)
+                .map(|_| OnceLock::new())
+                .collect(),
             connections,
             no_route: Arc::new("none".to_owned()),
         }
@@ -298,9 +339,60 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// Count one webhook request by its provider and what became of it.
+    pub fn count_webhook(&self, provider: Provider, result: WebhookResult) {
+        let labels = || WebhookLabels {
+            provider: provider.as_str(),
+            result: result.as_str(),
+        };
+        let slot = provider as usize * WebhookResult::COUNT + result as usize;
+        match self.webhook_series.get(slot) {
+            Some(series) => series
+                .get_or_init(|| self.webhooks.get_or_create(&labels()).clone())
+                .inc(),
+            None => self.webhooks.get_or_create(&labels()).inc(),
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_counts_are_kept_apart_by_provider_and_result() {
+        let metrics = Metrics::new();
+        metrics.count_webhook(Provider::Github, WebhookResult::Enqueued);
+        metrics.count_webhook(Provider::Github, WebhookResult::Enqueued);
+        metrics.count_webhook(Provider::Github, WebhookResult::InvalidSignature);
+        let last = *Provider::ALL.last().unwrap();
+        metrics.count_webhook(last, WebhookResult::QueueUnavailable);
+        let text = metrics.render();
+        let series = |provider: Provider, result: &str, n: u64| {
+            format!(
+                "roomgate_webhooks_total{{provider=\"{}\",result=\"{result}\"}} {n}\n",
+                provider.as_str()
+            )
+        };
+        assert!(
+            text.contains(&series(Provider::Github, "enqueued", 2)),
+            "{text}"
+        );
+        assert!(
+            text.contains(&series(Provider::Github, "invalid_signature", 1)),
+            "{text}"
+        );
+        assert!(
+            text.contains(&series(last, "queue_unavailable", 1)),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("roomgate_webhooks_total{").count(),
+            3,
+            "{text}"
+        );
+    }
 
     #[test]
     fn durations_are_milliseconds_rounded_to_the_microsecond() {
