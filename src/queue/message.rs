@@ -76,7 +76,7 @@ pub struct QueueMessage<'a> {
 }
 
 /// How many field/value pairs an entry has (`docs/reference.md`, "Redis layout").
-pub const FIELDS: usize = 12;
+const FIELDS: usize = 12;
 
 impl<'a> QueueMessage<'a> {
     /// Build the message for a verified body. The delivery id is the provider's when it
