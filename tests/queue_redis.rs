@@ -408,6 +408,39 @@ async fn when_redis_is_slow_enqueue_times_out_and_the_retry_is_not_doubled() {
     assert_eq!(xlen(&server).await, 1);
 }
 
+/// A Redis address that accepts connections and never answers: each enqueue, connecting
+/// included, is refused within the Redis deadline, and readiness says no.
+#[tokio::test]
+async fn a_redis_that_never_answers_is_refused_within_the_deadline() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let q = Queue::Redis(RedisQueue::new(
+        kv_at(&format!("redis://{addr}/")),
+        DEFAULT_DEDUP_TTL,
+    ));
+    for i in 0..2 {
+        let started = Instant::now();
+        let outcome = q.enqueue(&message(b"x", Some(&format!("d-{i}")))).await;
+        let took = started.elapsed();
+        assert!(
+            matches!(outcome, Err(QueueError::Unavailable(_))),
+            "{outcome:?}"
+        );
+        assert!(
+            took <= DEFAULT_REDIS_TIMEOUT + Duration::from_millis(500),
+            "refused after {took:?}"
+        );
+    }
+    assert!(!q.ready().await);
+    held.abort();
+}
+
 /// Enqueues share one pipelined connection: each must get the id of its own entry back,
 /// however many are in flight at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -761,9 +794,9 @@ async fn delivery_ids(server: &RedisServer) -> Vec<String> {
 }
 
 /// A Redis connection that goes silent without being closed costs one delivery a 503:
-/// the enqueue that waits out its response timeout on it drops it, and the next delivery is
-/// accepted on a new connection, with nothing restarted. (Before, the silent connection
-/// stayed in use and every delivery got a 503 until the kernel gave up on it.)
+/// the enqueue that waits out its deadline on it drops it, and the next delivery is
+/// accepted on a new connection, with nothing restarted (a silent connection kept in use
+/// would cost every delivery a 503 until the kernel gave up on it).
 #[tokio::test]
 async fn after_a_silent_connection_the_next_webhook_is_accepted_on_a_new_one() {
     let server = RedisServer::start();
@@ -790,11 +823,11 @@ async fn after_a_silent_connection_the_next_webhook_is_accepted_on_a_new_one() {
         (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable")
     );
     assert!(second.headers.contains_key("retry-after"));
-    // The reply's response timeout (half the deadline) gives up on the connection.
+    // The command's deadline ends the wait and gives up on the connection.
     assert!(
         waited >= DEFAULT_REDIS_TIMEOUT / 2
             && waited <= DEFAULT_REDIS_TIMEOUT + Duration::from_millis(500),
-        "the connection's response timeout ended the wait: {waited:?}"
+        "the command's deadline ended the wait: {waited:?}"
     );
 
     let opened = proxy.accepted();
