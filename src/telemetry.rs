@@ -132,8 +132,8 @@ pub enum WebhookResult {
 }
 
 impl WebhookResult {
-    /// How many results there are.
-    const COUNT: usize = 9;
+    /// How many results there are (the last one's index, plus one).
+    const COUNT: usize = WebhookResult::QueueUnavailable as usize + 1;
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -178,7 +178,7 @@ pub struct Metrics {
     pub webhooks: Family<WebhookLabels, Counter>,
     /// The `webhooks` series by provider and result, fetched from the family on first use
     /// and then held, so a request does not hash its labels ([`Metrics::count_webhook`]).
-    webhook_series: Box<[OnceLock<Counter>]>,
+    webhook_series: Box<[[OnceLock<Counter>; WebhookResult::COUNT]]>,
     pub connections: Gauge,
     /// The route label of requests that matched no route.
     pub no_route: Arc<String>,
@@ -262,8 +262,9 @@ impl Metrics {
             config_info,
             config_loaded_at,
             webhooks,
-            webhook_series: (0..Provider::ALL.len() * WebhookResult::COUNT)
-                .map(|_| OnceLock::new())
+            webhook_series: Provider::ALL
+                .iter()
+                .map(|_| std::array::from_fn(|_| OnceLock::new()))
                 .collect(),
             connections,
             no_route: Arc::new("none".to_owned()),
@@ -346,8 +347,13 @@ impl Metrics {
             provider: provider.as_str(),
             result: result.as_str(),
         };
-        let slot = provider as usize * WebhookResult::COUNT + result as usize;
-        match self.webhook_series.get(slot) {
+        // A provider or result outside the table is counted through the family: never
+        // in another's series.
+        let series = self
+            .webhook_series
+            .get(provider as usize)
+            .and_then(|results| results.get(result as usize));
+        match series {
             Some(series) => series
                 .get_or_init(|| self.webhooks.get_or_create(&labels()).clone())
                 .inc(),

@@ -20,7 +20,7 @@ use super::signing::{self, random_id};
 use super::token::TokenVerifier;
 use super::IAP_COOKIE;
 use super::{AuthError, Decision, Identity};
-use crate::canonical::{canonical_host, canonical_path};
+use crate::canonical::canonical_host;
 use crate::config::{Config, Iap};
 use crate::cookies;
 
@@ -169,35 +169,38 @@ pub fn wants_html(method: &Method, headers: &HeaderMap) -> bool {
         })
 }
 
-/// The host as the client sent it (authority or `Host`), for origins with a port.
-pub fn raw_host(parts: &http::request::Parts) -> Option<crate::canonical::Authority> {
-    crate::canonical::request_authority(&parts.uri, &parts.headers)
+/// Where a request is, as the pipeline resolved it for routing: authorization reads the
+/// same view rather than deriving its own from the request.
+#[derive(Clone, Copy, Debug)]
+pub struct Place<'a> {
+    /// The authority as the client sent it (target or `Host`): the origin's port.
+    pub raw_host: &'a str,
+    /// The canonical host and path.
+    pub host: &'a str,
+    pub path: &'a str,
+    /// The request came to a TLS listener.
+    pub tls: bool,
 }
 
 /// The origin the browser used: scheme and host:port. The scheme is a trusted proxy's
 /// `X-Forwarded-Proto` (no other reaches the map, [`crate::forwarded::decide`]), else the
-/// listener's (`tls`).
-pub fn request_origin(parts: &http::request::Parts, host: &str, tls: bool) -> String {
-    let scheme = match parts
-        .headers
+/// listener's.
+pub fn request_origin(headers: &HeaderMap, place: &Place<'_>) -> String {
+    let scheme = match headers
         .get(crate::forwarded::X_FORWARDED_PROTO)
         .and_then(|v| v.to_str().ok())
     {
         Some("https") => "https",
         Some(_) => "http",
-        None if tls => "https",
+        None if place.tls => "https",
         None => "http",
     };
-    let port = raw_host(parts)
-        .and_then(|r| {
-            r.as_str()?
-                .rsplit_once(':')
-                .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-                .map(|(_, p)| p.to_owned())
-        })
-        .map(|p| format!(":{p}"))
-        .unwrap_or_default();
-    format!("{scheme}://{host}{port}")
+    let port = place
+        .raw_host
+        .rsplit_once(':')
+        .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(String::new(), |(_, p)| format!(":{p}"));
+    format!("{scheme}://{}{port}", place.host)
 }
 
 fn looks_like_jwt(v: &str) -> bool {
@@ -212,8 +215,7 @@ pub struct CookieGate<'a> {
     pub auth_host: Option<&'a AuthHost>,
     pub sessions: &'a SessionStore,
     pub now: i64,
-    /// The request came to a TLS listener.
-    pub tls: bool,
+    pub place: Place<'a>,
 }
 
 /// Authorize a request on a `cookie` port of `room`: participant token in
@@ -237,11 +239,6 @@ pub async fn authorize(gate: CookieGate<'_>, parts: &http::request::Parts, room:
         return Decision::Deny(AuthError::MissingAuth);
     };
     let html = wants_html(&parts.method, &parts.headers);
-    let authority = raw_host(parts);
-    let host = authority
-        .as_ref()
-        .and_then(|a| a.as_str())
-        .and_then(canonical_host);
     match cookies::value(&parts.headers, IAP_COOKIE) {
         Some(value) if looks_like_jwt(value) => match tokens.verify(value, room, now) {
             Ok(id) => return Decision::Allow(id),
@@ -252,11 +249,7 @@ pub async fn authorize(gate: CookieGate<'_>, parts: &http::request::Parts, room:
         },
         Some(value) => match gate.sessions.get(value, iap.idle_ttl.0, now).await {
             // A session is valid only on the domain it was handed off to.
-            Ok(Some((d, session)))
-                if host
-                    .as_deref()
-                    .is_some_and(|h| session.is_domain_session_for(h)) =>
-            {
+            Ok(Some((d, session))) if session.is_domain_session_for(gate.place.host) => {
                 let rules = config
                     .room(room)
                     .map(|r| r.participants.as_slice())
@@ -288,7 +281,7 @@ pub async fn authorize(gate: CookieGate<'_>, parts: &http::request::Parts, room:
     }
     match gate
         .auth_host
-        .and_then(|auth| sign_in_location(config, auth, parts, now, gate.tls))
+        .and_then(|auth| sign_in_location(config, auth, parts, &gate.place, now))
     {
         Some(location) => Decision::Redirect(location),
         None => Decision::Deny(AuthError::MissingAuth),
@@ -300,18 +293,16 @@ fn sign_in_location(
     config: &Config,
     auth: &AuthHost,
     parts: &http::request::Parts,
+    place: &Place<'_>,
     now: i64,
-    tls: bool,
 ) -> Option<String> {
-    let host = canonical_host(raw_host(parts)?.as_str()?)?.into_owned();
-    let path = canonical_path(parts.uri.path()).ok()?.into_owned();
     let target = match parts.uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path,
+        Some(q) => format!("{}?{q}", place.path),
+        None => place.path.to_owned(),
     };
     let ret = ReturnState {
-        origin: request_origin(parts, &host, tls),
-        host,
+        origin: request_origin(&parts.headers, place),
+        host: place.host.to_owned(),
         path: safe_return_path(&target).unwrap_or_else(|| "/".into()),
         jti: random_id(),
     };
@@ -350,30 +341,23 @@ mod tests {
     /// browser used.
     #[test]
     fn the_origin_has_the_listeners_scheme_unless_a_trusted_proxy_named_one() {
-        let parts = |pairs: &[(&str, &str)]| {
-            let mut req = http::Request::new(());
-            *req.headers_mut() = h(pairs);
-            req.into_parts().0
+        let origin = |pairs: &[(&str, &str)], tls: bool| {
+            let headers = h(pairs);
+            let place = Place {
+                raw_host: headers["host"].to_str().unwrap(),
+                host: "app.test",
+                path: "/",
+                tls,
+            };
+            request_origin(&headers, &place)
         };
-        let plain = parts(&[("host", "App.test:8443")]);
-        assert_eq!(
-            request_origin(&plain, "app.test", true),
-            "https://app.test:8443"
-        );
-        assert_eq!(
-            request_origin(&plain, "app.test", false),
-            "http://app.test:8443"
-        );
-        let proxied = parts(&[("host", "app.test"), ("x-forwarded-proto", "http")]);
-        assert_eq!(
-            request_origin(&proxied, "app.test", true),
-            "http://app.test"
-        );
-        let proxied = parts(&[("host", "app.test"), ("x-forwarded-proto", "https")]);
-        assert_eq!(
-            request_origin(&proxied, "app.test", false),
-            "https://app.test"
-        );
+        let plain = [("host", "App.test:8443")];
+        assert_eq!(origin(&plain, true), "https://app.test:8443");
+        assert_eq!(origin(&plain, false), "http://app.test:8443");
+        let proxied = [("host", "app.test"), ("x-forwarded-proto", "http")];
+        assert_eq!(origin(&proxied, true), "http://app.test");
+        let proxied = [("host", "app.test"), ("x-forwarded-proto", "https")];
+        assert_eq!(origin(&proxied, false), "https://app.test");
     }
 
     #[test]

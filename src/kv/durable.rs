@@ -128,7 +128,7 @@ impl Writer {
         pipe.cmd("WAIT").arg(self.replicas).arg(wait_ms);
         let mut conn = self.conn.clone();
         let count = group.len() + 1;
-        let replies = answer(async move { conn.req_packed_commands(&pipe, 0, count).await }).await;
+        let replies = answer(conn.req_packed_commands(&pipe, 0, count)).await;
         let mut replies = match replies {
             Ok(replies) if replies.len() == count => Ok(replies),
             Ok(_) => Err("redis gave an unexpected reply to a pipeline".to_owned()),

@@ -16,6 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use redis::aio::ConnectionLike as _;
 use redis::{Cmd, RedisError, Value};
 
 use crate::config::{Durability, RedisSettings};
@@ -100,10 +101,7 @@ impl Kv {
             Some(writer) => writer.write(key, cmd).await,
             None => {
                 let mut conn = self.conn.clone();
-                let reply = answer(async move {
-                    redis::aio::ConnectionLike::req_packed_command(&mut conn, &cmd).await
-                })
-                .await?;
+                let reply = answer(conn.req_packed_command(&cmd)).await?;
                 reply.extract_error().map_err(|e| describe(&e))
             }
         }

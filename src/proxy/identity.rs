@@ -16,7 +16,7 @@ pub(super) async fn authorize(
     state: &State,
     parts: &http::request::Parts,
     resolved: &Resolved<'_>,
-    tls: bool,
+    place: auth::iap::Place<'_>,
 ) -> Decision {
     let room = &resolved.port.room;
     match resolved.policy.validation {
@@ -33,7 +33,7 @@ pub(super) async fn authorize(
                 auth_host: state.auth_host.as_ref(),
                 sessions: &shared.iap.sessions,
                 now: (shared.clock)(),
-                tls,
+                place,
             };
             Box::pin(auth::iap::authorize(gate, parts, room)).await
         }

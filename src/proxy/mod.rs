@@ -248,6 +248,13 @@ async fn pipeline<'s>(
         .then(|| embed::decide::presented(&parts.method, &parts.headers))
         .flatten();
     let in_embed_mode = embed_mode.is_some();
+    // Authorization reads the host and path routing used.
+    let place = auth::iap::Place {
+        raw_host,
+        host: &host,
+        path: &path,
+        tls: conn.tls,
+    };
     let (identity, body) = match (resolved.policy.validation, embed_mode) {
         (Validation::Webhook(provider), _) => {
             let raw_target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -321,7 +328,7 @@ async fn pipeline<'s>(
                 }
             }
         }
-        (_, None) => match authorize(shared, state, &parts, &resolved, conn.tls).await {
+        (_, None) => match authorize(shared, state, &parts, &resolved, place).await {
             Decision::Public => {
                 outcome.auth = "public";
                 (None, body)
