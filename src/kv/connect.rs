@@ -1,22 +1,24 @@
 //! Making a connection to each topology, and telling when one must be made again.
 //!
-//! A single primary and a Sentinel-found primary get the redis crate's
-//! `ConnectionManager` (reconnects after I/O errors); a cluster gets its
-//! `ClusterConnection` (a connection per node, `MOVED`/`ASK`, slot refresh). Sentinel
+//! A single primary and a Sentinel-found primary get one of the redis crate's
+//! `MultiplexedConnection`s (commands from every task pipelined on one socket); a cluster
+//! gets its `ClusterConnection` (a connection per node, `MOVED`/`ASK`, slot refresh).
+//! Neither is made again here: [`super::link`] drops a connection that [`Connector::is_stale`]
+//! condemns and asks for a new one. Sentinel
 //! lookups start from a different sentinel after each failed one, so a sentinel that
 //! hangs cannot hold every lookup up. Nothing here logs or returns a URL or a password.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
 use redis::{
-    Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
-    RedisResult, ServerErrorKind, Value,
+    AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, Pipeline,
+    RedisError, RedisResult, ServerErrorKind, Value,
 };
 
 use super::KvError;
@@ -49,7 +51,7 @@ fn tcp_settings() -> redis::io::tcp::TcpSettings {
 pub(super) enum Connector {
     Url {
         client: redis::Client,
-        config: ConnectionManagerConfig,
+        config: AsyncConnectionConfig,
         connect_timeout: Duration,
     },
     Cluster {
@@ -60,7 +62,7 @@ pub(super) enum Connector {
         master: String,
         sentinels: Vec<ConnectionAddr>,
         password: Option<Secret>,
-        config: ConnectionManagerConfig,
+        config: AsyncConnectionConfig,
         connect_timeout: Duration,
         /// Which sentinel the next lookup asks first.
         first: AtomicUsize,
@@ -70,7 +72,8 @@ pub(super) enum Connector {
 /// An open connection.
 #[derive(Clone)]
 pub(super) enum Live {
-    Manager(ConnectionManager),
+    /// To one node: `redis.url`, or the primary Sentinel named.
+    Node(MultiplexedConnection),
     Cluster(ClusterConnection),
 }
 
@@ -78,15 +81,11 @@ fn unusable(what: &str) -> KvError {
     KvError(format!("{what} is not a usable redis URL"))
 }
 
-fn manager_config(connect_timeout: Duration) -> ConnectionManagerConfig {
-    // Few, short reconnect retries: an outage is reported, not waited out. No response
-    // timeout: the connection's deadline ([`super::link`]) bounds every command.
-    ConnectionManagerConfig::new()
+fn node_config(connect_timeout: Duration) -> AsyncConnectionConfig {
+    // No response timeout: the connection's deadline ([`super::link`]) bounds every command.
+    AsyncConnectionConfig::new()
         .set_connection_timeout(Some(connect_timeout))
         .set_response_timeout(None)
-        .set_number_of_retries(1)
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_millis(250))
 }
 
 impl Connector {
@@ -114,7 +113,7 @@ impl Connector {
                 let client = redis::Client::open(info).map_err(|_| unusable("redis.url"))?;
                 Ok(Connector::Url {
                     client,
-                    config: manager_config(connect_timeout),
+                    config: node_config(connect_timeout),
                     connect_timeout,
                 })
             }
@@ -153,7 +152,7 @@ impl Connector {
                     master: master.clone(),
                     sentinels,
                     password: p.clone(),
-                    config: manager_config(connect_timeout),
+                    config: node_config(connect_timeout),
                     connect_timeout,
                     first: AtomicUsize::new(0),
                 })
@@ -205,11 +204,10 @@ impl Connector {
 
     async fn open(&self) -> RedisResult<Live> {
         match self {
-            Connector::Url { client, config, .. } => {
-                ConnectionManager::new_with_config(client.clone(), config.clone())
-                    .await
-                    .map(Live::Manager)
-            }
+            Connector::Url { client, config, .. } => client
+                .get_multiplexed_async_connection_with_config(config)
+                .await
+                .map(Live::Node),
             Connector::Cluster { client, .. } => {
                 client.get_async_connection().await.map(Live::Cluster)
             }
@@ -235,30 +233,35 @@ impl Connector {
                 }
                 let found = async {
                     let client = builder.build()?.async_get_client().await?;
-                    ConnectionManager::new_with_config(client, config.clone()).await
+                    client
+                        .get_multiplexed_async_connection_with_config(config)
+                        .await
                 }
                 .await;
                 if found.is_err() {
                     first.fetch_add(1, Ordering::Relaxed);
                 }
-                found.map(Live::Manager)
+                found.map(Live::Node)
             }
         }
     }
 
     /// Whether `error`, from a connection this connector made, means the connection must
-    /// be made again: it went silent (any topology), or, behind Sentinel, the primary it
-    /// reached failed or was demoted.
+    /// be made again: it went silent (any topology); a connection to one node failed or
+    /// was closed; behind Sentinel, the primary it reached was demoted. The cluster client
+    /// replaces its nodes' connections by itself.
     pub(super) fn is_stale(&self, error: &RedisError) -> bool {
         if error.is_timeout() {
             return true;
         }
+        let failed = || {
+            error.is_io_error() || error.is_connection_refusal() || error.is_connection_dropped()
+        };
         match self {
-            Connector::Url { .. } | Connector::Cluster { .. } => false,
+            Connector::Cluster { .. } => false,
+            Connector::Url { .. } => failed(),
             Connector::Sentinel { .. } => {
-                error.is_io_error()
-                    || error.is_connection_refusal()
-                    || error.is_connection_dropped()
+                failed()
                     || matches!(
                         error.kind(),
                         ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
@@ -269,10 +272,35 @@ impl Connector {
 }
 
 impl Live {
+    /// Send one command and read its reply.
+    pub(super) async fn send(&self, cmd: &Cmd) -> RedisResult<Value> {
+        match self {
+            Live::Node(n) => n.clone().send_packed_command(cmd).await,
+            Live::Cluster(c) => c.clone().req_packed_command(cmd).await,
+        }
+    }
+
+    /// Send `count` of `pipeline`'s commands and read their replies, skipping `offset`.
+    pub(super) async fn send_all(
+        &self,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        match self {
+            Live::Node(n) => {
+                n.clone()
+                    .send_packed_commands(pipeline, offset, count)
+                    .await
+            }
+            Live::Cluster(c) => c.clone().req_packed_commands(pipeline, offset, count).await,
+        }
+    }
+
     /// PING; on a cluster, routed to every primary and answered by the first that can.
     pub(super) async fn ping(&self) -> RedisResult<()> {
         let reply = match self.clone() {
-            Live::Manager(mut m) => m.send_packed_command(&redis::cmd("PING")).await?,
+            Live::Node(mut n) => n.send_packed_command(&redis::cmd("PING")).await?,
             Live::Cluster(mut c) => {
                 let any_primary = RoutingInfo::MultiNode((
                     MultipleNodeRoutingInfo::AllMasters,
@@ -282,33 +310,5 @@ impl Live {
             }
         };
         reply.extract_error().map(|_| ())
-    }
-}
-
-impl ConnectionLike for Live {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Live::Manager(m) => m.req_packed_command(cmd),
-            Live::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Live::Manager(m) => m.req_packed_commands(pipeline, offset, count),
-            Live::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Live::Manager(m) => m.get_db(),
-            Live::Cluster(c) => c.get_db(),
-        }
     }
 }

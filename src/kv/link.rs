@@ -1,17 +1,18 @@
 //! One connection to the shared Redis that follows it: made on first use, and dropped for
 //! a fresh one when it stops being the way to the data.
 //!
-//! The redis crate's clients reconnect by themselves after an I/O error, and the cluster
-//! client follows `MOVED`/`ASK` and refreshes its slot map. Two things they leave to us:
-//! a connection that goes quiet without being closed (a failover, a NAT timeout, a
-//! partition) answers nothing until the kernel gives up on it, and every command waits
-//! out its deadline on it; and a Sentinel-found primary's address is looked up once.
+//! The cluster client follows `MOVED`/`ASK`, refreshes its slot map and replaces its
+//! nodes' connections by itself. Everything else is ours. A connection to one node
+//! (`redis.url`, or the primary Sentinel found) is made again here when it fails or is
+//! closed. A connection that goes quiet without being closed (a failover, a NAT timeout,
+//! a partition) answers nothing until the kernel gives up on it, and every command would
+//! wait out its deadline on it. And a Sentinel-found primary's address is looked up once.
 //! So every command runs under one deadline, connect included, and a command that misses
-//! it drops the connection it went out on (any topology); with Sentinel so does every sign
-//! that the primary moved (the connection failing, or `READONLY` from a demoted node): the
-//! next command connects again, through a new lookup. Connecting after a failure waits
-//! [`RETRY_AFTER`], so an outage costs one attempt per interval, not one per request.
-//! Clones share the connection.
+//! it drops the connection it went out on (any topology); so does a failed or closed
+//! connection to one node, and, behind Sentinel, `READONLY` from a demoted primary: the
+//! next command connects again (behind Sentinel, through a new lookup). Connecting after a
+//! failure waits [`RETRY_AFTER`], so an outage costs one attempt per interval, not one per
+//! request. Clones share the connection.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -200,7 +201,7 @@ fn readonly_reply(values: &[Value]) -> Option<RedisError> {
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(self.shared.command(
-            move |live| async move { (*live).clone().req_packed_command(cmd).await },
+            move |live| async move { live.send(cmd).await },
             |value| readonly_reply(std::slice::from_ref(value)),
         ))
     }
@@ -212,12 +213,7 @@ impl ConnectionLike for Connection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(self.shared.command(
-            move |live| async move {
-                (*live)
-                    .clone()
-                    .req_packed_commands(pipeline, offset, count)
-                    .await
-            },
+            move |live| async move { live.send_all(pipeline, offset, count).await },
             |values| readonly_reply(values),
         ))
     }
