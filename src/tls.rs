@@ -1,7 +1,11 @@
 //! TLS termination with rustls.
 //!
 //! Owns the choice of certificate by SNI using the names inside each certificate (wildcards
-//! included), and the protocol policy: TLS 1.2 and 1.3 only, ALPN `h2` and `http/1.1`.
+//! included), and the protocol policy: TLS 1.2 and 1.3 only, ALPN `h2` and `http/1.1`,
+//! and the server's order of cipher suites ([`rank`]): AES-128-GCM first, which CPUs run
+//! in hardware and whose SHA-256 key schedule they accelerate too, where SHA-384 has no
+//! instruction on most of them; a client that lists ChaCha20-Poly1305 first, the sign of a
+//! CPU without AES instructions, keeps its own order.
 //! Whether a request's Host fits the certificate its connection was made for is answered
 //! here too; the handshake itself runs in the connection task (server.rs) under a timeout.
 //! The certificates and keys are read and checked with the config (`config::certs`), never
@@ -10,11 +14,12 @@
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{Acceptor, ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::ServerConfig;
+use rustls::{CipherSuite, ServerConfig, SupportedCipherSuite};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
+use tokio_rustls::LazyConfigAcceptor;
 
 use crate::config::Config;
 
@@ -73,10 +78,44 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
+/// Where a cipher suite stands in the server's order: AES-128-GCM, then
+/// ChaCha20-Poly1305, then the rest (AES-256-GCM), for TLS 1.3 and 1.2 alike.
+fn rank(suite: CipherSuite) -> u8 {
+    if is_chacha(suite) {
+        return 1;
+    }
+    match suite {
+        CipherSuite::TLS13_AES_128_GCM_SHA256
+        | CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        | CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => 0,
+        _ => 2,
+    }
+}
+
+fn is_chacha(suite: CipherSuite) -> bool {
+    matches!(
+        suite,
+        CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+            | CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+            | CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+    )
+}
+
+/// Whether the first of the client's suites that the server serves is ChaCha20-Poly1305.
+fn prefers_chacha(offered: &[CipherSuite], served: &[SupportedCipherSuite]) -> bool {
+    offered
+        .iter()
+        .find(|s| served.iter().any(|x| x.suite() == **s))
+        .is_some_and(|s| is_chacha(*s))
+}
+
 /// Accepts TLS connections with the configured certificates (loaded and checked by
 /// `config::certs` when the config was).
 pub struct TlsAcceptor {
-    acceptor: tokio_rustls::TlsAcceptor,
+    /// Cipher suites chosen in the server's order ([`rank`]).
+    server_order: Arc<ServerConfig>,
+    /// The same, in the client's order: for clients that prefer ChaCha20-Poly1305.
+    client_order: Arc<ServerConfig>,
     resolver: Arc<SniResolver>,
 }
 
@@ -85,7 +124,9 @@ impl TlsAcceptor {
         let Some(tls) = &config.file.tls else {
             return Err(TlsError::Config("no tls block".into()));
         };
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        provider.cipher_suites.sort_by_key(|s| rank(s.suite()));
+        let provider = Arc::new(provider);
         // Read, parsed and matched with their keys when the config was loaded.
         let certs = config
             .certificates
@@ -104,8 +145,12 @@ impl TlsAcceptor {
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // Both orders share one session cache, so a client resumes with either.
+        let client_order = Arc::new(server.clone());
+        server.ignore_client_order = true;
         Ok(TlsAcceptor {
-            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+            server_order: Arc::new(server),
+            client_order,
             resolver,
         })
     }
@@ -115,7 +160,14 @@ impl TlsAcceptor {
         &self,
         stream: TcpStream,
     ) -> std::io::Result<(TlsStream<TcpStream>, Option<String>)> {
-        let tls = self.acceptor.accept(stream).await?;
+        let start = LazyConfigAcceptor::new(Acceptor::default(), stream).await?;
+        let served = &self.server_order.crypto_provider().cipher_suites;
+        let config = if prefers_chacha(start.client_hello().cipher_suites(), served) {
+            &self.client_order
+        } else {
+            &self.server_order
+        };
+        let tls = start.into_stream(Arc::clone(config)).await?;
         let sni = tls.get_ref().1.server_name().map(str::to_ascii_lowercase);
         Ok((tls, sni))
     }
@@ -138,5 +190,61 @@ impl std::fmt::Debug for TlsAcceptor {
         f.debug_struct("TlsAcceptor")
             .field("certificates", &self.resolver.certs.len())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served() -> Vec<SupportedCipherSuite> {
+        let mut suites = rustls::crypto::aws_lc_rs::default_provider().cipher_suites;
+        suites.sort_by_key(|s| rank(s.suite()));
+        suites
+    }
+
+    #[test]
+    fn the_server_order_puts_aes_128_first_and_aes_256_last_in_each_version() {
+        let order: Vec<CipherSuite> = served().iter().map(|s| s.suite()).collect();
+        let tls13: Vec<_> = order
+            .iter()
+            .filter(|s| format!("{s:?}").starts_with("TLS13_"))
+            .collect();
+        assert_eq!(
+            tls13,
+            [
+                &CipherSuite::TLS13_AES_128_GCM_SHA256,
+                &CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+                &CipherSuite::TLS13_AES_256_GCM_SHA384,
+            ]
+        );
+        let ecdsa: Vec<_> = order
+            .iter()
+            .filter(|s| format!("{s:?}").starts_with("TLS_ECDHE_ECDSA_"))
+            .collect();
+        assert_eq!(
+            ecdsa,
+            [
+                &CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                &CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                &CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_client_prefers_chacha_when_it_is_the_first_suite_served() {
+        let served = served();
+        let chacha = CipherSuite::TLS13_CHACHA20_POLY1305_SHA256;
+        let aes = CipherSuite::TLS13_AES_256_GCM_SHA384;
+        // Suites the server does not serve are passed over.
+        let unknown = CipherSuite::Unknown(0x1305);
+        assert!(prefers_chacha(&[unknown, chacha, aes], &served));
+        assert!(!prefers_chacha(&[aes, chacha], &served));
+        assert!(!prefers_chacha(&[], &served));
+        assert!(prefers_chacha(
+            &[CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256],
+            &served
+        ));
     }
 }

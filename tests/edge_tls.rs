@@ -221,6 +221,64 @@ async fn tls12_and_tls13_negotiate_and_alpn_offers_h2_and_http11() {
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
 }
 
+/// The server's order of cipher suites wins: a client that lists AES-256-GCM first (as
+/// OpenSSL's clients do) gets AES-128-GCM, over TLS 1.3 and 1.2; a client that lists
+/// ChaCha20-Poly1305 first keeps it; a client offering only AES-256-GCM still connects.
+#[tokio::test]
+async fn the_server_prefers_aes_128_gcm_unless_the_client_prefers_chacha20() {
+    use rustls::crypto::aws_lc_rs::cipher_suite as suite;
+    use rustls::CipherSuite;
+    let s = setup("", "").await;
+    let cases = [
+        (
+            &rustls::version::TLS13,
+            vec![
+                suite::TLS13_AES_256_GCM_SHA384,
+                suite::TLS13_AES_128_GCM_SHA256,
+                suite::TLS13_CHACHA20_POLY1305_SHA256,
+            ],
+            CipherSuite::TLS13_AES_128_GCM_SHA256,
+        ),
+        (
+            &rustls::version::TLS12,
+            vec![
+                suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            ],
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            &rustls::version::TLS13,
+            vec![
+                suite::TLS13_CHACHA20_POLY1305_SHA256,
+                suite::TLS13_AES_256_GCM_SHA384,
+                suite::TLS13_AES_128_GCM_SHA256,
+            ],
+            CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+        ),
+        (
+            &rustls::version::TLS13,
+            vec![suite::TLS13_AES_256_GCM_SHA384],
+            CipherSuite::TLS13_AES_256_GCM_SHA384,
+        ),
+    ];
+    for (version, offered, expected) in cases {
+        let config = tls::client_config_offering(&s.certs.ca, &[b"http/1.1"], &[version], &offered);
+        let stream = tls::connect(s.https(), "a.test", config)
+            .await
+            .expect("handshake");
+        let negotiated = stream
+            .get_ref()
+            .1
+            .negotiated_cipher_suite()
+            .map(|c| c.suite());
+        assert_eq!(negotiated, Some(expected), "offered {offered:?}");
+        let reply = h1_get(stream, "a.test", "/suite").await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    assert_eq!(s.upstream.requests(), 4);
+}
+
 /// `listen.redirect_http_to_https`: the plain listener answers 308 to the same host on the
 /// HTTPS port with the path and query, and forwards nothing.
 #[tokio::test]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request under callgrind: a repeatable companion to run.sh's CPU times.
 #
-#   bash benches/load/instructions.sh [public|webhook|floor]...     # default: public webhook
+#   bash benches/load/instructions.sh [public|webhook|handshake|floor]...     # default: public webhook
 #
 # CPU time on a shared 2-core machine moves by ±10% from run to run; valgrind's
 # instruction count for the same binary and load does not (about ±2%, from how requests
@@ -13,6 +13,9 @@
 #            upstream answering `200 ok`.
 #   webhook  GitHub-signed 1 KiB POSTs (webhook.lua) to a queue endpoint, into a
 #            redis-server started here: roomgate only.
+#   handshake  HTTPS GETs with `Connection: close` (wrk -c16): a new TCP connection and a
+#            full TLS 1.3 handshake per request, ECDSA P-256 certificate made here with
+#            openssl; roomgate, then nginx, each with the same certificate and upstream.
 #   floor    the `public` load through examples/hyper_floor.rs: hyper's server and client
 #            connections with nothing of roomgate's between them, the least a proxy built
 #            on hyper costs per request.
@@ -23,7 +26,7 @@
 # portable code: the webhook figure overstates what signing costs on real hardware.
 #
 # Knobs: ROOMGATE_BIN (skip the build), N1/N2 (public: requests per run, 2000/12000),
-# D1/D2 (webhook: seconds per run, 3/12), KEEP (a directory: the callgrind outputs are
+# D1/D2 (webhook and handshake: seconds per run, 3/12), KEEP (a directory: the callgrind outputs are
 # copied there, for callgrind_annotate).
 set -euo pipefail
 
@@ -45,6 +48,7 @@ need_pkg nginx nginx-light
 need_pkg h2load nghttp2-client
 need_pkg wrk wrk
 need_pkg redis-server redis-server
+need_pkg openssl openssl
 
 if [ -z "${ROOMGATE_BIN:-}" ]; then
   log "cargo build --release --bin roomgate"
@@ -118,6 +122,32 @@ wrk_webhook() { # wrk_webhook SECONDS OUT
   awk '/requests in/ {print $1}' "$2"
 }
 
+wrk_handshake() { # wrk_handshake SECONDS OUT
+  wrk -t1 -c16 -d"$1s" -H "Host: $HOST" -H "Connection: close" \
+    "https://127.0.0.1:$PROXY_PORT/" >"$2" 2>&1
+  ! grep -q "Non-2xx" "$2" || die "non-2xx answers: $(grep Non-2xx "$2")"
+  awk '/requests in/ {print $1}' "$2"
+}
+
+# nginx_proxy WORKDIR [TLS_DIRECTIVES]: nginx as the same reverse proxy as roomgate
+# (run.sh's configuration), master process off so callgrind follows the one worker.
+nginx_proxy() {
+  mkdir -p "$1/tmp"
+  cat >"$1/nginx.conf" <<EOF
+master_process off; daemon off; pid $1/nginx.pid; error_log $1/error.log warn;
+events { worker_connections 1024; }
+http { access_log off; client_body_temp_path $1/tmp; proxy_temp_path $1/tmp;
+  keepalive_requests 10000;
+  upstream shared_upstream { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; keepalive_requests 1000000; }
+  server { listen 127.0.0.1:$PROXY_PORT${2:+ ssl}; ${2:-}
+    location / { proxy_pass http://shared_upstream; proxy_http_version 1.1;
+      proxy_set_header Connection ""; proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme; proxy_set_header X-Forwarded-Host \$host; } } }
+EOF
+  measure nginx QUIT "$LOAD" -- nginx -p "$1" -c "$1/nginx.conf" -e "$1/error.log"
+}
+
 for SCENARIO in "${SCENARIOS[@]}"; do
   case $SCENARIO in
     public)
@@ -126,21 +156,7 @@ for SCENARIO in "${SCENARIOS[@]}"; do
         "$HERE/public.yaml" >"$WORK/public.yaml"
       ROOMGATE_WORKER_THREADS=1 ROOMGATE_LOG=warn measure roomgate INT h2load_run -- \
         "$ROOMGATE_BIN" serve --config "$WORK/public.yaml"
-      mkdir -p "$WORK/proxy/tmp"
-      cat >"$WORK/proxy/nginx.conf" <<EOF
-master_process off; daemon off; pid $WORK/proxy/nginx.pid; error_log $WORK/proxy/error.log warn;
-events { worker_connections 1024; }
-http { access_log off; client_body_temp_path $WORK/proxy/tmp; proxy_temp_path $WORK/proxy/tmp;
-  keepalive_requests 10000;
-  upstream shared_upstream { server 127.0.0.1:$UPSTREAM_PORT; keepalive 128; keepalive_requests 1000000; }
-  server { listen 127.0.0.1:$PROXY_PORT;
-    location / { proxy_pass http://shared_upstream; proxy_http_version 1.1;
-      proxy_set_header Connection ""; proxy_set_header Host \$host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto \$scheme; proxy_set_header X-Forwarded-Host \$host; } } }
-EOF
-      measure nginx QUIT h2load_run -- \
-        nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" -e "$WORK/proxy/error.log"
+      LOAD=h2load_run nginx_proxy "$WORK/proxy"
       ;;
     webhook)
       HOST=hooks.bench.localhost SIZE1=$D1 SIZE2=$D2
@@ -165,6 +181,19 @@ PY
       ROOMGATE_WORKER_THREADS=1 ROOMGATE_LOG=warn measure roomgate INT wrk_webhook -- \
         "$ROOMGATE_BIN" serve --config "$WORK/webhook.yaml"
       ;;
+    handshake)
+      HOST=tls.bench.localhost SIZE1=$D1 SIZE2=$D2
+      timeout 30 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -subj "/CN=$HOST" \
+        -addext "subjectAltName=DNS:$HOST" 2>"$WORK/openssl.log" \
+        || die "openssl req failed: $(cat "$WORK/openssl.log")"
+      sed -e "s/@LISTEN@/$PROXY_PORT/" -e "s/@UPSTREAM_PORT@/$UPSTREAM_PORT/g" \
+        -e "s|@DIR@|$WORK|g" "$HERE/tls.yaml" >"$WORK/tls.yaml"
+      ROOMGATE_WORKER_THREADS=1 ROOMGATE_LOG=warn measure roomgate INT wrk_handshake -- \
+        "$ROOMGATE_BIN" serve --config "$WORK/tls.yaml"
+      LOAD=wrk_handshake nginx_proxy "$WORK/proxy" \
+        "ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem; ssl_protocols TLSv1.2 TLSv1.3;"
+      ;;
     floor)
       HOST=public.bench.localhost SIZE1=$N1 SIZE2=$N2
       log "cargo build --release --example hyper_floor"
@@ -172,6 +201,6 @@ PY
       measure floor INT h2load_run -- "${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/hyper_floor" \
         "127.0.0.1:$PROXY_PORT" "127.0.0.1:$UPSTREAM_PORT"
       ;;
-    *) die "unknown scenario $SCENARIO (public, webhook, floor)" ;;
+    *) die "unknown scenario $SCENARIO (public, webhook, handshake, floor)" ;;
   esac
 done

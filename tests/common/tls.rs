@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore, SupportedProtocolVersion};
+use rustls::{ClientConfig, RootCertStore, SupportedCipherSuite, SupportedProtocolVersion};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -79,15 +79,28 @@ pub fn client_config(
     alpn: &[&[u8]],
     versions: &[&'static SupportedProtocolVersion],
 ) -> Arc<ClientConfig> {
+    let suites = rustls::crypto::aws_lc_rs::default_provider().cipher_suites;
+    client_config_offering(ca, alpn, versions, &suites)
+}
+
+/// [`client_config`] offering `suites`, in that order of preference.
+pub fn client_config_offering(
+    ca: &CertificateDer<'static>,
+    alpn: &[&[u8]],
+    versions: &[&'static SupportedProtocolVersion],
+    suites: &[SupportedCipherSuite],
+) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
     roots.add(ca.clone()).expect("trust the test CA");
-    let mut config = ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_protocol_versions(versions)
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::CryptoProvider {
+            cipher_suites: suites.to_vec(),
+            ..rustls::crypto::aws_lc_rs::default_provider()
+        }))
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
 }
