@@ -5,7 +5,8 @@
 //! and the server's order of cipher suites ([`rank`]): AES-128-GCM first, which CPUs run
 //! in hardware and whose SHA-256 key schedule they accelerate too, where SHA-384 has no
 //! instruction on most of them; a client that lists ChaCha20-Poly1305 first, the sign of a
-//! CPU without AES instructions, keeps its own order.
+//! CPU without AES instructions, keeps its own order. Sessions resume from stateless
+//! tickets.
 //! Whether a request's Host fits the certificate its connection was made for is answered
 //! here too; the handshake itself runs in the connection task (server.rs) under a timeout.
 //! The certificates and keys are read and checked with the config (`config::certs`), never
@@ -101,6 +102,13 @@ fn is_chacha(suite: CipherSuite) -> bool {
     )
 }
 
+/// aws-lc-rs, its cipher suites in the server's order.
+fn provider() -> rustls::crypto::CryptoProvider {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites.sort_by_key(|s| rank(s.suite()));
+    provider
+}
+
 /// Whether the first of the client's suites that the server serves is ChaCha20-Poly1305.
 fn prefers_chacha(offered: &[CipherSuite], served: &[SupportedCipherSuite]) -> bool {
     offered
@@ -124,9 +132,7 @@ impl TlsAcceptor {
         let Some(tls) = &config.file.tls else {
             return Err(TlsError::Config("no tls block".into()));
         };
-        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-        provider.cipher_suites.sort_by_key(|s| rank(s.suite()));
-        let provider = Arc::new(provider);
+        let provider = Arc::new(provider());
         // Read, parsed and matched with their keys when the config was loaded.
         let certs = config
             .certificates
@@ -145,7 +151,12 @@ impl TlsAcceptor {
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        // Both orders share one session cache, so a client resumes with either.
+        // Stateless session tickets, encrypted under a key made at start and replaced
+        // every 6 hours: a client resumes however many others came since, where an
+        // in-memory cache of sessions would hold the last few hundred.
+        server.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        // Both orders share the ticket key, so a client resumes with either.
         let client_order = Arc::new(server.clone());
         server.ignore_client_order = true;
         Ok(TlsAcceptor {
@@ -198,9 +209,7 @@ mod tests {
     use super::*;
 
     fn served() -> Vec<SupportedCipherSuite> {
-        let mut suites = rustls::crypto::aws_lc_rs::default_provider().cipher_suites;
-        suites.sort_by_key(|s| rank(s.suite()));
-        suites
+        provider().cipher_suites
     }
 
     #[test]

@@ -279,6 +279,50 @@ async fn the_server_prefers_aes_128_gcm_unless_the_client_prefers_chacha20() {
     assert_eq!(s.upstream.requests(), 4);
 }
 
+/// Sessions resume from stateless tickets: a client that comes back after 200 other
+/// clients (400 tickets issued, more than an in-memory cache of the last 256 sessions
+/// holds) resumes, without a new certificate signature.
+#[tokio::test]
+async fn a_client_resumes_its_session_after_many_other_clients() {
+    use rustls::HandshakeKind;
+    let s = setup("", "").await;
+    let tls13 = [&rustls::version::TLS13];
+    // One config is one client: its session store holds the tickets it received.
+    let returning = tls::client_config(&s.certs.ca, &[b"http/1.1"], &tls13);
+    let first = tls::connect(s.https(), "a.test", returning.clone())
+        .await
+        .expect("handshake");
+    assert_eq!(
+        first.get_ref().1.handshake_kind(),
+        Some(HandshakeKind::Full)
+    );
+    // TLS 1.3 tickets come after the handshake; reading the response takes them in.
+    assert_eq!(
+        h1_get(first, "a.test", "/first").await.status,
+        StatusCode::OK
+    );
+    for i in 0..200 {
+        let other = tls::client_config(&s.certs.ca, &[b"http/1.1"], &tls13);
+        let stream = tls::connect(s.https(), "a.test", other)
+            .await
+            .expect("handshake");
+        // The answer shows the server finished the handshake and issued its tickets.
+        let reply = h1_get(stream, "a.test", &format!("/other-{i}")).await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    let again = tls::connect(s.https(), "a.test", returning)
+        .await
+        .expect("handshake");
+    assert_eq!(
+        again.get_ref().1.handshake_kind(),
+        Some(HandshakeKind::Resumed)
+    );
+    assert_eq!(
+        h1_get(again, "a.test", "/again").await.status,
+        StatusCode::OK
+    );
+}
+
 /// `listen.redirect_http_to_https`: the plain listener answers 308 to the same host on the
 /// HTTPS port with the path and query, and forwards nothing.
 #[tokio::test]

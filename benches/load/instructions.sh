@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request under callgrind: a repeatable companion to run.sh's CPU times.
 #
-#   bash benches/load/instructions.sh [public|webhook|handshake|floor]...     # default: public webhook
+#   bash benches/load/instructions.sh [public|webhook|tls|handshake|floor]...     # default: public webhook
 #
 # CPU time on a shared 2-core machine moves by ±10% from run to run; valgrind's
 # instruction count for the same binary and load does not (about ±2%, from how requests
@@ -13,9 +13,13 @@
 #            upstream answering `200 ok`.
 #   webhook  GitHub-signed 1 KiB POSTs (webhook.lua) to a queue endpoint, into a
 #            redis-server started here: roomgate only.
+#   tls      the `public` load over HTTPS keep-alive (h2load --h1 -c16, TLS 1.3): the
+#            handshakes are the same in both runs, so the difference is per request.
 #   handshake  HTTPS GETs with `Connection: close` (wrk -c16): a new TCP connection and a
-#            full TLS 1.3 handshake per request, ECDSA P-256 certificate made here with
-#            openssl; roomgate, then nginx, each with the same certificate and upstream.
+#            TLS 1.3 handshake per request, ECDSA P-256 certificate made here with openssl;
+#            roomgate, then nginx, each with the same certificate and upstream. wrk resumes
+#            with the last connection's ticket, so all but 16 handshakes are resumptions
+#            (PSK with a fresh X25519 exchange, no signature), on both proxies.
 #   floor    the `public` load through examples/hyper_floor.rs: hyper's server and client
 #            connections with nothing of roomgate's between them, the least a proxy built
 #            on hyper costs per request.
@@ -108,7 +112,7 @@ measure() {
 }
 
 h2load_run() { # h2load_run REQUESTS OUT
-  h2load --h1 -n "$1" -c 16 -H ":authority: $HOST" "http://127.0.0.1:$PROXY_PORT/" >"$2" 2>&1
+  h2load --h1 -n "$1" -c 16 -H ":authority: $HOST" "$SCHEME://127.0.0.1:$PROXY_PORT/" >"$2" 2>&1
   local ok
   ok=$(awk '/^status codes:/ {print $3}' "$2")
   [ "$ok" = "$1" ] || die "expected $1 2xx, got: $(grep '^status codes' "$2")"
@@ -149,6 +153,7 @@ EOF
 }
 
 for SCENARIO in "${SCENARIOS[@]}"; do
+  SCHEME=http
   case $SCENARIO in
     public)
       HOST=public.bench.localhost SIZE1=$N1 SIZE2=$N2
@@ -156,7 +161,8 @@ for SCENARIO in "${SCENARIOS[@]}"; do
         "$HERE/public.yaml" >"$WORK/public.yaml"
       ROOMGATE_WORKER_THREADS=1 ROOMGATE_LOG=warn measure roomgate INT h2load_run -- \
         "$ROOMGATE_BIN" serve --config "$WORK/public.yaml"
-      LOAD=h2load_run nginx_proxy "$WORK/proxy"
+      LOAD=h2load_run
+      nginx_proxy "$WORK/proxy"
       ;;
     webhook)
       HOST=hooks.bench.localhost SIZE1=$D1 SIZE2=$D2
@@ -181,17 +187,22 @@ PY
       ROOMGATE_WORKER_THREADS=1 ROOMGATE_LOG=warn measure roomgate INT wrk_webhook -- \
         "$ROOMGATE_BIN" serve --config "$WORK/webhook.yaml"
       ;;
-    handshake)
-      HOST=tls.bench.localhost SIZE1=$D1 SIZE2=$D2
+    tls | handshake)
+      HOST=tls.bench.localhost
       timeout 30 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
         -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -subj "/CN=$HOST" \
         -addext "subjectAltName=DNS:$HOST" 2>"$WORK/openssl.log" \
         || die "openssl req failed: $(cat "$WORK/openssl.log")"
       sed -e "s/@LISTEN@/$PROXY_PORT/" -e "s/@UPSTREAM_PORT@/$UPSTREAM_PORT/g" \
         -e "s|@DIR@|$WORK|g" "$HERE/tls.yaml" >"$WORK/tls.yaml"
-      ROOMGATE_WORKER_THREADS=1 ROOMGATE_LOG=warn measure roomgate INT wrk_handshake -- \
+      if [ "$SCENARIO" = tls ]; then
+        LOAD=h2load_run SIZE1=$N1 SIZE2=$N2 SCHEME=https
+      else
+        LOAD=wrk_handshake SIZE1=$D1 SIZE2=$D2
+      fi
+      ROOMGATE_WORKER_THREADS=1 ROOMGATE_LOG=warn measure roomgate INT "$LOAD" -- \
         "$ROOMGATE_BIN" serve --config "$WORK/tls.yaml"
-      LOAD=wrk_handshake nginx_proxy "$WORK/proxy" \
+      nginx_proxy "$WORK/proxy" \
         "ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem; ssl_protocols TLSv1.2 TLSv1.3;"
       ;;
     floor)
@@ -201,6 +212,6 @@ PY
       measure floor INT h2load_run -- "${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/hyper_floor" \
         "127.0.0.1:$PROXY_PORT" "127.0.0.1:$UPSTREAM_PORT"
       ;;
-    *) die "unknown scenario $SCENARIO (public, webhook, handshake, floor)" ;;
+    *) die "unknown scenario $SCENARIO (public, webhook, tls, handshake, floor)" ;;
   esac
 done

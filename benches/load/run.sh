@@ -21,7 +21,8 @@
 #
 # Scenarios beyond plain HTTP/1.1 (details at each scenario_* function):
 #   tls        wrk over HTTPS, keep-alive; both proxies serve the same ECDSA P-256 cert
-#   tls_close  the same with `Connection: close`: one full TLS handshake per request
+#   tls_close  the same with `Connection: close`: a TLS handshake per request (wrk resumes
+#              the session from the last connection's ticket: TLS 1.3 PSK with X25519)
 #   h2         HTTP/2 over TLS with h2load (-c$CONNECTIONS -m$H2_STREAMS; wrk has no h2)
 #   webhook    GitHub-signed 1 KiB POSTs -> roomgate queue endpoint -> a redis-server
 #              started here; nginx forwards the same POST to the upstream
@@ -446,8 +447,10 @@ scenario_tls() {
   SC_CURL=(-k)
   SC_SETUP=make_cert
 }
-# tls_close: a new TCP connection and a full TLS handshake for every request (wrk does not
-# resume sessions), with `Connection: close`.
+# tls_close: a new TCP connection and a TLS handshake for every request, with `Connection:
+# close`. wrk resumes each new connection with a ticket from the one before, so after each
+# connection's first, the handshakes are TLS 1.3 resumptions (PSK with a fresh X25519
+# exchange, no certificate signature), on both proxies.
 scenario_tls_close() {
   scenario_tls
   SC_HEADERS=(-H "Connection: close")

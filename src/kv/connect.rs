@@ -1,10 +1,10 @@
 //! Making a connection to each topology, and telling when one must be made again.
 //!
 //! A single primary and a Sentinel-found primary get one of the redis crate's
-//! `MultiplexedConnection`s (commands from every task pipelined on one socket); a cluster
-//! gets its `ClusterConnection` (a connection per node, `MOVED`/`ASK`, slot refresh).
-//! Neither is made again here: [`super::link`] drops a connection that [`Connector::is_stale`]
-//! condemns and asks for a new one. Sentinel
+//! `MultiplexedConnection`s (commands from every task pipelined on one socket), which
+//! never reconnects by itself: [`super::link`] drops one that [`Connector::is_stale`]
+//! condemns, and the next command gets a new one from here. A cluster gets its
+//! `ClusterConnection` (a connection per node, `MOVED`/`ASK`, slot refresh). Sentinel
 //! lookups start from a different sentinel after each failed one, so a sentinel that
 //! hangs cannot hold every lookup up. Nothing here logs or returns a URL or a password.
 
