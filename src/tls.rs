@@ -12,10 +12,10 @@
 //! The certificates and keys are read and checked with the config (`config::certs`), never
 //! here, so that `check` and `serve` accept the same files.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::pki_types::ServerName;
-use rustls::server::{Acceptor, ClientHello, ResolvesServerCert};
+use rustls::server::{Acceptor, ClientHello, ProducesTickets, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{CipherSuite, ServerConfig, SupportedCipherSuite};
 use tokio::net::TcpStream;
@@ -102,6 +102,19 @@ fn is_chacha(suite: CipherSuite) -> bool {
     )
 }
 
+/// The session ticket key: made once per process and replaced every 6 hours by the
+/// ticketer itself, so tickets outlive config reloads (every reload builds a new
+/// [`TlsAcceptor`]).
+fn ticketer() -> Result<Arc<dyn ProducesTickets>, TlsError> {
+    static TICKETER: OnceLock<Arc<dyn ProducesTickets>> = OnceLock::new();
+    if let Some(made) = TICKETER.get() {
+        return Ok(Arc::clone(made));
+    }
+    let made = rustls::crypto::aws_lc_rs::Ticketer::new()
+        .map_err(|e| TlsError::Config(format!("making the session ticket key: {e}")))?;
+    Ok(Arc::clone(TICKETER.get_or_init(|| made)))
+}
+
 /// aws-lc-rs, its cipher suites in the server's order.
 fn provider() -> rustls::crypto::CryptoProvider {
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
@@ -151,11 +164,9 @@ impl TlsAcceptor {
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        // Stateless session tickets, encrypted under a key made at start and replaced
-        // every 6 hours: a client resumes however many others came since, where an
-        // in-memory cache of sessions would hold the last few hundred.
-        server.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+        // Stateless session tickets: a client resumes however many others came since,
+        // where an in-memory cache of sessions would hold the last few hundred.
+        server.ticketer = ticketer()?;
         // Both orders share the ticket key, so a client resumes with either.
         let client_order = Arc::new(server.clone());
         server.ignore_client_order = true;

@@ -281,9 +281,9 @@ async fn the_server_prefers_aes_128_gcm_unless_the_client_prefers_chacha20() {
 
 /// Sessions resume from stateless tickets: a client that comes back after 200 other
 /// clients (400 tickets issued, more than an in-memory cache of the last 256 sessions
-/// holds) resumes, without a new certificate signature.
+/// holds) and a config reload resumes, without a new certificate signature.
 #[tokio::test]
-async fn a_client_resumes_its_session_after_many_other_clients() {
+async fn a_client_resumes_its_session_after_many_other_clients_and_a_reload() {
     use rustls::HandshakeKind;
     let s = setup("", "").await;
     let tls13 = [&rustls::version::TLS13];
@@ -310,6 +310,8 @@ async fn a_client_resumes_its_session_after_many_other_clients() {
         let reply = h1_get(stream, "a.test", &format!("/other-{i}")).await;
         assert_eq!(reply.status, StatusCode::OK);
     }
+    let same = yaml(&s.certs, s.upstream.addr.port(), "", "");
+    s.rg.reload(config(&same, &[])).expect("reload");
     let again = tls::connect(s.https(), "a.test", returning)
         .await
         .expect("handshake");
