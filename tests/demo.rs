@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-use common::upstream::free_port;
+use common::upstream::free_ports;
 
 /// The echo example, built once (integration tests get the binaries, not the examples),
 /// with the profile and into the target directory of the roomgate binary under test.
@@ -55,11 +55,12 @@ struct Ports {
 
 impl Ports {
     fn free() -> Ports {
+        let [http, admin, web, api] = free_ports();
         Ports {
-            http: free_port(),
-            admin: free_port(),
-            web: free_port(),
-            api: free_port(),
+            http,
+            admin,
+            web,
+            api,
         }
     }
 

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::upstream::{free_port, Upstream};
+use common::upstream::{free_ports, Upstream};
 use common::*;
 use http::StatusCode;
 use http_body_util::{BodyExt, StreamBody};
@@ -373,11 +373,11 @@ async fn dot_segments_cannot_bypass_a_private_path() {
 
 #[tokio::test]
 async fn connection_refused_is_bad_gateway() {
-    let dead = free_port();
+    let [dead, private] = free_ports();
     let public = Upstream::start().await;
     let extra = format!("      - name: dead\n        ports:\n          - {{num: {dead}, published: true, public: true}}\n");
     let routes = format!("  - {{domain: dead.acme.test, room: acme, port: {dead}}}\n");
-    let rg = start(&yaml(public.addr.port(), free_port(), &extra, &routes)).await;
+    let rg = start(&yaml(public.addr.port(), private, &extra, &routes)).await;
     let r = get(rg.bound.http.unwrap(), "dead.acme.test", "/", &[]).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
     assert_eq!(r.error_code(), "bad_gateway");
@@ -421,12 +421,12 @@ async fn slow_upstream_is_gateway_timeout() {
 async fn cold_start_waits_for_liveness_then_sends_once() {
     let public = Upstream::start().await;
     // Reserve the port and release it so nothing listens yet.
-    let cold = free_port();
+    let [cold, private] = free_ports();
     let extra = format!(
         "      - name: cold\n        ports:\n          - {{num: {cold}, published: true, public: true, liveness: /healthz}}\n"
     );
     let routes = format!("  - {{domain: cold.acme.test, room: acme, port: {cold}}}\n");
-    let rg = start(&yaml(public.addr.port(), free_port(), &extra, &routes)).await;
+    let rg = start(&yaml(public.addr.port(), private, &extra, &routes)).await;
     let addr = rg.bound.http.unwrap();
     let admin = rg.bound.admin.unwrap();
 
@@ -488,12 +488,12 @@ async fn cold_start_waits_for_liveness_then_sends_once() {
 #[tokio::test]
 async fn cold_start_gives_up_with_upstream_not_ready() {
     let public = Upstream::start().await;
-    let cold = free_port();
+    let [cold, private] = free_ports();
     let extra = format!(
         "      - name: cold\n        ports:\n          - {{num: {cold}, published: true, public: true, liveness: /healthz}}\n"
     );
     let routes = format!("  - {{domain: cold.acme.test, room: acme, port: {cold}}}\n");
-    let cfg = yaml(public.addr.port(), free_port(), &extra, &routes)
+    let cfg = yaml(public.addr.port(), private, &extra, &routes)
         .replace("liveness_wait: 20s", "liveness_wait: 300ms");
     let rg = start(&cfg).await;
     let r = get(rg.bound.http.unwrap(), "cold.acme.test", "/", &[]).await;

@@ -181,8 +181,15 @@ impl Upstream {
 
 /// A port nothing listens on right now (bound, read, released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    let [port] = free_ports();
+    port
+}
+
+/// `N` distinct free loopback ports, held open together while they are chosen (ports
+/// chosen one after another may repeat).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("bound").port())
 }
