@@ -223,31 +223,31 @@ mod tests {
         provider().cipher_suites
     }
 
+    /// The served suites whose names start with `prefix`, in the server's order.
+    fn in_order(prefix: &str) -> Vec<CipherSuite> {
+        served()
+            .iter()
+            .map(|s| s.suite())
+            .filter(|s| format!("{s:?}").starts_with(prefix))
+            .collect()
+    }
+
     #[test]
     fn the_server_order_puts_aes_128_first_and_aes_256_last_in_each_version() {
-        let order: Vec<CipherSuite> = served().iter().map(|s| s.suite()).collect();
-        let tls13: Vec<_> = order
-            .iter()
-            .filter(|s| format!("{s:?}").starts_with("TLS13_"))
-            .collect();
         assert_eq!(
-            tls13,
+            in_order("TLS13_"),
             [
-                &CipherSuite::TLS13_AES_128_GCM_SHA256,
-                &CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
-                &CipherSuite::TLS13_AES_256_GCM_SHA384,
+                CipherSuite::TLS13_AES_128_GCM_SHA256,
+                CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+                CipherSuite::TLS13_AES_256_GCM_SHA384,
             ]
         );
-        let ecdsa: Vec<_> = order
-            .iter()
-            .filter(|s| format!("{s:?}").starts_with("TLS_ECDHE_ECDSA_"))
-            .collect();
         assert_eq!(
-            ecdsa,
+            in_order("TLS_ECDHE_ECDSA_"),
             [
-                &CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-                &CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-                &CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
             ]
         );
     }

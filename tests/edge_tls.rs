@@ -3,6 +3,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use common::tls::{self, TestCerts};
@@ -287,42 +288,32 @@ async fn a_client_resumes_its_session_after_many_other_clients_and_a_reload() {
     use rustls::HandshakeKind;
     let s = setup("", "").await;
     let tls13 = [&rustls::version::TLS13];
+    // Connect, GET `path` and read the answer (which takes in the TLS 1.3 tickets that
+    // follow the handshake); the handshake's kind.
+    let visit = |client: Arc<rustls::ClientConfig>, path: String| {
+        let addr = s.https();
+        async move {
+            let stream = tls::connect(addr, "a.test", client)
+                .await
+                .expect("handshake");
+            let kind = stream.get_ref().1.handshake_kind();
+            let reply = h1_get(stream, "a.test", &path).await;
+            assert_eq!(reply.status, StatusCode::OK);
+            kind
+        }
+    };
     // One config is one client: its session store holds the tickets it received.
     let returning = tls::client_config(&s.certs.ca, &[b"http/1.1"], &tls13);
-    let first = tls::connect(s.https(), "a.test", returning.clone())
-        .await
-        .expect("handshake");
-    assert_eq!(
-        first.get_ref().1.handshake_kind(),
-        Some(HandshakeKind::Full)
-    );
-    // TLS 1.3 tickets come after the handshake; reading the response takes them in.
-    assert_eq!(
-        h1_get(first, "a.test", "/first").await.status,
-        StatusCode::OK
-    );
+    let first = visit(Arc::clone(&returning), "/first".into()).await;
+    assert_eq!(first, Some(HandshakeKind::Full));
     for i in 0..200 {
         let other = tls::client_config(&s.certs.ca, &[b"http/1.1"], &tls13);
-        let stream = tls::connect(s.https(), "a.test", other)
-            .await
-            .expect("handshake");
-        // The answer shows the server finished the handshake and issued its tickets.
-        let reply = h1_get(stream, "a.test", &format!("/other-{i}")).await;
-        assert_eq!(reply.status, StatusCode::OK);
+        visit(other, format!("/other-{i}")).await;
     }
     let same = yaml(&s.certs, s.upstream.addr.port(), "", "");
     s.rg.reload(config(&same, &[])).expect("reload");
-    let again = tls::connect(s.https(), "a.test", returning)
-        .await
-        .expect("handshake");
-    assert_eq!(
-        again.get_ref().1.handshake_kind(),
-        Some(HandshakeKind::Resumed)
-    );
-    assert_eq!(
-        h1_get(again, "a.test", "/again").await.status,
-        StatusCode::OK
-    );
+    let again = visit(returning, "/again".into()).await;
+    assert_eq!(again, Some(HandshakeKind::Resumed));
 }
 
 /// `listen.redirect_http_to_https`: the plain listener answers 308 to the same host on the
