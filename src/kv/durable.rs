@@ -38,19 +38,16 @@ pub(super) struct Writer {
     conn: Connection,
     replicas: u32,
     wait: Duration,
-    /// A group's deadline: one round trip plus the `WAIT`.
-    deadline: Duration,
     /// Writes not yet sent, per lane. A lane present here has a task sending its groups.
     lanes: Mutex<HashMap<Option<Slot>, Vec<Pending>>>,
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection, durability: Durability, timeout: Duration) -> Writer {
+    pub(super) fn new(conn: Connection, durability: Durability) -> Writer {
         Writer {
             conn,
             replicas: durability.replicas,
             wait: durability.timeout.0,
-            deadline: timeout + durability.timeout.0,
             lanes: Mutex::new(HashMap::new()),
         }
     }
@@ -80,12 +77,14 @@ impl Writer {
         if lead {
             tokio::spawn(Arc::clone(self).send_groups(lane));
         }
-        // The group's own deadline ends it; this one only guards against the task
-        // vanishing (a runtime shutting down).
-        match tokio::time::timeout(self.deadline + Duration::from_millis(100), rx).await {
+        // The group's own deadline (its connection's: one round trip plus the `WAIT`)
+        // ends it; this one only guards against the task vanishing (a runtime shutting
+        // down).
+        let deadline = self.conn.deadline();
+        match tokio::time::timeout(deadline + Duration::from_millis(100), rx).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => Err("the redis write was dropped".into()),
-            Err(_) => Err(format!("redis did not answer within {:?}", self.deadline)),
+            Err(_) => Err(format!("redis did not answer within {deadline:?}")),
         }
     }
 

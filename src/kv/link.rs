@@ -80,6 +80,11 @@ impl Connection {
         self.shared.connector.kind()
     }
 
+    /// The longest a command on this connection may take, connecting included.
+    pub(super) fn deadline(&self) -> Duration {
+        self.shared.deadline
+    }
+
     /// PING; on a cluster, any primary's answer will do.
     pub(super) async fn ping(&self) -> RedisResult<()> {
         self.shared

@@ -35,7 +35,6 @@ pub struct Kv {
     /// For writes that `WAIT` for replicas: a `WAIT` holds up the commands behind it on
     /// its connection, so it has one of its own.
     durable: Option<Arc<durable::Writer>>,
-    timeout: Duration,
     durability: Durability,
 }
 
@@ -43,7 +42,7 @@ impl std::fmt::Debug for Kv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kv")
             .field("topology", &self.conn.kind())
-            .field("timeout", &self.timeout)
+            .field("deadline", &self.conn.deadline())
             .field("durability", &self.durability)
             .finish_non_exhaustive()
     }
@@ -64,14 +63,13 @@ impl Kv {
         let durable = if durability.replicas > 0 {
             let wait = durability.timeout.0;
             let conn = Connection::new(&settings.topology, timeout, wait)?;
-            Some(Arc::new(durable::Writer::new(conn, durability, timeout)))
+            Some(Arc::new(durable::Writer::new(conn, durability)))
         } else {
             None
         };
         Ok(Kv {
             conn,
             durable,
-            timeout,
             durability,
         })
     }
