@@ -25,6 +25,7 @@ pub mod fuzzing;
 pub mod headers;
 pub mod ingest;
 pub mod kv;
+pub mod lanes;
 pub mod pages;
 pub mod pool;
 pub mod probe;

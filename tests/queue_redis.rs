@@ -483,6 +483,55 @@ async fn concurrent_enqueues_each_get_the_id_of_their_own_entry() {
     }
 }
 
+/// How many scripts Redis has run (`INFO commandstats`).
+async fn scripts_run(server: &RedisServer) -> u64 {
+    let mut c = connection(server).await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_eval:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().expect("a count"))
+}
+
+/// Messages that wait for one stream together go to Redis in one script, and each still
+/// gets its own answer: its own entry, or, for a delivery id already in the group, the
+/// entry the first one got.
+#[tokio::test]
+async fn enqueues_waiting_together_go_in_one_script_and_each_gets_its_own_answer() {
+    let server = RedisServer::start();
+    let q = queue(&server);
+    let messages: Vec<QueueMessage<'static>> = (0..20)
+        .map(|i| {
+            message(
+                format!("{{\"n\":{i}}}").as_bytes(),
+                Some(&format!("group-{i}")),
+            )
+        })
+        .chain([message(b"{\"n\":0}", Some("group-0"))])
+        .collect();
+    // All are polled once before the task sending the stream's groups first runs (this
+    // runtime has one thread), so all wait for the same group.
+    let done = futures_util::future::join_all(messages.iter().map(|m| q.enqueue(m))).await;
+    let done: Vec<_> = done.into_iter().map(|d| d.expect("enqueued")).collect();
+    assert_eq!(scripts_run(&server).await, 1, "one script for the group");
+    let stored = entries(&server).await;
+    assert_eq!(stored.len(), 20, "the repeated delivery adds no entry");
+    for (i, d) in done.iter().take(20).enumerate() {
+        assert!(!d.duplicate);
+        assert_eq!(d.delivery_id, format!("group-{i}"));
+        let (id, fields) = &stored[i];
+        assert_eq!(&d.id, id, "message {i} got the id of its own entry");
+        let body = fields.iter().find(|(n, _)| n == "body").expect("a body");
+        assert_eq!(body.1, format!("{{\"n\":{i}}}").into_bytes());
+    }
+    assert!(done[20].duplicate);
+    assert_eq!(done[20].id, done[0].id);
+}
+
 /// The URL's password and database are used; a wrong password is an outage that names
 /// no secret.
 #[tokio::test]

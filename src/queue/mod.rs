@@ -6,6 +6,7 @@
 //! enqueued before the store acknowledged it, never wait on Redis without a deadline, and
 //! never put a body, a header value or a Redis URL in an error or a log line.
 
+mod group;
 mod memory;
 mod message;
 mod redis;
