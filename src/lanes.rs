@@ -2,8 +2,8 @@
 //! sends its groups one after the other, and what arrives while a group is out goes
 //! together in the next one.
 //!
-//! The queue groups enqueues per stream ([`crate::queue`]); durable writes group per hash
-//! slot behind one `WAIT` ([`crate::kv`]).
+//! The queue groups enqueues per hash slot ([`crate::queue`]); durable writes group per
+//! hash slot behind one `WAIT` ([`crate::kv`]).
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -41,6 +41,11 @@ fn github_signature(body: &[u8]) -> String {
 
 /// A GitHub-signed delivery, verified the way the pipeline does it, as a queue message.
 fn message(body: &[u8], delivery: Option<&str>) -> QueueMessage<'static> {
+    message_to(QUEUE, body, delivery)
+}
+
+/// [`message`], for the queue `queue` of the same room.
+fn message_to(queue: &str, body: &[u8], delivery: Option<&str>) -> QueueMessage<'static> {
     let mut headers = HeaderMap::new();
     headers.insert(
         "x-hub-signature-256",
@@ -73,7 +78,7 @@ fn message(body: &[u8], delivery: Option<&str>) -> QueueMessage<'static> {
         host: "hooks.acme.test".into(),
         path: "/webhooks/github".into(),
         room: ROOM.into(),
-        queue: QUEUE.into(),
+        queue: queue.into(),
         processor: "webhook-worker".into(),
     };
     QueueMessage::new(verified, meta, &headers, OffsetDateTime::now_utc()).into_owned()
@@ -497,24 +502,21 @@ async fn scripts_run(server: &RedisServer) -> u64 {
         .map_or(0, |n| n.parse().expect("a count"))
 }
 
-/// Messages that wait for one stream together go to Redis in one script, and each still
-/// gets its own answer: its own entry, or, for a delivery id already in the group, the
-/// entry the first one got.
+/// Messages that wait together go to Redis in one script, whatever their streams (one
+/// Redis node holds them all), and each still gets its own answer: its own entry in its
+/// own stream, or, for a delivery id already in the group, the entry the first one got.
 #[tokio::test]
 async fn enqueues_waiting_together_go_in_one_script_and_each_gets_its_own_answer() {
     let server = RedisServer::start();
     let q = queue(&server);
+    let body = |i: usize| format!("{{\"n\":{i}}}").into_bytes();
     let messages: Vec<QueueMessage<'static>> = (0..20)
-        .map(|i| {
-            message(
-                format!("{{\"n\":{i}}}").as_bytes(),
-                Some(&format!("group-{i}")),
-            )
-        })
-        .chain([message(b"{\"n\":0}", Some("group-0"))])
+        .map(|i| message(&body(i), Some(&format!("group-{i}"))))
+        .chain([message(&body(0), Some("group-0"))])
+        .chain((0..5).map(|i| message_to("other", &body(100 + i), Some(&format!("o-{i}")))))
         .collect();
-    // All are polled once before the task sending the stream's groups first runs (this
-    // runtime has one thread), so all wait for the same group.
+    // All are polled once before the task sending the groups first runs (this runtime has
+    // one thread), so all wait for the same group.
     let done = futures_util::future::join_all(messages.iter().map(|m| q.enqueue(m))).await;
     let done: Vec<_> = done.into_iter().map(|d| d.expect("enqueued")).collect();
     assert_eq!(scripts_run(&server).await, 1, "one script for the group");
@@ -525,11 +527,25 @@ async fn enqueues_waiting_together_go_in_one_script_and_each_gets_its_own_answer
         assert_eq!(d.delivery_id, format!("group-{i}"));
         let (id, fields) = &stored[i];
         assert_eq!(&d.id, id, "message {i} got the id of its own entry");
-        let body = fields.iter().find(|(n, _)| n == "body").expect("a body");
-        assert_eq!(body.1, format!("{{\"n\":{i}}}").into_bytes());
+        let stored_body = fields.iter().find(|(n, _)| n == "body").expect("a body");
+        assert_eq!(stored_body.1, body(i));
     }
     assert!(done[20].duplicate);
     assert_eq!(done[20].id, done[0].id);
+    let mut c = connection(&server).await;
+    let other: Vec<Entry> = redis::cmd("XRANGE")
+        .arg(stream_key(ROOM, "other"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut c)
+        .await
+        .expect("XRANGE");
+    let ids: Vec<&String> = other.iter().map(|(id, _)| id).collect();
+    let answered: Vec<&String> = done[21..].iter().map(|d| &d.id).collect();
+    assert_eq!(
+        ids, answered,
+        "the other queue's messages are in its own stream"
+    );
 }
 
 /// The URL's password and database are used; a wrong password is an outage that names

@@ -54,7 +54,7 @@ impl Writer {
 
     /// Send `cmd`, which writes keys in `key`'s slot, with the next group of its lane.
     pub(super) async fn write(self: &Arc<Self>, key: &str, cmd: Cmd) -> Reply {
-        let lane = self.conn.is_cluster().then(|| Slot::for_key(key));
+        let lane = self.conn.slot(key);
         let (tx, rx) = oneshot::channel();
         if self.lanes.push(&lane, Pending { cmd, reply: tx }) {
             let this = Arc::clone(self);

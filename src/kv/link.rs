@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use redis::aio::ConnectionLike;
+use redis::cluster_routing::Slot;
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use tokio::time::Instant;
 
@@ -92,9 +93,10 @@ impl Connection {
             .await
     }
 
-    /// Whether this is a Redis Cluster, whose keys live on different nodes.
-    pub(super) fn is_cluster(&self) -> bool {
-        matches!(self.shared.connector, Connector::Cluster { .. })
+    /// The cluster hash slot `key` lives in; `None` when this is not a Redis Cluster (one
+    /// node holds every key).
+    pub(super) fn slot(&self, key: &str) -> Option<Slot> {
+        matches!(self.shared.connector, Connector::Cluster { .. }).then(|| Slot::for_key(key))
     }
 }
 

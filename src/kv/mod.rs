@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionLike as _;
+use redis::cluster_routing::Slot;
 use redis::{Cmd, RedisError, Value};
 
 use crate::config::{Durability, RedisSettings};
@@ -87,6 +88,12 @@ impl Kv {
     /// Whether Redis answers now (a cluster: any of its primaries), within the deadline.
     pub async fn ping(&self) -> Result<(), String> {
         answer(self.conn.ping()).await
+    }
+
+    /// The cluster hash slot `key` lives in; `None` when Redis is not a cluster (one node
+    /// holds every key). Keys of one slot can go in one command.
+    pub fn slot(&self, key: &str) -> Option<Slot> {
+        self.conn.slot(key)
     }
 
     /// Run `cmd`, a write to the keys of `key`'s slot, and answer once it is as durable

@@ -1,5 +1,6 @@
-//! Enqueues to one stream, grouped: the messages waiting for a stream go to Redis in one
-//! script call, and the next group forms while that one is out (a group commit).
+//! Enqueues grouped per hash slot (one group for every stream when Redis is not a
+//! cluster): the messages waiting for a slot go to Redis in one script call, and the next
+//! group forms while that one is out (a group commit).
 //!
 //! Each message is still acknowledged only once Redis answered the script that carried it
 //! (and, with `redis.durability`, once the replicas confirmed it). A script that fails
@@ -12,6 +13,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use redis::cluster_routing::Slot;
 use redis::Value;
 use tokio::sync::oneshot;
 
@@ -27,7 +29,7 @@ const MAX_GROUP_BYTES: usize = 1 << 20;
 
 /// Dedup and append, for each message of a group, in one atomic step.
 ///
-/// KEYS: the stream, then one dedup key per message. ARGV: the dedup TTL in ms, the number
+/// KEYS: per message, its stream and its dedup key. ARGV: the dedup TTL in ms, the number
 /// of fields n, the n field names, then n values per message. Returns one line per
 /// message, in order: `0<id>` for a new entry, `1<id>` (the original entry's id) for a
 /// delivery already enqueued.
@@ -39,23 +41,24 @@ const ENQUEUE_SCRIPT: &str = r#"
 local n = tonumber(ARGV[2])
 local names = {unpack(ARGV, 3, 2 + n)}
 local out = {}
-for i = 2, #KEYS do
-  local seen = redis.call('GET', KEYS[i])
+for m = 1, #KEYS / 2 do
+  local stream, dedup = KEYS[2 * m - 1], KEYS[2 * m]
+  local seen = redis.call('GET', dedup)
   if seen then
-    local ttl = redis.call('PTTL', KEYS[i])
+    local ttl = redis.call('PTTL', dedup)
     if ttl > 0 then
-      redis.call('PEXPIRE', KEYS[i], ttl)
+      redis.call('PEXPIRE', dedup, ttl)
     end
     out[#out + 1] = '1' .. seen
   else
     local entry = {}
-    local base = 2 + n * (i - 1)
+    local base = 2 + n * m
     for f = 1, n do
       entry[2 * f - 1] = names[f]
       entry[2 * f] = ARGV[base + f]
     end
-    local id = redis.call('XADD', KEYS[1], '*', unpack(entry))
-    redis.call('SET', KEYS[i], id, 'PX', ARGV[1])
+    local id = redis.call('XADD', stream, '*', unpack(entry))
+    redis.call('SET', dedup, id, 'PX', ARGV[1])
     out[#out + 1] = '0' .. id
   end
 end
@@ -65,15 +68,16 @@ return table.concat(out, '\n')
 /// What the script answers for one message: its entry id, and whether it was a duplicate.
 pub(super) type Reply = Result<(String, bool), String>;
 
-/// The Redis queue's enqueues, grouped per stream.
+/// The Redis queue's enqueues, grouped per hash slot.
 pub(super) struct Groups {
     kv: Kv,
     dedup_ttl_ms: u64,
-    streams: Lanes<String, Waiting>,
+    slots: Lanes<Option<Slot>, Waiting>,
 }
 
 /// A message waiting for its group.
 struct Waiting {
+    stream: String,
     dedup: String,
     values: Values,
     reply: oneshot::Sender<Reply>,
@@ -122,7 +126,7 @@ impl Groups {
         Groups {
             kv,
             dedup_ttl_ms,
-            streams: Lanes::default(),
+            slots: Lanes::default(),
         }
     }
 
@@ -130,7 +134,7 @@ impl Groups {
         &self.kv
     }
 
-    /// Enqueue `msg` to `stream` under `dedup` with the next group of its stream.
+    /// Enqueue `msg` to `stream` under `dedup` with the next group of its slot.
     pub(super) async fn enqueue(
         self: &Arc<Self>,
         stream: String,
@@ -138,16 +142,18 @@ impl Groups {
         msg: &QueueMessage<'_>,
     ) -> Reply {
         let (tx, rx) = oneshot::channel();
+        let slot = self.kv.slot(&stream);
         let waiting = Waiting {
+            stream,
             dedup,
             values: Values::of(msg),
             reply: tx,
         };
-        if self.streams.push(&stream, waiting) {
+        if self.slots.push(&slot, waiting) {
             let this = Arc::clone(self);
             tokio::spawn(async move {
-                let send = |group| this.send_group(&stream, group);
-                this.streams.drain(stream.clone(), group_size, send).await;
+                let send = |group| this.send_group(group);
+                this.slots.drain(slot, group_size, send).await;
             });
         }
         // Every group's command has its connection's deadline, so an answer comes; a
@@ -158,15 +164,16 @@ impl Groups {
 
     /// One script for the group; each caller gets its message's line of the answer, or the
     /// error that failed the group.
-    async fn send_group(&self, stream: &str, group: Vec<Waiting>) {
+    async fn send_group(&self, group: Vec<Waiting>) {
         // A message whose caller gave up is not sent.
         let group: Vec<Waiting> = group.into_iter().filter(|w| !w.reply.is_closed()).collect();
-        if group.is_empty() {
+        let Some(first) = group.first() else {
             return;
+        };
+        let mut keys = Vec::with_capacity(2 * group.len());
+        for w in &group {
+            keys.extend([w.stream.as_str(), w.dedup.as_str()]);
         }
-        let mut keys = Vec::with_capacity(1 + group.len());
-        keys.push(stream);
-        keys.extend(group.iter().map(|w| w.dedup.as_str()));
         let values: usize = group.iter().map(|w| w.values.len()).sum();
         let names: usize = QueueMessage::FIELD_NAMES.iter().map(|n| n.len()).sum();
         // The TTL and the field count (at most 20 digits each), the names, the values.
@@ -181,7 +188,8 @@ impl Groups {
                 cmd.arg(value);
             }
         }
-        let answer = self.kv.write(stream, cmd).await;
+        // Every key of the group is in the first stream's slot.
+        let answer = self.kv.write(&first.stream, cmd).await;
         let mut lines = match answer.and_then(|reply| lines(reply, group.len())) {
             Ok(lines) => Ok(lines.into_iter()),
             Err(e) => Err(e),

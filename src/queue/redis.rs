@@ -1,7 +1,7 @@
 //! The Redis Streams queue: one stream per (room, queue), shared by every instance.
 //!
 //! Owns the enqueue (dedup and XADD in one atomic script, on keys that share the stream's
-//! hash tag, so it runs on one cluster node; messages to one stream go in groups,
+//! hash tag, so it runs on one cluster node; messages go in groups per hash slot,
 //! [`super::group`]) and the stream statistics. Where
 //! Redis is, the deadlines and the replicas a write must reach are the shared Redis's
 //! ([`crate::kv`]). It must report success only after Redis answered the script (and
@@ -41,7 +41,7 @@ impl RedisQueue {
         }
     }
 
-    /// Dedup and XADD with the next group of the stream ([`super::group`]); `Ok` only
+    /// Dedup and XADD with the next group of the stream's slot ([`super::group`]); `Ok` only
     /// once Redis has answered the script that carried it (and enough replicas hold the
     /// entry).
     pub async fn enqueue(&self, msg: &QueueMessage<'_>) -> Result<Enqueued, QueueError> {
