@@ -2,8 +2,7 @@
 //! sends its groups one after the other, and what arrives while a group is out goes
 //! together in the next one.
 //!
-//! The queue groups enqueues per hash slot ([`crate::queue`]); durable writes group per
-//! hash slot behind one `WAIT` ([`crate::kv`]).
+//! The queue groups its enqueues per hash slot with it ([`crate::queue`]).
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -96,14 +96,15 @@ impl Kv {
         self.conn.slot(key)
     }
 
-    /// Run `cmd`, a write to the keys of `key`'s slot, and answer once it is as durable
+    /// Run `cmd`, a write to the keys of one hash slot, and answer once it is as durable
     /// as `redis.durability` asks: with `replicas: 0` when the primary has it; otherwise
     /// once `WAIT` on the same connection has seen that many replicas hold it. Fewer
     /// replicas within the durability timeout, like any other failure, is an `Err` (for
-    /// the log). A server error reply is an `Err` too.
-    pub async fn write(&self, key: &str, cmd: Cmd) -> Result<Value, String> {
+    /// the log). A server error reply is an `Err` too. Each call pays for its own `WAIT`:
+    /// a caller with many writes groups them first.
+    pub async fn write(&self, cmd: Cmd) -> Result<Value, String> {
         match &self.durable {
-            Some(writer) => writer.write(key, cmd).await,
+            Some(writer) => writer.write(cmd).await,
             None => {
                 let mut conn = self.conn.clone();
                 let reply = answer(conn.req_packed_command(&cmd)).await?;

@@ -167,9 +167,9 @@ impl Groups {
     async fn send_group(&self, group: Vec<Waiting>) {
         // A message whose caller gave up is not sent.
         let group: Vec<Waiting> = group.into_iter().filter(|w| !w.reply.is_closed()).collect();
-        let Some(first) = group.first() else {
+        if group.is_empty() {
             return;
-        };
+        }
         let mut keys = Vec::with_capacity(2 * group.len());
         for w in &group {
             keys.extend([w.stream.as_str(), w.dedup.as_str()]);
@@ -188,8 +188,8 @@ impl Groups {
                 cmd.arg(value);
             }
         }
-        // Every key of the group is in the first stream's slot.
-        let answer = self.kv.write(&first.stream, cmd).await;
+        // Every key of the group is in one slot, so the command goes to one node.
+        let answer = self.kv.write(cmd).await;
         let mut lines = match answer.and_then(|reply| lines(reply, group.len())) {
             Ok(lines) => Ok(lines.into_iter()),
             Err(e) => Err(e),
