@@ -4,8 +4,9 @@
 //! (nginx and others fold `_` and `-`, which lets `X_MESHAGENT_USER` impersonate), every
 //! client copy of `X-MESHAGENT-*` is dropped, hop-by-hop headers are removed, and the
 //! client address is read from a trusted proxy's `X-Forwarded-For` (what the service is
-//! told of the hop is [`crate::forwarded`]'s). Pure functions over a `HeaderMap`; it must
-//! not decide authorization.
+//! told of the hop is [`crate::forwarded`]'s). [`Names`] reads a message's field names
+//! once, and each step acts only on what that pass found. Pure functions over a
+//! `HeaderMap`; it must not decide authorization.
 
 use std::net::IpAddr;
 
@@ -17,6 +18,9 @@ pub const X_MESHAGENT_API_SCOPE: HeaderName = HeaderName::from_static("x-meshage
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 const IDENTITY_PREFIX: &str = "x-meshagent-";
+
+/// roomgate's own fields (the embed token): never a service's.
+const ROOMGATE_PREFIX: &str = "x-roomgate-";
 
 const HOPS: usize = 8;
 
@@ -33,75 +37,110 @@ static HOP_BY_HOP: [HeaderName; HOPS] = [
     http::header::TRANSFER_ENCODING,
 ];
 
-/// A header the request may not carry.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("header names may not contain '_'")]
-pub struct InvalidHeader;
-
-/// Refuse header names containing `_` (they alias `-` names in other proxies and CGI).
-pub fn check_header_names(headers: &HeaderMap) -> Result<(), InvalidHeader> {
-    if headers.keys().any(|k| k.as_str().contains('_')) {
-        return Err(InvalidHeader);
-    }
-    Ok(())
+/// What one pass over a message's field names found. Each hygiene step then looks up or
+/// changes only what is there: nearly every request carries none of it, and a lookup by
+/// name costs a hash, where the pass costs a few comparisons per field.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Names {
+    underscore: bool,
+    identity: bool,
+    /// Which of [`HOP_BY_HOP`] are present.
+    hops: [bool; HOPS],
+    upgrade: bool,
+    roomgate: bool,
+    cookie: bool,
 }
 
-/// Remove every `X-MESHAGENT-*` header, whatever its case (names are lowercased by `http`).
-pub fn strip_identity_headers(headers: &mut HeaderMap) {
-    if !headers
-        .keys()
-        .any(|k| k.as_str().starts_with(IDENTITY_PREFIX))
-    {
-        return;
-    }
-    let spoofed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with(IDENTITY_PREFIX))
-        .cloned()
-        .collect();
-    for name in spoofed {
-        headers.remove(name);
-    }
-}
-
-/// Remove hop-by-hop headers and every header named in `Connection`. `Upgrade` is kept
-/// only when `keep_upgrade` (a WebSocket handshake being forwarded), and then
-/// `Connection: upgrade` is set for the next hop.
-///
-/// One pass over the names finds what is there, so a message that carries at most
-/// `Connection: keep-alive` (nearly all of them) costs no allocation and at most one
-/// removal.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let mut present = [false; HOPS];
-    let mut upgrade = false;
-    for name in headers.keys() {
-        match hop_index(name.as_str()) {
-            Some(HOPS) => upgrade = true,
-            Some(i) => present[i] = true,
-            None => {}
+impl Names {
+    pub fn of(headers: &HeaderMap) -> Names {
+        let mut names = Names::default();
+        for name in headers.keys() {
+            let name = name.as_str();
+            // No early exit: the compiler compares a name's bytes many at a time.
+            names.underscore |= name.bytes().fold(false, |seen, b| seen | (b == b'_'));
+            // The first byte rules out nearly every name at once.
+            match name.as_bytes().first() {
+                Some(b'x') => {
+                    names.identity |= name.starts_with(IDENTITY_PREFIX);
+                    names.roomgate |= name.starts_with(ROOMGATE_PREFIX);
+                }
+                Some(b'c') if name == "cookie" => names.cookie = true,
+                Some(b'c' | b'k' | b'p' | b't' | b'u') => match hop_index(name) {
+                    Some(HOPS) => names.upgrade = true,
+                    Some(i) => names.hops[i] = true,
+                    None => {}
+                },
+                _ => {}
+            }
         }
+        names
     }
-    if present[0]
-        && !headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .all(|v| names_nothing(v.as_bytes()))
-    {
-        let listed: Vec<HeaderName> = listed_fields(connection_tokens(headers)).collect();
-        for name in listed {
+
+    /// A name with `_`: such a request is refused (`_` and `-` alias in other proxies and
+    /// CGI, so `X_MESHAGENT_USER` could pass for the identity header).
+    pub fn underscore(&self) -> bool {
+        self.underscore
+    }
+
+    /// An `Upgrade` field.
+    pub fn upgrade(&self) -> bool {
+        self.upgrade
+    }
+
+    /// A name in roomgate's own `x-roomgate-` space (the embed token's).
+    pub fn roomgate(&self) -> bool {
+        self.roomgate
+    }
+
+    /// A `Cookie` field.
+    pub fn cookie(&self) -> bool {
+        self.cookie
+    }
+
+    /// Remove every `X-MESHAGENT-*` header, whatever its case (names are lowercased by
+    /// `http`).
+    pub fn strip_identity(&self, headers: &mut HeaderMap) {
+        if !self.identity {
+            return;
+        }
+        let spoofed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with(IDENTITY_PREFIX))
+            .cloned()
+            .collect();
+        for name in spoofed {
             headers.remove(name);
         }
     }
-    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
-        headers.remove(name);
-    }
-    if upgrade && !keep_upgrade {
-        headers.remove(http::header::UPGRADE);
-    } else if upgrade {
-        headers.insert(
-            http::header::CONNECTION,
-            HeaderValue::from_static("upgrade"),
-        );
+
+    /// Remove hop-by-hop headers and every header named in `Connection`. `Upgrade` is
+    /// kept only when `keep_upgrade` (a WebSocket handshake being forwarded), and then
+    /// `Connection: upgrade` is set for the next hop. A message that carries at most
+    /// `Connection: keep-alive` (nearly all of them) costs no allocation and at most one
+    /// removal.
+    pub fn strip_hop_by_hop(&self, headers: &mut HeaderMap, keep_upgrade: bool) {
+        if self.hops[0]
+            && !headers
+                .get_all(http::header::CONNECTION)
+                .iter()
+                .all(|v| names_nothing(v.as_bytes()))
+        {
+            let listed: Vec<HeaderName> = listed_fields(connection_tokens(headers)).collect();
+            for name in listed {
+                headers.remove(name);
+            }
+        }
+        for (name, _) in HOP_BY_HOP.iter().zip(self.hops).filter(|(_, p)| *p) {
+            headers.remove(name);
+        }
+        if self.upgrade && !keep_upgrade {
+            headers.remove(http::header::UPGRADE);
+        } else if self.upgrade {
+            headers.insert(
+                http::header::CONNECTION,
+                HeaderValue::from_static("upgrade"),
+            );
+        }
     }
 }
 
@@ -246,11 +285,30 @@ mod tests {
 
     #[test]
     fn underscore_header_names_are_refused() {
+        assert!(Names::of(&map(&[("X_MESHAGENT_USER", "mallory")])).underscore());
+        assert!(!Names::of(&map(&[("x-ok", "1"), ("x-a-b", "2")])).underscore());
+    }
+
+    #[test]
+    fn one_pass_sees_each_kind_of_name() {
+        let none = Names::of(&map(&[("host", "a"), ("x-roomgatex", "1")]));
+        assert!(!none.upgrade() && !none.roomgate() && !none.cookie() && !none.identity);
+        let all = Names::of(&map(&[
+            ("Upgrade", "websocket"),
+            ("X-Roomgate-Embed-Token", "t"),
+            ("Cookie", "a=b"),
+            ("x-meshagent-user", "m"),
+            ("te", "trailers"),
+        ]));
+        assert!(all.upgrade() && all.roomgate() && all.cookie() && all.identity);
         assert_eq!(
-            check_header_names(&map(&[("X_MESHAGENT_USER", "mallory")])),
-            Err(InvalidHeader)
+            all.hops,
+            [false, false, false, false, false, true, false, false]
         );
-        assert_eq!(check_header_names(&map(&[("x-ok", "1")])), Ok(()));
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            let seen = Names::of(&map(&[(name.as_str(), "1")]));
+            assert!(seen.hops[i], "{name}");
+        }
     }
 
     #[test]
@@ -261,7 +319,7 @@ mod tests {
             ("X-MESHAGENT-ANYTHING", "1"),
             ("x-other", "kept"),
         ]);
-        strip_identity_headers(&mut h);
+        Names::of(&h).strip_identity(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-other"));
     }
@@ -274,7 +332,7 @@ mod tests {
             ("X-MeshAgent-Assertion", "eyJhbGciOiJub25lIn0.e30."),
             ("x-meshagent-embed-session", "es_forged"),
         ]);
-        strip_identity_headers(&mut h);
+        Names::of(&h).strip_identity(&mut h);
         assert!(h.is_empty());
     }
 
@@ -288,7 +346,7 @@ mod tests {
             ("upgrade", "websocket"),
             ("x-end-to-end", "kept"),
         ]);
-        strip_hop_by_hop(&mut h, false);
+        Names::of(&h).strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-end-to-end"));
     }
@@ -315,7 +373,7 @@ mod tests {
                 ("close", "an end-to-end header named like a token"),
                 ("x-end-to-end", "kept"),
             ]);
-            strip_hop_by_hop(&mut h, false);
+            Names::of(&h).strip_hop_by_hop(&mut h, false);
             let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
             left.sort_unstable();
             assert_eq!(left, ["close", "x-end-to-end"], "Connection: {value}");
@@ -330,7 +388,7 @@ mod tests {
             ("x-secret-hop", "1"),
             ("x-end-to-end", "kept"),
         ]);
-        strip_hop_by_hop(&mut h, false);
+        Names::of(&h).strip_hop_by_hop(&mut h, false);
         let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["x-end-to-end"]);
     }

@@ -21,7 +21,7 @@ STEPS = [
     ("headers::ensure_request_id (UUID, getrandom)", r"headers::ensure_request_id"),
     ("getrandom syscall", r"getrandom"),
     ("header hygiene (check/strip/forwarded)",
-     r"(headers::(check_header_names|strip_identity_headers|strip_hop_by_hop|strip_cookie)|forwarded::decide)"),
+     r"(headers::(Names::of|Names::strip_identity|Names::strip_hop_by_hop|strip_cookie)|forwarded::decide)"),
     ("route resolve + canonical host/path + rebuild_uri",
      r"route::|RouteTable|canonical_(host|path)|rebuild_uri"),
     ("set_identity (X-MESHAGENT-* headers, api scope to_string)", r"proxy::set_identity"),

@@ -31,7 +31,6 @@ use crate::error::ProxyError;
 use crate::forwarded::Forwarded;
 use crate::pool::{Pool, PoolError};
 use crate::telemetry::{LivenessLabels, Metrics};
-use crate::websocket;
 pub(crate) use response::cleaned;
 
 /// Where a request goes, and what goes with it.
@@ -42,6 +41,9 @@ pub struct To<'a> {
     pub route: &'a Arc<String>,
     /// The forwarding fields the service is sent beside the request's own.
     pub forwarded: &'a Forwarded<'a>,
+    /// A WebSocket handshake ([`crate::websocket::is_handshake`]): tunnelled once the
+    /// service answers `101`.
+    pub handshake: bool,
 }
 
 /// Timeouts the forwarder applies.
@@ -213,7 +215,7 @@ impl Upstreams {
         let scope = req.extensions_mut().remove::<TunnelScope>();
         // The tunnel and the cold-start wait are boxed: rare, and their state would
         // otherwise size (and be copied with) the future of every request.
-        let rare: Pin<Box<dyn Future<Output = _> + Send + 'a>> = if is_upgrade(&req) {
+        let rare: Pin<Box<dyn Future<Output = _> + Send + 'a>> = if to.handshake {
             Box::pin(async move { self.tunnel(to, req, limits, scope).await.map_err(fail) })
         } else if let Some(liveness) = &port.liveness {
             Box::pin(self.through_cold_start(to, liveness, req, limits, metrics))
@@ -373,11 +375,6 @@ fn absolute_uri(req: &mut Request<Body>, port: &PortSpec) -> Result<(), http::Er
 fn replayable_size(req: &Request<Body>, max: u64) -> bool {
     use http_body::Body as _;
     req.body().size_hint().upper().is_some_and(|n| n <= max)
-}
-
-/// True for a WebSocket handshake, the one switch of protocols roomgate tunnels.
-pub fn is_upgrade(req: &Request<Body>) -> bool {
-    websocket::is_handshake(req.headers())
 }
 
 /// True for a gRPC call (`application/grpc`, `application/grpc+proto`, ...).

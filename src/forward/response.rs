@@ -18,6 +18,7 @@ pub(crate) fn cleaned(resp: Response<Incoming>) -> Response<Body> {
     let mut resp = resp.map(|b| b.map_err(BodyError::new).boxed());
     let coded = resp.headers().contains_key(header::TRANSFER_ENCODING);
     settle_length(resp.headers_mut(), coded);
-    crate::headers::strip_hop_by_hop(resp.headers_mut(), false);
+    let names = crate::headers::Names::of(resp.headers());
+    names.strip_hop_by_hop(resp.headers_mut(), false);
     resp
 }

@@ -375,7 +375,7 @@ mod tests {
     }
 
     /// `close`, `keep-alive` and `upgrade` in `Connection` name no field to remove, as
-    /// for every other message roomgate passes on (`headers::strip_hop_by_hop`).
+    /// for every other message roomgate passes on (`headers::Names::strip_hop_by_hop`).
     #[test]
     fn connection_options_name_no_field() {
         let h = head(

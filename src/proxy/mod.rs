@@ -148,7 +148,9 @@ async fn pipeline<'s>(
 ) -> Result<Response<Body>, ProxyError> {
     let (mut parts, body) = req.into_parts();
 
-    if headers::check_header_names(&parts.headers).is_err() {
+    // One pass over the names: the steps below act only on what is there.
+    let names = headers::Names::of(&parts.headers);
+    if names.underscore() {
         return Err(ProxyError::InvalidHeader("underscore in a header name"));
     }
     // roomgate is no forward proxy: the one CONNECT it takes is an RFC 8441 WebSocket.
@@ -226,9 +228,9 @@ async fn pipeline<'s>(
 
     let config = &state.config;
     // Only a WebSocket handshake keeps `Upgrade`; any other is stripped as hop-by-hop.
-    let upgrade = websocket::is_handshake(&parts.headers);
-    headers::strip_identity_headers(&mut parts.headers);
-    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    let upgrade = names.upgrade() && websocket::is_handshake(&parts.headers);
+    names.strip_identity(&mut parts.headers);
+    names.strip_hop_by_hop(&mut parts.headers, upgrade);
     let trusted = headers::is_trusted(conn.peer.ip(), &config.file.trusted_proxies);
     let forwarded = forwarded::decide(
         &mut parts.headers,
@@ -397,8 +399,12 @@ async fn pipeline<'s>(
         outcome.auth = "denied";
         return Err(ProxyError::Auth(auth::AuthError::InvalidToken));
     }
-    crate::cookies::strip(&mut parts.headers, &NOT_FORWARDED_COOKIES);
-    if parts.headers.remove(embed::decide::TOKEN_HEADER).is_some() || in_embed_mode {
+    if names.cookie() {
+        crate::cookies::strip(&mut parts.headers, &NOT_FORWARDED_COOKIES);
+    }
+    let token_sent =
+        names.roomgate() && parts.headers.remove(embed::decide::TOKEN_HEADER).is_some();
+    if token_sent || in_embed_mode {
         // The embed token is a credential of roomgate's, not the service's, unless the
         // port asks for it.
         if !resolved.policy.forward_authorization
@@ -447,6 +453,7 @@ async fn pipeline<'s>(
         port: resolved.port,
         route: resolved.domain,
         forwarded: &forwarded,
+        handshake: upgrade || connect == Connect::WebSocket,
     };
     let result = Box::pin(
         shared
