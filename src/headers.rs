@@ -20,7 +20,7 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const IDENTITY_PREFIX: &str = "x-meshagent-";
 
 /// roomgate's own fields (the embed token): never a service's.
-const ROOMGATE_PREFIX: &str = "x-roomgate-";
+pub const ROOMGATE_PREFIX: &str = "x-roomgate-";
 
 const HOPS: usize = 8;
 

@@ -25,7 +25,6 @@ pub mod fuzzing;
 pub mod headers;
 pub mod ingest;
 pub mod kv;
-pub mod lanes;
 pub mod pages;
 pub mod pool;
 pub mod probe;

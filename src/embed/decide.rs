@@ -16,7 +16,8 @@ use crate::auth::{AuthError, Identity};
 
 /// The cookie a launch sets: Secure, HttpOnly, SameSite=None, Partitioned, Path=/.
 pub const COOKIE: &str = "__Host-roomgate_embed";
-/// The header that carries the access token.
+/// The header that carries the access token. It is in [`crate::headers::ROOMGATE_PREFIX`]'s
+/// space: the pipeline looks for it only when a field of that space is present.
 pub const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-roomgate-embed-token");
 /// The header that tells the service which embed session a request came through.
 pub const SESSION_HEADER: HeaderName = HeaderName::from_static("x-meshagent-embed-session");
@@ -109,6 +110,13 @@ pub fn admit(
 mod tests {
     use super::*;
     use crate::headers::header_map;
+
+    #[test]
+    fn the_token_header_is_one_of_roomgates_own() {
+        assert!(TOKEN_HEADER
+            .as_str()
+            .starts_with(crate::headers::ROOMGATE_PREFIX));
+    }
 
     const T: &str = "mtok_aaaaaaaaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 

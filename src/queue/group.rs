@@ -17,9 +17,9 @@ use redis::cluster_routing::Slot;
 use redis::Value;
 use tokio::sync::oneshot;
 
+use super::lanes::Lanes;
 use super::QueueMessage;
 use crate::kv::{eval, Kv};
-use crate::lanes::Lanes;
 
 /// Most messages in one group.
 const MAX_GROUP: usize = 64;

@@ -7,6 +7,7 @@
 //! never put a body, a header value or a Redis URL in an error or a log line.
 
 mod group;
+mod lanes;
 mod memory;
 mod message;
 mod redis;

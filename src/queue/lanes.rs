@@ -2,7 +2,7 @@
 //! sends its groups one after the other, and what arrives while a group is out goes
 //! together in the next one.
 //!
-//! The queue groups its enqueues per hash slot with it ([`crate::queue`]).
+//! The queue groups its enqueues per hash slot with it ([`super::group`]).
 
 use std::collections::HashMap;
 use std::future::Future;
